@@ -1,0 +1,5 @@
+"""Entry point for ``python -m vaultside``."""
+
+from vaultside.cli.main import main
+
+main()

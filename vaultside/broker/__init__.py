@@ -1,0 +1,1 @@
+"""Secret sources: the local store and Vault/OpenBao brokers behind one reference syntax."""

@@ -1,0 +1,1 @@
+"""The ``vaultside`` command line."""

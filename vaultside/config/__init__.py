@@ -1,0 +1,1 @@
+"""Configuration: one Settings object built in the CLI and handed to wiring."""

@@ -1,0 +1,103 @@
+"""Settings: env prefix ``VAULTSIDE_``, nested with ``__``, optional ``vaultside.toml``.
+
+Sections are plain ``BaseModel``s. Secret material is never a plain ``str`` here: it is a
+``SecretStr`` or, preferably, a path to a file read by the component that needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ServerSettings(BaseModel):
+    """The HTTP listener."""
+
+    listen: str = "127.0.0.1:8200"
+    unix_socket: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    tls_require_client_cert: bool = False
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class StorageSettings(BaseModel):
+    """Where ciphertext lives."""
+
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    path: Path = Path("vaultside.db")
+    postgres_dsn: SecretStr | None = None
+    postgres_dsn_file: Path | None = None
+    postgres_pool_min: int = 1
+    postgres_pool_max: int = 10
+
+
+class SealSettings(BaseModel):
+    """Where the root key comes from."""
+
+    kind: Literal["file", "passphrase", "vault-transit"] = "file"
+    key_file: Path = Path("vaultside.key")
+    passphrase_file: Path | None = None
+    transit_broker: str | None = None
+    transit_mount: str = "transit"
+    transit_key: str = "vaultside"
+
+
+class AuditSettings(BaseModel):
+    """Where audit records go; the HMAC key keeps values out of them."""
+
+    file: Path | None = Path("audit.log")
+    hmac_key_file: Path | None = None
+    stdout: bool = False
+
+
+class KVSettings(BaseModel):
+    """Limits of the local secret store."""
+
+    max_value_bytes: int = Field(default=64 * 1024, ge=1)
+    default_max_versions: int = Field(default=10, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything vaultside can be told. Built once, in the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VAULTSIDE_",
+        env_nested_delimiter="__",
+        toml_file="vaultside.toml",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path(".")
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    seal: SealSettings = SealSettings()
+    audit: AuditSettings = AuditSettings()
+    kv: KVSettings = KVSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def resolve(self, path: Path) -> Path:
+        """A configured path made absolute against ``data_dir``."""
+        return path if path.is_absolute() else (self.data_dir / path)

@@ -1,0 +1,1 @@
+"""Durable storage of untrusted bytes; everything above the barrier sees plaintext."""

@@ -68,6 +68,31 @@ class KVSettings(BaseModel):
     default_max_versions: int = Field(default=10, ge=0)
 
 
+class BrokerSettings(BaseModel):
+    """One named Vault/OpenBao connection (``brokers.<name>``); credentials are file paths."""
+
+    address: str
+    namespace: str | None = None
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    request_timeout: float = Field(default=10.0, gt=0)
+    auth_method: Literal["token", "approle", "jwt"] = "token"
+    auth_mount: str | None = None
+    token_file: Path | None = None
+    role_id_file: Path | None = None
+    secret_id_file: Path | None = None
+    secret_id_wrapped: bool = False
+    jwt_file: Path | None = None
+    jwt_role: str | None = None
+    kv_versions: dict[str, Literal[1, 2]] = {}
+    cache_ttl: float = Field(default=30.0, ge=0)
+    cache_ttls: dict[str, float] = {}
+    max_staleness: float = Field(default=300.0, ge=0)
+    renew_fraction: float = Field(default=2 / 3, gt=0, lt=1)
+
+
 class Settings(BaseSettings):
     """Everything vaultside can be told. Built once, in the CLI."""
 
@@ -86,6 +111,7 @@ class Settings(BaseSettings):
     seal: SealSettings = SealSettings()
     audit: AuditSettings = AuditSettings()
     kv: KVSettings = KVSettings()
+    brokers: dict[str, BrokerSettings] = {}
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,105 @@
+"""``vaultside policy``: write, read, list, delete.
+
+A policy file is JSON (``{"rules": [{"path": ..., "capabilities": [...]}]}``) or TOML with
+``[[rules]]`` tables; ``-`` reads it from stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from typing import Any
+
+import click
+
+from vaultside.cli.commands.secret import read_file_arg
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    fail,
+    print_json,
+    print_table,
+    run_client,
+)
+from vaultside.client import VaultsideClient
+
+
+def parse_policy_text(text: str, source: str) -> list[dict[str, Any]]:
+    """The ``rules`` of a JSON or TOML policy document (a bare JSON list is accepted too)."""
+    doc: Any
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            fail(f"{source} is neither JSON nor TOML: {exc}", EXIT_INVALID)
+    rules = doc if isinstance(doc, list) else doc.get("rules") if isinstance(doc, dict) else None
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        fail(f"{source}: expected a 'rules' list of {{path, capabilities}} objects", EXIT_INVALID)
+    return rules
+
+
+@click.group("policy")
+def cli() -> None:
+    """Manage access policies (path globs → capabilities)."""
+
+
+@cli.command("write")
+@click.argument("name")
+@click.argument("source")
+def write(name: str, source: str) -> None:
+    """Create or replace policy NAME from a JSON/TOML FILE, or '-' for stdin."""
+    text = sys.stdin.read() if source == "-" else read_file_arg(source, "policy")
+    rules = parse_policy_text(text, "stdin" if source == "-" else source)
+
+    async def call(c: VaultsideClient) -> None:
+        await c.write_policy(name, rules)
+
+    run_client(call)
+    click.echo(f"wrote policy {name}")
+
+
+@cli.command("read")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def read(name: str, as_json: bool) -> None:
+    """Show a policy's rules."""
+
+    async def call(c: VaultsideClient) -> dict[str, Any]:
+        return await c.read_policy(name)
+
+    doc = run_client(call)
+    if as_json:
+        print_json(doc)
+        return
+    rows = [(r.get("path", ""), ", ".join(r.get("capabilities", []))) for r in doc.get("rules", [])]
+    print_table(("Path", "Capabilities"), rows, title=f"policy {name}")
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_(as_json: bool) -> None:
+    """List policy names."""
+
+    async def call(c: VaultsideClient) -> list[str]:
+        return await c.list_policies()
+
+    names = run_client(call)
+    if as_json:
+        print_json(names)
+    else:
+        for n in names:
+            click.echo(n)
+
+
+@cli.command("delete")
+@click.argument("name")
+def delete(name: str) -> None:
+    """Delete a policy."""
+
+    async def call(c: VaultsideClient) -> None:
+        await c.delete_policy(name)
+
+    run_client(call)
+    click.echo(f"deleted policy {name}")

@@ -1,0 +1,71 @@
+# vaultside: `make run` starts a dev server, `make test` runs every check.
+# Works on a fresh Debian 12 (Python 3.11) as root; idempotent and quick when all is installed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= .data
+TEST_PACKAGES := docker.io busybox-static postgresql wrk
+PYTEST_ARGS ?=
+
+.PHONY: help run venv dev-deps system-deps lint unit integration test bench clean
+
+help:
+	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
+	@echo "make test         install dev deps + Debian packages, then lint, mypy and all tests"
+	@echo "make lint         ruff check, ruff format --check, mypy (strict)"
+	@echo "make unit         unit tests only (no services)"
+	@echo "make integration  integration tests (real dockerd, OpenBao, PostgreSQL)"
+	@echo "make bench        run every benchmark in bench/"
+
+# python3-venv provides ensurepip; Debian's python3 lacks it by default.
+$(PY):
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || scripts/ensure-debian-packages python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+dev-deps: $(VENV)/.installed-dev
+
+system-deps:
+	@scripts/ensure-debian-packages $(TEST_PACKAGES)
+
+run: venv
+	@mkdir -p $(DATA_DIR) && chmod 700 $(DATA_DIR)
+	VAULTSIDE_DATA_DIR=$(abspath $(DATA_DIR)) exec $(VENV)/bin/vaultside serve --dev
+
+lint: dev-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: dev-deps
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+integration: dev-deps system-deps
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+# pytest exits 5 when it collects nothing: that fails the target like any other error.
+test: dev-deps system-deps lint
+	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+
+bench: dev-deps system-deps
+	@shopt -s nullglob; benches=(bench/bench_*.py); \
+	if [[ $${#benches[@]} -eq 0 ]]; then echo "no bench/bench_*.py found" >&2; exit 1; fi; \
+	for b in "$${benches[@]}"; do echo "== $$b"; $(PY) "$$b"; done
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,1 @@
+"""vaultside test suite: unit/ (no services) and integration/ (real services)."""

@@ -1,0 +1,1 @@
+"""Integration tests against real dockerd, OpenBao, PostgreSQL and vaultside processes."""

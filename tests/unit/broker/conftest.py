@@ -1,0 +1,115 @@
+"""Broker unit-test fakes: a dict storage backend and a fake Vault lease engine (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import Sequence
+
+import pytest
+
+from vaultside.broker.vault import UpstreamSecret
+from vaultside.clock import FakeClock
+from vaultside.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
+from vaultside.storage.base import Delete, Op, Put, Record
+
+
+class DictStorage:
+    """A small, real in-memory StorageBackend."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Record] = {}
+        self._rev = itertools.count(1)
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def get(self, key: str) -> Record | None:
+        return self.data.get(key)
+
+    async def put(self, key: str, value: bytes, *, expect_revision: int | None = None) -> int:
+        rev = next(self._rev)
+        self.data[key] = Record(value, rev)
+        return rev
+
+    async def delete(self, key: str, *, expect_revision: int | None = None) -> bool:
+        return self.data.pop(key, None) is not None
+
+    async def list(self, prefix: str, *, after: str = "", limit: int | None = None) -> list[str]:
+        return sorted(k for k in self.data if k.startswith(prefix) and k > after)[:limit]
+
+    async def write_batch(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            if isinstance(op, Put):
+                await self.put(op.key, op.value)
+            elif isinstance(op, Delete):
+                await self.delete(op.key)
+
+    async def try_lock(self, name: str, holder: str, ttl: float) -> bool:
+        return True
+
+    async def unlock(self, name: str, holder: str) -> None:
+        return None
+
+
+class FakeLeaseEngine:
+    """Simulates a Vault dynamic-secrets engine: TTL, max TTL, renewal, revocation, outages."""
+
+    def __init__(self, clock: FakeClock, *, ttl: float = 60, max_ttl: float = 300) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self.max_ttl = max_ttl
+        self.leases: dict[str, tuple[float, float]] = {}  # id -> (expires_at, max_expires_at)
+        self.issued = 0
+        self.renewals: list[tuple[str, float]] = []
+        self.revoked: list[str] = []
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise UpstreamUnavailableError("broker 'fake' is unreachable")
+
+    async def issue(self, key: str) -> UpstreamSecret:
+        await asyncio.sleep(0)
+        self._check()
+        self.issued += 1
+        now = self.clock.now()
+        lease_id = f"{key}/{self.issued}"
+        self.leases[lease_id] = (now + self.ttl, now + self.max_ttl)
+        data = {"username": f"u{self.issued}", "password": secrets.token_hex(8)}
+        return UpstreamSecret(data, lease_id, lease_id, self.ttl, True)
+
+    async def renew(self, lease_id: str, increment: float) -> tuple[float, bool]:
+        self._check()
+        now = self.clock.now()
+        if lease_id not in self.leases or self.leases[lease_id][0] <= now:
+            raise UpstreamError("lease not found or lease is not renewable")
+        _, max_at = self.leases[lease_id]
+        granted = min(increment, max_at - now)
+        self.leases[lease_id] = (now + granted, max_at)
+        self.renewals.append((lease_id, now))
+        return granted, True
+
+    async def revoke(self, lease_id: str) -> None:
+        self._check()
+        if self.leases.pop(lease_id, None) is None:
+            raise NotFoundError("no such lease")
+        self.revoked.append(lease_id)
+
+    def valid(self, lease_id: str) -> bool:
+        exp = self.leases.get(lease_id)
+        return exp is not None and exp[0] > self.clock.now()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def storage() -> DictStorage:
+    return DictStorage()

@@ -1,0 +1,159 @@
+"""LeaseManager on a fake clock: renewal at 2/3 TTL, replacement before max TTL, revocation,
+persistence across a restart, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from vaultside.broker.leases import Lease, LeaseManager
+from vaultside.clock import FakeClock
+
+from .conftest import DictStorage, FakeLeaseEngine
+
+KEY = "database/creds/app"
+
+
+def manager(engine: FakeLeaseEngine, storage: DictStorage, clock: FakeClock) -> LeaseManager:
+    return LeaseManager("b", engine, storage, clock, retry_interval=2)
+
+
+async def test_acquire_is_single_flight_and_shared(clock: FakeClock, storage: DictStorage) -> None:
+    engine = FakeLeaseEngine(clock)
+    leases = manager(engine, storage, clock)
+    got = await asyncio.gather(*(leases.acquire(KEY) for _ in range(50)))
+    assert engine.issued == 1
+    assert len({lease.lease_id for lease in got}) == 1
+    await leases.close()
+
+
+async def test_renews_at_two_thirds_of_ttl(clock: FakeClock, storage: DictStorage) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
+    leases = manager(engine, storage, clock)
+    lease = await leases.acquire(KEY)
+    start = clock.now()
+    await clock.advance(39)
+    assert engine.renewals == []
+    await clock.advance(2)
+    assert [round(t - start) for _, t in engine.renewals] == [40]
+    await clock.advance(40)
+    assert [round(t - start) for _, t in engine.renewals] == [40, 80]
+    assert engine.valid(lease.lease_id)
+    await leases.close()
+
+
+async def test_replaced_before_max_ttl_and_subscribers_told(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=150)
+    leases = manager(engine, storage, clock)
+    seen: list[Lease] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease)
+
+    first = await leases.acquire(KEY)
+    leases.subscribe(KEY, on_new)
+    for _ in range(40):
+        await clock.advance(5)
+        assert leases.current(KEY) is not None
+        assert engine.valid(leases.current(KEY).lease_id)  # type: ignore[union-attr]
+    # 200 s in: the first lease hit its 150 s max TTL, a replacement came before it expired.
+    assert seen and seen[0].lease_id != first.lease_id
+    assert seen[0].data["username"] != first.data["username"]
+    assert engine.issued >= 2
+    await leases.close()
+
+
+async def test_unsubscribed_lease_is_dropped_not_replaced(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=100)
+    leases = manager(engine, storage, clock)
+    await leases.acquire(KEY)
+    await clock.advance(200)
+    assert engine.issued == 1
+    assert leases.current(KEY) is None
+    assert storage.data == {}
+    await leases.close()
+
+
+async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) -> None:
+    engine = FakeLeaseEngine(clock)
+    leases = manager(engine, storage, clock)
+    lease = await leases.acquire(KEY)
+
+    async def ignore(_: Lease) -> None:
+        return None
+
+    a, b = leases.subscribe(KEY, ignore), leases.subscribe(KEY, ignore)
+    await leases.unsubscribe(a)
+    assert engine.revoked == []
+    await leases.unsubscribe(b)
+    assert engine.revoked == [lease.lease_id]
+    assert leases.current(KEY) is None and storage.data == {}
+    await leases.close()
+
+
+async def test_survives_restart_through_storage(clock: FakeClock, storage: DictStorage) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
+    before = manager(engine, storage, clock)
+    lease = await before.acquire(KEY)
+    await before.close()
+    assert len(storage.data) == 1
+    record = json.loads(next(iter(storage.data.values())).value)
+    assert record["lease_id"] == lease.lease_id
+
+    after = manager(engine, storage, clock)
+    assert await after.load() == 1
+    await asyncio.sleep(0)  # let the renewal task start its (fake) sleep
+    again = await after.acquire(KEY)
+    assert again.lease_id == lease.lease_id and engine.issued == 1
+    await clock.advance(41)
+    assert engine.renewals and engine.renewals[-1][0] == lease.lease_id
+    await after.close()
+
+
+async def test_expired_persisted_lease_is_discarded(clock: FakeClock, storage: DictStorage) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60)
+    before = manager(engine, storage, clock)
+    await before.acquire(KEY)
+    await before.close()
+    clock._now += 120  # time passes while vaultside is down
+    after = manager(engine, storage, clock)
+    assert await after.load() == 0
+    assert storage.data == {}
+    await after.close()
+
+
+async def test_outage_retries_renewal_until_upstream_returns(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
+    leases = manager(engine, storage, clock)
+    lease = await leases.acquire(KEY)
+    engine.down = True
+    await clock.advance(45)
+    assert engine.renewals == []
+    engine.down = False
+    await clock.advance(3)
+    assert engine.renewals and engine.valid(lease.lease_id)
+    await leases.close()
+
+
+async def test_lost_lease_is_replaced_for_subscribers(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
+    leases = manager(engine, storage, clock)
+    first = await leases.acquire(KEY)
+    seen: list[str] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease.lease_id)
+
+    leases.subscribe(KEY, on_new)
+    del engine.leases[first.lease_id]  # revoked behind our back
+    await clock.advance(41)
+    assert len(seen) == 1 and seen[0] != first.lease_id
+    await leases.close()

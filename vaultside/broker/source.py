@@ -1,0 +1,231 @@
+"""Named brokers in front of Vault/OpenBao, and the ``SecretSource`` for ``vault:`` references.
+
+A ``Broker`` is one configured connection: its hvac client, its own auth, a read cache (KV) and
+a lease manager (dynamic secrets). ``BrokerRegistry`` maps names to brokers and resolves
+references. Mount kinds come from ``kv_versions`` in config or are detected once per mount.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vaultside.broker.auth import BrokerAuth
+from vaultside.broker.base import ResolvedSecret
+from vaultside.broker.cache import SecretCache
+from vaultside.broker.leases import Lease, LeaseManager
+from vaultside.broker.vault import MountInfo, UpstreamSecret, VaultClient
+from vaultside.clock import Clock
+from vaultside.config.settings import BrokerSettings
+from vaultside.errors import InvalidRequestError, NotFoundError, SealedError
+from vaultside.refs import SecretRef
+from vaultside.storage.base import StorageBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokeredRead:
+    """One brokered secret: all its fields, plus version, staleness and lease info."""
+
+    data: dict[str, str] = field(repr=False)
+    version: str
+    kind: Literal["kv1", "kv2", "dynamic"]
+    stale: bool = False
+    age: float = 0.0
+    lease_id: str | None = None
+    lease_duration: float | None = None
+    expires_at: float | None = None
+    renewable: bool = False
+
+
+class Broker:
+    """One named Vault/OpenBao connection with its auth, cache and leases."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: BrokerSettings,
+        storage: StorageBackend,
+        clock: Clock,
+        *,
+        client: VaultClient | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock
+        self.client = client or VaultClient(name, settings)
+        self.auth = BrokerAuth(self.client, settings, clock)
+        self.cache: SecretCache[UpstreamSecret] = SecretCache(
+            clock, broker=name, max_staleness=settings.max_staleness
+        )
+        self.leases = LeaseManager(
+            name, self, storage, clock, renew_fraction=settings.renew_fraction
+        )
+        self._mounts: dict[str, MountInfo] = {
+            m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
+        }
+        self._auth_task: asyncio.Task[None] | None = None
+        self._leases_loaded = False
+        self._load_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Start the token renewal loop and pick up persisted leases (if storage is unsealed)."""
+        if self._auth_task is None:
+            self._auth_task = asyncio.get_running_loop().create_task(self.auth.run())
+        with contextlib.suppress(SealedError):
+            await self._load_leases()
+
+    async def close(self) -> None:
+        """Stop background work and close connections (leases stay valid and persisted)."""
+        if self._auth_task is not None:
+            self._auth_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._auth_task
+            self._auth_task = None
+        await self.leases.close()
+        self.client.close()
+
+    async def _load_leases(self) -> None:
+        if self._leases_loaded:
+            return
+        async with self._load_lock:
+            if not self._leases_loaded:
+                count = await self.leases.load()
+                self._leases_loaded = True
+                if count:
+                    log.info("broker_leases_loaded", extra={"broker": self.name, "count": count})
+
+    def ttl_for(self, mount: str, path: str) -> float:
+        """The cache TTL for a secret: the longest matching ``cache_ttls`` prefix, else default."""
+        full = f"{mount}/{path}"
+        best, ttl = -1, self.settings.cache_ttl
+        for prefix, value in self.settings.cache_ttls.items():
+            p = prefix.strip("/")
+            if (full == p or full.startswith(p + "/")) and len(p) > best:
+                best, ttl = len(p), value
+        return ttl
+
+    async def mount_info(self, mount: str) -> MountInfo:
+        """The engine behind ``mount``: configured, or detected once and remembered."""
+        info = self._mounts.get(mount)
+        if info is None:
+            info = await self.auth.call(lambda: self.client.mount_info(mount))
+            if not info.kind:
+                raise NotFoundError(f"broker {self.name!r}: no secrets engine at {mount!r}")
+            self._mounts[mount] = info
+        return info
+
+    async def read(self, mount: str, path: str, version: int | None = None) -> BrokeredRead:
+        """Every field of a brokered secret (cached KV, or the shared dynamic lease)."""
+        info = await self.mount_info(mount)
+        if info.kind != "kv":
+            if version is not None:
+                raise InvalidRequestError(
+                    f"versions apply to KV secrets only; {mount!r} is a {info.kind} engine"
+                )
+            await self._load_leases()
+            lease = await self.leases.acquire(f"{mount}/{path}")
+            return self._lease_read(lease)
+        if info.kv_version == 1 and version is not None:
+            raise InvalidRequestError(f"{mount!r} is a KV v1 mount: secrets have no versions")
+        if info.kv_version == 2:
+
+            async def fetch() -> UpstreamSecret:
+                return await self.auth.call(lambda: self.client.read_kv2(mount, path, version))
+        else:
+
+            async def fetch() -> UpstreamSecret:
+                return await self.auth.call(lambda: self.client.read_kv1(mount, path))
+
+        result = await self.cache.get((mount, path, version), self.ttl_for(mount, path), fetch)
+        kind: Literal["kv1", "kv2"] = "kv2" if info.kv_version == 2 else "kv1"
+        secret = result.value
+        return BrokeredRead(secret.data, secret.version, kind, result.stale, result.age)
+
+    @staticmethod
+    def _lease_read(lease: Lease) -> BrokeredRead:
+        return BrokeredRead(
+            lease.data,
+            lease.lease_id,
+            "dynamic",
+            lease_id=lease.lease_id,
+            lease_duration=lease.duration,
+            expires_at=lease.expires_at,
+            renewable=lease.renewable,
+        )
+
+    async def read_metadata(self, mount: str, path: str) -> dict[str, object]:
+        """KV v2 metadata (versions, times, custom metadata) — never values."""
+        info = await self.mount_info(mount)
+        if info.kind != "kv" or info.kv_version != 2:
+            raise InvalidRequestError(
+                f"metadata is only kept by KV v2 mounts; {mount!r} is not one"
+            )
+        return await self.auth.call(lambda: self.client.read_kv2_metadata(mount, path))
+
+    # --- LeaseUpstream --------------------------------------------------------------------------
+
+    async def issue(self, key: str) -> UpstreamSecret:
+        """Read ``<mount>/<path>`` upstream, issuing a new lease."""
+        mount, _, path = key.partition("/")
+        return await self.auth.call(lambda: self.client.read_generic(mount, path))
+
+    async def renew(self, lease_id: str, increment: float) -> tuple[float, bool]:
+        """Renew a lease upstream."""
+        return await self.auth.call(lambda: self.client.renew_lease(lease_id, increment))
+
+    async def revoke(self, lease_id: str) -> None:
+        """Revoke a lease upstream."""
+        await self.auth.call(lambda: self.client.revoke_lease(lease_id))
+
+
+class BrokerRegistry:
+    """The configured brokers by name; the ``SecretSource`` for ``vault:`` references."""
+
+    def __init__(self, brokers: dict[str, Broker]) -> None:
+        self.brokers = brokers
+
+    @classmethod
+    def from_settings(
+        cls, settings: dict[str, BrokerSettings], storage: StorageBackend, clock: Clock
+    ) -> BrokerRegistry:
+        """One ``Broker`` per configured entry."""
+        return cls({name: Broker(name, s, storage, clock) for name, s in settings.items()})
+
+    def get(self, name: str) -> Broker:
+        """The broker called ``name``; ``InvalidRequestError`` naming the configured ones."""
+        broker = self.brokers.get(name)
+        if broker is None:
+            known = ", ".join(sorted(self.brokers)) or "none"
+            raise InvalidRequestError(f"unknown broker {name!r} (configured: {known})")
+        return broker
+
+    async def start(self) -> None:
+        """Start every broker."""
+        for broker in self.brokers.values():
+            await broker.start()
+
+    async def close(self) -> None:
+        """Close every broker."""
+        for broker in self.brokers.values():
+            await broker.close()
+
+    async def resolve(self, ref: SecretRef) -> ResolvedSecret:
+        """The value of one field of a ``vault:`` reference."""
+        if ref.scheme != "vault" or ref.broker is None or ref.mount is None:
+            raise InvalidRequestError(f"not a vault reference: {ref}")
+        read = await self.get(ref.broker).read(ref.mount, ref.path, ref.version)
+        if ref.field not in read.data:
+            raise InvalidRequestError(f"{ref} has no field {ref.field!r}")
+        return ResolvedSecret(
+            ref,
+            read.data[ref.field],
+            read.version,
+            lease_id=read.lease_id,
+            expires_at=read.expires_at,
+            stale=read.stale,
+        )

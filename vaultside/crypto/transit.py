@@ -1,0 +1,88 @@
+"""The ``vault-transit`` seal: the root key is wrapped by an OpenBao/Vault transit key.
+
+The wrapped root key (transit ciphertext, useless without the transit key) lives in a file.
+``root_key`` unwraps it through the broker; when OpenBao is unreachable it raises
+``SealedError`` so the server stays sealed (503) — the server keeps calling the barrier's
+``unseal`` (see ``unseal_until_ready``) and unseals by itself once OpenBao answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from vaultside.broker.source import Broker
+from vaultside.clock import Clock
+from vaultside.errors import ConflictError, SealedError, UpstreamError, UpstreamUnavailableError
+
+log = logging.getLogger(__name__)
+
+ROOT_KEY_BYTES = 32
+
+
+class TransitSeal:
+    """A ``Seal`` whose root key is unwrapped by a transit key of a named broker."""
+
+    kind = "vault-transit"
+
+    def __init__(self, broker: Broker, *, mount: str, key: str, wrapped_key_file: Path) -> None:
+        self._broker = broker
+        self._mount = mount
+        self._key = key
+        self._path = wrapped_key_file
+
+    async def init(self) -> None:
+        """Create, wrap and store a random root key; ``ConflictError`` if one exists."""
+        if self._path.exists():
+            raise ConflictError(f"wrapped root key already exists at {str(self._path)!r}")
+        # SECURITY: the plaintext root key never touches disk; only transit ciphertext does.
+        root = secrets.token_bytes(ROOT_KEY_BYTES)
+        client = self._broker.client
+        wrapped = await self._broker.auth.call(
+            lambda: client.transit_encrypt(self._mount, self._key, root)
+        )
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(wrapped + "\n")
+
+    async def root_key(self) -> bytes:
+        """Unwrap the root key; ``SealedError`` with the reason if that is not possible now."""
+        try:
+            wrapped = self._path.read_text().strip()
+        except FileNotFoundError as exc:
+            raise SealedError(
+                f"transit seal: no wrapped root key at {str(self._path)!r} (initialize first)"
+            ) from exc
+        client = self._broker.client
+        try:
+            root = await self._broker.auth.call(
+                lambda: client.transit_decrypt(self._mount, self._key, wrapped)
+            )
+        except UpstreamUnavailableError as exc:
+            raise SealedError(f"transit seal: {exc.message}") from exc
+        except UpstreamError as exc:
+            raise SealedError(f"transit seal: cannot unwrap the root key ({exc.message})") from exc
+        if len(root) != ROOT_KEY_BYTES:
+            raise SealedError("transit seal: unwrapped root key has the wrong length")
+        return root
+
+
+async def unseal_until_ready(
+    unseal: Callable[[], Awaitable[None]], clock: Clock, *, interval: float = 2.0
+) -> None:
+    """Call ``unseal`` until it stops raising ``SealedError`` (run as a background task)."""
+    while True:
+        try:
+            await unseal()
+            log.info("unsealed")
+            return
+        except asyncio.CancelledError:
+            raise
+        except SealedError as exc:
+            log.warning("still_sealed", extra={"reason": exc.message, "retry_in": interval})
+            await clock.sleep(interval)

@@ -93,6 +93,33 @@ class BrokerSettings(BaseModel):
     renew_fraction: float = Field(default=2 / 3, gt=0, lt=1)
 
 
+class AdmissionSettings(BaseModel):
+    """Admission rules for secret delivery: each deny / warn / off."""
+
+    privileged: Literal["deny", "warn", "off"] = "deny"
+    root_user: Literal["deny", "warn", "off"] = "warn"
+    docker_socket: Literal["deny", "warn", "off"] = "deny"
+    no_limits: Literal["deny", "warn", "off"] = "warn"
+    writable_rootfs: Literal["deny", "warn", "off"] = "warn"
+    image_not_allowed: Literal["deny", "warn", "off"] = "deny"
+    image_findings: Literal["deny", "warn", "off"] = "warn"
+    allowed_images: list[str] = []
+
+
+class InjectSettings(BaseModel):
+    """The Docker volume plugin (``vaultside plugin``) and its admission policy."""
+
+    plugin_name: str = Field(default="vaultside", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    plugin_socket_dir: Path = Path("/run/docker/plugins")
+    state_dir: Path = Path("inject")
+    mount_root: Path = Path("/run/vaultside/volumes")
+    roles_file: Path | None = None
+    docker_host: str | None = None
+    docker_data_root: Path | None = None
+    audit_file: Path = Path("inject-audit.log")
+    admission: AdmissionSettings = AdmissionSettings()
+
+
 class Settings(BaseSettings):
     """Everything vaultside can be told. Built once, in the CLI."""
 
@@ -112,6 +139,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     kv: KVSettings = KVSettings()
     brokers: dict[str, BrokerSettings] = {}
+    inject: InjectSettings = InjectSettings()
 
     @classmethod
     def settings_customise_sources(

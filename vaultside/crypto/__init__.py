@@ -1,0 +1,1 @@
+"""Envelope encryption: a sealed root key unlocks a keyring of data keys that encrypt records."""

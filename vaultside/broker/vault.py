@@ -105,6 +105,9 @@ class VaultClient:
         # The authenticated client; ``_anon`` never carries a token (logins, unwrap).
         self._client = hvac.Client(**kwargs)
         self._anon = hvac.Client(**kwargs)
+        # SECURITY: hvac falls back to VAULT_TOKEN / ~/.vault-token; never pick up ambient tokens.
+        self._client.token = None
+        self._anon.token = None
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"hvac-{name}")
 
     def set_token(self, token: str | None) -> None:

@@ -1,0 +1,129 @@
+"""Dynamic database credentials through a REAL OpenBao database engine and REAL PostgreSQL:
+the credentials connect, get renewed, survive a vaultside restart (persisted encrypted),
+are replaced before their max TTL with subscribers told, and stop working once revoked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import hvac
+import pytest
+
+from vaultside.broker.leases import Lease
+from vaultside.broker.source import Broker
+from vaultside.clock import SystemClock
+from vaultside.config.settings import BrokerSettings
+from vaultside.crypto.barrier import Barrier
+from vaultside.crypto.seal import FileSeal, init_key_file
+from vaultside.storage.sqlite import SqliteStorage
+
+from .services.openbao import OpenBaoServer
+from .services.postgres import PostgresCluster
+
+pytestmark = [pytest.mark.openbao, pytest.mark.postgres]
+
+
+def setup_database_engine(openbao: OpenBaoServer, pg: PostgresCluster) -> None:
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("database")
+    client.secrets.database.configure(
+        name="pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{pg.port}/postgres?sslmode=disable",
+        username=pg.user,
+        password=pg.password,
+        allowed_roles=["app"],
+    )
+    client.secrets.database.create_role(
+        name="app",
+        db_name="pg",
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+            "VALID UNTIL '{{expiration}}';"
+        ],
+        default_ttl="4s",
+        max_ttl="11s",
+    )
+
+
+async def can_connect(pg: PostgresCluster, creds: dict[str, str]) -> bool:
+    try:
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=pg.port, user=creds["username"],
+            password=creds["password"], database="postgres", timeout=5,
+        )  # fmt: skip
+    except (asyncpg.PostgresError, OSError):
+        return False
+    try:
+        return await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
+    raw = SqliteStorage(tmp_path / "vaultside.db")
+    init_key_file(tmp_path / "root.key")
+    b = Barrier(raw, FileSeal(tmp_path / "root.key"))
+    await b.open()
+    await b.unseal()
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+async def test_database_credentials_lifecycle(
+    openbao: OpenBaoServer, postgres: PostgresCluster, barrier: Barrier, tmp_path: Path
+) -> None:
+    setup_database_engine(openbao, postgres)
+    (tmp_path / "token").write_text(openbao.root_token)
+    settings = BrokerSettings(address=openbao.addr, token_file=tmp_path / "token")
+
+    broker = Broker("corp", settings, barrier, SystemClock())
+    await broker.start()
+    issued_at = time.time()
+    first = await broker.read("database", "creds/app")
+    assert first.kind == "dynamic" and first.lease_id and first.lease_duration == 4
+    assert await can_connect(postgres, first.data)
+    again = await broker.read("database", "creds/app")
+    assert again.lease_id == first.lease_id  # one shared lease, not one per read
+
+    await asyncio.sleep(5.5)  # past the 4 s TTL: only renewal (VALID UNTIL pushed) lets it in
+    assert await can_connect(postgres, first.data)
+    await broker.close()
+
+    # The lease is persisted through the barrier: encrypted at rest, picked up by a new broker.
+    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("vaultside.db*"))
+    assert first.data["password"].encode() not in db_bytes
+    broker = Broker("corp", BrokerSettings(address=openbao.addr, token_file=tmp_path / "token"),
+                    barrier, SystemClock())  # fmt: skip
+    await broker.start()
+    try:
+        resumed = await broker.read("database", "creds/app")
+        assert resumed.lease_id == first.lease_id and resumed.data == first.data
+
+        delivered: list[Lease] = []
+        got_new = asyncio.Event()
+
+        async def on_new(lease: Lease) -> None:
+            delivered.append(lease)
+            got_new.set()
+
+        sub = broker.leases.subscribe("database/creds/app", on_new)
+        await asyncio.wait_for(got_new.wait(), timeout=15)  # before the 11 s max TTL runs out
+        new = delivered[0]
+        assert new.lease_id != first.lease_id and new.data["username"] != first.data["username"]
+        assert await can_connect(postgres, new.data)
+
+        await broker.leases.unsubscribe(sub)  # the last consumer is gone: revoke
+        assert not await can_connect(postgres, new.data)
+        await asyncio.sleep(max(0.0, issued_at + 12 - time.time()))  # past the old max TTL
+    finally:
+        await broker.close()
+    assert not await can_connect(postgres, first.data)  # expired at its max TTL upstream

@@ -1,0 +1,1 @@
+"""Secret delivery into containers: Docker volume plugin, sidecar, admission policy."""

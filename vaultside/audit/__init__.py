@@ -1,0 +1,1 @@
+"""Audit: one redacted, hash-chained record per request, written before the response."""

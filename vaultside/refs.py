@@ -101,3 +101,8 @@ def parse_ref(ref: str) -> SecretRef:
     _check_segments(ref, mount, "mount")
     _check_segments(ref, path, "path")
     return SecretRef("vault", path, field, version, broker=broker, mount=mount)
+
+
+def vault_ref(broker: str, mount: str, path: str, field: str = "_") -> SecretRef:
+    """A ``vault`` reference from its parts (e.g. an API path), validated like ``parse_ref``."""
+    return parse_ref(f"vault:{broker}/{mount}/{path}#{field}")

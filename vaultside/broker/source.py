@@ -74,10 +74,14 @@ class Broker:
 
     async def start(self) -> None:
         """Start the token renewal loop and pick up persisted leases (if storage is unsealed)."""
-        if self._auth_task is None:
-            self._auth_task = asyncio.get_running_loop().create_task(self.auth.run())
+        self._start_auth()
         with contextlib.suppress(SealedError):
             await self._load_leases()
+
+    def _start_auth(self) -> None:
+        # Also called on first use, so a broker works without an explicit ``start``.
+        if self._auth_task is None:
+            self._auth_task = asyncio.get_running_loop().create_task(self.auth.run())
 
     async def close(self) -> None:
         """Stop background work and close connections (leases stay valid and persisted)."""
@@ -121,6 +125,7 @@ class Broker:
 
     async def read(self, mount: str, path: str, version: int | None = None) -> BrokeredRead:
         """Every field of a brokered secret (cached KV, or the shared dynamic lease)."""
+        self._start_auth()
         info = await self.mount_info(mount)
         if info.kind != "kv":
             if version is not None:

@@ -1,0 +1,77 @@
+"""``/v1/broker``: secrets read from Vault/OpenBao through a named broker.
+
+``GET /v1/broker/{broker}/{mount}/{path}[?version=N]`` needs ``read`` on the policy path
+``broker/{broker}/{mount}/{path}``; ``GET .../{path}:metadata`` returns KV v2 metadata (no
+values). Apps need only a vaultside token: the broker's own Vault token never leaves it.
+A value served from cache while the upstream is unreachable carries ``X-Vaultside-Stale: true``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vaultside.api.body import json_response
+from vaultside.api.state import SERVICES, authorize
+from vaultside.broker.source import BrokerRegistry
+from vaultside.errors import InvalidRequestError
+from vaultside.kv.models import rfc3339
+from vaultside.refs import vault_ref
+
+_METADATA = ":metadata"
+
+
+def _registry(request: web.Request) -> BrokerRegistry:
+    source = request.app[SERVICES].sources.get("vault")
+    if not isinstance(source, BrokerRegistry):
+        raise InvalidRequestError("no brokers are configured")
+    return source
+
+
+def _version(request: web.Request) -> int | None:
+    unknown = sorted(set(request.query) - {"version"})
+    if unknown:
+        raise InvalidRequestError(f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+    text = request.query.get("version")
+    if text is None or text == "0":
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidRequestError("query parameter 'version' must be a positive integer")
+    return int(text)
+
+
+async def read_brokered(request: web.Request) -> web.Response:
+    """One brokered secret (all fields), or its KV v2 metadata with ``:metadata``."""
+    raw = request.match_info["path"]
+    metadata = raw.endswith(_METADATA)
+    path = raw.removesuffix(_METADATA) if metadata else raw
+    ref = vault_ref(request.match_info["broker"], request.match_info["mount"], path)
+    version = _version(request)
+    await authorize(request, ref.policy_path, "read")
+    broker = _registry(request).get(ref.broker or "")
+    mount = ref.mount or ""
+    if metadata:
+        return json_response({"metadata": await broker.read_metadata(mount, ref.path)})
+    read = await broker.read(mount, ref.path, version)
+    lease = None
+    if read.lease_id is not None:
+        lease = {
+            "lease_id": read.lease_id,
+            "lease_duration": read.lease_duration,
+            "expires_time": rfc3339(read.expires_at) if read.expires_at else None,
+            "renewable": read.renewable,
+        }
+    body = {
+        "data": read.data,
+        "metadata": {"version": read.version, "kind": read.kind, "stale": read.stale},
+        "lease": lease,
+    }
+    response = json_response(body)
+    if read.stale:
+        response.headers["X-Vaultside-Stale"] = "true"
+        response.headers["Age"] = str(int(read.age))
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/v1/broker/...``."""
+    app.router.add_get("/v1/broker/{broker}/{mount}/{path:.+}", read_brokered)

@@ -1,0 +1,79 @@
+"""``vaultside audit verify`` and ``vaultside audit hash``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vaultside.audit.hmac import AuditHasher, load_or_create_key
+from vaultside.audit.sinks import AuditBroker, FileSink
+from vaultside.cli.main import cli
+from vaultside.config.settings import Settings
+from vaultside.wiring import audit_key_file
+
+from .conftest import make_event
+
+
+async def _write_log(path: Path, key_file: Path, planted: str, n: int = 4) -> None:
+    broker = AuditBroker([FileSink(path)], AuditHasher(load_or_create_key(key_file)))
+    for i in range(n):
+        await broker.log(make_event(i, token=planted))
+    await broker.close()
+
+
+async def test_hash_matches_log_via_stdin_and_arg(tmp_path: Path, planted: str) -> None:
+    log, key = tmp_path / "audit.log", tmp_path / "audit.key"
+    await _write_log(log, key, planted)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["audit", "hash", "--key-file", str(key)], input=planted + "\n")
+    assert out.exit_code == 0, out.output
+    digest = out.output.strip()
+    assert digest.startswith("hmac-sha256:")
+    assert json.loads(log.read_text().splitlines()[0])["extra"]["token"] == digest
+    out2 = runner.invoke(cli, ["audit", "hash", "--key-file", str(key), planted])
+    assert out2.output.strip() == digest
+    out3 = runner.invoke(cli, ["audit", "hash", "--key-file", str(key), "-"], input=planted)
+    assert out3.output.strip() == digest
+
+
+def test_hash_default_key_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mp = monkeypatch
+    mp.chdir(tmp_path)
+    mp.setenv("VAULTSIDE_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["audit", "hash", "x"])
+    assert missing.exit_code != 0 and "no audit key file" in missing.output
+    (tmp_path / "data").mkdir()
+
+    key = load_or_create_key(audit_key_file(Settings()))
+    ok = runner.invoke(cli, ["audit", "hash", "x"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.strip() == AuditHasher(key).hash("x")
+
+
+async def test_verify_ok_and_broken(tmp_path: Path, planted: str) -> None:
+    log, key = tmp_path / "audit.log", tmp_path / "audit.key"
+    await _write_log(log, key, planted, n=5)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "verify", str(log)])
+    assert ok.exit_code == 0 and "OK: 5 records" in ok.output
+    okj = runner.invoke(cli, ["audit", "verify", "--json", str(log)])
+    assert json.loads(okj.output)["ok"] is True
+
+    lines = log.read_text().splitlines()
+    del lines[1]
+    lines[2] = lines[2].replace('"status":200', '"status":404')
+    log.write_text("\n".join(lines) + "\n")
+    bad = runner.invoke(cli, ["audit", "verify", str(log)])
+    assert bad.exit_code == 1
+    assert "audit chain broken: 2 problem(s) in 4 records (lines 2, 3)" in bad.output
+    badj = runner.invoke(cli, ["audit", "verify", "--json", str(log)])
+    assert badj.exit_code == 1
+    doc = json.loads(badj.output[: badj.output.rindex("}") + 1])
+    assert doc["ok"] is False and len(doc["problems"]) == 2
+
+    missing = runner.invoke(cli, ["audit", "verify", str(tmp_path / "nope")])
+    assert missing.exit_code == 2

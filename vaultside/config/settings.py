@@ -57,8 +57,11 @@ class AuditSettings(BaseModel):
     """Where audit records go; the HMAC key keeps values out of them."""
 
     file: Path | None = Path("audit.log")
+    # None means ``<data_dir>/audit-hmac.key`` (see ``wiring.audit_key_file``).
     hmac_key_file: Path | None = None
     stdout: bool = False
+    # fsync the audit file after each batch (durable across power loss; slower).
+    fsync: bool = False
 
 
 class KVSettings(BaseModel):

@@ -47,10 +47,13 @@ run: venv
 	@mkdir -p $(DATA_DIR) && chmod 700 $(DATA_DIR)
 	VAULTSIDE_DATA_DIR=$(abspath $(DATA_DIR)) exec $(VENV)/bin/vaultside serve --dev
 
+# All three checks run (so one run shows every problem); any failure fails the target.
 lint: dev-deps
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	@status=0; \
+	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
+	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 unit: dev-deps
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,185 @@
+"""The pipeline: request ids, auth failures, error boundary, seal gate, audit fail-closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets as rnd
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from vaultside.api.app import create_app
+from vaultside.api.state import SEAL_STATE, SERVICES
+from vaultside.crypto.seal import init_key_file
+from vaultside.wiring import build_services
+
+from .conftest import Api, make_settings
+
+
+async def _errors(resp) -> list[str]:  # type: ignore[no-untyped-def]
+    body = await resp.json()
+    assert body["request_id"] == resp.headers["X-Request-Id"]
+    errors: list[str] = body["errors"]
+    return errors
+
+
+async def test_every_response_has_a_request_id(api: Api) -> None:
+    for method, path in [
+        ("GET", "/v1/sys/health"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/openapi.json"),
+        ("GET", "/v1/secrets/nope"),
+        ("GET", "/v1/no/such/route"),
+        ("PATCH", "/v1/secrets/a"),
+    ]:
+        resp = await api.client.request(method, path, headers=api.auth())
+        assert len(resp.headers["X-Request-Id"]) >= 16, path
+    ids = set()
+    for _ in range(5):
+        resp = await api.client.get("/v1/sys/health")
+        ids.add(resp.headers["X-Request-Id"])
+    assert len(ids) == 5
+
+
+async def test_unknown_route_404_and_wrong_method_405(api: Api) -> None:
+    resp = await api.client.get("/v1/no/such/route", headers=api.auth())
+    assert resp.status == 404
+    assert "no route" in (await _errors(resp))[0]
+    resp = await api.client.patch("/v1/secrets/a", headers=api.auth())
+    assert resp.status == 405
+    assert "PATCH" in (await _errors(resp))[0]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer vs.wrongwrongwrongwrongwrongwrongwrong12"},
+        {"X-Vaultside-Token": "not-a-token"},
+    ],
+)
+async def test_absent_or_wrong_token_is_403(api: Api, headers: dict[str, str]) -> None:
+    resp = await api.client.get("/v1/secrets/a", headers=headers)
+    assert resp.status == 403
+    assert "permission denied" in (await _errors(resp))[0]
+
+
+async def test_x_vaultside_token_header_is_accepted(api: Api) -> None:
+    resp = await api.client.get(
+        "/v1/auth/token/lookup-self", headers={"X-Vaultside-Token": api.root}
+    )
+    assert resp.status == 200
+
+
+async def test_expired_and_revoked_tokens_are_403(api: Api) -> None:
+    short = await api.token("default", ttl=10.0)
+    assert (
+        await api.client.get("/v1/auth/token/lookup-self", headers=api.auth(short))
+    ).status == 200
+    await api.clock.advance(11)
+    assert (
+        await api.client.get("/v1/auth/token/lookup-self", headers=api.auth(short))
+    ).status == 403
+
+    victim = await api.token("default")
+    resp = await api.client.post(
+        "/v1/auth/token/revoke", json={"token": victim}, headers=api.auth()
+    )
+    assert resp.status == 204
+    resp = await api.client.get("/v1/auth/token/lookup-self", headers=api.auth(victim))
+    assert resp.status == 403
+
+
+async def test_repeated_failures_are_throttled(api: Api) -> None:
+    bad = {"Authorization": "Bearer vs.wrongwrongwrongwrongwrongwrongwrong12"}
+    statuses = []
+    for _ in range(40):
+        task = asyncio.ensure_future(api.client.get("/v1/secrets/a", headers=bad))
+        while not task.done():
+            await api.clock.advance(10)
+            await asyncio.sleep(0.001)
+        statuses.append((await task).status)
+    assert 429 in statuses
+    assert statuses[0] == 403
+
+
+async def test_internal_error_hides_the_message_and_logs_the_request_id(
+    make_api,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    leaked = "leak-" + rnd.token_hex(8)
+    data_dir = (await make_api()).settings.data_dir.parent / "boom"
+    data_dir.mkdir()
+    settings = make_settings(data_dir)
+    init_key_file(settings.resolve(settings.seal.key_file))
+    app = create_app(build_services(settings))
+
+    async def boom(request: web.Request) -> web.Response:
+        raise ValueError(leaked)
+
+    app.router.add_get("/v1/boom", boom)
+    async with TestClient(TestServer(app)) as client:
+        root, _ = await app[SERVICES].tokens.create_root()
+        with caplog.at_level(logging.ERROR):
+            resp = await client.get("/v1/boom", headers={"Authorization": f"Bearer {root}"})
+        assert resp.status == 500
+        body = await resp.text()
+        assert leaked not in body
+        assert json.loads(body)["errors"] == ["internal error"]
+        rid = resp.headers["X-Request-Id"]
+        assert any(getattr(r, "request_id", None) == rid for r in caplog.records)
+        assert leaked not in caplog.text
+
+
+async def test_sealed_answers_503_and_unseals_when_the_key_appears(make_api) -> None:  # type: ignore[no-untyped-def]
+    api: Api = await make_api(key=False)
+    resp = await api.client.get("/v1/secrets/a", headers={"Authorization": "Bearer x"})
+    assert resp.status == 503
+    assert "sealed" in (await _errors(resp))[0]
+    resp = await api.client.get("/v1/sys/health")
+    assert resp.status == 503
+    assert (await resp.json())["sealed"] is True
+    resp = await api.client.get("/v1/sys/seal-status")
+    assert resp.status == 200
+    status = await resp.json()
+    assert status["sealed"] is True and status["initialized"] is False
+    assert status["reason"]
+    assert (await api.client.get("/metrics")).status == 200
+
+    init_key_file(api.settings.resolve(api.settings.seal.key_file))
+    state = api.client.app[SEAL_STATE]  # type: ignore[index]
+    for _ in range(200):
+        if not state.sealed:
+            break
+        await api.clock.advance(20)
+        await asyncio.sleep(0.01)
+    assert not state.sealed
+    resp = await api.client.get("/v1/sys/health")
+    assert resp.status == 200
+    root, _ = await api.services.tokens.create_root()
+    resp = await api.client.get("/v1/secrets/a", headers={"Authorization": f"Bearer {root}"})
+    assert resp.status == 404
+
+
+async def test_audit_record_written_per_request_without_values(api: Api) -> None:
+    value = "audit-" + rnd.token_hex(8)
+    resp = await api.client.put(
+        "/v1/secrets/aud/x", json={"data": {"k": value}}, headers=api.auth()
+    )
+    rid = resp.headers["X-Request-Id"]
+    resp = await api.client.get("/v1/secrets/aud/x", headers=api.auth())
+    rid2 = resp.headers["X-Request-Id"]
+    resp = await api.client.get("/v1/secrets/aud/x", headers={})
+    rid3 = resp.headers["X-Request-Id"]
+    log_text = api.settings.resolve(api.settings.audit.file).read_text()  # type: ignore[arg-type]
+    assert value not in log_text
+    assert api.root not in log_text
+    records = {r["request_id"]: r for r in map(json.loads, log_text.splitlines())}
+    assert records[rid]["status"] == 200 and records[rid]["operation"] == "PUT"
+    assert records[rid2]["path"] == "/v1/secrets/aud/x"
+    assert records[rid3]["status"] == 403 and records[rid3]["accessor"] is None

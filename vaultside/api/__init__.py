@@ -1,0 +1,1 @@
+"""The HTTP API: aiohttp app, middleware, routes, OpenAPI document and listeners."""

@@ -1,0 +1,109 @@
+"""The aiohttp application: middlewares, routes and the lifecycles of what it owns.
+
+``create_app`` takes already-built ``Services`` (see ``vaultside.wiring``); the app opens
+them on startup, unseals (retrying in the background while the root key is unavailable)
+and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from vaultside.api import openapi
+from vaultside.api.metrics import ApiMetrics
+from vaultside.api.middleware import MIDDLEWARES
+from vaultside.api.routes import broker, policies, resolve, secrets, sys, tokens
+from vaultside.api.routes.sys import rewrap_quietly
+from vaultside.api.state import (
+    BACKGROUND,
+    METRICS,
+    OPENAPI_BODY,
+    SEAL_STATE,
+    SERVICES,
+    Background,
+    SealState,
+)
+from vaultside.errors import SealedError, VaultsideError
+from vaultside.wiring import Services
+
+log = logging.getLogger(__name__)
+
+# Each routes module exposes ``add_routes(app)``; a new route group is one line here.
+ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys)
+_UNSEAL_RETRY_MIN = 0.5
+_UNSEAL_RETRY_MAX = 15.0
+
+
+async def try_unseal(services: Services, state: SealState) -> bool:
+    """One unseal attempt; records the reason on failure. True once unsealed."""
+    state.attempts += 1
+    try:
+        await services.barrier.unseal()
+    except SealedError as exc:
+        reason = exc.message
+    except VaultsideError as exc:
+        reason = f"{exc.code}: {exc.message}"
+    else:
+        state.sealed, state.reason = False, ""
+        try:
+            await services.start_components()
+        except Exception as exc:
+            # A broker that cannot start must not keep local secrets unavailable.
+            log.error("component start failed", extra={"error_type": type(exc).__name__})
+        return True
+    if reason != state.reason:
+        log.warning("still sealed", extra={"reason": reason})
+    state.reason = reason
+    return False
+
+
+async def unseal_loop(services: Services, state: SealState, background: Background) -> None:
+    """Retry unsealing with backoff until it works (e.g. a key file that appears later)."""
+    delay = _UNSEAL_RETRY_MIN
+    while not await try_unseal(services, state):
+        await services.clock.sleep(delay)
+        delay = min(delay * 2, _UNSEAL_RETRY_MAX)
+    log.info("unsealed", extra={"attempts": state.attempts})
+    background.spawn(rewrap_quietly(services), "rewrap-resume")
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    state = app[SEAL_STATE]
+    background = app[BACKGROUND]
+    await services.open()
+    try:
+        if await try_unseal(services, state):
+            # Resume a rewrap an earlier process left unfinished (a no-op if none).
+            background.spawn(rewrap_quietly(services), "rewrap-resume")
+        else:
+            log.warning("starting sealed; will keep trying", extra={"reason": state.reason})
+            background.spawn(unseal_loop(services, state, background), "unseal")
+        yield
+    finally:
+        tasks = list(background.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await services.close()
+
+
+def create_app(services: Services) -> web.Application:
+    """The API application over ``services`` (opened, unsealed and closed by the app)."""
+    app = web.Application(
+        middlewares=MIDDLEWARES,
+        client_max_size=services.settings.server.max_body_bytes,
+    )
+    app[SERVICES] = services
+    app[SEAL_STATE] = SealState()
+    app[METRICS] = ApiMetrics()
+    app[BACKGROUND] = Background()
+    for module in ROUTE_MODULES:
+        module.add_routes(app)
+    app[OPENAPI_BODY] = openapi.document_bytes()
+    app.cleanup_ctx.append(_lifecycle)
+    return app

@@ -1,0 +1,79 @@
+"""Reading request bodies into validated models and writing JSON responses cheaply."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from vaultside.errors import InvalidRequestError
+
+M = TypeVar("M", bound=BaseModel)
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_MAX_MESSAGES = 10
+
+
+def dumps(obj: object) -> bytes:
+    """Compact UTF-8 JSON."""
+    return _dumps(obj).encode()
+
+
+def json_response(obj: object, status: int = 200) -> web.Response:
+    """A JSON response built without aiohttp's slower ``json_response`` path."""
+    return web.Response(body=dumps(obj), status=status, content_type="application/json")
+
+
+def no_content() -> web.Response:
+    """An empty 204."""
+    return web.Response(status=204)
+
+
+def _describe(err: ErrorDetails) -> str:
+    loc = ".".join(str(p)[:64] for p in err["loc"]) or "body"
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown field"
+    if err["type"] == "missing":
+        return f"{loc}: field required"
+    # SECURITY: pydantic's ``msg`` never echoes the input; ``input`` is deliberately dropped.
+    return f"{loc}: {err['msg']}"
+
+
+def validation_error(exc: ValidationError, what: str = "request body") -> InvalidRequestError:
+    """An ``InvalidRequestError`` naming each offending field (never its value)."""
+    problems = [_describe(e) for e in exc.errors()[:_MAX_MESSAGES]]
+    return InvalidRequestError(f"invalid {what}", details=problems)
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> object:
+    """The parsed JSON body; ``{}`` for an empty body when ``optional``.
+
+    Raises ``InvalidRequestError`` for malformed JSON and ``PayloadTooLargeError`` (through
+    aiohttp's ``client_max_size``, mapped by the error middleware) for an oversized body.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise InvalidRequestError("request body is empty; a JSON object is required")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        # SECURITY: the decoder's message quotes only a position, not the body.
+        pos = getattr(exc, "pos", None)
+        where = f" at byte {pos}" if pos is not None else ""
+        raise InvalidRequestError(f"request body is not valid JSON{where}") from None
+
+
+async def read_model(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The body parsed and validated as ``model`` (unknown fields and wrong types → 400)."""
+    obj = await read_json(request, optional=optional)
+    if not isinstance(obj, dict):
+        raise InvalidRequestError("request body must be a JSON object")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise validation_error(exc) from None

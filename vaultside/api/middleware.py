@@ -1,0 +1,213 @@
+"""The request pipeline, outermost first: request id + metrics, audit, error boundary,
+seal gate + body limit, authentication.
+
+Order matters: the error boundary turns every exception into a response, so the audit
+middleware around it records the status the client gets; if the audit write itself fails
+the client gets 503 instead (fail closed), built by the same error boundary function.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from vaultside.api.body import dumps
+from vaultside.api.state import ERROR, METRICS, REQUEST_ID, SEAL_STATE, SERVICES, TOKEN
+from vaultside.audit.events import AuditEvent
+from vaultside.errors import (
+    InternalError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    SealedError,
+    VaultsideError,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Paths that answer without a token and while sealed (probes, scrapers, docs).
+PUBLIC_PATHS = frozenset({"/v1/sys/health", "/v1/sys/seal-status", "/metrics", "/v1/openapi.json"})
+# High-frequency probes carry no identity and touch no secret: not audited.
+UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
+_MAX_TOKEN = 512
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's template (``/v1/secrets/{path}``), or ``unmatched``."""
+    route = request.match_info.route
+    resource = route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def error_response(request: web.Request, exc: VaultsideError) -> web.Response:
+    """The one mapping of an error to a response: ``{"errors": [...], "request_id": ...}``."""
+    messages = exc.public_messages()
+    request[ERROR] = f"{exc.code}: {messages[0]}" if messages else exc.code
+    body = {"errors": messages, "request_id": request.get(REQUEST_ID, "")}
+    return web.Response(body=dumps(body), status=exc.status, content_type="application/json")
+
+
+def _translate_http(request: web.Request, exc: web.HTTPException) -> VaultsideError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFoundError(f"no route for {request.method} {request.path[:200]}")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowedError(
+            f"method {request.method} not allowed on {request.path[:200]}; allowed: {allowed}"
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = request.app[SERVICES].settings.server.max_body_bytes
+        return PayloadTooLargeError(f"request body larger than {limit} bytes")
+    err = VaultsideError(exc.reason)
+    err.status = exc.status  # type: ignore[misc]
+    return err
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id (``X-Request-Id`` on every response) and count it."""
+    started = time.perf_counter()
+    request_id = secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        # Last resort: the inner boundary should have produced a response already.
+        log.error("unhandled error outside the boundary", extra={"request_id": request_id})
+        response = error_response(request, _internal(request, exc))
+    response.headers["X-Request-Id"] = request_id
+    request.app[METRICS].observe(
+        route_template(request), request.method, response.status, time.perf_counter() - started
+    )
+    return response
+
+
+def _internal(request: web.Request, exc: BaseException) -> InternalError:
+    # SECURITY: log the type and the frames only; an exception message may quote a value.
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error(
+        "internal error",
+        extra={
+            "request_id": request.get(REQUEST_ID, ""),
+            "error_type": type(exc).__name__,
+            "frames": frames,
+        },
+    )
+    return InternalError("internal error")
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Write one audit record per request before the response leaves; 503 if none is written."""
+    if request.path in UNAUDITED_PATHS:
+        return await handler(request)
+    started = time.perf_counter()
+    response = await handler(request)
+    token = request.get(TOKEN)
+    error = request.get(ERROR) if response.status >= 400 else None
+    event = AuditEvent(
+        time=request.app[SERVICES].clock.now(),
+        request_id=request[REQUEST_ID],
+        accessor=token.accessor if token is not None else None,
+        policies=token.policies if token is not None else (),
+        operation=request.method,
+        path=request.path,
+        status=response.status,
+        client=request.remote or "",
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        error=error,
+        extra={"route": route_template(request)},
+    )
+    try:
+        # SECURITY: fail closed — the response is only released after its record is written.
+        await request.app[SERVICES].audit.log(event)
+    except VaultsideError as exc:
+        request.app[METRICS].audit_failures.inc()
+        log.error("audit write failed", extra={"request_id": request[REQUEST_ID]})
+        return error_response(request, exc)
+    except Exception as exc:
+        request.app[METRICS].audit_failures.inc()
+        return error_response(request, _internal(request, exc))
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The error boundary: every exception becomes a JSON error response with its status."""
+    try:
+        return await handler(request)
+    except VaultsideError as exc:
+        if isinstance(exc, InternalError):
+            return error_response(request, _internal(request, exc))
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(request, _translate_http(request, exc))
+    except Exception as exc:
+        return error_response(request, _internal(request, exc))
+
+
+@web.middleware
+async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse oversized bodies early (413) and everything but public paths while sealed (503)."""
+    length = request.content_length
+    if length is not None and length > request.app[SERVICES].settings.server.max_body_bytes:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.app[SERVICES].settings.server.max_body_bytes, actual_size=length
+        )
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    state = request.app[SEAL_STATE]
+    if state.sealed:
+        raise SealedError(f"vaultside is sealed: {state.reason}")
+    return await handler(request)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    return request.headers.get("X-Vaultside-Token")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the token (Bearer or ``X-Vaultside-Token``) of every non-public request."""
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    services = request.app[SERVICES]
+    client = request.remote or "unix"
+    await services.throttle.before(client)
+    token = _bearer(request)
+    if not token or len(token) > _MAX_TOKEN:
+        # No guess was made, so the throttle is not charged.
+        raise PermissionDeniedError("permission denied: missing or malformed token")
+    try:
+        info = await services.tokens.authenticate(token)
+    except PermissionDeniedError:
+        services.throttle.failure(client)
+        raise
+    services.throttle.success(client)
+    request[TOKEN] = info
+    return await handler(request)
+
+
+MIDDLEWARES = (
+    request_id_middleware,
+    audit_middleware,
+    error_middleware,
+    gate_middleware,
+    auth_middleware,
+)

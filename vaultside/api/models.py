@@ -1,0 +1,121 @@
+"""Request bodies of the HTTP API: strict pydantic models, unknown fields rejected.
+
+``strict=True`` stops silent coercion (``"3"`` is not a version); every model forbids
+extra fields so a typo is a 400 naming the field rather than a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from vaultside.kv.models import SECRET_TYPES
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_MAX_DURATION = 10 * 365 * 86400.0
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from ``3600``, ``"3600"``, ``"1h"``, ``"1h30m"``, ``"2d"``; ``None`` stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be seconds or a duration like '1h30m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        match = _DURATION.match(text) if text else None
+        if text.isdigit():
+            seconds = float(text)
+        elif match is not None:
+            d, h, m, s = (int(g) if g else 0 for g in match.groups())
+            seconds = float(d * 86400 + h * 3600 + m * 60 + s)
+        else:
+            raise ValueError("must be seconds or a duration like '1h30m'")
+    else:
+        raise ValueError("must be seconds or a duration like '1h30m'")
+    if not 0 < seconds <= _MAX_DURATION:
+        raise ValueError("must be positive and at most 10 years")
+    return seconds
+
+
+Duration = Annotated[float | None, BeforeValidator(parse_duration)]
+SecretType = Annotated[str, Field(pattern="^(" + "|".join(SECRET_TYPES) + ")$")]
+Version = Annotated[int, Field(ge=1)]
+
+
+class StrictModel(BaseModel):
+    """Base of every request body: no unknown fields, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SecretWrite(StrictModel):
+    """``PUT/POST /v1/secrets/{path}``."""
+
+    data: dict[str, str]
+    cas: Annotated[int, Field(ge=0)] | None = None
+    type: SecretType | None = None
+
+
+class VersionsBody(StrictModel):
+    """``:delete`` / ``:undelete`` / ``:destroy``."""
+
+    versions: Annotated[list[Version], Field(min_length=1, max_length=1000)]
+
+
+class MetadataWrite(StrictModel):
+    """``PUT /v1/secrets/{path}:metadata``."""
+
+    max_versions: Annotated[int, Field(ge=0, le=1000)] | None = None
+    custom_metadata: Annotated[dict[str, str], Field(max_length=64)] | None = None
+    type: SecretType | None = None
+    cas_required: bool | None = None
+
+
+class ResolveBody(StrictModel):
+    """``POST /v1/resolve``."""
+
+    refs: Annotated[list[str], Field(min_length=1, max_length=256)]
+
+
+class TokenCreate(StrictModel):
+    """``POST /v1/auth/token/create``."""
+
+    policies: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=128)]], Field(max_length=64)
+    ] = []
+    ttl: Duration = None
+    max_uses: Annotated[int, Field(ge=0)] = 0
+    display_name: Annotated[str, Field(max_length=256)] = ""
+    renewable: bool = True
+    meta: Annotated[dict[str, str], Field(max_length=64)] = {}
+
+
+class TokenOrAccessor(StrictModel):
+    """``lookup`` / ``revoke``: exactly one of ``token`` or ``accessor``."""
+
+    token: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    accessor: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TokenOrAccessor:
+        if (self.token is None) == (self.accessor is None):
+            raise ValueError("give exactly one of 'token' or 'accessor'")
+        return self
+
+
+class RenewSelf(StrictModel):
+    """``POST /v1/auth/token/renew-self``."""
+
+    increment: Duration = None
+
+
+class Renew(StrictModel):
+    """``POST /v1/auth/token/renew``."""
+
+    accessor: Annotated[str, Field(min_length=1, max_length=512)]
+    increment: Duration = None

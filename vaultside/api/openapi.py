@@ -1,0 +1,362 @@
+"""The OpenAPI 3.1 document of the HTTP API, and its Markdown rendering for ``docs/api.md``.
+
+``OPERATIONS`` is the single table of documented routes; a unit test compares it with the
+live router, so a route added without documentation fails the build.
+
+Regenerate the docs with ``python -m vaultside.api.openapi --markdown > docs/api.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from vaultside import __version__
+from vaultside.api import models
+
+_S = dict[str, object]
+_STR: _S = {"type": "string"}
+_TIME: _S = {"type": ["string", "null"], "format": "date-time"}
+_ERROR: _S = {
+    "type": "object",
+    "properties": {"errors": {"type": "array", "items": _STR}, "request_id": _STR},
+    "required": ["errors", "request_id"],
+}
+VERSION_META: _S = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer"},
+        "created_time": _TIME,
+        "deletion_time": _TIME,
+        "destroyed": {"type": "boolean"},
+    },
+}
+SECRET_META: _S = {
+    "type": "object",
+    "properties": {
+        "path": _STR,
+        "type": _STR,
+        "current_version": {"type": "integer"},
+        "oldest_version": {"type": "integer"},
+        "max_versions": {"type": "integer"},
+        "cas_required": {"type": "boolean"},
+        "created_time": _TIME,
+        "updated_time": _TIME,
+        "custom_metadata": {"type": "object", "additionalProperties": _STR},
+        "versions": {"type": "object", "additionalProperties": VERSION_META},
+    },
+}
+TOKEN_INFO: _S = {
+    "type": "object",
+    "properties": {
+        "accessor": _STR,
+        "policies": {"type": "array", "items": _STR},
+        "display_name": _STR,
+        "creation_time": _TIME,
+        "expire_time": _TIME,
+        "num_uses_left": {"type": ["integer", "null"]},
+        "parent_accessor": {"type": ["string", "null"]},
+        "renewable": {"type": "boolean"},
+        "ttl": {"type": ["number", "null"]},
+        "meta": {"type": "object", "additionalProperties": _STR},
+    },
+}
+TOKEN_AUTH: _S = {
+    "type": "object",
+    "properties": {
+        "auth": {
+            "type": "object",
+            "properties": {
+                "token": {**_STR, "description": "only in the create response"},
+                "accessor": _STR,
+                "policies": {"type": "array", "items": _STR},
+                "expire_time": _TIME,
+                "ttl": {"type": ["number", "null"]},
+                "renewable": {"type": "boolean"},
+            },
+        }
+    },
+}
+POLICY: _S = {
+    "type": "object",
+    "properties": {
+        "name": _STR,
+        "rules": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"path": _STR, "capabilities": {"type": "array", "items": _STR}},
+                "required": ["path", "capabilities"],
+                "additionalProperties": False,
+            },
+        },
+    },
+}
+POLICY_WRITE: _S = {
+    "type": "object",
+    "properties": {"rules": POLICY["properties"]["rules"]},  # type: ignore[index]
+    "required": ["rules"],
+    "additionalProperties": False,
+}
+HEALTH: _S = {
+    "type": "object",
+    "properties": {
+        "initialized": {"type": "boolean"},
+        "sealed": {"type": "boolean"},
+        "version": _STR,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented route: method, path template, who may call it, what goes in and out."""
+
+    method: str
+    path: str
+    summary: str
+    capability: str | None  # "read on secrets/{path}", None for public routes
+    body: type[BaseModel] | _S | None = None
+    response: _S | None = None
+    status: int = 200
+    errors: tuple[int, ...] = (400, 403)
+    params: tuple[_S, ...] = field(default_factory=tuple)
+
+
+_PATH_PARAM: _S = {"name": "path", "in": "path", "required": True, "schema": _STR}
+_NAME_PARAM: _S = {"name": "name", "in": "path", "required": True, "schema": _STR}
+_LIST_PARAM: _S = {"name": "list", "in": "query", "schema": {"type": "boolean"}}
+_VERSION_PARAM: _S = {"name": "version", "in": "query", "schema": {"type": "integer"}}
+_SECRET = "/v1/secrets/{path}"
+_OK_META: _S = {"type": "object", "properties": {"metadata": VERSION_META}}
+_READ: _S = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "object", "additionalProperties": _STR},
+        "metadata": VERSION_META,
+        "keys": {"type": "array", "items": _STR, "description": "with ?list=true"},
+    },
+}
+_RESOLVED: _S = {
+    "type": "object",
+    "properties": {
+        "values": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "value": _STR,
+                    "version": _STR,
+                    "stale": {"type": "boolean"},
+                    "lease_id": {"type": ["string", "null"]},
+                },
+            },
+        }
+    },
+}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/v1/secrets", "List top-level keys (needs ?list=true).",
+              "list on secrets/", response={"type": "object", "properties": {
+                  "keys": {"type": "array", "items": _STR}}}, params=(_LIST_PARAM,)),
+    Operation("GET", _SECRET, "Read the latest or ?version=N; ETag / If-None-Match → 304. "
+              "With ?list=true, list the keys under the prefix.",
+              "read on secrets/{path} (list on secrets/{path}/ with ?list=true)",
+              response=_READ, errors=(304, 400, 403, 404),
+              params=(_PATH_PARAM, _VERSION_PARAM, _LIST_PARAM)),
+    Operation("PUT", _SECRET, "Write a new version (cas: expected current version, 0 = new).",
+              "create (new path) or update (existing) on secrets/{path}",
+              body=models.SecretWrite, response=_OK_META, errors=(400, 403, 409, 413),
+              params=(_PATH_PARAM,)),
+    Operation("POST", _SECRET, "Same as PUT.",
+              "create (new path) or update (existing) on secrets/{path}",
+              body=models.SecretWrite, response=_OK_META, errors=(400, 403, 409, 413),
+              params=(_PATH_PARAM,)),
+    Operation("DELETE", _SECRET, "Soft-delete the latest version.", "delete on secrets/{path}",
+              status=204, errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("POST", _SECRET + ":delete", "Soft-delete the given versions.",
+              "delete on secrets/{path}", body=models.VersionsBody, status=204,
+              errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("POST", _SECRET + ":undelete", "Restore soft-deleted versions.",
+              "update on secrets/{path}", body=models.VersionsBody, status=204,
+              errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("POST", _SECRET + ":destroy", "Destroy versions (crypto-shred).",
+              "delete on secrets/{path}", body=models.VersionsBody, status=204,
+              errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("GET", _SECRET + ":versions", "Every version's metadata, oldest first.",
+              "read on secrets/{path}", response={"type": "object", "properties": {
+                  "versions": {"type": "array", "items": VERSION_META}}},
+              errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("GET", _SECRET + ":metadata", "The secret's metadata.", "read on secrets/{path}",
+              response=SECRET_META, errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("PUT", _SECRET + ":metadata", "Set max_versions, custom_metadata, type, "
+              "cas_required.", "update on secrets/{path}", body=models.MetadataWrite,
+              response=SECRET_META, errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("DELETE", _SECRET + ":metadata", "Delete every version and the metadata.",
+              "delete on secrets/{path}", status=204, errors=(400, 403, 404),
+              params=(_PATH_PARAM,)),
+    Operation("POST", "/v1/resolve", "Resolve secret references (kv:..., vault:...).",
+              "read on each reference's policy path", body=models.ResolveBody,
+              response=_RESOLVED, errors=(400, 403, 404, 502, 503)),
+    Operation("GET", "/v1/broker/{broker}/{mount}/{path}", "Read a Vault/OpenBao secret "
+              "through a named broker (path may end with :metadata); X-Vaultside-Stale when "
+              "served from cache.", "read on broker/{broker}/{mount}/{path}",
+              response={"type": "object", "properties": {
+                  "data": {"type": "object"}, "metadata": {"type": "object"},
+                  "lease": {"type": ["object", "null"]}}},
+              errors=(400, 403, 404, 502, 503),
+              params=({"name": "broker", "in": "path", "required": True, "schema": _STR},
+                      {"name": "mount", "in": "path", "required": True, "schema": _STR},
+                      _PATH_PARAM, _VERSION_PARAM)),
+    Operation("POST", "/v1/auth/token/create", "Create a child token (only time it is shown).",
+              "create on auth/token/create", body=models.TokenCreate, response=TOKEN_AUTH),
+    Operation("GET", "/v1/auth/token/lookup-self", "The caller's token info.",
+              "read on auth/token/lookup-self (default policy)",
+              response={"type": "object", "properties": {"data": TOKEN_INFO}}, errors=(403,)),
+    Operation("POST", "/v1/auth/token/lookup", "Look up a token by token or accessor.",
+              "read on auth/token/lookup", body=models.TokenOrAccessor,
+              response={"type": "object", "properties": {"data": TOKEN_INFO}},
+              errors=(400, 403, 404)),
+    Operation("POST", "/v1/auth/token/renew-self", "Extend the caller's token.",
+              "update on auth/token/renew-self (default policy)", body=models.RenewSelf,
+              response=TOKEN_AUTH),
+    Operation("POST", "/v1/auth/token/renew", "Extend a token by accessor.",
+              "update on auth/token/renew", body=models.Renew, response=TOKEN_AUTH,
+              errors=(400, 403, 404)),
+    Operation("POST", "/v1/auth/token/revoke", "Revoke a token and its children.",
+              "update on auth/token/revoke", body=models.TokenOrAccessor, status=204),
+    Operation("POST", "/v1/auth/token/revoke-self", "Revoke the caller's token and children.",
+              "update on auth/token/revoke-self (default policy)", status=204),
+    Operation("GET", "/v1/sys/policies", "Policy names.", "list on sys/policies",
+              response={"type": "object", "properties": {
+                  "policies": {"type": "array", "items": _STR}}}, errors=(403,)),
+    Operation("GET", "/v1/sys/policies/{name}", "Read a policy.", "read on sys/policies/{name}",
+              response=POLICY, errors=(400, 403, 404), params=(_NAME_PARAM,)),
+    Operation("PUT", "/v1/sys/policies/{name}", "Create or replace a policy.",
+              "update on sys/policies/{name}", body=POLICY_WRITE, status=204,
+              params=(_NAME_PARAM,)),
+    Operation("DELETE", "/v1/sys/policies/{name}", "Delete a policy.",
+              "delete on sys/policies/{name}", status=204, params=(_NAME_PARAM,)),
+    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed.", None,
+              response=HEALTH, errors=(503,)),
+    Operation("GET", "/v1/sys/seal-status", "Sealed or not, and why.", None,
+              response={"type": "object"}, errors=()),
+    Operation("POST", "/v1/sys/rotate-key", "New active barrier key; rewrap in background.",
+              "sudo on sys/rotate-key", response={"type": "object", "properties": {
+                  "term": {"type": "integer"}, "rewrap": _STR}}, errors=(403,)),
+    Operation("GET", "/v1/sys/key-status", "Key terms and rewrap progress.",
+              "read on sys/key-status", response={"type": "object"}, errors=(403,)),
+    Operation("GET", "/metrics", "Prometheus metrics (no secret data).", None, errors=()),
+    Operation("GET", "/v1/openapi.json", "This document.", None, errors=()),
+)  # fmt: skip
+
+
+def _schema(body: type[BaseModel] | _S) -> _S:
+    if isinstance(body, dict):
+        return body
+    return body.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def _operation(op: Operation) -> _S:
+    out: _S = {"summary": op.summary, "operationId": f"{op.method.lower()} {op.path}"}
+    out["x-vaultside-capability"] = op.capability or "none (public)"
+    if op.capability is not None:
+        out["security"] = [{"bearer": []}, {"header": []}]
+    else:
+        out["security"] = []
+    if op.params:
+        out["parameters"] = list(op.params)
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(op.body)}},
+        }
+    ok: _S = {"description": "success"}
+    if op.response is not None:
+        ok["content"] = {"application/json": {"schema": op.response}}
+    responses: dict[str, object] = {str(op.status): ok}
+    for status in op.errors:
+        desc = "not modified" if status == 304 else "error"
+        entry: _S = {"description": desc}
+        if status != 304:
+            entry["content"] = {"application/json": {"schema": _ERROR}}
+        responses[str(status)] = entry
+    if op.capability is not None:
+        responses.setdefault(
+            "503", {"description": "sealed", "content": {"application/json": {"schema": _ERROR}}}
+        )
+    out["responses"] = responses
+    return out
+
+
+def build_document() -> dict[str, object]:
+    """The OpenAPI 3.1 document for every route in ``OPERATIONS``."""
+    paths: dict[str, dict[str, object]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "vaultside", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "header": {"type": "apiKey", "in": "header", "name": "X-Vaultside-Token"},
+            },
+            "schemas": {"Error": _ERROR, "VersionMeta": VERSION_META, "SecretMeta": SECRET_META},
+        },
+    }
+
+
+def document_bytes() -> bytes:
+    """``build_document`` serialised once (served as-is by ``/v1/openapi.json``)."""
+    return json.dumps(build_document(), separators=(",", ":")).encode()
+
+
+def render_markdown(doc: dict[str, object]) -> str:
+    """A readable Markdown reference of ``doc`` (written to ``docs/api.md``)."""
+    lines = [
+        "# vaultside HTTP API reference",
+        "",
+        "Generated from `/v1/openapi.json` by `python -m vaultside.api.openapi --markdown`;",
+        "do not edit by hand. Conventions (tokens, errors, paths) are in `api-contract.md`.",
+        "",
+        "| method | path | capability | success | errors | summary |",
+        "|---|---|---|---|---|---|",
+    ]
+    paths = doc["paths"]
+    assert isinstance(paths, dict)
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            codes = [c for c in op["responses"] if not c.startswith("2")]
+            ok = next(c for c in op["responses"] if c.startswith("2"))
+            lines.append(
+                f"| {method.upper()} | `{path}` | {op['x-vaultside-capability']} | {ok} "
+                f"| {', '.join(codes) or '-'} | {op['summary']} |"
+            )
+    lines += ["", "## Request bodies", ""]
+    for op in OPERATIONS:
+        if op.body is not None:
+            schema = json.dumps(_schema(op.body), indent=2, sort_keys=True)
+            lines += [f"### {op.method} `{op.path}`", "", "```json", schema, "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the document as JSON, or as Markdown with ``--markdown``."""
+    parser = argparse.ArgumentParser(prog="python -m vaultside.api.openapi")
+    parser.add_argument("--markdown", action="store_true", help="render docs/api.md")
+    args = parser.parse_args(argv)
+    doc = build_document()
+    if args.markdown:
+        sys.stdout.write(render_markdown(doc))
+    else:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Route groups; each module exposes ``add_routes(app)``."""

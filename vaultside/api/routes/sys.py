@@ -1,0 +1,125 @@
+"""``/v1/sys/*`` (health, seal status, key rotation), ``/metrics`` and ``/v1/openapi.json``."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from aiohttp import web
+
+from vaultside import __version__
+from vaultside.api.body import json_response
+from vaultside.api.state import (
+    BACKGROUND,
+    METRICS,
+    OPENAPI_BODY,
+    SEAL_STATE,
+    SERVICES,
+    authorize,
+)
+from vaultside.wiring import Services, seal_material
+
+log = logging.getLogger(__name__)
+
+REWRAP_LOCK = "sys/rewrap"
+_LOCK_TTL = 60.0
+
+
+def _initialized(services: Services) -> bool:
+    return all(p.exists() for p in seal_material(services.settings))
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /v1/sys/health``: 200 when unsealed, 503 when sealed (for load balancers)."""
+    services = request.app[SERVICES]
+    sealed = request.app[SEAL_STATE].sealed
+    body = {"initialized": _initialized(services), "sealed": sealed, "version": __version__}
+    return json_response(body, status=503 if sealed else 200)
+
+
+async def seal_status(request: web.Request) -> web.Response:
+    """``GET /v1/sys/seal-status``: always 200, with why the server is sealed."""
+    services = request.app[SERVICES]
+    state = request.app[SEAL_STATE]
+    body = {
+        "sealed": state.sealed,
+        "initialized": _initialized(services),
+        "seal_type": services.seal.kind,
+        "reason": state.reason if state.sealed else None,
+        "unseal_attempts": state.attempts,
+        "version": __version__,
+    }
+    return json_response(body)
+
+
+async def run_rewrap(services: Services, batch_size: int = 500) -> int:
+    """Re-encrypt everything under the active key, holding a lease so one process does it."""
+    holder = f"pid-{os.getpid()}"
+    storage = services.storage
+    total = 0
+    if not await storage.try_lock(REWRAP_LOCK, holder, _LOCK_TTL):
+        log.info("rewrap already running elsewhere")
+        return 0
+    try:
+        while True:
+            done = await services.barrier.rewrap(batch_size)
+            total += done
+            if done == 0:
+                break
+            if not await storage.try_lock(REWRAP_LOCK, holder, _LOCK_TTL):
+                log.warning("rewrap lease lost; another process continues")
+                break
+    finally:
+        await storage.unlock(REWRAP_LOCK, holder)
+    log.info("rewrap finished", extra={"records": total})
+    return total
+
+
+async def rewrap_quietly(services: Services) -> None:
+    """``run_rewrap`` for a background task: failures are logged, never raised."""
+    try:
+        await run_rewrap(services)
+    except Exception as exc:
+        # Resumable: progress is persisted, the next rotate-key or restart continues.
+        log.error("rewrap failed", extra={"error_type": type(exc).__name__})
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    """``POST /v1/sys/rotate-key`` (sudo): new active key term, rewrap in the background."""
+    await authorize(request, "sys/rotate-key", "sudo")
+    services = request.app[SERVICES]
+    term = await services.barrier.rotate_key()
+    log.info("root keyring rotated", extra={"term": term})
+    request.app[BACKGROUND].spawn(rewrap_quietly(services), "rewrap")
+    return json_response({"term": term, "rewrap": "started"})
+
+
+async def key_status(request: web.Request) -> web.Response:
+    """``GET /v1/sys/key-status``: key terms and rewrap progress (no key material)."""
+    await authorize(request, "sys/key-status", "read")
+    return json_response(await request.app[SERVICES].barrier.key_status())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition."""
+    app_metrics = request.app[METRICS]
+    app_metrics.sealed.set(1 if request.app[SEAL_STATE].sealed else 0)
+    return web.Response(
+        body=app_metrics.render(), headers={"Content-Type": app_metrics.content_type}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /v1/openapi.json``: the OpenAPI 3.1 document of this API."""
+    return web.Response(body=request.app[OPENAPI_BODY], content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the system routes."""
+    r = app.router
+    r.add_get("/v1/sys/health", health, allow_head=False)
+    r.add_get("/v1/sys/seal-status", seal_status, allow_head=False)
+    r.add_post("/v1/sys/rotate-key", rotate_key)
+    r.add_get("/v1/sys/key-status", key_status, allow_head=False)
+    r.add_get("/metrics", metrics, allow_head=False)
+    r.add_get("/v1/openapi.json", openapi, allow_head=False)

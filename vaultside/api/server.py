@@ -1,0 +1,173 @@
+"""Running the app: TCP / TLS / unix-socket listeners and graceful shutdown of one process.
+
+Several worker processes (``server.workers``) are supervised by ``vaultside.api.workers``;
+each runs ``run_server`` with ``reuse_port`` so the kernel spreads connections over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import stat
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from vaultside.api.app import create_app
+from vaultside.api.state import SERVICES
+from vaultside.config.settings import ServerSettings, Settings
+from vaultside.errors import InvalidRequestError
+from vaultside.wiring import Services, build_services
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Where the server ended up listening (the real port when 0 was asked for)."""
+
+    urls: tuple[str, ...]
+
+    @property
+    def primary(self) -> str:
+        """The first URL: what a client should use as ``VAULTSIDE_ADDR``."""
+        return self.urls[0]
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8200`` for IPv6) → (host, port); ``InvalidRequestError`` if bad."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise InvalidRequestError(f"listen address {text!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - explicit empty host
+
+
+def tls_context(cfg: ServerSettings, resolve: Callable[[Path], Path]) -> ssl.SSLContext | None:
+    """A server TLS context from the configured files, or None for plain HTTP.
+
+    With ``tls_client_ca_file`` clients may present a certificate signed by that CA; with
+    ``tls_require_client_cert`` they must (the handshake fails otherwise).
+    """
+    if cfg.tls_cert_file is None and cfg.tls_key_file is None:
+        if cfg.tls_client_ca_file is not None:
+            raise InvalidRequestError("server.tls_client_ca_file needs tls_cert_file/tls_key_file")
+        return None
+    if cfg.tls_cert_file is None or cfg.tls_key_file is None:
+        raise InvalidRequestError("set both server.tls_cert_file and server.tls_key_file")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(resolve(cfg.tls_cert_file), resolve(cfg.tls_key_file))
+    if cfg.tls_client_ca_file is not None:
+        ctx.load_verify_locations(cafile=resolve(cfg.tls_client_ca_file))
+        ctx.verify_mode = ssl.CERT_REQUIRED if cfg.tls_require_client_cert else ssl.CERT_OPTIONAL
+    elif cfg.tls_require_client_cert:
+        raise InvalidRequestError("server.tls_require_client_cert needs tls_client_ca_file")
+    return ctx
+
+
+def _remove_stale_socket(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+
+
+def bind_unix(path: Path) -> socket.socket:
+    """A listening unix socket at ``path`` (a stale socket file is replaced), mode 0660."""
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    path.chmod(0o660)
+    sock.listen(1024)
+    return sock
+
+
+async def start_sites(
+    runner: web.AppRunner,
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    unix_sock: socket.socket | None = None,
+) -> Bound:
+    """Start every configured listener on ``runner``; returns the URLs they answer on."""
+    cfg = settings.server
+    ctx = tls_context(cfg, settings.resolve)
+    urls: list[str] = []
+    if cfg.listen:
+        host, port = parse_listen(cfg.listen)
+        site = web.TCPSite(
+            runner, host, port, ssl_context=ctx, reuse_port=reuse_port or None, backlog=1024
+        )
+        await site.start()
+        # The real port (``0`` asks the kernel for a free one).
+        real_port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+        shown = f"[{host}]" if ":" in host else host
+        urls.append(f"{'https' if ctx else 'http'}://{shown}:{real_port}")
+    if unix_sock is not None:
+        await web.SockSite(runner, unix_sock).start()
+        urls.append(f"unix://{unix_sock.getsockname()}")
+    elif cfg.unix_socket is not None:
+        await web.SockSite(runner, bind_unix(settings.resolve(cfg.unix_socket))).start()
+        urls.append(f"unix://{settings.resolve(cfg.unix_socket)}")
+    if not urls:
+        raise InvalidRequestError("nothing to listen on: set server.listen or server.unix_socket")
+    return Bound(tuple(urls))
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM / SIGINT set ``stop`` (graceful shutdown)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_server(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    reuse_port: bool = False,
+    unix_sock: socket.socket | None = None,
+    on_ready: Callable[[Services, Bound], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop``), then shut down gracefully.
+
+    ``on_ready`` runs once every listener is bound (e.g. to print the dev root token).
+    """
+    services = services or build_services(settings)
+    app = create_app(services)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
+    await runner.setup()
+    stop = stop or asyncio.Event()
+    try:
+        install_stop_signals(stop)
+        bound = await start_sites(runner, settings, reuse_port=reuse_port, unix_sock=unix_sock)
+        log.info("listening", extra={"urls": ",".join(bound.urls)})
+        if on_ready is not None:
+            await on_ready(app[SERVICES], bound)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        if unix_sock is None and settings.server.unix_socket is not None:
+            _remove_stale_socket(settings.resolve(settings.server.unix_socket))
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on uvloop when it is installed, else on the default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)

@@ -1,0 +1,62 @@
+"""Typed keys for what the aiohttp app and each request carry, and the seal state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from vaultside.api.metrics import ApiMetrics
+from vaultside.auth.tokens import TokenInfo
+from vaultside.wiring import Services
+
+
+@dataclass
+class SealState:
+    """What the unseal loop learned: shown by health and seal-status."""
+
+    sealed: bool = True
+    reason: str = "not unsealed yet"
+    attempts: int = 0
+
+
+@dataclass
+class Background:
+    """Tasks the app started (rewrap, unseal retries); cancelled on shutdown."""
+
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+SERVICES = web.AppKey("services", Services)
+SEAL_STATE = web.AppKey("seal_state", SealState)
+METRICS = web.AppKey("metrics", ApiMetrics)
+BACKGROUND = web.AppKey("background", Background)
+# The pre-serialised OpenAPI document (bytes), built once at startup.
+OPENAPI_BODY = web.AppKey("openapi_body", bytes)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+TOKEN = web.RequestKey("token", TokenInfo)
+# "code: first public message" of the error response, for the audit record.
+ERROR = web.RequestKey("error", str)
+
+
+def token_of(request: web.Request) -> TokenInfo:
+    """The authenticated token of ``request`` (set by the auth middleware)."""
+    return request[TOKEN]
+
+
+async def authorize(request: web.Request, policy_path: str, capability: str) -> TokenInfo:
+    """Check ``capability`` on ``policy_path`` for the request's token; 403 if denied."""
+    info = request[TOKEN]
+    await request.app[SERVICES].authorizer.check(info, policy_path, capability)
+    return info

@@ -1,0 +1,111 @@
+"""``vaultside operator``: initialise the seal, check seal status, rotate the barrier key,
+and mint a root token offline.
+
+``init`` and ``root-token`` work on the local data directory (same settings as ``serve``);
+``seal-status`` and ``rotate-key`` talk to a running server through ``VAULTSIDE_ADDR``
+(and ``VAULTSIDE_TOKEN`` for rotate-key, which needs ``sudo`` on ``sys/rotate-key``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from vaultside.cli.render import EXIT_INVALID, fail, print_json, print_mapping, run_client
+from vaultside.client import VaultsideClient
+from vaultside.config.settings import Settings
+from vaultside.crypto.seal import init_key_file, init_passphrase_salt
+from vaultside.errors import VaultsideError
+from vaultside.wiring import build_services, salt_file
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        fail(f"invalid settings: {exc}", EXIT_INVALID)
+
+
+@click.group("operator")
+def cli() -> None:
+    """Seal initialisation, status, key rotation and offline root tokens."""
+
+
+@cli.command("init")
+def init() -> None:
+    """Create the root key file (or passphrase salt); refuses to overwrite."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if settings.seal.kind == "file":
+            path = settings.resolve(settings.seal.key_file)
+            init_key_file(path)
+            click.echo(f"Created root key file {path} (mode 0600). Back it up somewhere safe:")
+            click.echo("without it the data cannot be decrypted.")
+        elif settings.seal.kind == "passphrase":
+            path = salt_file(settings)
+            init_passphrase_salt(path)
+            click.echo(f"Created passphrase salt {path}; the passphrase file unlocks the data.")
+        else:
+            fail(f"seal kind {settings.seal.kind!r} needs no local initialisation", EXIT_INVALID)
+    except VaultsideError as exc:
+        fail(exc.message, EXIT_INVALID)
+
+
+@cli.command("seal-status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def seal_status(as_json: bool) -> None:
+    """Show whether the server at VAULTSIDE_ADDR is sealed, and why."""
+
+    async def call(client: VaultsideClient) -> dict[str, Any]:
+        return await client.seal_status()
+
+    status = run_client(call)
+    if as_json:
+        print_json(status)
+    else:
+        print_mapping(status, "Seal status")
+    if status.get("sealed"):
+        sys.exit(2)
+
+
+@cli.command("rotate-key")
+def rotate_key() -> None:
+    """Start a new barrier key term; the server re-encrypts old records in the background."""
+
+    async def call(client: VaultsideClient) -> dict[str, Any]:
+        _, body, _ = await client.request("POST", "sys/rotate-key")
+        return body
+
+    result = run_client(call)
+    click.echo(f"Active key term is now {result.get('term')}; rewrap runs in the background.")
+    click.echo("Follow it with GET /v1/sys/key-status.")
+
+
+@cli.command("root-token")
+@click.option("--display-name", default="root", show_default=True)
+def root_token(display_name: str) -> None:
+    """Create a root token offline from the local data dir and key; printed once.
+
+    For bootstrapping a non-dev server: run it where the server's settings, data dir and
+    seal are available. Revoke the token once you have created narrower ones.
+    """
+
+    async def create() -> str:
+        services = build_services(_settings())
+        await services.open()
+        try:
+            await services.barrier.unseal()
+            token, _ = await services.tokens.create_root(display_name=display_name)
+            return token
+        finally:
+            await services.close()
+
+    try:
+        token = asyncio.run(create())
+    except VaultsideError as exc:
+        fail("; ".join(exc.public_messages()), EXIT_INVALID)
+    click.echo(f"Root token: {token}")

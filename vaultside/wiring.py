@@ -1,0 +1,198 @@
+"""The composition root: turns ``Settings`` into objects. The only module that chooses
+implementations; everything else receives what it needs in its constructor.
+
+Adding a backend, seal, audit sink or secret source is one new module plus one line here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from vaultside.audit.hmac import AuditHasher, load_or_create_key
+from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
+from vaultside.auth.policy import Authorizer, PolicyStore
+from vaultside.auth.throttle import AuthThrottle
+from vaultside.auth.tokens import TokenStore
+from vaultside.broker.base import SecretSource
+from vaultside.broker.source import BrokerRegistry
+from vaultside.clock import Clock, SystemClock
+from vaultside.config.settings import Settings
+from vaultside.crypto.barrier import Barrier
+from vaultside.crypto.seal import FileSeal, PassphraseSeal, Seal
+from vaultside.errors import InvalidRequestError
+from vaultside.kv.source import KVSecretSource
+from vaultside.kv.store import KVStore
+from vaultside.storage.base import StorageBackend
+from vaultside.storage.sqlite import SqliteStorage
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """A long-lived part started once the barrier is unsealed and closed on shutdown."""
+
+    async def start(self) -> None:
+        """Begin work (connect upstream, load state); called after unseal."""
+        ...
+
+    async def close(self) -> None:
+        """Stop and release resources. Idempotent."""
+        ...
+
+
+@dataclass
+class Services:
+    """Every long-lived object the API needs, built once per process."""
+
+    settings: Settings
+    clock: Clock
+    storage: StorageBackend
+    seal: Seal
+    barrier: Barrier
+    kv: KVStore
+    tokens: TokenStore
+    policies: PolicyStore
+    authorizer: Authorizer
+    throttle: AuthThrottle
+    audit: AuditBroker
+    audit_sinks: list[AuditSink]
+    # Secret reference scheme ("kv", "vault") → the source that resolves it.
+    sources: dict[str, SecretSource] = field(default_factory=dict)
+    # Started after unseal, closed (in reverse order) before storage closes.
+    components: list[Component] = field(default_factory=list)
+    _started: bool = False
+
+    async def open(self) -> None:
+        """Open the storage backend (the barrier stays sealed until ``unseal``)."""
+        await self.storage.open()
+
+    async def start_components(self) -> None:
+        """Start every component (once); call after the barrier is unsealed."""
+        if self._started:
+            return
+        self._started = True
+        for component in self.components:
+            await component.start()
+
+    async def close(self) -> None:
+        """Stop components, drop keys, flush audit sinks, close storage. Idempotent."""
+        try:
+            for component in reversed(self.components):
+                try:
+                    await component.close()
+                except Exception:
+                    log.exception("component close failed")
+            await self.barrier.seal()
+        finally:
+            for sink in self.audit_sinks:
+                try:
+                    await sink.close()
+                except Exception:
+                    log.exception("audit sink close failed")
+            await self.storage.close()
+
+
+def build_storage(settings: Settings) -> StorageBackend:
+    """The configured storage backend (ciphertext only ever reaches it)."""
+    cfg = settings.storage
+    if cfg.kind == "postgres":
+        from vaultside.storage.postgres import PostgresStorage
+
+        return PostgresStorage(
+            postgres_dsn(settings), pool_min=cfg.postgres_pool_min, pool_max=cfg.postgres_pool_max
+        )
+    return SqliteStorage(settings.resolve(cfg.path))
+
+
+def postgres_dsn(settings: Settings) -> str:
+    """The PostgreSQL DSN from ``storage.postgres_dsn`` or the file ``postgres_dsn_file``."""
+    cfg = settings.storage
+    if cfg.postgres_dsn_file is not None:
+        return settings.resolve(cfg.postgres_dsn_file).read_text().strip()
+    if cfg.postgres_dsn is not None:
+        return cfg.postgres_dsn.get_secret_value()
+    raise InvalidRequestError("storage.kind is postgres but no postgres_dsn(_file) is set")
+
+
+def salt_file(settings: Settings) -> Path:
+    """Where the passphrase seal keeps its argon2id salt (next to the passphrase file)."""
+    return settings.resolve(Path("vaultside.salt"))
+
+
+def build_seal(settings: Settings) -> Seal:
+    """The configured seal: where the root key comes from."""
+    cfg = settings.seal
+    if cfg.kind == "file":
+        return FileSeal(settings.resolve(cfg.key_file))
+    if cfg.kind == "passphrase":
+        if cfg.passphrase_file is None:
+            raise InvalidRequestError("seal.kind is passphrase but seal.passphrase_file is unset")
+        return PassphraseSeal(settings.resolve(cfg.passphrase_file), salt_file(settings))
+    raise InvalidRequestError(f"seal kind {cfg.kind!r} is not available in this build")
+
+
+def seal_material(settings: Settings) -> list[Path]:
+    """Files whose presence means the seal was initialized (for ``initialized`` in status)."""
+    cfg = settings.seal
+    if cfg.kind == "file":
+        return [settings.resolve(cfg.key_file)]
+    if cfg.kind == "passphrase":
+        return [salt_file(settings)]
+    return []
+
+
+def audit_key_file(settings: Settings) -> Path:
+    """The HMAC key used to hash identifiers in audit records."""
+    configured = settings.audit.hmac_key_file
+    return settings.resolve(configured if configured is not None else Path("audit-hmac.key"))
+
+
+def build_audit_sinks(settings: Settings) -> list[AuditSink]:
+    """The configured audit sinks; a request whose record no sink accepts fails (503)."""
+    sinks: list[AuditSink] = []
+    if settings.audit.file is not None:
+        sinks.append(FileSink(settings.resolve(settings.audit.file)))
+    if settings.audit.stdout:
+        sinks.append(StdoutSink())
+    return sinks
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Build every service from settings. Nothing is opened or unsealed yet."""
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    storage = build_storage(settings)
+    seal = build_seal(settings)
+    barrier = Barrier(storage, seal, clock=clock)
+    kv = KVStore(
+        barrier,
+        clock=clock,
+        max_value_bytes=settings.kv.max_value_bytes,
+        default_max_versions=settings.kv.default_max_versions,
+    )
+    policies = PolicyStore(barrier, clock=clock)
+    sinks = build_audit_sinks(settings)
+    hasher = AuditHasher(load_or_create_key(audit_key_file(settings)))
+    services = Services(
+        settings=settings,
+        clock=clock,
+        storage=storage,
+        seal=seal,
+        barrier=barrier,
+        kv=kv,
+        tokens=TokenStore(barrier, clock=clock),
+        policies=policies,
+        authorizer=Authorizer(policies),
+        throttle=AuthThrottle(clock),
+        audit=AuditBroker(sinks, hasher),
+        audit_sinks=sinks,
+    )
+    services.sources["kv"] = KVSecretSource(kv)
+    if settings.brokers:
+        brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
+        services.sources["vault"] = brokers
+        services.components.append(brokers)
+    return services

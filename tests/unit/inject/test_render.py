@@ -21,7 +21,7 @@ def test_formats() -> None:
     )
     values = {"kv:app/db#user": "app", "kv:app/db#password": 'a"b $c\nd'}
     files = render_volume(spec, values)
-    assert files["raw"] == 'a"b $c\nd'.encode()
+    assert files["raw"] == b'a"b $c\nd'
     assert files["app.env"] == b'USER=app\nPASSWORD="a\\"b \\$c\\nd"\n'
     assert json.loads(files["app.json"]) == {"USER": "app", "PASSWORD": 'a"b $c\nd'}
     assert files["url"] == b"u=app"

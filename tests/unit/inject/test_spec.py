@@ -12,7 +12,12 @@ def test_single_secret_defaults() -> None:
     spec = parse_volume_options({"secret.db_password": "kv:app/db#password"})
     (f,) = spec.files
     assert (f.name, f.format, f.refs) == ("db_password", "raw", ("kv:app/db#password",))
-    assert (spec.mode, spec.size_bytes, spec.uid, spec.gid) == (DEFAULT_MODE, DEFAULT_SIZE, None, None)
+    assert (spec.mode, spec.size_bytes, spec.uid, spec.gid) == (
+        DEFAULT_MODE,
+        DEFAULT_SIZE,
+        None,
+        None,
+    )
 
 
 def test_env_json_template_and_owner() -> None:
@@ -22,7 +27,7 @@ def test_env_json_template_and_owner() -> None:
             "format.app.env": "env",
             "secret.cfg.json": "kv:app/api#token",
             "format.cfg.json": "json",
-            "template.db.url": "postgres://{{ kv:app/db#user }}:{{ kv:app/db#password|urlquote }}@h/d",
+            "template.db.url": "pg://{{ kv:app/db#user }}:{{ kv:app/db#password|urlquote }}@h",
             "uid": "1000",
             "gid": "2000",
             "mode": "0440",

@@ -1,0 +1,144 @@
+"""The sidecar loop on a fake clock, writing into a real tmpfs (/dev/shm)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vaultside.clock import FakeClock
+from vaultside.errors import InvalidRequestError
+from vaultside.inject import tmpfs
+from vaultside.inject.sidecar import EtagWatcher, Sidecar, SidecarConfig
+from vaultside.inject.spec import parse_volume_options
+
+from .conftest import MemorySecrets
+
+SPEC = parse_volume_options(
+    {
+        "secret.password": "kv:app/db#password",
+        "secret.app.env": "USER=kv:app/db#user;TOKEN=kv:app/api#token",
+        "format.app.env": "env",
+    }
+)
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    base = Path("/dev/shm")
+    if not base.is_dir() or not tmpfs.is_tmpfs(base):
+        pytest.skip("no tmpfs at /dev/shm")
+    path = base / f"vs-sidecar-{os.getpid()}-{os.urandom(4).hex()}"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path)
+
+
+class CountingReload:
+    """A reload action that records when it ran (what the app would observe)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.ran = asyncio.Event()
+
+    async def run(self) -> None:
+        self.runs += 1
+        self.ran.set()
+
+    def describe(self) -> str:
+        return "count"
+
+
+def make(shm_dir: Path, secrets: MemorySecrets, clock: FakeClock, reload: CountingReload | None):
+    cfg = SidecarConfig(
+        output_dir=shm_dir, spec=SPEC, poll_interval=0.25, refresh_interval=60.0,
+        ready_file=shm_dir.parent / f"{shm_dir.name}.ready", reload=reload,
+    )  # fmt: skip
+    feed = EtagWatcher(secrets, EtagWatcher.paths_of(SPEC))
+    return Sidecar(cfg, secrets, feed=feed, clock=clock)
+
+
+@pytest.fixture
+def secrets() -> MemorySecrets:
+    s = MemorySecrets()
+    s.put("app/db", user="app", password="one")
+    s.put("app/api", token="t1")
+    return s
+
+
+async def test_once_renders_everything_and_signals_ready(shm_dir: Path, secrets) -> None:
+    sidecar = make(shm_dir, secrets, FakeClock(), None)
+    await sidecar.start()
+    assert (shm_dir / "password").read_text() == "one"
+    assert (shm_dir / "app.env").read_text() == "USER=app\nTOKEN=t1\n"
+    assert stat.S_IMODE((shm_dir / "password").stat().st_mode) == 0o400
+    assert sidecar.ready.is_set() and sidecar.config.ready_file is not None
+    assert sidecar.config.ready_file.read_text() == "ready\n"
+    sidecar.stop_cleanup()
+
+
+async def test_change_rerenders_only_changed_files_and_reloads_once(shm_dir: Path, secrets) -> None:
+    clock, reload = FakeClock(), CountingReload()
+    sidecar = make(shm_dir, secrets, clock, reload)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sidecar.run(stop))
+    while not sidecar.ready.is_set():
+        await asyncio.sleep(0)
+    before_env = (shm_dir / "app.env").stat().st_ino
+    await clock.advance(1.0)  # nothing changed: 304s only
+    assert reload.runs == 0 and sidecar.renders == 1
+    secrets.put("app/db", user="app", password="two")
+    await clock.advance(0.25)
+    await asyncio.wait_for(reload.ran.wait(), 5)  # file writes run in a worker thread
+    assert (shm_dir / "password").read_text() == "two"
+    assert (shm_dir / "app.env").stat().st_ino == before_env  # unchanged file not rewritten
+    await clock.advance(1.0)
+    assert reload.runs == 1
+    stop.set()
+    await clock.advance(0.25)
+    await asyncio.wait_for(task, 1)
+
+
+async def test_failure_keeps_last_files_and_recovers(shm_dir: Path, secrets) -> None:
+    clock, reload = FakeClock(), CountingReload()
+    sidecar = make(shm_dir, secrets, clock, reload)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sidecar.run(stop))
+    while not sidecar.ready.is_set():
+        await asyncio.sleep(0)
+    secrets.put("app/api", token="t2")
+    secrets.denied.add("app/api")
+    await clock.advance(0.25)
+    assert (shm_dir / "app.env").read_text() == "USER=app\nTOKEN=t1\n"
+    secrets.denied.clear()  # no further change: the failed render alone must be retried
+    await clock.advance(5.0)
+    await asyncio.wait_for(reload.ran.wait(), 5)
+    assert (shm_dir / "app.env").read_text() == "USER=app\nTOKEN=t2\n"
+    stop.set()
+    await clock.advance(60)
+    await asyncio.wait_for(task, 1)
+
+
+async def test_refuses_non_tmpfs_unless_overridden(tmp_path: Path, secrets) -> None:
+    if tmpfs.is_tmpfs(tmp_path):
+        pytest.skip("tmp_path is tmpfs here")
+    sidecar = make(tmp_path, secrets, FakeClock(), None)
+    with pytest.raises(InvalidRequestError, match="not on tmpfs"):
+        await sidecar.start()
+    assert list(tmp_path.iterdir()) == []
+    sidecar.config.allow_non_tmpfs = True
+    await sidecar.start()
+    assert (tmp_path / "password").read_text() == "one"
+
+
+async def test_missing_secret_fails_start(shm_dir: Path, secrets) -> None:
+    del secrets.data["app/api"]
+    sidecar = make(shm_dir, secrets, FakeClock(), None)
+    with pytest.raises(Exception, match=r"secret.app.env: kv:app/api#token"):
+        await sidecar.start()
+    assert not sidecar.ready.is_set()

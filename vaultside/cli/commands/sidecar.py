@@ -1,0 +1,181 @@
+"""``vaultside sidecar``: render secrets into a tmpfs directory and keep them fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vaultside import errors
+from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail
+from vaultside.client import HttpSecretSource, VaultsideClient
+from vaultside.inject.docker_api import DockerEngine
+from vaultside.inject.sidecar import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_REFRESH_INTERVAL,
+    EtagWatcher,
+    Sidecar,
+    SidecarConfig,
+)
+from vaultside.inject.signal import (
+    ReloadAction,
+    RunCommand,
+    SignalContainer,
+    SignalProcess,
+    parse_signal,
+)
+from vaultside.inject.spec import parse_volume_options
+
+
+def _options(
+    config: dict[str, Any], opts: tuple[str, ...], secrets: tuple[str, ...]
+) -> dict[str, str]:
+    out = {str(k): str(v) for k, v in (config.get("options") or {}).items()}
+    for pair in opts:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--opt expects KEY=VALUE, got {key[:40]!r}", EXIT_INVALID)
+        out[key] = value
+    for pair in secrets:
+        name, sep, ref = pair.partition("=")
+        if not sep:
+            fail(f"--secret expects FILE=REF, got {name[:40]!r}", EXIT_INVALID)
+        out[f"secret.{name}"] = ref
+    return out
+
+
+def _reload(
+    engine: DockerEngine | None,
+    sig_name: str,
+    pid: int | None,
+    pid_file: Path | None,
+    container: str | None,
+    command: str | None,
+) -> ReloadAction | None:
+    given = [x for x in (pid, pid_file, container, command) if x is not None]
+    if len(given) > 1:
+        fail("give at most one reload target (pid, pid file, container or command)", EXIT_INVALID)
+    sig = parse_signal(sig_name)
+    if pid is not None or pid_file is not None:
+        return SignalProcess(sig, pid=pid, pid_file=pid_file)
+    if container is not None:
+        return SignalContainer(engine or DockerEngine(None), container, sig)
+    if command is not None:
+        return RunCommand(shlex.split(command))
+    return None
+
+
+async def _run(sidecar: Sidecar, client: VaultsideClient, once: bool) -> None:
+    try:
+        if once:
+            await sidecar.start()
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await sidecar.run(stop)
+    finally:
+        if not once:
+            sidecar.stop_cleanup()
+        await client.close()
+
+
+@click.command("sidecar")
+@click.option(
+    "--dir", "output_dir", type=click.Path(path_type=Path), help="Output directory (tmpfs)."
+)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Sidecar TOML file.")
+@click.option(
+    "--secret", "secrets", multiple=True, help="FILE=REF (same as --opt secret.FILE=REF)."
+)
+@click.option(
+    "--opt", "opts", multiple=True, help="Volume option KEY=VALUE (see docs/injection.md)."
+)
+@click.option("--once", is_flag=True, help="Render once and exit (init container).")
+@click.option("--interval", type=float, help=f"Poll interval, s (default {DEFAULT_POLL_INTERVAL}).")
+@click.option(
+    "--refresh", type=float, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
+)
+@click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
+@click.option("--allow-non-tmpfs", is_flag=True, help="DANGEROUS: allow a disk-backed directory.")
+@click.option("--reload-signal", default="HUP", show_default=True)
+@click.option("--reload-pid", type=int, help="Signal this pid (shared PID namespace).")
+@click.option(
+    "--reload-pid-file", type=click.Path(path_type=Path), help="Signal the pid in this file."
+)
+@click.option("--reload-container", help="Ask Docker to signal this container.")
+@click.option("--reload-command", help="Run this command (no shell) after a change.")
+@click.option("--docker-host", help="Docker engine URL for --reload-container.")
+@click.option("--addr", help="vaultside server (default $VAULTSIDE_ADDR).")
+@click.option(
+    "--token-file", type=click.Path(path_type=Path), help="Token file (or $VAULTSIDE_TOKEN_FILE)."
+)
+def cli(
+    output_dir: Path | None,
+    config_file: Path | None,
+    secrets: tuple[str, ...],
+    opts: tuple[str, ...],
+    once: bool,
+    interval: float | None,
+    refresh: float | None,
+    ready_file: Path | None,
+    allow_non_tmpfs: bool,
+    reload_signal: str,
+    reload_pid: int | None,
+    reload_pid_file: Path | None,
+    reload_container: str | None,
+    reload_command: str | None,
+    docker_host: str | None,
+    addr: str | None,
+    token_file: Path | None,
+) -> None:
+    """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            config = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            fail(f"cannot read sidecar config {config_file}: {exc}", EXIT_INVALID)
+    out_dir = output_dir or (Path(config["dir"]) if "dir" in config else None)
+    if out_dir is None:
+        fail("--dir (or dir in --config) is required", EXIT_INVALID)
+    env = dict(os.environ)
+    if addr or config.get("addr"):
+        env["VAULTSIDE_ADDR"] = str(addr or config.get("addr"))
+    if token_file or config.get("token_file"):
+        env.pop("VAULTSIDE_TOKEN", None)
+        env["VAULTSIDE_TOKEN_FILE"] = str(token_file or config.get("token_file"))
+    try:
+        spec = parse_volume_options(_options(config, opts, secrets))
+        engine = DockerEngine(docker_host) if reload_container else None
+        cfg = SidecarConfig(
+            output_dir=out_dir,
+            spec=spec,
+            poll_interval=interval or float(config.get("interval", DEFAULT_POLL_INTERVAL)),
+            refresh_interval=refresh or float(config.get("refresh", DEFAULT_REFRESH_INTERVAL)),
+            ready_file=ready_file
+            or (Path(config["ready_file"]) if "ready_file" in config else None),
+            allow_non_tmpfs=allow_non_tmpfs or bool(config.get("allow_non_tmpfs", False)),
+            reload=_reload(
+                engine, reload_signal, reload_pid, reload_pid_file, reload_container, reload_command
+            ),
+        )
+        client = VaultsideClient.from_env(env, timeout=10.0)
+        feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
+        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed)
+        asyncio.run(_run(sidecar, client, once))
+    except errors.VaultsideError as exc:
+        fail("; ".join(exc.public_messages()), exit_code_for(exc))
+    except KeyboardInterrupt:
+        pass
+    if once:
+        click.echo(f"rendered {len(spec.files)} file(s) into {out_dir}", err=True)

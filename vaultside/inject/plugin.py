@@ -1,0 +1,154 @@
+"""Docker's (legacy) volume plugin protocol over a unix socket in ``/run/docker/plugins/``.
+
+Every call is ``POST /<Method>`` with a JSON body; answers carry ``Err`` ("" on success).
+Docker shows ``Err`` to the user (``docker run`` prints ``VolumeDriver.Mount: <Err>``), so
+messages are the clear reasons our errors carry — never values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from vaultside.errors import InternalError, InvalidRequestError, VaultsideError
+from vaultside.inject.volumes import VolumeManager
+
+log = logging.getLogger(__name__)
+PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
+DEFAULT_SOCKET_DIR = Path("/run/docker/plugins")
+Handler = Callable[[VolumeManager, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _reply(obj: dict[str, Any]) -> web.Response:
+    return web.Response(text=json.dumps(obj), content_type="application/json")
+
+
+async def _activate(_: VolumeManager, __: dict[str, Any]) -> dict[str, Any]:
+    return {"Implements": ["VolumeDriver"]}
+
+
+async def _capabilities(_: VolumeManager, __: dict[str, Any]) -> dict[str, Any]:
+    return {"Capabilities": {"Scope": "local"}}
+
+
+async def _create(vm: VolumeManager, body: dict[str, Any]) -> dict[str, Any]:
+    opts = body.get("Opts") or {}
+    if not isinstance(opts, dict):
+        raise InvalidRequestError("Opts must be an object")
+    await vm.create(str(body.get("Name", "")), {str(k): v for k, v in opts.items()})
+    return {"Err": ""}
+
+
+async def _remove(vm: VolumeManager, body: dict[str, Any]) -> dict[str, Any]:
+    await vm.remove(str(body.get("Name", "")))
+    return {"Err": ""}
+
+
+async def _mount(vm: VolumeManager, body: dict[str, Any]) -> dict[str, Any]:
+    point = await vm.mount(str(body.get("Name", "")), str(body.get("ID", "")))
+    return {"Mountpoint": point, "Err": ""}
+
+
+async def _unmount(vm: VolumeManager, body: dict[str, Any]) -> dict[str, Any]:
+    await vm.unmount(str(body.get("Name", "")), str(body.get("ID", "")))
+    return {"Err": ""}
+
+
+async def _path(vm: VolumeManager, body: dict[str, Any]) -> dict[str, Any]:
+    return {"Mountpoint": vm.get(str(body.get("Name", ""))).mountpoint, "Err": ""}
+
+
+async def _get(vm: VolumeManager, body: dict[str, Any]) -> dict[str, Any]:
+    rec = vm.get(str(body.get("Name", "")))
+    return {"Volume": {"Name": rec.name, "Mountpoint": rec.mountpoint, "Status": {}}, "Err": ""}
+
+
+async def _list(vm: VolumeManager, _: dict[str, Any]) -> dict[str, Any]:
+    vols = [{"Name": r.name, "Mountpoint": r.mountpoint} for r in vm.list()]
+    return {"Volumes": vols, "Err": ""}
+
+
+HANDLERS: dict[str, Handler] = {
+    "Plugin.Activate": _activate,
+    "VolumeDriver.Capabilities": _capabilities,
+    "VolumeDriver.Create": _create,
+    "VolumeDriver.Remove": _remove,
+    "VolumeDriver.Mount": _mount,
+    "VolumeDriver.Unmount": _unmount,
+    "VolumeDriver.Path": _path,
+    "VolumeDriver.Get": _get,
+    "VolumeDriver.List": _list,
+}
+VOLUME_MANAGER = web.AppKey("volume_manager", VolumeManager)
+
+
+async def _dispatch(request: web.Request) -> web.Response:
+    method = request.match_info["method"]
+    handler = HANDLERS.get(method)
+    if handler is None:
+        return web.Response(status=404, text=json.dumps({"Err": f"unknown method {method[:64]}"}))
+    try:
+        raw = await request.read()
+        body = json.loads(raw) if raw else {}
+        if not isinstance(body, dict):
+            body = {}
+    except ValueError:
+        return _reply({"Err": "request body is not JSON"})
+    try:
+        result = await handler(request.app[VOLUME_MANAGER], body)
+    except InternalError as exc:
+        log.error("plugin call failed", extra={"method": method, "error": exc.message})
+        return _reply({"Err": f"vaultside: {exc.message}"})
+    except VaultsideError as exc:
+        log.info("plugin call refused", extra={"method": method, "error": exc.message})
+        return _reply({"Err": f"vaultside: {exc.message}"})
+    except Exception:
+        log.exception("plugin call crashed", extra={"method": method})
+        return _reply({"Err": "vaultside: internal error (see the plugin's log)"})
+    return _reply(result)
+
+
+def make_app(manager: VolumeManager) -> web.Application:
+    """The aiohttp application speaking the volume plugin protocol."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[VOLUME_MANAGER] = manager
+    app.router.add_post("/{method}", _dispatch)
+    return app
+
+
+class PluginServer:
+    """Serves a ``VolumeManager`` on ``<socket_dir>/<name>.sock``; removes the socket on stop."""
+
+    def __init__(
+        self, manager: VolumeManager, *, name: str, socket_dir: Path = DEFAULT_SOCKET_DIR
+    ) -> None:
+        self.manager = manager
+        self.socket_path = socket_dir / f"{name}.sock"
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Recover state, then listen."""
+        await self.manager.recover()
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.is_socket():
+            self.socket_path.unlink()
+        self._runner = web.AppRunner(make_app(self.manager), access_log=None)
+        await self._runner.setup()
+        site = web.UnixSite(self._runner, str(self.socket_path))
+        await site.start()
+        # SECURITY: only root (dockerd) may talk to the plugin.
+        os.chmod(self.socket_path, 0o600)
+        log.info("volume plugin listening", extra={"socket": str(self.socket_path)})
+
+    async def stop(self) -> None:
+        """Stop listening; mounts stay (a restarted plugin recovers them)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.socket_path.unlink(missing_ok=True)

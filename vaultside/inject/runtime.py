@@ -1,0 +1,112 @@
+"""Builds the volume plugin from ``Settings`` (used by ``vaultside plugin`` and ``serve``)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from vaultside.broker.base import SecretSource
+from vaultside.client import HttpSecretSource, VaultsideClient
+from vaultside.clock import Clock, SystemClock
+from vaultside.config.settings import Settings
+from vaultside.errors import InvalidRequestError
+from vaultside.inject.admission import AdmissionPolicy, ImageFindingsCheck
+from vaultside.inject.audit import InjectAuditLog
+from vaultside.inject.docker_api import DockerEngine
+from vaultside.inject.plugin import PluginServer
+from vaultside.inject.roles import Role, RoleBook, load_roles
+from vaultside.inject.state import PluginState
+from vaultside.inject.volumes import VolumeManager
+
+log = logging.getLogger(__name__)
+
+
+class RoleClients:
+    """One vaultside client per role, authenticated with that role's token file.
+
+    The server's policy for that token decides what the role may read: a 403 becomes a clear
+    mount error. A role without ``token_file`` uses the plugin's own ``VAULTSIDE_TOKEN[_FILE]``.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self._clients: dict[str, VaultsideClient] = {}
+
+    def _client(self, role: Role) -> VaultsideClient:
+        client = self._clients.get(role.name)
+        if client is None:
+            env = dict(self.env)
+            if role.token_file is not None:
+                env.pop("VAULTSIDE_TOKEN", None)
+                env["VAULTSIDE_TOKEN_FILE"] = str(role.token_file)
+            client = VaultsideClient.from_env(env, timeout=10.0)
+            self._clients[role.name] = client
+        return client
+
+    def __call__(self, role: Role) -> SecretSource:
+        return HttpSecretSource(self._client(role))
+
+    async def close(self) -> None:
+        """Close every client's connection pool."""
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+def scanner_findings_check() -> ImageFindingsCheck | None:
+    """The scanner's "image has unresolved leak findings" check, if the scanner provides one."""
+    try:
+        module = importlib.import_module("vaultside.scan.service")
+    except ImportError:
+        return None
+    factory: Callable[[], ImageFindingsCheck] | None = getattr(module, "image_findings_check", None)
+    return factory() if factory is not None else None
+
+
+def build_plugin(
+    settings: Settings,
+    *,
+    sources: Callable[[Role], SecretSource] | None = None,
+    findings: ImageFindingsCheck | None = None,
+    clock: Clock | None = None,
+) -> tuple[PluginServer, DockerEngine]:
+    """The plugin server and its Docker adapter, wired from ``settings.inject``."""
+    cfg = settings.inject
+    if cfg.roles_file is None:
+        raise InvalidRequestError(
+            "inject.roles_file is required (which containers get which secrets)"
+        )
+    roles: RoleBook = load_roles(settings.resolve(cfg.roles_file))
+    adm = cfg.admission
+    actions = {
+        "privileged": adm.privileged,
+        "root_user": adm.root_user,
+        "docker_socket": adm.docker_socket,
+        "no_limits": adm.no_limits,
+        "writable_rootfs": adm.writable_rootfs,
+        "image_not_allowed": adm.image_not_allowed,
+        "image_findings": adm.image_findings,
+    }
+    policy = AdmissionPolicy(
+        actions,
+        allowed_images=tuple(adm.allowed_images),
+        findings=findings if findings is not None else scanner_findings_check(),
+    )
+    engine = DockerEngine(cfg.docker_host, data_root=cfg.docker_data_root)
+    state_dir = settings.resolve(cfg.state_dir)
+    manager = VolumeManager(
+        state=PluginState(state_dir / f"{cfg.plugin_name}.state.json"),
+        mount_root=Path(cfg.mount_root) / cfg.plugin_name,
+        containers=engine,
+        roles=roles,
+        admission=policy,
+        sources=sources if sources is not None else RoleClients(),
+        audit=InjectAuditLog(settings.resolve(cfg.audit_file)),
+        driver=cfg.plugin_name,
+        clock=clock or SystemClock(),
+    )
+    server = PluginServer(manager, name=cfg.plugin_name, socket_dir=cfg.plugin_socket_dir)
+    return server, engine

@@ -1,0 +1,219 @@
+"""The sidecar: render secrets into a tmpfs directory, keep them fresh, tell the app.
+
+Change detection is conditional polling: for every unpinned ``kv:`` reference the sidecar asks
+``GET /v1/secrets/{path}`` with ``If-None-Match`` every ``poll_interval`` (a 304 costs the server
+one revision lookup). References it cannot watch that way (``vault:``) are re-resolved every
+``refresh_interval``. After a change everything is re-resolved, only files whose content changed
+are rewritten (temp file + rename), then the reload action runs once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from vaultside.broker.base import SecretSource
+from vaultside.clock import Clock, SystemClock
+from vaultside.errors import InvalidRequestError, VaultsideError
+from vaultside.inject import tmpfs
+from vaultside.inject.render import render_volume
+from vaultside.inject.signal import ReloadAction
+from vaultside.inject.spec import VolumeSpec
+from vaultside.inject.volumes import resolve_values
+from vaultside.refs import parse_ref
+
+log = logging.getLogger(__name__)
+DEFAULT_POLL_INTERVAL = 0.25
+DEFAULT_REFRESH_INTERVAL = 300.0
+MAX_BACKOFF = 30.0
+
+
+class ChangeFeed(Protocol):
+    """Says whether any watched secret may have changed since the previous call."""
+
+    async def changed(self) -> bool:
+        """True if something changed (the first call primes and returns False)."""
+        ...
+
+
+class SecretReader(Protocol):
+    """The slice of ``VaultsideClient`` the ETag watcher needs."""
+
+    async def read_secret(
+        self, path: str, *, version: int | None = None, etag: str | None = None
+    ) -> object:
+        """A secret, or a ``NotModified`` marker for a matching ``etag``."""
+        ...
+
+
+class EtagWatcher:
+    """Conditional polling of ``kv:`` paths with ETags."""
+
+    def __init__(self, reader: SecretReader, paths: list[str]) -> None:
+        self.reader = reader
+        self.etags: dict[str, str | None] = dict.fromkeys(paths)
+        self._primed = False
+
+    @staticmethod
+    def paths_of(spec: VolumeSpec) -> list[str]:
+        """Unpinned local secret paths a spec depends on."""
+        refs = [parse_ref(r) for r in spec.refs]
+        return list(dict.fromkeys(r.path for r in refs if r.scheme == "kv" and r.version is None))
+
+    async def _poll(self, path: str) -> bool:
+        got = await self.reader.read_secret(path, etag=self.etags[path])
+        etag = getattr(got, "etag", None)
+        if hasattr(got, "data"):
+            # SECURITY: the body's values are dropped here; values come from resolve().
+            changed = etag != self.etags[path] or etag is None
+            self.etags[path] = etag
+            return changed
+        return False
+
+    async def changed(self) -> bool:
+        results = await asyncio.gather(*(self._poll(p) for p in self.etags))
+        primed, self._primed = self._primed, True
+        return primed and any(results)
+
+
+@dataclass(slots=True)
+class SidecarConfig:
+    """What the sidecar renders, where, and what it does after a change."""
+
+    output_dir: Path
+    spec: VolumeSpec
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    ready_file: Path | None = None
+    allow_non_tmpfs: bool = False
+    reload: ReloadAction | None = None
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
+
+
+class Sidecar:
+    """Renders a ``VolumeSpec`` with a ``SecretSource``; see the module docstring."""
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        source: SecretSource,
+        *,
+        feed: ChangeFeed | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.feed = feed
+        self.clock = clock or SystemClock()
+        self.ready = asyncio.Event()
+        self.renders = 0
+        self.reloads = 0
+        self._digests: dict[str, bytes] = {}
+
+    def check_output_dir(self) -> None:
+        """Refuse a directory that is not on tmpfs unless explicitly overridden."""
+        out = self.config.output_dir
+        if not out.is_dir():
+            raise InvalidRequestError(f"output directory {out} does not exist")
+        if self.config.allow_non_tmpfs:
+            if not tmpfs.is_tmpfs(out):
+                log.warning("writing secrets to a non-tmpfs directory (override given)")
+            return
+        tmpfs.require_tmpfs(out)
+
+    async def render_once(self) -> list[str]:
+        """Resolve and write every file whose content changed; returns their names."""
+        spec = self.config.spec
+        uid = spec.uid if spec.uid is not None else self.config.uid
+        gid = spec.gid if spec.gid is not None else self.config.gid
+        values = await resolve_values(self.source, spec)
+        files = render_volume(spec, values)
+        del values
+        changed: list[str] = []
+        try:
+            for name, data in files.items():
+                # SECURITY: only a digest of the content is kept, to detect changes.
+                digest = hashlib.sha256(data).digest()
+                if self._digests.get(name) == digest:
+                    continue
+                await asyncio.to_thread(
+                    tmpfs.write_atomic,
+                    self.config.output_dir,
+                    name,
+                    data,
+                    uid=uid,
+                    gid=gid,
+                    mode=spec.mode,
+                )
+                self._digests[name] = digest
+                changed.append(name)
+        finally:
+            files.clear()
+        self.renders += 1
+        return changed
+
+    async def start(self) -> None:
+        """Check the directory, render everything once, and signal readiness."""
+        self.check_output_dir()
+        if self.feed is not None:
+            # Prime first, so a change during the render is seen; a failure here is
+            # reported by the render below with the option it concerns.
+            with contextlib.suppress(VaultsideError):
+                await self.feed.changed()
+        await self.render_once()
+        if self.config.ready_file is not None:
+            await asyncio.to_thread(_write_ready, self.config.ready_file)
+        self.ready.set()
+        log.info("all secrets rendered", extra={"files": len(self.config.spec.files)})
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Start, then poll for changes until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        await self.start()
+        last_refresh = self.clock.monotonic()
+        backoff = self.config.poll_interval
+        retry = False  # a failed render is retried even if the feed has moved on
+        while not stop.is_set():
+            await self.clock.sleep(backoff)
+            if stop.is_set():
+                break
+            try:
+                due = retry or (
+                    self.clock.monotonic() - last_refresh >= self.config.refresh_interval
+                )
+                if not due and (self.feed is None or not await self.feed.changed()):
+                    backoff = self.config.poll_interval
+                    continue
+                last_refresh = self.clock.monotonic()
+                changed = await self.render_once()
+                if changed and self.config.reload is not None:
+                    await self.config.reload.run()
+                    self.reloads += 1
+                    log.info(
+                        "reloaded",
+                        extra={"files": changed, "action": self.config.reload.describe()},
+                    )
+                backoff, retry = self.config.poll_interval, False
+            except VaultsideError as exc:
+                retry = True
+                # Keep serving the last good files; retry with backoff.
+                backoff = min(MAX_BACKOFF, max(backoff * 2, self.config.poll_interval))
+                log.warning("refresh failed", extra={"error": exc.message, "retry_in": backoff})
+
+    def stop_cleanup(self) -> None:
+        """Remove the readiness file (the rendered files stay for the app)."""
+        if self.config.ready_file is not None:
+            self.config.ready_file.unlink(missing_ok=True)
+
+
+def _write_ready(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("ready\n", encoding="utf-8")
+    os.replace(tmp, path)

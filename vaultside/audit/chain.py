@@ -32,12 +32,16 @@ def record_hash(record: Mapping[str, object]) -> str:
 
 
 def chain(record: Mapping[str, object], prev: str) -> tuple[bytes, str]:
-    """The line (with newline) for ``record`` chained after ``prev``, and its hash."""
+    """The line (with newline) for ``record`` chained after ``prev``, and its hash.
+
+    The line is the canonical body with ``"hash"`` appended as the last key, so the body is
+    serialized once; verification re-serializes the parsed record canonically anyway.
+    """
     body = {k: v for k, v in record.items() if k not in ("prev", "hash")}
     body["prev"] = prev
-    digest = record_hash(body)
-    body["hash"] = digest
-    return canonical(body) + b"\n", digest
+    encoded = canonical(body)
+    digest = hashlib.sha256(encoded).hexdigest()
+    return encoded[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
 
 @dataclass(frozen=True, slots=True)

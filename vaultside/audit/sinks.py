@@ -238,9 +238,17 @@ class AuditBroker:
     async def log(self, event: AuditEvent) -> None:
         """Write ``event``; ``UpstreamUnavailableError("audit log unavailable")`` if no sink did."""
         record = event.to_record(self.hasher)
-        results = await asyncio.gather(
-            *(sink.write(dict(record)) for sink in self._sinks), return_exceptions=True
-        )
+        results: list[object]
+        if len(self._sinks) == 1:  # the common case, without gather's task per sink
+            try:
+                await self._sinks[0].write(record)
+                results = [None]
+            except Exception as exc:
+                results = [exc]
+        else:
+            results = await asyncio.gather(
+                *(sink.write(dict(record)) for sink in self._sinks), return_exceptions=True
+            )
         accepted = 0
         for sink, result in zip(self._sinks, results, strict=True):
             if isinstance(result, BaseException):

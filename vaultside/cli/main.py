@@ -7,7 +7,16 @@ import importlib
 import click
 
 # Each entry is a module under vaultside.cli.commands exposing ``cli``; add one line per group.
-COMMAND_MODULES: tuple[str, ...] = ("secret", "token", "policy", "audit", "serve", "operator", "plugin", "sidecar")
+COMMAND_MODULES: tuple[str, ...] = (
+    "secret",
+    "token",
+    "policy",
+    "audit",
+    "serve",
+    "operator",
+    "plugin",
+    "sidecar",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

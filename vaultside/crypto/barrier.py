@@ -294,7 +294,8 @@ class Barrier:
         stopped. Each batch's puts are issued concurrently (the backend group-commits them).
         """
         async with self._rewrap_lock:
-            target, cipher = self._unsealed().active_cipher()
+            # Another process may have rotated since we last looked: rewrap to the newest term.
+            target, cipher = (await self._reload()).active_cipher()
             progress = await self._load_progress()
             if progress is None or progress.target_term != target:
                 progress = RewrapProgress(target_term=target)

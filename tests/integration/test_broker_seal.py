@@ -117,7 +117,11 @@ def transit_seal(bao: PersistentBao, tmp_path: Path) -> tuple[Broker, TransitSea
     settings = BrokerSettings(address=bao.addr, token_file=tmp_path / "token", request_timeout=2)
     broker = Broker("seal", settings, SqliteStorage(tmp_path / "unused.db"), SystemClock())
     seal = TransitSeal(
-        broker, mount="transit", key="vaultside", wrapped_key_file=tmp_path / "root.wrapped"
+        broker.client,
+        broker.auth,
+        mount="transit",
+        key="vaultside",
+        wrapped_key_file=tmp_path / "root.wrapped",
     )
     return broker, seal
 

@@ -15,9 +15,17 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from vaultside.broker.source import Broker
-from vaultside.clock import Clock
-from vaultside.errors import ConflictError, SealedError, UpstreamError, UpstreamUnavailableError
+from vaultside.broker.auth import BrokerAuth
+from vaultside.broker.vault import VaultClient
+from vaultside.clock import Clock, SystemClock
+from vaultside.config.settings import Settings
+from vaultside.errors import (
+    ConflictError,
+    InvalidRequestError,
+    SealedError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +37,25 @@ class TransitSeal:
 
     kind = "vault-transit"
 
-    def __init__(self, broker: Broker, *, mount: str, key: str, wrapped_key_file: Path) -> None:
-        self._broker = broker
+    def __init__(
+        self,
+        client: VaultClient,
+        auth: BrokerAuth,
+        *,
+        mount: str,
+        key: str,
+        wrapped_key_file: Path,
+        auto_init: bool = False,
+    ) -> None:
+        self._client = client
+        self._auth = auth
         self._mount = mount
         self._key = key
         self._path = wrapped_key_file
+        self._auto_init = auto_init
+
+    def __repr__(self) -> str:
+        return f"TransitSeal(broker={self._client.name!r}, key={self._mount}/{self._key})"
 
     async def init(self) -> None:
         """Create, wrap and store a random root key; ``ConflictError`` if one exists."""
@@ -41,8 +63,8 @@ class TransitSeal:
             raise ConflictError(f"wrapped root key already exists at {str(self._path)!r}")
         # SECURITY: the plaintext root key never touches disk; only transit ciphertext does.
         root = secrets.token_bytes(ROOT_KEY_BYTES)
-        client = self._broker.client
-        wrapped = await self._broker.auth.call(
+        client = self._client
+        wrapped = await self._auth.call(
             lambda: client.transit_encrypt(self._mount, self._key, root)
         )
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,15 +74,25 @@ class TransitSeal:
 
     async def root_key(self) -> bytes:
         """Unwrap the root key; ``SealedError`` with the reason if that is not possible now."""
+        if self._auto_init and not self._path.exists():
+            # A first start: there is no data yet that an older root key could protect.
+            try:
+                await self.init()
+            except UpstreamError as exc:
+                raise SealedError(
+                    f"transit seal: cannot create the root key ({exc.message})"
+                ) from exc
+            except ConflictError:
+                pass
         try:
             wrapped = self._path.read_text().strip()
         except FileNotFoundError as exc:
             raise SealedError(
                 f"transit seal: no wrapped root key at {str(self._path)!r} (initialize first)"
             ) from exc
-        client = self._broker.client
+        client = self._client
         try:
-            root = await self._broker.auth.call(
+            root = await self._auth.call(
                 lambda: client.transit_decrypt(self._mount, self._key, wrapped)
             )
         except UpstreamUnavailableError as exc:
@@ -70,6 +102,31 @@ class TransitSeal:
         if len(root) != ROOT_KEY_BYTES:
             raise SealedError("transit seal: unwrapped root key has the wrong length")
         return root
+
+
+def build_transit_seal(settings: Settings, clock: Clock | None = None) -> TransitSeal:
+    """The ``vault-transit`` seal from settings: ``seal.transit_broker`` names a broker.
+
+    ``seal.key_file`` holds the transit-wrapped root key; it is created on first start.
+    """
+    cfg = settings.seal
+    name = cfg.transit_broker
+    if not name or name not in settings.brokers:
+        known = ", ".join(sorted(settings.brokers)) or "none"
+        raise InvalidRequestError(
+            f"seal.kind is vault-transit but seal.transit_broker {name!r} is not a configured "
+            f"broker (configured: {known})"
+        )
+    client = VaultClient(name, settings.brokers[name], max_workers=2)
+    auth = BrokerAuth(client, settings.brokers[name], clock or SystemClock())
+    return TransitSeal(
+        client,
+        auth,
+        mount=cfg.transit_mount,
+        key=cfg.transit_key,
+        wrapped_key_file=settings.resolve(cfg.key_file),
+        auto_init=True,
+    )
 
 
 async def unseal_until_ready(

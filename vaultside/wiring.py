@@ -22,6 +22,7 @@ from vaultside.clock import Clock, SystemClock
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, PassphraseSeal, Seal
+from vaultside.crypto.transit import build_transit_seal
 from vaultside.errors import InvalidRequestError
 from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
@@ -58,7 +59,6 @@ class Services:
     authorizer: Authorizer
     throttle: AuthThrottle
     audit: AuditBroker
-    audit_sinks: list[AuditSink]
     # Secret reference scheme ("kv", "vault") → the source that resolves it.
     sources: dict[str, SecretSource] = field(default_factory=dict)
     # Started after unseal, closed (in reverse order) before storage closes.
@@ -87,11 +87,10 @@ class Services:
                     log.exception("component close failed")
             await self.barrier.seal()
         finally:
-            for sink in self.audit_sinks:
-                try:
-                    await sink.close()
-                except Exception:
-                    log.exception("audit sink close failed")
+            try:
+                await self.audit.close()
+            except Exception:
+                log.exception("audit close failed")
             await self.storage.close()
 
 
@@ -131,6 +130,8 @@ def build_seal(settings: Settings) -> Seal:
         if cfg.passphrase_file is None:
             raise InvalidRequestError("seal.kind is passphrase but seal.passphrase_file is unset")
         return PassphraseSeal(settings.resolve(cfg.passphrase_file), salt_file(settings))
+    if cfg.kind == "vault-transit":
+        return build_transit_seal(settings)
     raise InvalidRequestError(f"seal kind {cfg.kind!r} is not available in this build")
 
 
@@ -141,6 +142,8 @@ def seal_material(settings: Settings) -> list[Path]:
         return [settings.resolve(cfg.key_file)]
     if cfg.kind == "passphrase":
         return [salt_file(settings)]
+    if cfg.kind == "vault-transit":
+        return [settings.resolve(cfg.key_file)]  # the transit-wrapped root key
     return []
 
 
@@ -188,7 +191,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         authorizer=Authorizer(policies),
         throttle=AuthThrottle(clock),
         audit=AuditBroker(sinks, hasher),
-        audit_sinks=sinks,
     )
     services.sources["kv"] = KVSecretSource(kv)
     if settings.brokers:

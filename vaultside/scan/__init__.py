@@ -1,0 +1,1 @@
+"""Leak scanner: sources, detectors, filters, posture checks and reporters."""

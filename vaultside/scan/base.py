@@ -1,0 +1,213 @@
+"""The scan seams: where bytes come from, what looks like a secret, what is noise, how to show it.
+
+A ``Source`` yields ``Chunk``s (bytes plus where they came from); a ``Detector`` turns a
+chunk's bytes into ``Candidate``s without I/O; a ``Filter`` drops false positives; the
+scanner turns survivors into ``Finding``s, which a ``Reporter`` renders.
+
+# SECURITY: a ``Secret`` never shows its value in ``repr``/``str``; only ``reveal()`` does,
+# and only reporters asked for ``--reveal`` call it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is; ordered so ``--fail-on`` can compare."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, name: str) -> Severity:
+        """A severity from its (case-insensitive) name."""
+        try:
+            return cls[name.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {name!r}") from None
+
+
+class Secret:
+    """A matched value that hides itself from reprs, logs and exceptions."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The plaintext (only for ``--reveal`` triage and in-memory comparisons)."""
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret(len={len(self._value)})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def fingerprint(self) -> str:
+        """A short, stable digest of the value (never the value itself)."""
+        return hashlib.sha256(b"vaultside-value\0" + self._value.encode()).hexdigest()[:12]
+
+    def redacted(self) -> str:
+        """A prefix, the length and a fingerprint: enough to triage, not enough to use."""
+        n = len(self._value)
+        keep = min(4, n // 5)
+        return f"{self._value[:keep]}…(len {n}, fp {self.fingerprint()})"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a chunk (and so a finding) came from.
+
+    ``kind`` is ``image``, ``archive``, ``container`` or ``path``; ``target`` names the image,
+    archive file, container or directory; ``path`` is a file path inside it or a pseudo path
+    such as ``config/Env`` or ``container/Labels``; ``layer`` and ``created_by`` attribute a
+    finding in an image layer to the Dockerfile instruction that made the layer.
+    """
+
+    kind: str
+    target: str
+    path: str
+    line: int | None = None
+    layer: str | None = None
+    created_by: str | None = None
+    status: str | None = None  # "deleted" / "overwritten" in a later layer, else None
+    nested: tuple[str, ...] = ()  # members of nested archives, outermost first
+
+    def display(self) -> str:
+        """One-line human form."""
+        p = "!".join((self.path, *self.nested)) if self.nested else self.path
+        out = f"{self.target}:{p}"
+        if self.line is not None:
+            out += f":{self.line}"
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte."""
+
+    data: bytes
+    location: Location
+    first_line: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What a detector thinks is a secret: the rule, the value and its byte span in the chunk."""
+
+    rule_id: str
+    description: str
+    severity: Severity
+    secret: Secret
+    start: int
+    end: int
+    generic: bool = False  # entropy-tested assignment rules get the stricter filters
+    known: KnownMatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownMatch:
+    """A vaultside-managed secret recognised verbatim (or in a known encoding)."""
+
+    path: str
+    field: str
+    version: int
+    status: str  # current / previous / retired
+    encoding: str = "raw"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reported problem: a leaked secret or a broken container practice."""
+
+    rule_id: str
+    description: str
+    severity: Severity
+    location: Location
+    secret: Secret | None = None
+    known: KnownMatch | None = None
+    practice: str | None = None  # e.g. "CIS Docker 5.4" for posture findings
+    advice: str | None = None
+    fingerprint: str = field(default="")
+
+    def with_fingerprint(self) -> Finding:
+        """This finding with its baseline fingerprint filled in."""
+        return replace(self, fingerprint=baseline_fingerprint(self))
+
+    @property
+    def category(self) -> str:
+        """``posture``, ``known`` or ``secret``."""
+        if self.practice is not None or self.secret is None:
+            return "posture"
+        return "known" if self.known is not None else "secret"
+
+
+def baseline_fingerprint(f: Finding) -> str:
+    """A digest keyed on rule, target, path and value digest — no line numbers, no plaintext.
+
+    # SECURITY: the value enters only through a one-way digest, so a baseline file never
+    # contains the secret; lines and layer digests are left out so it survives line moves
+    # and rebuilds.
+    """
+    h = hashlib.sha256()
+    for part in (
+        f.rule_id,
+        f.location.kind,
+        f.location.target,
+        f.location.path,
+        "!".join(f.location.nested),
+        f.secret.fingerprint() if f.secret is not None else "",
+    ):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+class Source(Protocol):
+    """Where bytes come from: yields chunks with their attribution."""
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every chunk to scan, streamed (memory stays bounded)."""
+        ...
+
+
+class Detector(Protocol):
+    """Pure: bytes in, candidates out; no I/O."""
+
+    def detect(self, data: bytes) -> Iterable[Candidate]:
+        """Candidates found in ``data``."""
+        ...
+
+
+class Filter(Protocol):
+    """Decides whether a candidate is a false positive."""
+
+    def rejects(self, cand: Candidate, data: bytes, location: Location) -> bool:
+        """True if ``cand`` should not be reported."""
+        ...
+
+
+class Reporter(Protocol):
+    """Renders findings."""
+
+    def render(self, findings: list[Finding], *, reveal: bool = False) -> str:
+        """The findings as text in this reporter's format."""
+        ...

@@ -1,0 +1,1 @@
+"""Reporters: table, JSON and SARIF renderings of findings."""

@@ -1,0 +1,1 @@
+"""Built-in leak rules (package data)."""

@@ -1,0 +1,1 @@
+"""Sources: where the bytes to scan come from."""

@@ -13,6 +13,7 @@ Concurrency design (the API must read at >10k req/s and absorb many concurrent w
   beside the writer, ``busy_timeout`` makes a writer wait for another process's write lock,
   and the migration step takes the write lock so only one process migrates.
 
+A write whose caller is cancelled may still be committed (it is already queued).
 Revisions come from one counter table, so they never repeat for a key even after a delete
 (no ABA on compare-and-set). Lease expiry uses the injected ``Clock``.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -37,6 +39,8 @@ from vaultside.errors import (
     VaultsideError,
 )
 from vaultside.storage.base import Delete, Op, Put, Record
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -193,6 +197,7 @@ class SqliteStorage:
             return
         try:
             await asyncio.to_thread(self._prepare)
+            writer = await asyncio.to_thread(self._connect)
             reader = self._connect()
             reader.execute("PRAGMA query_only = 1")
         except (sqlite3.Error, OSError) as exc:
@@ -200,7 +205,10 @@ class SqliteStorage:
         self._closed = False
         self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(
-            target=self._writer_main, name=f"sqlite-writer:{self.path.name}", daemon=True
+            target=self._writer_main,
+            args=(writer,),
+            name=f"sqlite-writer:{self.path.name}",
+            daemon=True,
         )
         self._thread.start()
         self._reader = reader
@@ -218,8 +226,7 @@ class SqliteStorage:
 
     # -- the writer thread ----------------------------------------------------------------
 
-    def _writer_main(self) -> None:
-        conn = self._connect()
+    def _writer_main(self, conn: sqlite3.Connection) -> None:
         try:
             stop = False
             while not stop:
@@ -236,7 +243,11 @@ class SqliteStorage:
                         stop = True
                         break
                     jobs.append(nxt)
-                self._run_batch(conn, jobs)
+                try:
+                    self._run_batch(conn, jobs)
+                except Exception as exc:  # never let the writer die with callers waiting
+                    log.exception("sqlite writer batch failed")
+                    self._fail(jobs, _translate(exc))
         finally:
             conn.close()
 
@@ -265,6 +276,12 @@ class SqliteStorage:
             # RuntimeError: the caller's loop is gone, so nobody is waiting for this result.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, fut, result, err)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], err: BaseException) -> None:
+        for _fn, fut, loop in jobs:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, fut, None, err)
 
     async def _write(self, fn: _TxFn) -> Any:
         if self._reader is None or self._closed:

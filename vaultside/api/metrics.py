@@ -11,6 +11,7 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -76,4 +77,5 @@ class ApiMetrics:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
-        return generate_latest(self.registry)
+        # Service packages (e.g. the broker) count on the process-wide default registry.
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

@@ -63,14 +63,23 @@ def tls_context(cfg: ServerSettings, resolve: Callable[[Path], Path]) -> ssl.SSL
         return None
     if cfg.tls_cert_file is None or cfg.tls_key_file is None:
         raise InvalidRequestError("set both server.tls_cert_file and server.tls_key_file")
+    if cfg.tls_require_client_cert and cfg.tls_client_ca_file is None:
+        raise InvalidRequestError("server.tls_require_client_cert needs tls_client_ca_file")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(resolve(cfg.tls_cert_file), resolve(cfg.tls_key_file))
-    if cfg.tls_client_ca_file is not None:
-        ctx.load_verify_locations(cafile=resolve(cfg.tls_client_ca_file))
-        ctx.verify_mode = ssl.CERT_REQUIRED if cfg.tls_require_client_cert else ssl.CERT_OPTIONAL
-    elif cfg.tls_require_client_cert:
-        raise InvalidRequestError("server.tls_require_client_cert needs tls_client_ca_file")
+    cert, key = resolve(cfg.tls_cert_file), resolve(cfg.tls_key_file)
+    try:
+        ctx.load_cert_chain(cert, key)
+        if cfg.tls_client_ca_file is not None:
+            ctx.load_verify_locations(cafile=resolve(cfg.tls_client_ca_file))
+            ctx.verify_mode = (
+                ssl.CERT_REQUIRED if cfg.tls_require_client_cert else ssl.CERT_OPTIONAL
+            )
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidRequestError(
+            f"cannot load TLS files ({cert}, {key}, CA {cfg.tls_client_ca_file}): "
+            f"{type(exc).__name__}"
+        ) from None
     return ctx
 
 
@@ -137,6 +146,7 @@ async def run_server(
     unix_sock: socket.socket | None = None,
     on_ready: Callable[[Services, Bound], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``), then shut down gracefully.
 
@@ -150,7 +160,8 @@ async def run_server(
     await runner.setup()
     stop = stop or asyncio.Event()
     try:
-        install_stop_signals(stop)
+        if handle_signals:
+            install_stop_signals(stop)
         bound = await start_sites(runner, settings, reuse_port=reuse_port, unix_sock=unix_sock)
         log.info("listening", extra={"urls": ",".join(bound.urls)})
         if on_ready is not None:

@@ -183,3 +183,23 @@ async def test_audit_record_written_per_request_without_values(api: Api) -> None
     assert records[rid]["status"] == 200 and records[rid]["operation"] == "PUT"
     assert records[rid2]["path"] == "/v1/secrets/aud/x"
     assert records[rid3]["status"] == 403 and records[rid3]["accessor"] is None
+
+
+async def test_audit_failure_is_503_and_recovers(make_api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file where the audit directory should be")
+    api: Api = await make_api(audit={"file": str(blocker / "audit.log")})
+    value = "never-" + rnd.token_hex(6)
+    resp = await api.client.put("/v1/secrets/a/b", json={"data": {"k": value}}, headers=api.auth())
+    assert resp.status == 503
+    assert (await _errors(resp)) == ["audit log unavailable"]
+    # Health is not audited, so probes still see the server as up; metrics count the refusal.
+    assert (await api.client.get("/v1/sys/health")).status == 200
+    text = await (await api.client.get("/metrics")).text()
+    assert "vaultside_audit_failures_total 1.0" in text
+
+    blocker.unlink()
+    blocker.mkdir()
+    resp = await api.client.get("/v1/secrets/a/b", headers=api.auth())
+    assert resp.status in (200, 404)
+    assert (blocker / "audit.log").exists()

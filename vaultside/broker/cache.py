@@ -79,6 +79,10 @@ class SecretCache(Generic[V]):
         self.max_staleness = max_staleness
         self._retry_interval = retry_interval
         self._max_entries = max_entries
+        # Label children are looked up once: ``labels()`` costs more than the cache hit.
+        self._hits = CACHE_HITS.labels(broker)
+        self._upstream = UPSTREAM_READS.labels(broker)
+        self._stale_reads = STALE_READS.labels(broker)
         # SECURITY: values live only in this process's memory; nothing here is persisted.
         self._entries: dict[Hashable, _Entry[V]] = {}
         self._inflight: dict[Hashable, asyncio.Task[V]] = {}
@@ -101,7 +105,7 @@ class SecretCache(Generic[V]):
         now = self._clock.monotonic()
         entry = self._entries.get(key)
         if entry is not None and now - entry.fetched_at < entry.ttl:
-            CACHE_HITS.labels(self._broker).inc()
+            self._hits.inc()
             return CacheResult(entry.value, False, now - entry.fetched_at)
         if entry is not None and now < entry.retry_at:
             return self._stale(key, entry, now, None)
@@ -121,7 +125,7 @@ class SecretCache(Generic[V]):
         return CacheResult(value, False, 0.0)
 
     async def _fetch(self, key: Hashable, ttl: float, fetch: Callable[[], Awaitable[V]]) -> V:
-        UPSTREAM_READS.labels(self._broker).inc()
+        self._upstream.inc()
         try:
             value = await fetch()
         except NotFoundError:
@@ -145,7 +149,7 @@ class SecretCache(Generic[V]):
                 f"{reason}; the last good value is older than the maximum staleness "
                 f"({self.max_staleness:g}s)"
             ) from exc
-        STALE_READS.labels(self._broker).inc()
+        self._stale_reads.inc()
         if exc is not None:
             log.warning("broker_stale_read", extra={"broker": self._broker, "age": round(age, 1)})
         return CacheResult(entry.value, True, age)

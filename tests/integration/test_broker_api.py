@@ -1,0 +1,133 @@
+"""Brokered secrets through vaultside's HTTP API (``vaultside serve --dev``) in front of a REAL
+OpenBao: vaultside policies govern access, the app never holds a Vault token, bad references
+and unknown brokers are 400, and stale-if-error shows in a header until it turns into 503."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import aiohttp
+import hvac
+import pytest
+
+from .services.openbao import OpenBaoServer
+
+pytestmark = pytest.mark.openbao
+
+
+def seed(openbao: OpenBaoServer, path: str, data: dict[str, str]) -> None:
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    client.secrets.kv.v2.create_or_update_secret(path=path, secret=data)
+
+
+def start_server(vaultside_server, openbao: OpenBaoServer, tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
+    token_file = tmp_path / "bao-token"
+    token_file.write_text(openbao.root_token)
+    token_file.chmod(0o600)
+    return vaultside_server(
+        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
+        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(token_file),
+        **extra,
+    )
+
+
+async def call(
+    session: aiohttp.ClientSession, method: str, url: str, token: str, **kw: object
+) -> tuple[int, dict[str, object], dict[str, str]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.request(method, url, headers=headers, **kw) as resp:  # type: ignore[arg-type]
+        body = await resp.json() if resp.content_type == "application/json" else {}
+        return resp.status, body, dict(resp.headers)
+
+
+async def test_brokered_reads_policies_and_bad_refs(
+    openbao: OpenBaoServer,
+    vaultside_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    server = start_server(vaultside_server, openbao, tmp_path)
+    value = secrets.token_urlsafe(16)
+    seed(openbao, "api/app", {"password": value})
+    seed(openbao, "api/other", {"password": "not-for-app"})
+    root, base = server.root_token, server.addr
+    async with aiohttp.ClientSession() as s:
+        status, body, _ = await call(s, "GET", f"{base}/v1/broker/corp/secret/api/app", root)
+        assert status == 200, body
+        assert body["data"] == {"password": value}
+        assert body["metadata"] == {"version": "1", "kind": "kv2", "stale": False}
+
+        status, body, _ = await call(
+            s, "PUT", f"{base}/v1/sys/policies/app", root,
+            json={"rules": [{"path": "broker/corp/secret/api/app", "capabilities": ["read"]}]},
+        )  # fmt: skip
+        assert status in (200, 204), body
+        status, body, _ = await call(
+            s, "POST", f"{base}/v1/auth/token/create", root, json={"policies": ["app"]}
+        )
+        assert status == 200, body
+        app_token = body["auth"]["token"]  # type: ignore[index]
+        assert (await call(s, "GET", f"{base}/v1/broker/corp/secret/api/app", app_token))[0] == 200
+        status, _, _ = await call(s, "GET", f"{base}/v1/broker/corp/secret/api/other", app_token)
+        assert status == 403
+
+        status, body, _ = await call(
+            s, "POST", f"{base}/v1/resolve", app_token,
+            json={"refs": ["vault:corp/secret/api/app#password"]},
+        )  # fmt: skip
+        assert status == 200, body
+        assert body["values"]["vault:corp/secret/api/app#password"]["value"] == value  # type: ignore[index]
+
+        for bad in ("vault:corp/secret#password", "vault:corp/secret/a/../b#x", "vault:corp/x/y"):
+            status, body, _ = await call(
+                s, "POST", f"{base}/v1/resolve", root, json={"refs": [bad]}
+            )
+            assert status == 400 and "expected kv:<path>" in str(body["errors"]), body
+        status, body, _ = await call(
+            s, "POST", f"{base}/v1/resolve", root, json={"refs": ["vault:nope/secret/api/app#p"]}
+        )
+        assert status == 400 and "unknown broker 'nope'" in str(body["errors"]), body
+        status, body, _ = await call(s, "GET", f"{base}/v1/broker/nope/secret/api/app", root)
+        assert status == 400 and "unknown broker" in str(body["errors"]), body
+        status, body, _ = await call(
+            s, "GET", f"{base}/v1/broker/corp/secret/api/app?version=x", root
+        )
+        assert status == 400, body
+
+
+async def test_stale_header_then_503_then_recovery_through_the_api(
+    openbao: OpenBaoServer,
+    vaultside_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    server = start_server(
+        vaultside_server, openbao, tmp_path,
+        VAULTSIDE_BROKERS__corp__CACHE_TTL="0.5",
+        VAULTSIDE_BROKERS__corp__MAX_STALENESS="3",
+        VAULTSIDE_BROKERS__corp__REQUEST_TIMEOUT="2",
+    )  # fmt: skip
+    value = secrets.token_urlsafe(16)
+    seed(openbao, "api/outage", {"password": value})
+    url = f"{server.addr}/v1/broker/corp/secret/api/outage"
+    async with aiohttp.ClientSession() as s:
+        status, body, headers = await call(s, "GET", url, server.root_token)
+        assert status == 200 and "X-Vaultside-Stale" not in headers
+        openbao.stop()
+        try:
+            time.sleep(0.7)
+            status, body, headers = await call(s, "GET", url, server.root_token)
+            assert status == 200 and headers.get("X-Vaultside-Stale") == "true", body
+            assert body["data"] == {"password": value} and body["metadata"]["stale"] is True  # type: ignore[index]
+            time.sleep(3.2)
+            status, body, _ = await call(s, "GET", url, server.root_token)
+            assert status == 503 and "maximum staleness" in str(body["errors"]), body
+        finally:
+            openbao.start()
+        seed(openbao, "api/outage", {"password": value})  # dev mode forgot it
+        time.sleep(1.1)
+        status, body, headers = await call(s, "GET", url, server.root_token)
+        assert status == 200 and "X-Vaultside-Stale" not in headers, body
+        async with s.get(f"{server.addr}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'vaultside_broker_stale_reads_total{broker="corp"}' in metrics

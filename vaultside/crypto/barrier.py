@@ -107,6 +107,10 @@ class Barrier:
             root = AESGCM(raw)
             del raw
             rec = await self._backend.get(KEYRING_KEY)
+            if rec is None and await self._backend.list(LOGICAL, limit=1):
+                # SECURITY: never paper over a lost keyring with a fresh one: the existing
+                # records would become unreadable and the loss would go unnoticed.
+                raise SealedError("the keyring is missing but encrypted records exist")
             if rec is None:
                 ring = Keyring()
                 ring.add_term(self._clock.now())

@@ -335,3 +335,12 @@ async def test_batch_encrypts_and_binds(storage: SqliteStorage, barrier: Barrier
     raw = await storage.get(LOGICAL + "y")
     assert raw is not None and b"plain-y" not in raw.value
     assert await barrier.list("") == ["y"]
+
+
+async def test_lost_keyring_is_not_replaced(storage: SqliteStorage, barrier: Barrier) -> None:
+    await barrier.put("k", b"v")
+    await storage.delete("core/keyring")
+    again = Barrier(storage, barrier._seal)
+    with pytest.raises(SealedError, match="keyring is missing"):
+        await again.unseal()
+    assert await storage.get("core/keyring") is None

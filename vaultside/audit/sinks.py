@@ -6,6 +6,8 @@ thread, then releases all of those callers. Under load many requests share one s
 each caller still returns only after its own record is in the file. Records are chained in
 the order the flusher takes them, which is the order they hit the file.
 
+Several processes may append to one file (see ``FileSink``).
+
 Failure: if a batch cannot be written, the file is truncated back to where the batch began
 (no half line, the chain stays consistent) and every caller in it gets
 ``UpstreamUnavailableError``. The next write tries again (re-opening the file if needed).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -86,14 +89,22 @@ class _Flush(Protocol):
 
 
 class FileSink:
-    """Append-only JSON lines file, mode 0600, hash-chained, with batched writes."""
+    """Append-only JSON lines file, mode 0600, hash-chained, with batched writes.
+
+    Several processes (server workers) may share one file: each batch is written under an
+    exclusive ``flock``, and a writer that finds the file grew since its own last write
+    re-reads the last line and chains from it, so the file holds one chain. If the file is
+    renamed away (log rotation), the next batch opens a new file at the path.
+    """
 
     def __init__(self, path: Path, *, fsync: bool = False) -> None:
         self.path = path
         self._fsync = fsync
         self._fd: int | None = None
+        self._identity: tuple[int, int] = (0, 0)
+        self._regular = False
         self._last = GENESIS
-        self._needs_newline = False
+        self._end = -1  # file size after our own last write; -1: unknown, re-read the tail
         self._batcher = _Batcher(self._flush)
         self._closed = False
 
@@ -110,30 +121,15 @@ class FileSink:
         """Wait for pending writes, then close the file."""
         self._closed = True
         await self._batcher.drain()
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            await asyncio.to_thread(os.close, fd)
+        self._drop_fd()
 
     async def _flush(self, records: list[dict[str, object]]) -> None:
         try:
-            fd = self._fd if self._fd is not None else await self._open_file()
-            prev = self._last
-            parts = [b"\n"] if self._needs_newline else []
-            for record in records:
-                line, prev = chain(record, prev)
-                parts.append(line)
-            await asyncio.to_thread(self._append, fd, b"".join(parts))
+            await asyncio.to_thread(self._write_batch, records)
         except OSError as exc:
             self._drop_fd()
             log.error("audit file write failed", extra={"path": str(self.path), "errno": exc.errno})
             raise UpstreamUnavailableError("audit file write failed") from exc
-        self._last = prev
-        self._needs_newline = False
-
-    async def _open_file(self) -> int:
-        fd, self._last, self._needs_newline = await asyncio.to_thread(self._open)
-        self._fd = fd
-        return fd
 
     def _drop_fd(self) -> None:
         if self._fd is not None:
@@ -141,37 +137,77 @@ class FileSink:
                 os.close(self._fd)
             self._fd = None
 
-    def _open(self) -> tuple[int, str, bool]:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    def _write_batch(self, records: list[dict[str, object]]) -> None:
+        """Runs in a worker thread; the batcher guarantees one at a time per sink."""
+        fd = self._ensure_open()
+        if self._regular:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            partial = False
+            if self._regular and start != self._end:
+                self._last, partial = self._tail(fd, start)
+            prev = self._last
+            parts = [b"\n"] if partial else []
+            for record in records:
+                line, prev = chain(record, prev)
+                parts.append(line)
+            data = b"".join(parts)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    os.fsync(fd)
+            except OSError:
+                if self._regular:
+                    # Never leave half a batch behind: the chain must stay verifiable.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                self._end = -1
+                raise
+            self._last = prev
+            self._end = start + len(data)
+        finally:
+            if self._regular:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _ensure_open(self) -> int:
+        if self._fd is not None:
+            try:
+                st = os.stat(self.path)
+                if (st.st_dev, st.st_ino) == self._identity:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            self._drop_fd()  # rotated away: start a new file at the path
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
         # SECURITY: the audit file is created 0600 and tightened to 0600 if it was looser.
         fd = os.open(self.path, flags, 0o600)
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return fd, GENESIS, False
-            if stat.S_IMODE(st.st_mode) & 0o077:
+            self._regular = stat.S_ISREG(st.st_mode)
+            if self._regular and stat.S_IMODE(st.st_mode) & 0o077:
                 os.fchmod(fd, 0o600)
-            last, partial = self._tail()
-            return fd, last, partial
         except BaseException:
             os.close(fd)
             raise
+        self._fd, self._identity = fd, (st.st_dev, st.st_ino)
+        self._last, self._end = GENESIS, -1
+        return fd
 
-    def _tail(self) -> tuple[str, bool]:
-        """The hash to chain from, and whether the file ends in a partial line."""
-        with self.path.open("rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            if end == 0:
-                return GENESIS, False
-            buf = b""
-            pos = end
-            while pos > 0:
-                step = min(_TAIL_CHUNK, pos)
-                pos -= step
-                f.seek(pos)
-                buf = f.read(step) + buf
-                if buf.rstrip(b"\n").count(b"\n") >= 1:
-                    break
+    @staticmethod
+    def _tail(fd: int, size: int) -> tuple[str, bool]:
+        """The hash to chain from (last line's), and whether the file ends mid-line."""
+        if size == 0:
+            return GENESIS, False
+        buf = b""
+        pos = size
+        while pos > 0 and buf.rstrip(b"\n").count(b"\n") < 1:
+            step = min(_TAIL_CHUNK, pos)
+            pos -= step
+            buf = os.pread(fd, step, pos) + buf
         partial = not buf.endswith(b"\n")
         last = buf.rstrip(b"\n").rsplit(b"\n", 1)[-1]
         try:
@@ -182,21 +218,6 @@ class FileSink:
             return stored, partial
         # A damaged last line: chain from the hash of its bytes; verify reports the damage.
         return hashlib.sha256(last).hexdigest(), partial
-
-    def _append(self, fd: int, data: bytes) -> None:
-        start = os.lseek(fd, 0, os.SEEK_END)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if self._fsync:
-                os.fsync(fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                if stat.S_ISREG(os.fstat(fd).st_mode):
-                    os.ftruncate(fd, start)
-            raise
 
 
 class StdoutSink:

@@ -7,6 +7,8 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,13 +69,13 @@ async def test_concurrent_writes_are_batched_in_chain_order(tmp_path: Path) -> N
     path = tmp_path / "audit.log"
     sink = FileSink(path)
     writes: list[int] = []
-    real_append = sink._append
+    real_batch = sink._write_batch
 
-    def counting_append(fd: int, data: bytes) -> None:
-        writes.append(data.count(b"\n"))
-        real_append(fd, data)
+    def counting_batch(records: list[dict[str, object]]) -> None:
+        writes.append(len(records))
+        real_batch(records)
 
-    sink._append = counting_append  # type: ignore[method-assign]
+    sink._write_batch = counting_batch  # type: ignore[method-assign]
     await asyncio.gather(*(sink.write({"i": i}) for i in range(200)))
     await sink.close()
     lines = path.read_bytes().splitlines()
@@ -173,3 +175,52 @@ async def test_no_secret_in_file(tmp_path: Path, hasher: AuditHasher, planted: s
 def test_sinks_satisfy_protocol() -> None:
     sinks: list[AuditSink] = [FileSink(Path("x")), StdoutSink()]
     assert len(sinks) == 2
+
+
+async def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
+    # Two sinks = two open file descriptions, as two server workers would have.
+    path = tmp_path / "audit.log"
+    a, b = FileSink(path), FileSink(path)
+    await asyncio.gather(
+        *(a.write({"w": "a", "i": i}) for i in range(100)),
+        *(b.write({"w": "b", "i": i}) for i in range(100)),
+    )
+    for i in range(20):
+        await (a if i % 2 else b).write({"w": "x", "i": i})
+    await a.close()
+    await b.close()
+    result = verify_file(path)
+    assert result.ok and result.records == 220, result.problems
+
+
+def test_two_processes_on_one_file_keep_one_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from vaultside.audit.sinks import FileSink\n"
+        "async def main():\n"
+        "    s = FileSink(Path(sys.argv[1]))\n"
+        "    for i in range(300):\n"
+        "        await asyncio.gather(*(s.write({'p': sys.argv[2], 'i': i, 'j': j})"
+        " for j in range(3)))\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), name]) for name in "ab"]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    result = verify_file(path)
+    assert result.ok and result.records == 1800, result.problems[:5]
+
+
+async def test_rotation_starts_a_new_chain(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    sink = FileSink(path)
+    await sink.write({"n": 1})
+    path.rename(tmp_path / "audit.log.1")
+    await sink.write({"n": 2})
+    await sink.close()
+    assert verify_file(tmp_path / "audit.log.1").records == 1
+    result = verify_file(path)
+    assert result.ok and result.records == 1
+    assert json.loads(path.read_bytes())["prev"] == GENESIS

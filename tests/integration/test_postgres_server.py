@@ -1,0 +1,116 @@
+"""``vaultside serve`` with ``storage.kind = "postgres"``: real server, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from .services.postgres import PostgresCluster
+from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+
+
+def call(
+    server: VaultsideServer, method: str, path: str, body: object | None = None
+) -> tuple[int, dict[str, object]]:
+    """One JSON request with the root token; returns (status, decoded body or {})."""
+    request = urllib.request.Request(
+        f"{server.addr}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {server.root_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        return exc.code, json.loads(raw) if raw else {}
+
+
+async def _fetch_values(dsn: str) -> list[bytes]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [bytes(r["value"]) for r in await conn.fetch("SELECT value FROM vaultside_kv")]
+    finally:
+        await conn.close()
+
+
+async def _admin(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def pg_server(
+    postgres: PostgresCluster, vaultside_server: VaultsideServerFactory, tmp_path: Path
+) -> Iterator[tuple[VaultsideServer, str]]:
+    """A vaultside server on its own fresh PostgreSQL database; yields (server, dsn)."""
+    name = f"vs_srv_{secrets.token_hex(5)}"
+    asyncio.run(_admin(postgres.dsn, f'CREATE DATABASE "{name}"'))
+    dsn = postgres.dsn.rsplit("/", 1)[0] + f"/{name}"
+    dsn_file = tmp_path / "postgres.dsn"
+    dsn_file.write_text(dsn)
+    dsn_file.chmod(0o600)
+    server = vaultside_server(
+        VAULTSIDE_STORAGE__KIND="postgres", VAULTSIDE_STORAGE__POSTGRES_DSN_FILE=str(dsn_file)
+    )
+    yield server, dsn
+    server.stop()
+    asyncio.run(_admin(postgres.dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_secrets_live_encrypted_in_postgres(pg_server: tuple[VaultsideServer, str]) -> None:
+    server, dsn = pg_server
+    value = secrets.token_urlsafe(24)
+    status, _ = call(server, "PUT", "/v1/secrets/app/db", {"data": {"password": value}})
+    assert status == 200
+    status, body = call(server, "GET", "/v1/secrets/app/db")
+    assert status == 200 and body["data"] == {"password": value}
+    stored = asyncio.run(_fetch_values(dsn))
+    assert stored, "nothing was written to PostgreSQL"
+    # SECURITY: only ciphertext reaches the database.
+    assert not any(value.encode() in v for v in stored)
+    assert not any(b"password" in v for v in stored)
+    assert not list(server.data_dir.glob("*.db")), "sqlite file created despite kind=postgres"
+
+
+def test_postgres_restart_gives_503_then_recovers(
+    pg_server: tuple[VaultsideServer, str], postgres: PostgresCluster
+) -> None:
+    server, _dsn = pg_server
+    value = secrets.token_urlsafe(24)
+    assert call(server, "PUT", "/v1/secrets/app/x", {"data": {"k": value}})[0] == 200
+    postgres.stop()
+    try:
+        status, body = call(server, "GET", "/v1/secrets/app/x")
+        assert status == 503, body
+        assert value not in json.dumps(body)
+    finally:
+        postgres.start()
+    status, body = call(server, "GET", "/v1/secrets/app/x")
+    assert status == 200 and body["data"] == {"k": value}
+    assert server.proc is not None and server.proc.poll() is None
+
+
+def test_restart_keeps_secrets_in_postgres(pg_server: tuple[VaultsideServer, str]) -> None:
+    server, _dsn = pg_server
+    value = secrets.token_urlsafe(24)
+    assert call(server, "PUT", "/v1/secrets/keep/me", {"data": {"k": value}})[0] == 200
+    server.restart()
+    status, body = call(server, "GET", "/v1/secrets/keep/me")
+    assert status == 200 and body["data"] == {"k": value}

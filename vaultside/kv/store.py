@@ -18,20 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from vaultside.clock import Clock
-from vaultside.errors import (
-    ConflictError,
-    IntegrityError,
-    InvalidRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
-)
-from vaultside.kv.models import SECRET_TYPES, SecretMeta, SecretVersion, VersionMeta
+from vaultside.errors import ConflictError, IntegrityError, InvalidRequestError, NotFoundError
+from vaultside.kv.models import SecretMeta, SecretVersion, VersionMeta
 from vaultside.kv.paths import validate_path, validate_prefix
 from vaultside.kv.record import (
     META_PREFIX,
@@ -40,49 +32,21 @@ from vaultside.kv.record import (
     data_key,
     meta_key,
 )
+from vaultside.kv.validation import (
+    MAX_VERSIONS_LIMIT,
+    check_custom_metadata,
+    check_type,
+    check_versions,
+    encode_data,
+)
 from vaultside.storage.base import Delete, Op, Put, StorageBackend
 
-_FIELD = re.compile(r"[A-Za-z0-9._-]{1,128}")
-MAX_CUSTOM_KEYS = 64
-MAX_CUSTOM_KEY_BYTES = 128
-MAX_CUSTOM_VALUE_BYTES = 512
-MAX_VERSIONS_LIMIT = 10_000
 _RETRIES = 100
 _PAGE = 500
 _SKIP = "\U0010ffff"
 
 # A mutation of the metadata record; returns the extra ops (data deletes) to apply with it.
 _Mutation = Callable[[MetaRecord], list[Op]]
-
-
-def _check_type(secret_type: str) -> str:
-    if secret_type not in SECRET_TYPES:
-        raise InvalidRequestError(f"type must be one of {', '.join(SECRET_TYPES)}")
-    return secret_type
-
-
-def _check_custom(custom: Any) -> dict[str, str]:
-    if not isinstance(custom, dict):
-        raise InvalidRequestError("custom_metadata must be an object of strings")
-    if len(custom) > MAX_CUSTOM_KEYS:
-        raise InvalidRequestError(f"custom_metadata has more than {MAX_CUSTOM_KEYS} keys")
-    for key, value in custom.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidRequestError("custom_metadata keys and values must be strings")
-        try:
-            key_bytes, value_bytes = len(key.encode()), len(value.encode())
-        except UnicodeError as exc:
-            raise InvalidRequestError("custom_metadata is not valid UTF-8") from exc
-        if not 0 < key_bytes <= MAX_CUSTOM_KEY_BYTES:
-            raise InvalidRequestError(
-                f"custom_metadata keys must be 1-{MAX_CUSTOM_KEY_BYTES} bytes"
-            )
-        if value_bytes > MAX_CUSTOM_VALUE_BYTES:
-            raise InvalidRequestError(
-                f"custom_metadata value of {key[:64]!r} is longer than"
-                f" {MAX_CUSTOM_VALUE_BYTES} bytes"
-            )
-    return dict(custom)
 
 
 class KVStore:
@@ -108,31 +72,6 @@ class KVStore:
             lock = asyncio.Lock()
             self._locks[path] = lock
         return lock
-
-    # -- encoding ----------------------------------------------------------------------------
-
-    def _encode_data(self, data: Any) -> bytes:
-        if not isinstance(data, dict):
-            raise InvalidRequestError("data must be an object mapping field names to strings")
-        total = 0
-        for name, value in data.items():
-            if not isinstance(name, str) or not _FIELD.fullmatch(name):
-                shown = repr(name[:64]) if isinstance(name, str) else type(name).__name__
-                raise InvalidRequestError(
-                    f"field name {shown} must be 1-128 characters of [A-Za-z0-9._-]"
-                )
-            if not isinstance(value, str):
-                raise InvalidRequestError(f"field {name!r} must be a string")
-            try:
-                total += len(name) + len(value.encode("utf-8"))
-            except UnicodeError as exc:
-                # SECURITY: the message names the field, never the value.
-                raise InvalidRequestError(f"field {name!r} is not valid UTF-8") from exc
-        if total > self.max_value_bytes:
-            raise PayloadTooLargeError(
-                f"secret data is {total} bytes; the limit is {self.max_value_bytes}"
-            )
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     async def _load(self, path: str) -> tuple[MetaRecord | None, int]:
         rec = await self._storage.get(meta_key(path))
@@ -168,9 +107,9 @@ class KVStore:
     ) -> VersionMeta:
         """Write a new version; ``cas`` must equal the current version (0: must not exist)."""
         path = validate_path(path)
-        payload = self._encode_data(data)
+        payload = encode_data(data, self.max_value_bytes)
         if secret_type is not None:
-            _check_type(secret_type)
+            check_type(secret_type)
         if cas is not None and (isinstance(cas, bool) or not isinstance(cas, int) or cas < 0):
             raise InvalidRequestError("cas must be a non-negative integer")
         async with self._lock(path):
@@ -225,19 +164,9 @@ class KVStore:
                 return meta
         raise ConflictError(f"secret {path!r} is changing too fast; retry")
 
-    @staticmethod
-    def _check_versions(versions: list[int] | None) -> list[int] | None:
-        if versions is None:
-            return None
-        if not versions:
-            raise InvalidRequestError("versions must name at least one version")
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in versions):
-            raise InvalidRequestError("versions must be positive integers")
-        return versions
-
     async def delete_versions(self, path: str, versions: list[int] | None) -> None:
         """Soft-delete versions (None = the current one); unknown versions are ignored."""
-        wanted = self._check_versions(versions)
+        wanted = check_versions(versions)
         now = self._clock.now()
 
         def mutate(meta: MetaRecord) -> list[Op]:
@@ -252,7 +181,7 @@ class KVStore:
 
     async def undelete(self, path: str, versions: list[int]) -> None:
         """Restore soft-deleted versions (destroyed ones stay gone)."""
-        wanted = self._check_versions(versions) or []
+        wanted = check_versions(versions) or []
 
         def mutate(meta: MetaRecord) -> list[Op]:
             for n in wanted:
@@ -266,7 +195,7 @@ class KVStore:
 
     async def destroy(self, path: str, versions: list[int]) -> None:
         """Crypto-shred versions: their ciphertext records are deleted for good."""
-        wanted = self._check_versions(versions) or []
+        wanted = check_versions(versions) or []
 
         def mutate(meta: MetaRecord) -> list[Op]:
             ops: list[Op] = []
@@ -296,9 +225,9 @@ class KVStore:
             or not 0 <= max_versions <= MAX_VERSIONS_LIMIT
         ):
             raise InvalidRequestError(f"max_versions must be 0-{MAX_VERSIONS_LIMIT}")
-        custom = None if custom_metadata is None else _check_custom(custom_metadata)
+        custom = None if custom_metadata is None else check_custom_metadata(custom_metadata)
         if secret_type is not None:
-            _check_type(secret_type)
+            check_type(secret_type)
         if cas_required is not None and not isinstance(cas_required, bool):
             raise InvalidRequestError("cas_required must be a boolean")
 

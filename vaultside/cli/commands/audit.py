@@ -39,7 +39,7 @@ def verify(file: Path, as_json: bool) -> None:
         shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
         fail(
             f"audit chain broken: {len(result.problems)} problem(s) in {result.records}"
-            f" records (lines {shown})",
+            f" records ({'line' if len(lines) == 1 else 'lines'} {shown})",
             1,
         )
 

@@ -17,6 +17,7 @@ from .process import (
     remove_tree,
     short_tempdir,
     spawn,
+    start_on_free_port,
     terminate,
     wait_until,
 )
@@ -84,7 +85,7 @@ class OpenBaoServer:
             f'audit "file" "to-file" {{\n  options {{ file_path = "{server.audit_log}" }}\n}}\n'
         )
         try:
-            server.start()
+            start_on_free_port(server)
         except BaseException:
             server.close()
             raise

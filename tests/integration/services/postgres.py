@@ -18,6 +18,7 @@ from .process import (
     remove_tree,
     short_tempdir,
     spawn,
+    start_on_free_port,
     terminate,
     wait_until,
 )
@@ -125,7 +126,7 @@ class PostgresCluster:
             pwfile.unlink()
             if init.returncode != 0:
                 raise ServiceUnavailable(f"initdb failed: {init.stderr.decode(errors='replace')}")
-            cluster.start()
+            start_on_free_port(cluster)
         except BaseException:
             cluster.close()
             raise

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -26,6 +27,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_on_free_port(service: Any, attempts: int = 3) -> None:
+    """``service.start()``, moving ``service.port`` to a new free port if another process took it.
+
+    ``free_port`` can only say a port *was* free: with several test sessions on one host, a
+    port can be taken between choosing it and the service binding it.
+    """
+    for attempt in range(attempts):
+        try:
+            service.start()
+            return
+        except ServiceUnavailable as exc:
+            if "address already in use" not in str(exc).lower() or attempt + 1 == attempts:
+                raise
+            service.port = free_port()
 
 
 def short_tempdir(prefix: str) -> Path:

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .process import free_port, spawn, terminate, wait_until
+from .process import free_port, spawn, start_on_free_port, terminate, wait_until
 
 _TOKEN_LINE = re.compile(rb"Root token: (\S+)")
 
@@ -133,7 +133,7 @@ class VaultsideServerFactory:
         )
         self.servers.append(server)
         try:
-            server.start()
+            start_on_free_port(server)
         except BaseException:
             server.kill()
             raise

@@ -181,11 +181,35 @@ def baseline_fingerprint(f: Finding) -> str:
     return h.hexdigest()[:32]
 
 
+@dataclass(slots=True)
+class ScanStats:
+    """What a scan covered; sources add to it as they go (and warnings that did not stop it)."""
+
+    files: int = 0
+    bytes_scanned: int = 0
+    bytes_read: int = 0  # raw input bytes consumed (archives: compressed), for progress
+    bytes_total: int | None = None
+    binary_skipped: int = 0
+    archives_opened: int = 0
+    layers: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record a problem that did not stop the scan (never includes secret values)."""
+        if len(self.warnings) < 1000:
+            self.warnings.append(message)
+
+
 class Source(Protocol):
     """Where bytes come from: yields chunks with their attribution."""
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, stats: ScanStats) -> Iterator[Chunk]:
         """Every chunk to scan, streamed (memory stays bounded)."""
+        ...
+
+    def finalize(self, findings: list[Finding]) -> list[Finding]:
+        """Fix up attribution once everything was read (layer order, whiteouts) and add
+        findings that are not about bytes (container posture)."""
         ...
 
 

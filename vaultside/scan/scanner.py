@@ -1,0 +1,180 @@
+"""Orchestration: sources → detectors → filters → findings, then allowlist and baseline.
+
+Synchronous and CPU-bound; async callers (the API) run it with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from vaultside.errors import InvalidRequestError
+from vaultside.scan.base import (
+    Candidate,
+    Chunk,
+    Detector,
+    Filter,
+    Finding,
+    ScanStats,
+    Source,
+)
+from vaultside.scan.detectors.known import KnownValueIndex
+from vaultside.scan.detectors.rules import Rule, RuleDetector, default_rules
+from vaultside.scan.filters import default_filters
+
+Progress = Callable[[ScanStats], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """Accepted findings: by rule id, by path glob, or by baseline fingerprint."""
+
+    rules: frozenset[str] = frozenset()
+    paths: tuple[str, ...] = ()
+    fingerprints: frozenset[str] = frozenset()
+
+    def allows(self, f: Finding) -> bool:
+        """True if ``f`` was accepted."""
+        if f.rule_id in self.rules or f.fingerprint in self.fingerprints:
+            return True
+        p = "!".join((f.location.path, *f.location.nested))
+        return any(fnmatch.fnmatchcase(p, g) for g in self.paths)
+
+    @classmethod
+    def load(cls, path: Path) -> Allowlist:
+        """From TOML: ``rules = [...]``, ``paths = [globs]``, ``fingerprints = [...]``."""
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidRequestError(f"cannot read allowlist {path}: {exc}") from exc
+        return cls(
+            frozenset(map(str, doc.get("rules", []))),
+            tuple(map(str, doc.get("paths", []))),
+            frozenset(map(str, doc.get("fingerprints", []))),
+        )
+
+
+def load_baseline(path: Path) -> frozenset[str]:
+    """Fingerprints accepted in a baseline file written by ``write_baseline``."""
+    try:
+        doc = json.loads(path.read_text())
+        return frozenset(str(e["fingerprint"]) for e in doc["findings"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequestError(f"cannot read baseline {path}: {exc}") from exc
+
+
+def write_baseline(path: Path, findings: Sequence[Finding]) -> None:
+    """Write accepted findings' fingerprints (no values, no line numbers)."""
+    # SECURITY: only fingerprints, rule ids and locations; never a secret value.
+    doc = {
+        "version": 1,
+        "findings": [
+            {
+                "fingerprint": f.fingerprint,
+                "rule_id": f.rule_id,
+                "target": f.location.target,
+                "path": "!".join((f.location.path, *f.location.nested)),
+            }
+            for f in sorted(findings, key=lambda f: f.fingerprint)
+        ],
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+@dataclass
+class ScanResult:
+    """Reported findings, how many were suppressed, and what was covered."""
+
+    findings: list[Finding]
+    suppressed: int
+    stats: ScanStats
+    targets: list[str] = field(default_factory=list)
+
+
+class Scanner:
+    """Runs detectors over every chunk of every source and filters the candidates."""
+
+    def __init__(
+        self,
+        *,
+        rules: list[Rule] | None = None,
+        known: KnownValueIndex | None = None,
+        filters: Sequence[Filter] | None = None,
+        allowlist: Allowlist | None = None,
+        baseline: frozenset[str] = frozenset(),
+    ) -> None:
+        self.detectors: list[Detector] = [
+            RuleDetector(rules if rules is not None else default_rules())
+        ]
+        if known is not None and len(known):
+            self.detectors.append(known.matcher())
+        self.filters = list(filters) if filters is not None else list(default_filters())
+        self.allowlist = allowlist or Allowlist()
+        self.baseline = baseline
+
+    def _chunk_findings(self, chunk: Chunk) -> list[Finding]:
+        data = chunk.data
+        by_span: dict[int, tuple[Candidate, int]] = {}
+        for det in self.detectors:
+            for cand in det.detect(data):
+                # SECURITY: managed values are reported even if a filter would call them noise.
+                if cand.known is None and any(
+                    flt.rejects(cand, data, chunk.location) for flt in self.filters
+                ):
+                    continue
+                prev = by_span.get(cand.start)
+                rank = 2 if cand.known is not None else (0 if cand.generic else 1)
+                if prev is None or rank > prev[1]:
+                    by_span[cand.start] = (cand, rank)
+        out: list[Finding] = []
+        for start, (cand, _rank) in sorted(by_span.items()):
+            line = chunk.first_line + data.count(b"\n", 0, start)
+            loc = replace(chunk.location, line=line)
+            out.append(
+                Finding(
+                    rule_id=cand.rule_id,
+                    description=cand.description,
+                    severity=cand.severity,
+                    location=loc,
+                    secret=cand.secret,
+                    known=cand.known,
+                )
+            )
+        return out
+
+    def scan(self, sources: Sequence[Source], *, progress: Progress | None = None) -> ScanResult:
+        """Scan every source; ``VaultsideError`` subclasses say why a source could not be read."""
+        stats = ScanStats()
+        findings: list[Finding] = []
+        for src in sources:
+            found: list[Finding] = []
+            for chunk in src.chunks(stats):
+                found.extend(self._chunk_findings(chunk))
+                if progress is not None:
+                    progress(stats)
+            findings.extend(src.finalize(found))
+        findings = _dedupe(f.with_fingerprint() for f in findings)
+        kept = [
+            f
+            for f in findings
+            if f.fingerprint not in self.baseline and not self.allowlist.allows(f)
+        ]
+        kept.sort(
+            key=lambda f: (-f.severity, f.location.target, f.location.path, f.location.line or 0)
+        )
+        return ScanResult(kept, len(findings) - len(kept), stats)
+
+
+def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    seen: set[tuple[str, int | None, str | None]] = set()
+    out: list[Finding] = []
+    for f in findings:
+        key = (f.fingerprint, f.location.line, f.location.layer)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out

@@ -342,6 +342,27 @@ class TokenStore:
             return renewed.info
         raise ConflictError("token renewal kept conflicting; try again")
 
+    async def tidy(self, *, page: int = 500) -> int:
+        """Revoke every expired or used-up token still in storage; returns how many.
+
+        Expired tokens are refused anyway; this only reclaims their records. Safe to run
+        in several processes at once.
+        """
+        removed, after = 0, ""
+        while True:
+            keys = await self._storage.list(_TOKEN_KEY, after=after, limit=page)
+            if not keys:
+                return removed
+            after = keys[-1]
+            for key in keys:
+                rec = await self._storage.get(key)
+                if rec is None:
+                    continue
+                info = StoredToken.decode(rec.value, rec.revision).info
+                if self._expired(info):
+                    await self.revoke_accessor(info.accessor)
+                    removed += 1
+
     async def revoke(self, token: str) -> None:
         """Revoke the token and all its descendants; a no-op for an unknown token."""
         try:

@@ -293,3 +293,23 @@ async def test_cache_is_bounded(clock: FakeClock) -> None:
     for t in toks:
         await store.authenticate(t)
     assert len(store._cache) == 3
+
+
+async def test_tidy_reclaims_expired_tokens_only(
+    any_storage: StorageBackend, clock: FakeClock
+) -> None:
+    store = TokenStore(any_storage, clock=clock)
+    root_tok, _ = await store.create_root()
+    short = [await store.create(parent=None, policies=["a"], ttl=10) for _ in range(7)]
+    long_tok, _ = await store.create(parent=None, policies=["a"], ttl=1000)
+    assert await store.tidy(page=3) == 0
+    await clock.advance(11)
+    assert await store.tidy(page=3) == 7
+    assert await store.tidy() == 0
+    await store.authenticate(root_tok)
+    await store.authenticate(long_tok)
+    for _, info in short:
+        with pytest.raises(NotFoundError):
+            await store.lookup_accessor(info.accessor)
+    assert len(await any_storage.list("auth/token/")) == 2
+    assert len(await any_storage.list("auth/accessor/")) == 2

@@ -155,6 +155,9 @@ class SqliteStorage:
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
         conn.execute("PRAGMA synchronous = FULL")
+        # SECURITY: overwrite deleted rows with zeros, so a destroyed version's ciphertext
+        # does not linger in free pages (old WAL frames go at the next checkpoint).
+        conn.execute("PRAGMA secure_delete = ON")
         return conn
 
     def _prepare(self) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import stat
 from pathlib import Path
 
 from vaultside.crypto.barrier import Barrier
+from vaultside.kv.record import data_key
 from vaultside.kv.store import KVStore
 
 
@@ -34,3 +36,24 @@ async def test_no_plaintext_in_database_files(
                 assert encoded not in blob, f"plaintext found in {name}"
     for path in (db, wal, tmp_path / "vs.db-shm"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_destroyed_ciphertext_is_gone_from_the_file(
+    tmp_path: Path, kv: KVStore, barrier: Barrier
+) -> None:
+    for _ in range(3):
+        await kv.put("shred/me", {"v": secrets.token_hex(200)})
+    raw = await barrier._backend.get("logical/" + data_key("shred/me", 2))
+    assert raw is not None
+    probe = raw.value[40:104]  # 64 bytes from the middle of the ciphertext
+    await kv.destroy("shred/me", [2])
+    conn = sqlite3.connect(tmp_path / "vs.db")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    for path in tmp_path.glob("vs.db*"):
+        assert probe not in path.read_bytes(), path.name
+    other = await barrier._backend.get("logical/" + data_key("shred/me", 3))
+    assert other is not None
+    assert any(other.value[40:104] in p.read_bytes() for p in tmp_path.glob("vs.db*"))

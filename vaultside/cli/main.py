@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "operator",
     "plugin",
     "sidecar",
+    "scan",
 )
 
 

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # Each routes module exposes ``add_routes(app)``; a new route group is one line here.
 ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys)
 _UNSEAL_RETRY_MIN = 0.5
-_UNSEAL_RETRY_MAX = 15.0
+_UNSEAL_RETRY_MAX = 5.0
 
 
 async def try_unseal(services: Services, state: SealState) -> bool:

@@ -51,6 +51,7 @@ class PostgresCluster:
     user: str
     password: str
     run_as: str | None
+    durable: bool = False
     proc: subprocess.Popen[bytes] | None = None
 
     host = "127.0.0.1"
@@ -77,8 +78,11 @@ class PostgresCluster:
         return f"PostgresCluster(host={self.host!r}, port={self.port}, user={self.user!r})"
 
     @classmethod
-    def create(cls) -> PostgresCluster:
-        """initdb a new cluster, start it and wait until it accepts connections."""
+    def create(cls, *, durable: bool = False) -> PostgresCluster:
+        """initdb a new cluster, start it and wait until it accepts connections.
+
+        ``durable=False`` (tests) runs with ``fsync=off``; benchmarks pass ``durable=True``.
+        """
         run_as = None
         if os.geteuid() == 0:
             run_as = "postgres"
@@ -95,6 +99,7 @@ class PostgresCluster:
             user="postgres",
             password=secrets.token_urlsafe(18),
             run_as=run_as,
+            durable=durable,
         )
         try:
             pwfile = cluster.root / "pwfile"
@@ -155,7 +160,7 @@ class PostgresCluster:
             "-p", str(self.port),
             "-c", f"listen_addresses={self.host}",
             "-c", f"unix_socket_directories={self.root / 'sock'}",
-            "-c", "fsync=off",
+            "-c", f"fsync={'on' if self.durable else 'off'}",
             "-c", "max_connections=100",
         ]  # fmt: skip
         self.log_path.touch()

@@ -44,13 +44,18 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 
 
 def _can_connect(family: int, address: object) -> bool:
+    """True once a worker answers: TCP connects only reach listening workers (the reserved
+    socket never listens); the unix socket listens in this process, so it needs a reply."""
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
         try:
             probe.connect(address)  # type: ignore[arg-type]
+            if family != socket.AF_UNIX:
+                return True
+            probe.sendall(b"GET /v1/sys/seal-status HTTP/1.0\r\n\r\n")
+            return probe.recv(16).startswith(b"HTTP/1.")
         except OSError:
             return False
-        return True
 
 
 class Supervisor:

@@ -22,7 +22,7 @@ import hyperscan
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Candidate, Secret, Severity
-from vaultside.scan.detectors.entropy import shannon_entropy
+from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
 
 _BACK = 1024  # bytes looked at before a keyword hit (start of its line, at most this far)
 _AHEAD = 4096  # bytes looked at after a hit on single-line rules
@@ -92,6 +92,8 @@ class Rule:
     def accepts(self, value: str) -> bool:
         """Entropy and validator checks on a matched value."""
         if self.entropy is not None and shannon_entropy(value) < self.entropy:
+            return False
+        if self.generic and char_classes(value) < 2:
             return False
         return self.validator is None or VALIDATORS[self.validator](value)
 

@@ -176,7 +176,7 @@ class ImageArchiveSource:
             or base in ("json", "VERSION")
         ):
             head = read_head(fobj, 512)
-            if head.lstrip().startswith(b"{") and size <= _MAX_JSON:
+            if head.lstrip()[:1] in (b"{", b"[") and size <= _MAX_JSON:
                 try:
                     self._jsons[name] = json.loads(head + fobj.read())
                 except ValueError:

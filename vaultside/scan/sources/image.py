@@ -41,6 +41,18 @@ class _IterStream(io.RawIOBase):
         return n
 
 
+def resolve_image_id(client: Any, ref: str) -> str:
+    """The image id of a name or id; ``NotFoundError`` / ``UpstreamUnavailableError``."""
+    try:
+        return str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound as exc:
+        raise NotFoundError(f"image {ref[:200]} not found in the engine") from exc
+    except docker.errors.APIError as exc:
+        raise UpstreamError(f"Docker engine error reading image {ref[:200]}: {exc}") from exc
+    except docker.errors.DockerException as exc:
+        raise UpstreamUnavailableError(f"cannot reach the Docker engine: {exc}") from exc
+
+
 class ImageSource:
     """One local image, read through ``GET /images/{name}/get`` as a stream."""
 

@@ -1,0 +1,225 @@
+"""The scan service the API and the admission hook call: scans run in the server, known values
+included, off the event loop.
+
+Only engine-backed targets (images, containers) are scannable through the server: a path or
+archive on the server's filesystem is not something an API caller should be able to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vaultside.clock import Clock
+from vaultside.errors import InvalidRequestError, NotFoundError, VaultsideError
+from vaultside.kv.models import SecretMeta
+from vaultside.scan.base import Finding, Source
+from vaultside.scan.detectors.known import KnownValueIndex
+from vaultside.scan.detectors.rules import Rule
+from vaultside.scan.reporters.json import finding_json
+from vaultside.scan.scanner import Allowlist, Scanner
+from vaultside.scan.sources.container import ContainerSource
+from vaultside.scan.sources.image import ImageSource, resolve_image_id
+
+log = logging.getLogger(__name__)
+
+SCAN_KINDS = ("image", "containers")
+
+
+class ValueStore(Protocol):
+    """What the service needs of ``KVStore``."""
+
+    def all_values(self) -> Any:
+        """Async iterator of (path, version, data) for every live version."""
+        ...
+
+    async def read_metadata(self, path: str) -> SecretMeta:
+        """Metadata (current version, versions)."""
+        ...
+
+
+def version_status(meta: SecretMeta, version: int) -> str:
+    """``current``, ``previous`` (the newest live version before current) or ``retired``."""
+    if version == meta.current_version:
+        return "current"
+    older = [
+        v
+        for v, vm in meta.versions.items()
+        if v < meta.current_version and not vm.destroyed and vm.deletion_time is None
+    ]
+    return "previous" if older and version == max(older) else "retired"
+
+
+@dataclass
+class ScanRecord:
+    """One server-side scan: its request, state and (redacted) findings."""
+
+    id: str
+    kind: str
+    targets: list[str]
+    created: float
+    status: str = "running"  # running / done / failed
+    finished: float | None = None
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: int = 0
+    known_values: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The API shape (values redacted, never revealed)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "targets": self.targets,
+            "status": self.status,
+            "created": self.created,
+            "finished": self.finished,
+            "error": self.error,
+            "known_values": self.known_values,
+            "suppressed": self.suppressed,
+            "findings": [finding_json(f) for f in self.findings],
+        }
+
+
+class ScanService:
+    """Runs scans in-process; keeps the last ``max_records`` results; caches image verdicts."""
+
+    def __init__(
+        self,
+        *,
+        values: ValueStore | None,
+        docker_factory: Callable[[], Any],
+        clock: Clock,
+        rules: list[Rule] | None = None,
+        allowlist: Allowlist | None = None,
+        baseline: frozenset[str] = frozenset(),
+        max_records: int = 100,
+    ) -> None:
+        self._values = values
+        self._docker_factory = docker_factory
+        self._docker: Any = None
+        self._clock = clock
+        self._rules = rules
+        self._allowlist = allowlist
+        self._baseline = baseline
+        self._max = max_records
+        self._records: OrderedDict[str, ScanRecord] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._image_cache: OrderedDict[str, list[Finding]] = OrderedDict()
+
+    def _client(self) -> Any:
+        if self._docker is None:
+            self._docker = self._docker_factory()
+        return self._docker
+
+    async def known_index(self) -> KnownValueIndex:
+        """A fresh index (new key) of every live managed value; empty without a store."""
+        if self._values is None:
+            return KnownValueIndex()
+        metas: dict[str, SecretMeta] = {}
+        values = self._values
+
+        async def status_of(path: str, version: int) -> str:
+            if path not in metas:
+                metas[path] = await values.read_metadata(path)
+            return version_status(metas[path], version)
+
+        return await KnownValueIndex.build(values.all_values(), status_of)
+
+    def _sources(self, kind: str, targets: Sequence[str], all_containers: bool) -> list[Source]:
+        client = self._client()
+        if kind == "image":
+            if not targets:
+                raise InvalidRequestError("an image scan needs at least one target")
+            return [ImageSource(client, t) for t in targets]
+        return [ContainerSource(client, all_containers=all_containers)]
+
+    async def _scan(
+        self, kind: str, targets: Sequence[str], all_containers: bool, record: ScanRecord
+    ) -> None:
+        known = await self.known_index()
+        record.known_values = len(known)
+        scanner = Scanner(
+            rules=self._rules, known=known, allowlist=self._allowlist, baseline=self._baseline
+        )
+
+        def run() -> tuple[list[Finding], int]:
+            result = scanner.scan(self._sources(kind, targets, all_containers))
+            return result.findings, result.suppressed
+
+        record.findings, record.suppressed = await asyncio.to_thread(run)
+
+    async def start(
+        self, kind: str, targets: Sequence[str] = (), *, all_containers: bool = False
+    ) -> ScanRecord:
+        """Start a scan in the background; poll it with ``get``."""
+        if kind not in SCAN_KINDS:
+            raise InvalidRequestError(f"scan kind must be one of {', '.join(SCAN_KINDS)}")
+        if len(targets) > 100 or any(not t or len(t) > 512 for t in targets):
+            raise InvalidRequestError("targets: 1 to 100 image names of at most 512 chars")
+        record = ScanRecord(secrets.token_hex(8), kind, list(targets), self._clock.now())
+        self._records[record.id] = record
+        while len(self._records) > self._max:
+            self._records.popitem(last=False)
+
+        async def job() -> None:
+            try:
+                await self._scan(kind, targets, all_containers, record)
+                record.status = "done"
+            except VaultsideError as exc:
+                record.status, record.error = "failed", exc.message
+            except Exception as exc:
+                log.exception("scan failed", extra={"scan_id": record.id})
+                record.status, record.error = "failed", f"internal error ({type(exc).__name__})"
+            finally:
+                record.finished = self._clock.now()
+
+        task = asyncio.create_task(job(), name=f"scan-{record.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return record
+
+    async def wait(self, scan_id: str) -> ScanRecord:
+        """The record once its scan has finished."""
+        record = self.get(scan_id)
+        for task in list(self._tasks):
+            if task.get_name() == f"scan-{scan_id}":
+                await task
+        return record
+
+    def get(self, scan_id: str) -> ScanRecord:
+        """A scan record; ``NotFoundError`` if unknown or expired."""
+        try:
+            return self._records[scan_id]
+        except KeyError:
+            raise NotFoundError(f"no scan {scan_id[:40]!r}") from None
+
+    async def image_findings(self, image_ref: str) -> list[Finding]:
+        """Unresolved findings (after baseline and allowlist) of a local image, cached by id."""
+        image_id = await asyncio.to_thread(resolve_image_id, self._client(), image_ref)
+        if image_id in self._image_cache:
+            self._image_cache.move_to_end(image_id)
+            return self._image_cache[image_id]
+        record = ScanRecord(secrets.token_hex(8), "image", [image_id], self._clock.now())
+        await self._scan("image", [image_id], False, record)
+        self._image_cache[image_id] = record.findings
+        while len(self._image_cache) > 256:
+            self._image_cache.popitem(last=False)
+        return record.findings
+
+    async def unresolved_findings(self, image_ref: str) -> int:
+        """For the admission hook: how many unresolved leak findings ``image_ref`` has."""
+        return len(await self.image_findings(image_ref))
+
+    async def close(self) -> None:
+        """Cancel running scans."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._docker is not None:
+            await asyncio.to_thread(self._docker.close)
+            self._docker = None

@@ -61,7 +61,8 @@ def jwt(rng: random.Random) -> str:
     def seg(obj: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
-    return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg({'sub': rnd(rng, AN, 12)})}.{rnd(rng, URLS, 43)}"
+    head, body = seg({"alg": "HS256", "typ": "JWT"}), seg({"sub": rnd(rng, AN, 12)})
+    return f"{head}.{body}.{rnd(rng, URLS, 43)}"
 
 
 def pem_private_key(rng: random.Random, kind: str = "RSA ") -> str:

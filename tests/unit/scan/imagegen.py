@@ -93,7 +93,7 @@ def docker_save(spec: ImageSpec, path: Path) -> list[str]:
     manifest = json.dumps([{"Config": cfg_name, "RepoTags": [spec.tag], "Layers": names}]).encode()
     with tarfile.open(path, "w") as out:
         for name, data in [
-            *zip(names, layer_tars),
+            *zip(names, layer_tars, strict=True),
             (cfg_name, config),
             ("manifest.json", manifest),
         ]:

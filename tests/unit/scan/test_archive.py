@@ -13,9 +13,9 @@ import pytest
 from tests.unit.scan.credgen import AN, HEX, github_token, rnd
 from tests.unit.scan.imagegen import ImageSpec, docker_save, oci_layout, tar_bytes, zip_bytes
 from vaultside.scan.base import Finding
+from vaultside.scan.scanner import Scanner
 from vaultside.scan.sources.archive import ArchiveError, ImageArchiveSource
 from vaultside.scan.sources.content import Limits
-from vaultside.scan.scanner import Scanner
 
 
 @pytest.fixture

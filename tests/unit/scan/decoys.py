@@ -61,8 +61,12 @@ def decoy_files(rng: random.Random) -> dict[str, bytes]:
         "app/certs/server.pem": (
             f"-----BEGIN CERTIFICATE-----\n{cert_body}\n-----END CERTIFICATE-----\n"
         ).encode(),
-        "app/certs/pub.pem": f"-----BEGIN PUBLIC KEY-----\n{cert_body}\n-----END PUBLIC KEY-----\n".encode(),
+        "app/certs/pub.pem": (
+            f"-----BEGIN PUBLIC KEY-----\n{cert_body}\n-----END PUBLIC KEY-----\n"
+        ).encode(),
         "root/.ssh/authorized_keys": (ssh_pub + "\n").encode(),
         "app/static/app.min.js": minified.encode(),
-        "app/git.txt": f"commit {rnd(rng, HEX, 40)}\nsecret_commit_id: {rnd(rng, HEX, 40)}\n".encode(),
+        "app/git.txt": (
+            f"commit {rnd(rng, HEX, 40)}\nsecret_commit_id: {rnd(rng, HEX, 40)}\n"
+        ).encode(),
     }

@@ -180,7 +180,7 @@ def test_cli_corrupt_and_truncated_archives(tmp_path: Path) -> None:
         assert res.exit_code == 2, res.output
         assert res.exception is None or isinstance(res.exception, SystemExit)
         assert "Error:" in res.stderr and "Traceback" not in res.stderr
-    code, out, _ = run("archive", str(img))
+    code, _out, _ = run("archive", str(img))
     assert code == 0
 
 

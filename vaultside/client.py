@@ -24,6 +24,7 @@ from vaultside.refs import SecretRef, parse_ref
 
 DEFAULT_ADDR: Final = "http://127.0.0.1:8200"
 DEFAULT_TIMEOUT: Final = 30.0
+RESOLVE_BATCH: Final = 256
 
 _BY_STATUS: Final[dict[int, type[errors.VaultsideError]]] = {
     400: errors.InvalidRequestError,
@@ -537,7 +538,9 @@ class HttpSecretSource:
         if not parsed:
             return {}
         keys = list(dict.fromkeys(str(r) for r in parsed))
-        values = await self.client.resolve(keys)
+        values: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), RESOLVE_BATCH):  # the server takes ≤ 256 per request
+            values |= await self.client.resolve(keys[start : start + RESOLVE_BATCH])
         out: dict[str, ResolvedSecret] = {}
         for ref in parsed:
             key = str(ref)

@@ -205,3 +205,12 @@ def test_from_env_reads_token_file(tmp_path: Path) -> None:
     assert c2.addr == "http://h:1" and c2._token == "t"
     with pytest.raises(errors.InvalidRequestError, match="VAULTSIDE_TOKEN_FILE"):
         VaultsideClient.from_env({"VAULTSIDE_TOKEN_FILE": str(tmp_path / "missing")})
+
+
+async def test_resolve_many_batches_large_requests(server: tuple[FakeServer, str]) -> None:
+    fake, addr = server
+    fake.secrets = {f"app/s{i}": [{"k": f"v{i}"}] for i in range(600)}
+    async with VaultsideClient(addr, TOKEN) as c:
+        got = await HttpSecretSource(c).resolve_many([f"kv:app/s{i}#k" for i in range(600)])
+    assert len(got) == 600 and got["kv:app/s599#k"].value == "v599"
+    assert [m for m, p, _ in fake.seen if p == "/v1/resolve"] == ["POST"] * 3

@@ -1,0 +1,77 @@
+"""``/v1/scans``: leak scans run inside the server (known values included), and the known-value
+index for client-side scans.
+
+- ``POST /v1/scans`` ``{"kind": "image"|"containers", "targets": [...], "all": false}`` → 202
+  with the record (poll it); needs ``scan`` on ``scans``.
+- ``GET /v1/scans/{id}`` → the record with redacted findings; ``scan`` on ``scans``.
+- ``GET /v1/scans/known-index`` → keyed fingerprints, no plaintext; ``scan`` on
+  ``scans/known-index``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from vaultside.api.body import json_response, read_model
+from vaultside.api.models import StrictModel
+from vaultside.api.state import SERVICES, authorize
+from vaultside.scan.service import ScanService
+from vaultside.scan.sources.container import docker_client
+
+SCAN_SERVICE = web.AppKey("scan_service", ScanService)
+
+
+class ScanBody(StrictModel):
+    """``POST /v1/scans``."""
+
+    kind: Literal["image", "containers"]
+    targets: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=512)]], Field(max_length=100)
+    ] = []
+    all: bool = False
+
+
+async def start_scan(request: web.Request) -> web.Response:
+    """Start a scan; poll ``GET /v1/scans/{id}``."""
+    await authorize(request, "scans", "scan")
+    body = await read_model(request, ScanBody)
+    record = await request.app[SCAN_SERVICE].start(body.kind, body.targets, all_containers=body.all)
+    return json_response(record.to_json(), status=202)
+
+
+async def get_scan(request: web.Request) -> web.Response:
+    """A scan's state and findings (values redacted)."""
+    await authorize(request, "scans", "scan")
+    record = request.app[SCAN_SERVICE].get(request.match_info["id"])
+    return json_response(record.to_json())
+
+
+async def known_index(request: web.Request) -> web.Response:
+    """A fresh known-value index (new key each time) for ``vaultside scan --known-from-server``."""
+    # SECURITY: fingerprints only, but guessable values could be tested offline with the key:
+    # a capability of its own.
+    await authorize(request, "scans/known-index", "scan")
+    index = await request.app[SCAN_SERVICE].known_index()
+    return json_response(index.to_json())
+
+
+async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[SCAN_SERVICE].close()
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the scan routes and the scan service (docker reached through ``DOCKER_HOST``)."""
+    services = app[SERVICES]
+    app[SCAN_SERVICE] = ScanService(
+        values=services.kv, docker_factory=docker_client, clock=services.clock
+    )
+    app.cleanup_ctx.append(_service_ctx)
+    r = app.router
+    r.add_post("/v1/scans", start_scan)
+    r.add_get("/v1/scans/known-index", known_index, allow_head=False)
+    r.add_get("/v1/scans/{id}", get_scan, allow_head=False)

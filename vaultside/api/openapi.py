@@ -250,6 +250,19 @@ OPERATIONS: tuple[Operation, ...] = (
                   "term": {"type": "integer"}, "rewrap": _STR}}, errors=(403,)),
     Operation("GET", "/v1/sys/key-status", "Key terms and rewrap progress.",
               "read on sys/key-status", response={"type": "object"}, errors=(403,)),
+    Operation("POST", "/v1/scans", "Start a leak scan in the server (known values included).",
+              "scan on scans", body={"type": "object", "properties": {
+                  "kind": {"enum": ["image", "containers"]},
+                  "targets": {"type": "array", "items": _STR, "maxItems": 100},
+                  "all": {"type": "boolean"}}, "required": ["kind"],
+                  "additionalProperties": False},
+              response={"type": "object"}, status=202, errors=(400, 403)),
+    Operation("GET", "/v1/scans/known-index", "Keyed fingerprints of managed values (no "
+              "plaintext) for client-side scans.", "scan on scans/known-index",
+              response={"type": "object"}, errors=(403,)),
+    Operation("GET", "/v1/scans/{id}", "A scan's state and redacted findings.", "scan on scans",
+              response={"type": "object"}, errors=(403, 404),
+              params=({"name": "id", "in": "path", "required": True, "schema": _STR},)),
     Operation("GET", "/metrics", "Prometheus metrics (no secret data).", None, errors=()),
     Operation("GET", "/v1/openapi.json", "This document.", None, errors=()),
 )  # fmt: skip

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "plugin",
     "sidecar",
     "scan",
+    "broker",
 )
 
 

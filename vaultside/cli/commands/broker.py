@@ -1,0 +1,78 @@
+"""``vaultside broker``: read Vault/OpenBao secrets through a vaultside server's brokers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    fail,
+    print_json,
+    print_mapping,
+    print_raw,
+    run_client,
+)
+from vaultside.client import VaultsideClient
+from vaultside.errors import InvalidRequestError
+from vaultside.refs import vault_ref
+
+
+def _target(target: str) -> str:
+    broker, _, rest = target.partition("/")
+    mount, _, path = rest.partition("/")
+    try:
+        ref = vault_ref(broker, mount, path)
+    except InvalidRequestError as exc:
+        fail(f"{target!r} is not BROKER/MOUNT/PATH ({exc.message})", EXIT_INVALID)
+    return f"broker/{ref.broker}/{ref.mount}/{ref.path}"
+
+
+@click.group("broker")
+def cli() -> None:
+    """Read secrets from Vault/OpenBao through vaultside (no Vault token needed)."""
+
+
+@cli.command("read")
+@click.argument("target", metavar="BROKER/MOUNT/PATH")
+@click.option("--version", "version", type=int, default=None, help="KV v2 version to read.")
+@click.option("--field", default=None, help="Print only this field's raw value.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def read(target: str, version: int | None, field: str | None, as_json: bool) -> None:
+    """Read a brokered secret, e.g. ``corp/secret/app/db`` or ``corp/database/creds/app``."""
+    api_path = _target(target)
+    params = {"version": str(version)} if version is not None else None
+
+    async def call(c: VaultsideClient) -> tuple[dict[str, Any], bool]:
+        _, body, headers = await c.request("GET", api_path, params=params)
+        return body, headers.get("X-Vaultside-Stale") == "true"
+
+    body, stale = run_client(call)
+    data: dict[str, str] = body.get("data") or {}
+    if stale:
+        click.echo("Warning: the upstream is unreachable; this value is stale", err=True)
+    if field is not None:
+        if field not in data:
+            fail(f"{target} has no field {field!r}", EXIT_NOT_FOUND)
+        print_raw(data[field])
+    elif as_json:
+        print_json(body)
+    else:
+        meta = body.get("metadata") or {}
+        print_mapping(data, title=f"{target} ({meta.get('kind')}, version {meta.get('version')})")
+        if body.get("lease"):
+            print_mapping(body["lease"], title="lease")
+
+
+@cli.command("metadata")
+@click.argument("target", metavar="BROKER/MOUNT/PATH")
+def metadata(target: str) -> None:
+    """Print a KV v2 secret's metadata (versions and times, no values) as JSON."""
+    api_path = _target(target) + ":metadata"
+
+    async def call(c: VaultsideClient) -> dict[str, Any]:
+        return (await c.request("GET", api_path))[1]
+
+    print_json(run_client(call).get("metadata"))

@@ -185,6 +185,27 @@ class VaultClient:
 
         return await self._run(f"read metadata {mount}/{path}", call)
 
+    async def write_kv2(
+        self, mount: str, path: str, data: dict[str, str], cas: int | None = None
+    ) -> int:
+        """Write a new KV v2 version (``cas`` as in Vault: 0 = must not exist); its number."""
+
+        def call() -> int:
+            resp = self._client.secrets.kv.v2.create_or_update_secret(
+                path, secret=data, cas=cas, mount_point=mount
+            )
+            return int(resp["data"]["version"])
+
+        return await self._run(f"write {mount}/{path}", call)
+
+    async def destroy_kv2_versions(self, mount: str, path: str, versions: list[int]) -> None:
+        """Permanently remove KV v2 versions (their data is gone upstream)."""
+
+        def call() -> None:
+            self._client.secrets.kv.v2.destroy_secret_versions(path, versions, mount_point=mount)
+
+        await self._run(f"destroy versions of {mount}/{path}", call)
+
     async def read_kv1(self, mount: str, path: str) -> UpstreamSecret:
         """A KV v1 secret (unversioned)."""
 

@@ -1,0 +1,124 @@
+"""The rotation service: what the API and CLI call, and the component ``wiring`` starts.
+
+``start`` (after unseal) spawns the scheduler loop; ``close`` cancels it and releases the
+leader lease. Errors callers should handle: ``InvalidRequestError`` (bad policy, naming the
+field), ``NotFoundError`` (no policy), ``ConflictError`` (a rotation is already running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from vaultside.audit.sinks import AuditBroker
+from vaultside.clock import Clock
+from vaultside.errors import InvalidRequestError
+from vaultside.kv.paths import validate_path
+from vaultside.kv.store import KVStore
+from vaultside.rotation.engine import RotationEngine, plan_next
+from vaultside.rotation.metrics import RotationMetrics
+from vaultside.rotation.policy import RotationPolicy, parse_policy
+from vaultside.rotation.propagate import Consumer, ConsumerRegistry
+from vaultside.rotation.scheduler import RotationScheduler
+from vaultside.rotation.state import HistoryEntry
+from vaultside.rotation.targets import TargetFactory
+from vaultside.storage.base import StorageBackend
+
+
+class RotationService:
+    """Policies, rotate-now, status, history and consumers; owns the scheduler task."""
+
+    def __init__(
+        self,
+        kv: KVStore,
+        storage: StorageBackend,
+        targets: TargetFactory,
+        *,
+        clock: Clock,
+        audit: AuditBroker | None = None,
+        metrics: RotationMetrics | None = None,
+        schedule: bool = True,
+        lease_ttl: float = 30.0,
+    ) -> None:
+        self.clock = clock
+        self.engine = RotationEngine(
+            kv, storage, targets, clock=clock, audit=audit, metrics=metrics
+        )
+        self.scheduler = RotationScheduler(self.engine, clock=clock, lease_ttl=lease_ttl)
+        self.consumers = ConsumerRegistry(storage, clock)
+        self.engine.hooks.append(self.consumers.delivered)
+        self.store = self.engine.store
+        self._schedule = schedule
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the scheduler loop (it recovers interrupted rotations once it leads)."""
+        if self._schedule and self._task is None:
+            self._task = asyncio.create_task(self.scheduler.run(), name="rotation-scheduler")
+
+    async def close(self) -> None:
+        """Stop the scheduler. Idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def set_policy(self, path: str, body: object) -> RotationPolicy:
+        """Validate and store a policy; re-plans the next run from now."""
+        path = validate_path(path)
+        policy = parse_policy(body)
+        try:
+            self.engine.targets.build(policy.target)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError("invalid rotation policy", details=[exc.message]) from None
+        state = await self.store.get_state(path)
+        state.next_run = plan_next(policy, self.clock.now(), self.engine.jitter_fraction())
+        state.failures = 0
+        await self.store.put_state(path, state)
+        await self.store.put_policy(path, policy)
+        return policy
+
+    async def get_policy(self, path: str) -> RotationPolicy:
+        """The stored policy (``NotFoundError`` if none)."""
+        return await self.store.get_policy(path)
+
+    async def delete_policy(self, path: str) -> None:
+        """Stop rotating ``path``."""
+        await self.store.delete_policy(path)
+
+    async def list_policies(self) -> list[str]:
+        """Every path with a policy."""
+        return await self.store.policy_paths()
+
+    async def rotate_now(self, path: str) -> HistoryEntry:
+        """Rotate ``path`` immediately (one attempt; a failure plans a retry)."""
+        path = validate_path(path)
+        policy = await self.store.get_policy(path)
+        return await self.engine.rotate(path, policy, trigger="manual")
+
+    async def status(self, path: str) -> dict[str, object]:
+        """Next run, last result, versions, grace and each consumer's held version."""
+        path = validate_path(path)
+        policy = await self.store.get_policy(path)
+        state = await self.store.get_state(path)
+        holders = await self.consumers.holders(path)
+        current = state.version
+        for h in holders:
+            h["current"] = current is not None and h["version"] == current
+        in_flight = await self.engine.journal.get(path)
+        return {
+            "path": path,
+            "policy": policy.to_json(),
+            "state": state.to_json(),
+            "in_flight": None if in_flight is None else in_flight.step,
+            "consumers": holders,
+        }
+
+    async def history(self, path: str, limit: int = 50) -> list[HistoryEntry]:
+        """The newest runs first."""
+        return await self.store.history(path, limit)
+
+    async def heartbeat(self, consumer: Consumer) -> None:
+        """Record what a consumer holds."""
+        await self.consumers.heartbeat(consumer)

@@ -1,0 +1,132 @@
+"""Persisted rotation records: policies, schedule state, history and consumers.
+
+Keys (all through the barrier)::
+
+    rotation/policy/<path>        the policy JSON
+    rotation/state/<path>         next run, last result, failures, grace
+    rotation/history/<path>/<n>   one finished or failed run (the newest ``HISTORY_KEEP`` kept)
+    rotation/generation           bumped on every policy change (schedulers reload on change)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from vaultside.errors import NotFoundError
+from vaultside.kv.paths import validate_path
+from vaultside.rotation.policy import RotationPolicy
+from vaultside.storage.base import StorageBackend
+
+POLICY = "rotation/policy/"
+STATE = "rotation/state/"
+HISTORY = "rotation/history/"
+GENERATION = "rotation/generation"
+HISTORY_KEEP = 50
+
+
+@dataclass
+class RotationState:
+    """Schedule and outcome of one secret's rotations (no secret values)."""
+
+    next_run: float | None = None
+    last_run: float | None = None
+    last_result: str | None = None  # "ok" | "failed"
+    last_error: str | None = None
+    last_step: str | None = None
+    version: int | None = None  # the KV version the last successful rotation made current
+    previous_version: int | None = None
+    grace_until: float | None = None
+    failures: int = 0
+    history_seq: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+@dataclass
+class HistoryEntry:
+    """One rotation run."""
+
+    run_id: str
+    started: float
+    ended: float
+    trigger: str
+    result: str
+    step: str | None = None
+    error: str | None = None
+    version: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+class RotationStore:
+    """CRUD for rotation records over a ``StorageBackend``."""
+
+    def __init__(self, storage: StorageBackend) -> None:
+        self._storage = storage
+
+    async def put_policy(self, path: str, policy: RotationPolicy) -> None:
+        """Create or replace the policy of ``path``."""
+        path = validate_path(path)
+        await self._storage.put(POLICY + path, json.dumps(policy.to_json()).encode())
+        await self._bump()
+
+    async def get_policy(self, path: str) -> RotationPolicy:
+        """The policy of ``path``; ``NotFoundError`` if it has none."""
+        rec = await self._storage.get(POLICY + validate_path(path))
+        if rec is None:
+            raise NotFoundError(f"no rotation policy for {path!r}")
+        return RotationPolicy.model_validate(json.loads(rec.value))
+
+    async def delete_policy(self, path: str) -> None:
+        """Remove the policy (state and history stay for inspection)."""
+        path = validate_path(path)
+        if not await self._storage.delete(POLICY + path):
+            raise NotFoundError(f"no rotation policy for {path!r}")
+        await self._bump()
+
+    async def policy_paths(self) -> list[str]:
+        """Every path that has a policy."""
+        return [k[len(POLICY) :] for k in await self._storage.list(POLICY)]
+
+    async def generation(self) -> int:
+        """A number that changes whenever any policy changes."""
+        rec = await self._storage.get(GENERATION)
+        return 0 if rec is None else rec.revision
+
+    async def _bump(self) -> None:
+        await self._storage.put(GENERATION, b"{}")
+
+    async def get_state(self, path: str) -> RotationState:
+        """The state of ``path`` (empty if it never ran)."""
+        rec = await self._storage.get(STATE + path)
+        return RotationState() if rec is None else RotationState(**json.loads(rec.value))
+
+    async def put_state(self, path: str, state: RotationState) -> None:
+        """Persist the state of ``path``."""
+        await self._storage.put(STATE + path, json.dumps(state.to_json()).encode())
+
+    async def add_history(self, path: str, state: RotationState, entry: HistoryEntry) -> None:
+        """Append a run to the history (the caller persists ``state`` afterwards)."""
+        state.history_seq += 1
+        key = f"{HISTORY}{path}/{state.history_seq:012d}"
+        await self._storage.put(key, json.dumps(entry.to_json()).encode())
+        old = state.history_seq - HISTORY_KEEP
+        if old > 0:
+            await self._storage.delete(f"{HISTORY}{path}/{old:012d}")
+
+    async def history(self, path: str, limit: int = HISTORY_KEEP) -> list[HistoryEntry]:
+        """The newest runs first."""
+        prefix = f"{HISTORY}{validate_path(path)}/"
+        keys = [k for k in await self._storage.list(prefix) if "/" not in k[len(prefix) :]]
+        out: list[HistoryEntry] = []
+        for key in reversed(keys[-limit:]):
+            rec = await self._storage.get(key)
+            if rec is not None:
+                out.append(HistoryEntry(**json.loads(rec.value)))
+        return out

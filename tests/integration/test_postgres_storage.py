@@ -114,3 +114,34 @@ async def test_nothing_listening_is_unavailable() -> None:
         await storage.open()
     with pytest.raises(UpstreamUnavailableError):
         await storage.get("k")  # never opened
+
+
+async def test_migrated_database_opens_with_dml_rights_only(
+    postgres: PostgresCluster, database: str
+) -> None:
+    owner = PostgresStorage(database)
+    await owner.open()  # the first open creates the schema (needs CREATE)
+    await owner.close()
+    role, password = f"vs_app_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+        await conn.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON vaultside_kv, vaultside_leases,"
+            f" vaultside_schema_version TO {role}"
+        )
+        await conn.execute(f"GRANT USAGE ON SEQUENCE vaultside_revision TO {role}")
+    finally:
+        await conn.close()
+    app_dsn = database.replace(f"{postgres.user}:{postgres.password}@", f"{role}:{password}@")
+    app = PostgresStorage(app_dsn)
+    await app.open()
+    try:
+        rev = await app.put("least/privilege", b"ok", expect_revision=0)
+        assert await app.try_lock("leader", "app", 10) is True
+        rec = await app.get("least/privilege")
+        assert rec is not None and rec.revision == rev
+    finally:
+        await app.close()
+        await _admin(postgres, f"DROP OWNED BY {role} CASCADE")

@@ -220,9 +220,14 @@ class PostgresStorage:
     async def _migrate(self, conn: Any) -> None:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK_ID)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS vaultside_schema_version (version integer NOT NULL)"
-            )
+            # Checked, not "CREATE ... IF NOT EXISTS": that needs CREATE on the schema even when
+            # the table exists, and an up-to-date database must open with DML rights only.
+            if not await conn.fetchval(
+                "SELECT to_regclass('vaultside_schema_version') IS NOT NULL"
+            ):
+                await conn.execute(
+                    "CREATE TABLE vaultside_schema_version (version integer NOT NULL)"
+                )
             current = int(
                 await conn.fetchval(
                     "SELECT coalesce(max(version), 0) FROM vaultside_schema_version"

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from vaultside.clock import FakeClock
-from vaultside.errors import ConflictError, UpstreamUnavailableError
+from vaultside.errors import ConflictError, InvalidRequestError, UpstreamUnavailableError
 from vaultside.storage.base import Put, StorageBackend
 from vaultside.storage.conformance import StorageConformance
 from vaultside.storage.postgres import PostgresStorage
@@ -145,3 +145,15 @@ async def test_migrated_database_opens_with_dml_rights_only(
     finally:
         await app.close()
         await _admin(postgres, f"DROP OWNED BY {role} CASCADE")
+
+
+async def test_key_postgres_cannot_store_is_invalid_request(database: str) -> None:
+    storage = PostgresStorage(database)
+    await storage.open()
+    try:
+        with pytest.raises(InvalidRequestError) as info:
+            await storage.put("nul\x00key", b"v")
+        assert "nul" not in str(info.value)
+        assert await storage.list("nul") == []
+    finally:
+        await storage.close()

@@ -4,7 +4,10 @@ and unknown brokers are 400, and stale-if-error shows in a header until it turns
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,6 +97,14 @@ async def test_brokered_reads_policies_and_bad_refs(
             s, "GET", f"{base}/v1/broker/corp/secret/api/app?version=x", root
         )
         assert status == 400, body
+
+    env = {**os.environ, "VAULTSIDE_ADDR": base, "VAULTSIDE_TOKEN": app_token}
+    out = subprocess.run(
+        [sys.executable, "-m", "vaultside", "broker", "read", "corp/secret/api/app",
+         "--field", "password"], env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == value
 
 
 async def test_stale_header_then_503_then_recovery_through_the_api(

@@ -4,7 +4,8 @@ Run: ``.venv/bin/python bench/bench_broker.py [--duration 10] [--rounds 3] [--wo
 Starts, on loopback, a real OpenBao dev server (file audit device on, as in the test fixture)
 and ``vaultside serve --dev`` with a broker ``corp`` pointing at it (audit on too). Both are
 read with a non-root token whose policy allows only the bench path, by the same ``wrk``
-(same threads and connections), rounds interleaved; the median round is reported.
+(same threads and connections), rounds interleaved; the median round is reported. A second
+OpenBao without audit, read with its root token, shows OpenBao's best case.
 
 Then the single-flight check: 100 concurrent requests through vaultside for one cold secret,
 counting the reads of that path in OpenBao's audit log (must be exactly 1).
@@ -47,7 +48,7 @@ def wrk(url: str, header: str, duration: int) -> tuple[float, str]:
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors against {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
     return rps, p99
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     try:
         password = secrets.token_urlsafe(24)
         admin, bao_token = prepare(bao, password)
-        _, bare_token = prepare(bare, password)
+        prepare(bare, password)
         token_file = root / "bao-token"
         token_file.write_text(bao_token)
         token_file.chmod(0o600)
@@ -143,7 +144,8 @@ def main() -> None:
         wrk(vs_url, vs_header, 2)  # warm the cache and both servers
         wrk(bao_url, bao_header, 2)
         bare_url = f"{bare.addr}/v1/secret/data/bench/app"
-        bare_header = f"X-Vault-Token: {bare_token}"
+        # OpenBao's best case: no audit device and the root token (no policy evaluation).
+        bare_header = f"X-Vault-Token: {bare.root_token}"
         wrk(bare_url, bare_header, 2)
         vs_runs, bao_runs, bare_runs = [], [], []
         for _ in range(args.rounds):
@@ -162,13 +164,16 @@ def main() -> None:
         print(f"wrk: {THREADS} threads, {CONNECTIONS} connections, {args.duration}s x "
               f"{args.rounds} interleaved rounds; vaultside workers={args.workers}")  # fmt: skip
         print(f"{'target':<36}{'req/s (median)':>14}  rounds req/s [p99]")
-        for name, runs, rps in (("vaultside /v1/broker (warm, audit)", vs_runs, vs_rps),
-                                ("OpenBao KV v2 (audit)", bao_runs, bao_rps),
-                                ("OpenBao KV v2 (no audit)", bare_runs, bare_rps)):  # fmt: skip
+        rows = (
+            ("vaultside /v1/broker (warm, audit)", vs_runs, vs_rps),
+            ("OpenBao KV v2 (audit)", bao_runs, bao_rps),
+            ("OpenBao KV v2 (no audit, root)", bare_runs, bare_rps),
+        )
+        for name, runs, rps in rows:
             detail = ", ".join(f"{r:.0f} [{p}]" for r, p in runs)
             print(f"{name:<36}{rps:>14.0f}  {detail}")
         print(f"ratio vaultside/OpenBao, both audited: {vs_rps / bao_rps:.2f}x (target >= 1.5x)")
-        print(f"ratio vaultside/OpenBao without audit: {vs_rps / bare_rps:.2f}x")
+        print(f"ratio vaultside/OpenBao best case (no audit, root): {vs_rps / bare_rps:.2f}x")
         ok = sum(1 for s in statuses if s == 200)
         print(f"single flight: 100 concurrent cold reads -> {ok} x 200, "
               f"OpenBao audit shows {upstream} read(s) of {cold} (target: exactly 1)")  # fmt: skip

@@ -26,6 +26,8 @@ from vaultside.crypto.transit import build_transit_seal
 from vaultside.errors import InvalidRequestError
 from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
+from vaultside.rotation.service import RotationService
+from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
 from vaultside.storage.sqlite import SqliteStorage
 
@@ -61,6 +63,8 @@ class Services:
     audit: AuditBroker
     # Secret reference scheme ("kv", "vault") → the source that resolves it.
     sources: dict[str, SecretSource] = field(default_factory=dict)
+    # Rotation policies, rotate-now and the scheduler (a component too).
+    rotation: RotationService | None = None
     # Started after unseal, closed (in reverse order) before storage closes.
     components: list[Component] = field(default_factory=list)
     _started: bool = False
@@ -197,4 +201,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
         services.sources["vault"] = brokers
         services.components.append(brokers)
+    services.rotation = RotationService(
+        kv, barrier, TargetFactory(clock, services.sources), clock=clock, audit=services.audit
+    )
+    services.components.append(services.rotation)
     return services

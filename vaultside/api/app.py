@@ -16,7 +16,16 @@ from aiohttp import web
 from vaultside.api import openapi
 from vaultside.api.metrics import ApiMetrics
 from vaultside.api.middleware import MIDDLEWARES
-from vaultside.api.routes import broker, policies, resolve, scans, secrets, sys, tokens
+from vaultside.api.routes import (
+    broker,
+    policies,
+    resolve,
+    rotation,
+    scans,
+    secrets,
+    sys,
+    tokens,
+)
 from vaultside.api.routes.sys import rewrap_quietly
 from vaultside.api.state import (
     BACKGROUND,
@@ -33,7 +42,7 @@ from vaultside.wiring import Services
 log = logging.getLogger(__name__)
 
 # Each routes module exposes ``add_routes(app)``; a new route group is one line here.
-ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans)
+ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation)
 _UNSEAL_RETRY_MIN = 0.5
 _UNSEAL_RETRY_MAX = 5.0
 

@@ -263,6 +263,31 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/scans/{id}", "A scan's state and redacted findings.", "scan on scans",
               response={"type": "object"}, errors=(403, 404),
               params=({"name": "id", "in": "path", "required": True, "schema": _STR},)),
+    Operation("GET", "/v1/rotation/policies", "Paths that have a rotation policy.",
+              "list on rotation/", response={"type": "object", "properties": {
+                  "keys": {"type": "array", "items": _STR}}}, errors=(403,)),
+    Operation("GET", "/v1/rotation/policies/{path}", "A secret's rotation policy.",
+              "read on rotation/{path}", response={"type": "object"}, errors=(400, 403, 404),
+              params=(_PATH_PARAM,)),
+    Operation("PUT", "/v1/rotation/policies/{path}", "Set a rotation policy (every or cron, "
+              "jitter, window, grace, generator, target; see docs/rotation.md); 400 names "
+              "each bad field.", "update on rotation/{path}", body={"type": "object"},
+              response={"type": "object"}, errors=(400, 403), params=(_PATH_PARAM,)),
+    Operation("DELETE", "/v1/rotation/policies/{path}", "Stop rotating a secret.",
+              "delete on rotation/{path}", status=204, errors=(400, 403, 404),
+              params=(_PATH_PARAM,)),
+    Operation("POST", "/v1/rotation/rotate/{path}", "Rotate now (one attempt); 409 if a "
+              "rotation of it is running.", "rotate on rotation/{path}",
+              response={"type": "object"}, errors=(400, 403, 404, 409), params=(_PATH_PARAM,)),
+    Operation("GET", "/v1/rotation/status/{path}", "Next run, last result, versions, grace "
+              "and the version each consumer holds.", "read on rotation/{path}",
+              response={"type": "object"}, errors=(400, 403, 404), params=(_PATH_PARAM,)),
+    Operation("GET", "/v1/rotation/history/{path}", "Rotation runs, newest first (?limit).",
+              "read on rotation/{path}", response={"type": "object"}, errors=(400, 403),
+              params=(_PATH_PARAM,)),
+    Operation("POST", "/v1/consumers", "Heartbeat: which secret versions a sidecar/plugin "
+              "holds.", "update on consumers/{consumer}", body={"type": "object"}, status=204,
+              errors=(400, 403)),
     Operation("GET", "/metrics", "Prometheus metrics (no secret data).", None, errors=()),
     Operation("GET", "/v1/openapi.json", "This document.", None, errors=()),
 )  # fmt: skip

@@ -1,0 +1,129 @@
+"""``/v1/rotation/...`` and ``/v1/consumers``: rotation policies, rotate-now, status, history.
+
+Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now),
+``rotation/`` (list) and ``consumers/<consumer id>`` (update, for heartbeats). Times in
+responses are RFC3339 strings.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vaultside.api.body import json_response, no_content, read_json
+from vaultside.api.state import METRICS, SERVICES, authorize
+from vaultside.errors import InvalidRequestError, NotFoundError
+from vaultside.kv.models import rfc3339
+from vaultside.kv.paths import validate_path
+from vaultside.rotation.propagate import parse_heartbeat
+from vaultside.rotation.service import RotationService
+
+_PATH = "{path:[^:]+}"
+_TIME_FIELDS = ("next_run", "last_run", "grace_until", "started", "ended", "seen")
+
+
+def _times(obj: dict[str, object]) -> dict[str, object]:
+    return {
+        k: rfc3339(v) if k in _TIME_FIELDS and isinstance(v, int | float) else v
+        for k, v in obj.items()
+    }
+
+
+def _service(request: web.Request) -> RotationService:
+    service = request.app[SERVICES].rotation
+    if service is None:
+        raise NotFoundError("rotation is not enabled on this server")
+    return service
+
+
+def _path(request: web.Request) -> str:
+    return validate_path(request.match_info["path"])
+
+
+async def list_policies(request: web.Request) -> web.Response:
+    """``GET /v1/rotation/policies``: every path with a policy."""
+    await authorize(request, "rotation/", "list")
+    return json_response({"keys": await _service(request).list_policies()})
+
+
+async def read_policy(request: web.Request) -> web.Response:
+    """``GET /v1/rotation/policies/{path}``."""
+    path = _path(request)
+    await authorize(request, f"rotation/{path}", "read")
+    policy = await _service(request).get_policy(path)
+    return json_response({"path": path, "policy": policy.to_json()})
+
+
+async def write_policy(request: web.Request) -> web.Response:
+    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field)."""
+    path = _path(request)
+    await authorize(request, f"rotation/{path}", "update")
+    policy = await _service(request).set_policy(path, await read_json(request))
+    return json_response({"path": path, "policy": policy.to_json()})
+
+
+async def delete_policy(request: web.Request) -> web.Response:
+    """``DELETE /v1/rotation/policies/{path}``."""
+    path = _path(request)
+    await authorize(request, f"rotation/{path}", "delete")
+    await _service(request).delete_policy(path)
+    return no_content()
+
+
+async def rotate_now(request: web.Request) -> web.Response:
+    """``POST /v1/rotation/rotate/{path}``: one attempt now; 409 if one is running."""
+    path = _path(request)
+    await authorize(request, f"rotation/{path}", "rotate")
+    run = await _service(request).rotate_now(path)
+    return json_response({"run": _times(run.to_json())})
+
+
+async def status(request: web.Request) -> web.Response:
+    """``GET /v1/rotation/status/{path}``: policy, next run, last result, consumers."""
+    path = _path(request)
+    await authorize(request, f"rotation/{path}", "read")
+    doc = await _service(request).status(path)
+    state = doc["state"]
+    assert isinstance(state, dict)
+    consumers = doc["consumers"]
+    assert isinstance(consumers, list)
+    doc["state"] = _times(state)
+    doc["consumers"] = [_times(c) for c in consumers]
+    return json_response(doc)
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET /v1/rotation/history/{path}[?limit=N]``: newest first."""
+    path = _path(request)
+    await authorize(request, f"rotation/{path}", "read")
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise InvalidRequestError("limit: must be an integer from 1 to 50")
+    runs = await _service(request).history(path, int(raw))
+    return json_response({"runs": [_times(r.to_json()) for r in runs]})
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    """``POST /v1/consumers``: a sidecar/plugin reports which versions it holds."""
+    service = _service(request)
+    consumer = parse_heartbeat(await read_json(request), service.clock.now())
+    await authorize(request, f"consumers/{consumer.consumer}", "update")
+    await service.heartbeat(consumer)
+    return no_content()
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the rotation routes and expose the rotation metrics with the API's."""
+    r = app.router
+    r.add_get("/v1/rotation/policies", list_policies, allow_head=False)
+    r.add_get(f"/v1/rotation/policies/{_PATH}", read_policy, allow_head=False)
+    r.add_put(f"/v1/rotation/policies/{_PATH}", write_policy)
+    r.add_delete(f"/v1/rotation/policies/{_PATH}", delete_policy)
+    r.add_post(f"/v1/rotation/rotate/{_PATH}", rotate_now)
+    r.add_get(f"/v1/rotation/status/{_PATH}", status, allow_head=False)
+    r.add_get(f"/v1/rotation/history/{_PATH}", history, allow_head=False)
+    r.add_post("/v1/consumers", heartbeat)
+    service = app[SERVICES].rotation
+    if service is not None:
+        m = service.engine.metrics
+        for collector in (m.rotations, m.rollbacks, m.duration, m.policies, m.leader):
+            app[METRICS].registry.register(collector)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vaultside.errors import InternalError, InvalidRequestError, VaultsideError
+from vaultside.errors import InternalError, InvalidRequestError, NotFoundError, VaultsideError
 from vaultside.inject.volumes import VolumeManager
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,9 @@ async def _dispatch(request: web.Request) -> web.Response:
         return _reply({"Err": "request body is not JSON"})
     try:
         result = await handler(request.app[VOLUME_MANAGER], body)
+    except NotFoundError as exc:
+        log.debug("plugin call: not found", extra={"method": method, "error": exc.message})
+        return _reply({"Err": f"vaultside: {exc.message}"})
     except InternalError as exc:
         log.error("plugin call failed", extra={"method": method, "error": exc.message})
         return _reply({"Err": f"vaultside: {exc.message}"})

@@ -26,6 +26,7 @@ from vaultside.refs import parse_ref
 FileFormat = Literal["raw", "env", "json", "template"]
 FORMATS: tuple[str, ...] = ("raw", "env", "json")
 DEFAULT_MODE = 0o400
+ALLOWED_MODE_BITS = 0o660
 DEFAULT_SIZE = 1024 * 1024
 MAX_SIZE = 64 * 1024 * 1024
 MIN_SIZE = 4096
@@ -113,6 +114,9 @@ def parse_mode(option: str, text: str) -> int:
     mode = int(text, 8)
     if mode & 0o400 == 0:
         raise _bad(option, "must let the owner read (e.g. 0400)")
+    # SECURITY: secret files are never executable nor readable by other users.
+    if mode & ~ALLOWED_MODE_BITS:
+        raise _bad(option, "must not grant execute or other-user access (at most 0660)")
     return mode
 
 

@@ -14,17 +14,21 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from vaultside.api.app import create_app
 from vaultside.broker.source import Broker
 from vaultside.clock import SystemClock
-from vaultside.config.settings import BrokerSettings
+from vaultside.config.settings import BrokerSettings, Settings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.transit import TransitSeal, unseal_until_ready
 from vaultside.errors import SealedError
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring import Services, build_services
 
 from .services.openbao import find_bao
 from .services.process import (
@@ -169,3 +173,61 @@ async def test_transit_seal_stays_sealed_until_openbao_is_back(
     assert record is not None and record.value == b"kept across the outage"
     await broker2.close()
     await storage.close()
+
+
+async def test_server_with_transit_seal_starts_sealed_and_unseals_itself(
+    persistent_bao: PersistentBao, tmp_path: Path
+) -> None:
+    admin = hvac.Client(url=persistent_bao.addr, token=persistent_bao.root_token)
+    admin.sys.enable_secrets_engine("transit")
+    admin.secrets.transit.create_key("vaultside")
+    (tmp_path / "token").write_text(persistent_bao.root_token)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        seal={"kind": "vault-transit", "transit_broker": "corp", "key_file": "root.wrapped"},
+        brokers={"corp": {"address": persistent_bao.addr, "token_file": tmp_path / "token",
+                          "request_timeout": 2}},
+    )  # type: ignore[arg-type]  # fmt: skip
+
+    async def serve() -> tuple[TestClient[Any, Any], Services]:
+        services = build_services(settings)
+        client: TestClient[Any, Any] = TestClient(TestServer(create_app(services)))
+        await client.start_server()
+        return client, services
+
+    async def health(client: TestClient[Any, Any]) -> int:
+        async with client.get("/v1/sys/health") as resp:
+            return resp.status
+
+    client, services = await serve()
+    assert await health(client) == 200  # first start: the wrapped root key was created
+    root, _ = await services.tokens.create_root()
+    put = await client.put(
+        "/v1/secrets/app/db",
+        json={"data": {"pw": "kept"}},
+        headers={"Authorization": f"Bearer {root}"},
+    )
+    assert put.status in (200, 204), await put.text()
+    await client.close()
+
+    persistent_bao.stop()
+    client, services = await serve()
+    try:
+        for _ in range(3):
+            assert await health(client) == 503
+            await asyncio.sleep(0.5)
+        async with client.get("/v1/sys/seal-status") as resp:
+            assert "transit seal" in await resp.text()
+        await asyncio.to_thread(persistent_bao.start)
+        for _ in range(80):
+            if await health(client) == 200:
+                break
+            await asyncio.sleep(0.25)
+        assert await health(client) == 200
+        root, _ = await services.tokens.create_root()
+        async with client.get(
+            "/v1/secrets/app/db", headers={"Authorization": f"Bearer {root}"}
+        ) as resp:
+            assert resp.status == 200 and (await resp.json())["data"] == {"pw": "kept"}
+    finally:
+        await client.close()

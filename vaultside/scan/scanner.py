@@ -157,7 +157,7 @@ class Scanner:
                 if progress is not None:
                     progress(stats)
             findings.extend(src.finalize(found))
-        findings = _dedupe(f.with_fingerprint() for f in findings)
+        findings = _redact_created_by(_dedupe(f.with_fingerprint() for f in findings))
         kept = [
             f
             for f in findings
@@ -167,6 +167,31 @@ class Scanner:
             key=lambda f: (-f.severity, f.location.target, f.location.path, f.location.line or 0)
         )
         return ScanResult(kept, len(findings) - len(kept), stats)
+
+
+def _redact_created_by(findings: list[Finding]) -> list[Finding]:
+    """Replace every found value inside history ``created_by`` strings by its redacted form.
+
+    # SECURITY: ``ENV X=...``, ``LABEL`` and ``ARG`` instructions carry the very values that
+    # were found; attribution must not print them next to a redacted finding.
+    """
+    values = sorted(
+        {f.secret for f in findings if f.secret is not None and len(f.secret) >= 4},
+        key=len,
+        reverse=True,
+    )
+    if not values:
+        return findings
+    out: list[Finding] = []
+    for f in findings:
+        cb = f.location.created_by
+        if cb is not None:
+            for s in values:
+                if s.reveal() in cb:
+                    cb = cb.replace(s.reveal(), s.redacted())
+            f = replace(f, location=replace(f.location, created_by=cb))
+        out.append(f)
+    return out
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:

@@ -85,7 +85,7 @@ def check_attribution(findings: list[Finding], p: dict[str, str], layer_ids: lis
         1,
         layer_ids[1],
     )
-    assert f.location.created_by == "RUN /bin/sh -c echo " + p["arg"] + " > /dev/null # buildkit"
+    assert f.location.created_by is not None and f.location.created_by.startswith("RUN /bin/sh")
     assert f.location.status is None
     d = found[p["deleted"]]
     assert (d.location.path, d.location.layer, d.location.status) == (
@@ -103,6 +103,11 @@ def check_attribution(findings: list[Finding], p: dict[str, str], layer_ids: lis
     assert (t.location.path, t.location.nested) == ("opt/bundle.tgz", ("conf/app.ini",))
     deep = found[p["nested_deep"]]
     assert deep.location.nested == ("lib/inner.zip", "deep/creds.txt")
+    # attribution never prints a found value (the RUN line above carries the build arg)
+    for each in findings:
+        assert not any(v in (each.location.created_by or "") for v in p.values())
+    by_file = found[p["file"]].location.created_by or ""
+    assert "ghp_" in by_file and "len 40" in by_file
 
 
 def test_docker_save_tarball(tmp_path: Path, planted: dict[str, str]) -> None:

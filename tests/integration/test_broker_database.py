@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import hvac
 import pytest
@@ -127,3 +128,37 @@ async def test_database_credentials_lifecycle(
     finally:
         await broker.close()
     assert not await can_connect(postgres, first.data)  # expired at its max TTL upstream
+
+
+async def test_database_credentials_through_the_api(
+    openbao: OpenBaoServer,
+    postgres: PostgresCluster,
+    vaultside_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    setup_database_engine(openbao, postgres)
+    (tmp_path / "token").write_text(openbao.root_token)
+    server = vaultside_server(
+        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
+        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(tmp_path / "token"),
+    )
+    headers = {"Authorization": f"Bearer {server.root_token}"}
+    url = f"{server.addr}/v1/broker/corp/database/creds/app"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            first = await resp.json()
+        async with s.get(url, headers=headers) as resp:
+            second = await resp.json()
+        async with s.get(f"{url}?version=2", headers=headers) as resp:
+            assert resp.status == 400  # versions are for KV only
+    lease = first["lease"]
+    assert first["metadata"]["kind"] == "dynamic" and lease["lease_duration"] == 4
+    assert lease["lease_id"].startswith("database/creds/app/") and lease["expires_time"]
+    assert second["lease"]["lease_id"] == lease["lease_id"]
+    assert await can_connect(postgres, first["data"])
+    # Persisted through the barrier: the password is nowhere in the data dir in plaintext.
+    password = first["data"]["password"].encode()
+    for path in server.data_dir.rglob("*"):
+        if path.is_file():
+            assert password not in path.read_bytes(), path

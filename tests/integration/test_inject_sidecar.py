@@ -1,0 +1,164 @@
+"""``vaultside sidecar`` against a real vaultside server and a real dockerd."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vaultside.inject import tmpfs
+
+from .services.docker_engine import DockerEngine
+from .services.process import remove_tree, short_tempdir, spawn, terminate, wait_until
+from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+
+pytestmark = pytest.mark.docker
+
+
+def api(server: VaultsideServer, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """One JSON call to the server as root."""
+    req = urllib.request.Request(
+        f"{server.addr}/v1/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {server.root_token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else {}
+
+
+@dataclass
+class SidecarStack:
+    """A server with a secret and a token that may read it, plus a host tmpfs directory."""
+
+    engine: DockerEngine
+    image: str
+    server: VaultsideServer
+    root: Path
+    token_file: Path
+    shared: Path
+
+    def sidecar_argv(self, *extra: str) -> list[str]:
+        return [
+            sys.executable, "-m", "vaultside", "sidecar", "--dir", str(self.shared),
+            "--addr", self.server.addr, "--token-file", str(self.token_file),
+            "--secret", "password=kv:app/db#password",
+            "--secret", "db.env=DB_USER=kv:app/db#user;DB_PASSWORD=kv:app/db#password",
+            "--opt", "format.db.env=env", "--opt", "uid=1000", "--opt", "gid=1000", *extra,
+        ]  # fmt: skip
+
+    def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", *args], env=self.engine.env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    def put_password(self, value: str) -> None:
+        api(self.server, "PUT", "secrets/app/db", {"data": {"user": "app", "password": value}})
+
+
+@pytest.fixture(scope="module")
+def sstack(docker_engine: DockerEngine, busybox_image: str) -> Iterator[SidecarStack]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting the shared tmpfs needs root")
+    root = short_tempdir("side")
+    factory = VaultsideServerFactory(root / "srv")
+    try:
+        server = factory()
+        api(server, "PUT", "sys/policies/app", {"rules": [
+            {"path": "secrets/app/*", "capabilities": ["read"]},
+        ]})  # fmt: skip
+        auth = api(server, "POST", "auth/token/create", {"policies": ["app"]})["auth"]
+        token_file = root / "app.token"
+        token_file.write_text(auth["token"])
+        token_file.chmod(0o600)
+        shared = root / "shared"
+        tmpfs.mount_tmpfs(shared, size_bytes=1 << 20, uid=1000, gid=1000)
+        st = SidecarStack(docker_engine, busybox_image, server, root, token_file, shared)
+        st.put_password(f"p{secrets.token_hex(12)}")
+        yield st
+        tmpfs.wipe_and_unmount(shared)
+    finally:
+        factory.close()
+        remove_tree(root)
+
+
+def test_once_then_app_reads_files(sstack: SidecarStack) -> None:
+    value = f"p{secrets.token_hex(12)}"
+    sstack.put_password(value)
+    res = subprocess.run(sstack.sidecar_argv("--once"), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = sstack.docker(
+        "run", "--rm", "--network", "none", "--user", "1000:1000",
+        "-v", f"{sstack.shared}:/run/secrets:ro", sstack.image,
+        "sh", "-c", "stat -c '%u %a' /run/secrets/password; cat /run/secrets/password; echo;"
+        " cat /run/secrets/db.env",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"1000 400\n{value}\nDB_USER=app\nDB_PASSWORD={value}\n"
+    assert value not in res.stderr and value not in res.stdout
+
+
+def test_once_fails_clearly(sstack: SidecarStack, tmp_path: Path) -> None:
+    argv = sstack.sidecar_argv("--once", "--secret", "missing=kv:app/nope#x")
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert "secret.missing: kv:app/nope#x" in res.stderr, res.stderr
+    disk = [*sstack.sidecar_argv("--once")]
+    disk[disk.index("--dir") + 1] = str(tmp_path)
+    res = subprocess.run(disk, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "not on tmpfs" in res.stderr, res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_running_rerenders_and_signals_app(sstack: SidecarStack) -> None:
+    first = f"p{secrets.token_hex(12)}"
+    sstack.put_password(first)
+    script = (
+        "trap 'echo HUP:$(cat /run/secrets/password)' HUP; echo started;"
+        " while :; do sleep 0.05; done"
+    )
+    app = sstack.docker(
+        "run", "-d", "--network", "none", "--user", "1000:1000",
+        "-v", f"{sstack.shared}:/run/secrets:ro", sstack.image, "sh", "-c", script,
+    )  # fmt: skip
+    assert app.returncode == 0, app.stderr
+    cid = app.stdout.strip()
+    ready = sstack.root / "ready"
+    log = sstack.root / "sidecar.log"
+    argv = sstack.sidecar_argv(
+        "--ready-file", str(ready), "--reload-container", cid,
+        "--reload-signal", "HUP", "--docker-host", sstack.engine.base_url,
+    )  # fmt: skip
+    proc = spawn(argv, log)
+    try:
+        wait_until(ready.exists, timeout=30, what="sidecar ready", proc=proc, log_path=log)
+        wait_until(lambda: "started" in sstack.docker("logs", cid).stdout, timeout=10, what="app")
+        assert (sstack.shared / "password").read_text() == first
+        second = f"p{secrets.token_hex(12)}"
+        t0 = time.monotonic()
+        sstack.put_password(second)
+        wait_until(
+            lambda: f"HUP:{second}" in sstack.docker("logs", cid).stdout,
+            timeout=10, what="app got HUP with the new value", proc=proc, log_path=log,
+        )  # fmt: skip
+        assert time.monotonic() - t0 < 5
+        assert f"DB_PASSWORD={second}" in (sstack.shared / "db.env").read_text()
+    finally:
+        terminate(proc, grace=10)
+        sstack.docker("rm", "-f", cid)
+    assert proc.returncode == 0, log.read_text()
+    assert not ready.exists()
+    text = log.read_text()
+    assert first not in text and second not in text

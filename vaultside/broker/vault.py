@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,8 +73,6 @@ def _stringify(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _json_text(value: object) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -248,21 +247,6 @@ class VaultClient:
     async def revoke_lease(self, lease_id: str) -> None:
         """Revoke a lease (idempotent upstream)."""
         await self._run("revoke lease", lambda: self._client.sys.revoke_lease(lease_id=lease_id))
-
-    async def lease_ttl(self, lease_id: str) -> float | None:
-        """Seconds left on a lease, or None if it no longer exists."""
-
-        def call() -> float | None:
-            try:
-                resp = self._client.sys.read_lease(lease_id=lease_id)
-            except hvac_exc.InvalidRequest:
-                return None
-            return float(resp["data"].get("ttl") or 0)
-
-        try:
-            return await self._run("look up lease", call)
-        except NotFoundError:
-            return None
 
     # --- auth ----------------------------------------------------------------------------------
 

@@ -56,14 +56,14 @@ lint: dev-deps
 	exit $$status
 
 unit: dev-deps
-	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)
 
 integration: dev-deps system-deps
-	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -ra tests/integration $(PYTEST_ARGS)
 
 # pytest exits 5 when it collects nothing: that fails the target like any other error.
 test: dev-deps system-deps lint
-	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -ra tests $(PYTEST_ARGS)
 
 bench: dev-deps system-deps
 	@shopt -s nullglob; benches=(bench/bench_*.py); \

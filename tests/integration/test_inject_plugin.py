@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,7 @@ def stack(docker_engine: DockerEngine, busybox_image: str) -> Iterator[Stack]:
             "VAULTSIDE_ADDR": server.addr,
             "VAULTSIDE_DATA_DIR": str(root / "plugin"),
             "VAULTSIDE_INJECT__ADMISSION__ROOT_USER": "deny",
+            "VAULTSIDE_INJECT__ADMISSION__IMAGE_FINDINGS": "deny",
             "VAULTSIDE_INJECT__STATE_DIR": str(root / "plugin" / "state"),
             "PYTHONUNBUFFERED": "1",
         }
@@ -319,3 +321,33 @@ def test_plugin_restart_recovers_mounts(stack: Stack) -> None:
     while stack.our_mounts() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert stack.our_mounts() == []
+
+
+def fake_github_token() -> str:
+    """A GitHub-format token generated now (30 random base62 chars + CRC32 checksum)."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    body = "".join(secrets.choice(alphabet) for _ in range(30))
+    n, check = zlib.crc32(body.encode()), ""
+    while n:
+        n, r = divmod(n, 62)
+        check = alphabet[r] + check
+    return "ghp_" + body + check.rjust(6, "0")
+
+
+def test_image_with_leak_findings_is_refused(stack: Stack, tmp_path: Path) -> None:
+    (tmp_path / "app.env").write_text(f"GITHUB_TOKEN={fake_github_token()}\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {stack.image}\nCOPY app.env /app/app.env\n")
+    tag = f"vaultside-test/leaky-{secrets.token_hex(3)}:latest"
+    built = stack.docker("build", "-q", "-t", tag, str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    try:
+        opts = {"secret.pw": "kv:app/db#password"}
+        res = stack.docker(
+            "run", "--rm", "--network", "none", *SAFE, "--label", "vaultside.role=web",
+            "--mount", stack.mount_arg(stack.volume(), opts), tag, "true",
+        )  # fmt: skip
+        assert res.returncode != 0
+        assert "unresolved leak finding" in res.stderr, res.stderr
+        assert stack.our_mounts() == []
+    finally:
+        stack.docker("rmi", "-f", tag)

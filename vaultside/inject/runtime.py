@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import docker
 
 from vaultside.broker.base import SecretSource
 from vaultside.client import HttpSecretSource, VaultsideClient
@@ -20,6 +21,7 @@ from vaultside.inject.plugin import PluginServer
 from vaultside.inject.roles import Role, RoleBook, load_roles
 from vaultside.inject.state import PluginState
 from vaultside.inject.volumes import VolumeManager
+from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +58,14 @@ class RoleClients:
         self._clients.clear()
 
 
-def scanner_findings_check() -> ImageFindingsCheck | None:
-    """The scanner's "image has unresolved leak findings" check, if the scanner provides one."""
-    try:
-        module = importlib.import_module("vaultside.scan.service")
-    except ImportError:
-        return None
-    factory: Callable[[], ImageFindingsCheck] | None = getattr(module, "image_findings_check", None)
-    return factory() if factory is not None else None
+def scanner_findings_check(docker_host: str | None, clock: Clock) -> ImageFindingsCheck:
+    """The scanner's "image has unresolved leak findings" check (rules and entropy; the
+    plugin has no store, so no known-value matching), cached per image id by the scanner."""
+
+    def client() -> object:
+        return docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+
+    return ScanService(values=None, docker_factory=client, clock=clock)
 
 
 def build_plugin(
@@ -90,11 +92,10 @@ def build_plugin(
         "image_not_allowed": adm.image_not_allowed,
         "image_findings": adm.image_findings,
     }
-    policy = AdmissionPolicy(
-        actions,
-        allowed_images=tuple(adm.allowed_images),
-        findings=findings if findings is not None else scanner_findings_check(),
-    )
+    clock = clock or SystemClock()
+    if findings is None and adm.image_findings != "off":
+        findings = scanner_findings_check(cfg.docker_host, clock)
+    policy = AdmissionPolicy(actions, allowed_images=tuple(adm.allowed_images), findings=findings)
     engine = DockerEngine(cfg.docker_host, data_root=cfg.docker_data_root)
     state_dir = settings.resolve(cfg.state_dir)
     manager = VolumeManager(
@@ -106,7 +107,7 @@ def build_plugin(
         sources=sources if sources is not None else RoleClients(),
         audit=InjectAuditLog(settings.resolve(cfg.audit_file)),
         driver=cfg.plugin_name,
-        clock=clock or SystemClock(),
+        clock=clock,
     )
     server = PluginServer(manager, name=cfg.plugin_name, socket_dir=cfg.plugin_socket_dir)
     return server, engine

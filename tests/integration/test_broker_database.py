@@ -15,11 +15,12 @@ import hvac
 import pytest
 
 from vaultside.broker.leases import Lease
-from vaultside.broker.source import Broker
+from vaultside.broker.source import Broker, BrokerRegistry
 from vaultside.clock import SystemClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
+from vaultside.refs import parse_ref
 from vaultside.storage.sqlite import SqliteStorage
 
 from .services.openbao import OpenBaoServer
@@ -116,13 +117,15 @@ async def test_database_credentials_lifecycle(
             delivered.append(lease)
             got_new.set()
 
-        sub = broker.leases.subscribe("database/creds/app", on_new)
+        ref = parse_ref("vault:corp/database/creds/app#password")
+        watch = await BrokerRegistry({"corp": broker}).watch(ref, on_new)
+        assert watch.lease.lease_id == first.lease_id
         await asyncio.wait_for(got_new.wait(), timeout=15)  # before the 11 s max TTL runs out
         new = delivered[0]
         assert new.lease_id != first.lease_id and new.data["username"] != first.data["username"]
         assert await can_connect(postgres, new.data)
 
-        await broker.leases.unsubscribe(sub)  # the last consumer is gone: revoke
+        await watch.close()  # the last consumer is gone: revoke
         assert not await can_connect(postgres, new.data)
         await asyncio.sleep(max(0.0, issued_at + 12 - time.time()))  # past the old max TTL
     finally:

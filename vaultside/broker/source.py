@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from vaultside.broker.auth import BrokerAuth
 from vaultside.broker.base import ResolvedSecret
 from vaultside.broker.cache import SecretCache
-from vaultside.broker.leases import Lease, LeaseManager
+from vaultside.broker.leases import Lease, LeaseManager, Subscription
 from vaultside.broker.vault import MountInfo, UpstreamSecret, VaultClient
 from vaultside.clock import Clock
 from vaultside.config.settings import BrokerSettings
@@ -188,6 +189,19 @@ class Broker:
         await self.auth.call(lambda: self.client.revoke_lease(lease_id))
 
 
+@dataclass(slots=True)
+class LeaseWatch:
+    """A consumer's hold on a dynamic secret; ``close`` it when the consumer is gone."""
+
+    broker: Broker
+    subscription: Subscription
+    lease: Lease = field(repr=False)
+
+    async def close(self) -> None:
+        """Stop watching; the last watcher leaving revokes the lease."""
+        await self.broker.leases.unsubscribe(self.subscription)
+
+
 class BrokerRegistry:
     """The configured brokers by name; the ``SecretSource`` for ``vault:`` references."""
 
@@ -218,6 +232,25 @@ class BrokerRegistry:
         """Close every broker."""
         for broker in self.brokers.values():
             await broker.close()
+
+    async def watch(self, ref: SecretRef, on_new: Callable[[Lease], Awaitable[None]]) -> LeaseWatch:
+        """Hold the dynamic secret behind ``ref``; ``on_new`` gets replacement credentials.
+
+        For injection and rotation: the lease stays renewed, is replaced before its max TTL
+        (``on_new`` is awaited with the new lease), and is revoked when the last watch closes.
+        """
+        if ref.scheme != "vault" or ref.broker is None or ref.mount is None:
+            raise InvalidRequestError(f"not a vault reference: {ref}")
+        broker = self.get(ref.broker)
+        read = await broker.read(ref.mount, ref.path, ref.version)
+        if read.kind != "dynamic":
+            raise InvalidRequestError(f"{ref} is a {read.kind} secret, not a lease to watch")
+        key = f"{ref.mount}/{ref.path}"
+        sub = broker.leases.subscribe(key, on_new)
+        lease = broker.leases.current(key)
+        if lease is None or lease.lease_id != read.lease_id:
+            lease = await broker.leases.acquire(key)
+        return LeaseWatch(broker, sub, lease)
 
     async def resolve(self, ref: SecretRef) -> ResolvedSecret:
         """The value of one field of a ``vault:`` reference."""

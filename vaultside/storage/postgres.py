@@ -205,6 +205,10 @@ class PostgresStorage:
                     timeout=self._connect_timeout,
                     command_timeout=self._command_timeout,
                 )
+            except (ValueError, asyncpg.exceptions.ClientConfigurationError):
+                # SECURITY: the parser's message may quote parts of the DSN (which can hold
+                # the password), so neither it nor the cause is kept.
+                raise InvalidRequestError("invalid PostgreSQL DSN in storage settings") from None
             except Exception as exc:
                 raise translate(exc) from exc
             try:

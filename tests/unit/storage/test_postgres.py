@@ -87,3 +87,19 @@ async def test_empty_batch_and_zero_limit_need_no_connection() -> None:
     storage = PostgresStorage("postgresql://u:p@127.0.0.1:1/db")
     await storage.write_batch([])
     assert await storage.list("a/", limit=0) == []
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:hunter2@127.0.0.1:notaport/db",
+        "postgresql://u:hunter2@127.0.0.1:1/db?sslmode=bogus",
+        "mysql://u:hunter2@127.0.0.1/db",
+    ],
+)
+async def test_bad_dsn_is_a_config_error_without_the_dsn(dsn: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        await PostgresStorage(dsn).open()
+    assert info.value.message == "invalid PostgreSQL DSN in storage settings"
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__

@@ -202,7 +202,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         services.sources["vault"] = brokers
         services.components.append(brokers)
     services.rotation = RotationService(
-        kv, barrier, TargetFactory(clock, services.sources), clock=clock, audit=services.audit
+        kv,
+        barrier,
+        TargetFactory(clock, services.sources),
+        clock=clock,
+        audit=services.audit,
+        schedule=settings.rotation.scheduler,
+        lease_ttl=settings.rotation.lease_ttl,
+        concurrency=settings.rotation.concurrency,
     )
     services.components.append(services.rotation)
     return services

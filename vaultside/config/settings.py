@@ -123,6 +123,15 @@ class InjectSettings(BaseModel):
     admission: AdmissionSettings = AdmissionSettings()
 
 
+class RotationSettings(BaseModel):
+    """The rotation scheduler (one leader per store, chosen by a storage lease)."""
+
+    scheduler: bool = True
+    # Leader and per-secret leases; a crashed holder's lease frees up after this long.
+    lease_ttl: float = Field(default=30.0, ge=1.0, le=3600.0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+
 class Settings(BaseSettings):
     """Everything vaultside can be told. Built once, in the CLI."""
 
@@ -143,6 +152,7 @@ class Settings(BaseSettings):
     kv: KVSettings = KVSettings()
     brokers: dict[str, BrokerSettings] = {}
     inject: InjectSettings = InjectSettings()
+    rotation: RotationSettings = RotationSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -36,7 +36,6 @@ from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL = 300.0
 # Called after a rotation is promoted: (path, new version) — re-delivery hooks in here.
 RotatedHook = Callable[[str, int], Awaitable[None]]
 
@@ -81,6 +80,7 @@ class RotationEngine:
         audit: AuditBroker | None = None,
         metrics: RotationMetrics | None = None,
         jitter: Callable[[], float] | None = None,
+        lock_ttl: float = 30.0,
     ) -> None:
         self.kv = kv
         self.storage = storage
@@ -93,6 +93,8 @@ class RotationEngine:
         self.hooks: list[RotatedHook] = []
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._locks: dict[str, asyncio.Lock] = {}
+        # A crashed holder's per-secret lease expires after this; live holders renew it.
+        self.lock_ttl = lock_ttl
         self._jitter = jitter or (lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
 
     def jitter_fraction(self) -> float:
@@ -112,8 +114,9 @@ class RotationEngine:
             raise ConflictError(f"a rotation of {path!r} is already running")
         async with lock:
             lease = f"rotation/lock/{path}"
-            if not await self.storage.try_lock(lease, self.holder, LOCK_TTL):
+            if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 raise ConflictError(f"a rotation of {path!r} is running in another process")
+            keeper = asyncio.create_task(self._keep(lease))
             try:
                 await self._recover_one(path)
                 if await self.journal.get(path) is not None:
@@ -122,7 +125,16 @@ class RotationEngine:
                     )
                 return await self._rotate_locked(path, policy, trigger)
             finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
                 await self.storage.unlock(lease, self.holder)
+
+    async def _keep(self, lease: str) -> None:
+        """Renew ``lease`` while a rotation runs, so only a dead holder's lease expires."""
+        while True:
+            await self.clock.sleep(self.lock_ttl / 3)
+            if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
+                log.error("lost a rotation lease while rotating", extra={"lease": lease})
 
     async def _rotate_locked(self, path: str, policy: RotationPolicy, trigger: str) -> HistoryEntry:
         kind = policy.target.kind
@@ -257,7 +269,7 @@ class RotationEngine:
         count = 0
         for path in await self.journal.paths():
             lease = f"rotation/lock/{path}"
-            if not await self.storage.try_lock(lease, self.holder, LOCK_TTL):
+            if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 continue  # another process is working on it
             try:
                 count += await self._recover_one(path)

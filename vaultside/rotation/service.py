@@ -39,12 +39,15 @@ class RotationService:
         metrics: RotationMetrics | None = None,
         schedule: bool = True,
         lease_ttl: float = 30.0,
+        concurrency: int = 4,
     ) -> None:
         self.clock = clock
         self.engine = RotationEngine(
-            kv, storage, targets, clock=clock, audit=audit, metrics=metrics
+            kv, storage, targets, clock=clock, audit=audit, metrics=metrics, lock_ttl=lease_ttl
         )
-        self.scheduler = RotationScheduler(self.engine, clock=clock, lease_ttl=lease_ttl)
+        self.scheduler = RotationScheduler(
+            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
+        )
         self.consumers = ConsumerRegistry(storage, clock)
         self.engine.hooks.append(self.consumers.delivered)
         self.store = self.engine.store

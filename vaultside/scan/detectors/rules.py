@@ -24,7 +24,7 @@ from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Candidate, Secret, Severity
 from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
 
-_BACK = 1024  # bytes looked at before a keyword hit (start of its line, at most this far)
+_BACK = 64  # default bytes looked at before a keyword hit (never before the start of its line)
 _AHEAD = 4096  # bytes looked at after a hit on single-line rules
 _MULTILINE_AHEAD = 16384  # e.g. a PEM private key block
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -88,6 +88,7 @@ class Rule:
     generic: bool = False
     validator: str | None = None
     multiline: bool = False
+    back: int = _BACK  # how far before its keyword a match may start
 
     def accepts(self, value: str) -> bool:
         """Entropy and validator checks on a matched value."""
@@ -121,6 +122,7 @@ def _rule_from(obj: dict[str, object], origin: str) -> Rule:
             generic=bool(obj.get("generic", False)),
             validator=str(validator) if validator is not None else None,
             multiline=bool(obj.get("multiline", False)),
+            back=int(str(obj.get("back", _BACK))),
         )
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise InvalidRequestError(f"{origin}: rule {rid!r} is invalid: {exc}") from exc
@@ -221,7 +223,8 @@ class RuleDetector:
                 if covered.get(idx, -1) > pos:
                     continue
                 rule = self.rules[idx]
-                lo = data.rfind(b"\n", max(0, pos - _BACK), pos) + 1 or max(0, pos - _BACK)
+                floor = max(0, pos - rule.back)
+                lo = data.rfind(b"\n", floor, pos) + 1 or floor
                 if rule.multiline:
                     hi = min(n, pos + _MULTILINE_AHEAD)
                 else:

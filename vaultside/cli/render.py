@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vaultside import errors
 from vaultside.client import VaultsideClient
@@ -83,11 +84,12 @@ def print_json(obj: Any) -> None:
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str = "") -> None:
     """A rich table on stdout."""
-    table = Table(title=title or None, show_header=True, header_style="bold")
+    table = Table(title=Text(title) if title else None, show_header=True, header_style="bold")
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        # Text, not markup: a value like "[red]x" must print as is (and never raise).
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console().print(table)
 
 

@@ -200,3 +200,11 @@ def test_token_create_and_revoke_never_from_argv(server: tuple[Store, str]) -> N
     assert store.revoked == []
     assert run(addr, ["token", "revoke", "-"], stdin="vs.child\n").exit_code == 0
     assert store.revoked == [{"token": "vs.child"}]
+
+
+def test_human_get_prints_markup_like_values_verbatim(server: tuple[Store, str]) -> None:
+    store, addr = server
+    value = "[bold red]" + secrets.token_hex(4) + "[/] [link=x]"
+    store.secrets["app/m"] = [{"k": value}]
+    r = run(addr, ["secret", "get", "app/m"])
+    assert r.exit_code == 0 and value in r.output

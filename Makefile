@@ -9,10 +9,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .data
-TEST_PACKAGES := docker.io busybox-static postgresql wrk
+TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: help run venv dev-deps system-deps lint unit integration test bench clean
+.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean
 
 help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
@@ -21,6 +21,7 @@ help:
 	@echo "make unit         unit tests only (no services)"
 	@echo "make integration  integration tests (real dockerd, OpenBao, PostgreSQL)"
 	@echo "make bench        run every benchmark in bench/"
+	@echo "make image        build the server image (deploy/Dockerfile) from a local wheelhouse"
 
 # python3-venv provides ensurepip; Debian's python3 lacks it by default.
 $(PY):
@@ -69,6 +70,15 @@ bench: dev-deps system-deps
 	@shopt -s nullglob; benches=(bench/bench_*.py); \
 	if [[ $${#benches[@]} -eq 0 ]]; then echo "no bench/bench_*.py found" >&2; exit 1; fi; \
 	for b in "$${benches[@]}"; do echo "== $$b"; $(PY) "$$b"; done
+
+# The build context is the wheelhouse alone: nothing else from the work tree reaches the image.
+IMAGE ?= vaultside:$(shell $(PYTHON) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+image: venv
+	rm -rf build/wheels
+	$(PY) -m pip wheel -q --wheel-dir build/wheels .
+	docker build -f deploy/Dockerfile -t $(IMAGE) \
+	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) build/wheels
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,168 @@
+"""deploy/kubernetes/: structure and security fields of every manifest (no cluster here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from .checks import DEPLOY, is_setting, parse_cli
+
+K8S = DEPLOY / "kubernetes"
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    """Every document of one manifest file."""
+    return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+
+
+def all_docs() -> list[dict[str, Any]]:
+    """Every document of every manifest file."""
+    return [d for path in sorted(K8S.glob("*.yaml")) for d in load(path.name)]
+
+
+def pod_specs() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(name, pod metadata, pod spec) of every workload."""
+    for doc in all_docs():
+        if doc["kind"] == "Pod":
+            yield doc["metadata"]["name"], doc["metadata"], doc["spec"]
+        elif doc["kind"] in {"Deployment", "StatefulSet", "Job", "DaemonSet"}:
+            tpl = doc["spec"]["template"]
+            yield doc["metadata"]["name"], tpl["metadata"], tpl["spec"]
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Init and app containers of a pod spec."""
+    return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+def one(kind: str, name: str) -> dict[str, Any]:
+    """The one document of ``kind`` named ``name``."""
+    found = [d for d in all_docs() if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name)
+    return found[0]
+
+
+def test_expected_objects_exist() -> None:
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in all_docs()}
+    assert {
+        ("Deployment", "vaultside"),
+        ("Service", "vaultside"),
+        ("NetworkPolicy", "vaultside"),
+        ("PodDisruptionBudget", "vaultside"),
+        ("PersistentVolumeClaim", "vaultside-data"),
+        ("Job", "vaultside-init"),
+        ("Pod", "example-app"),
+        ("NetworkPolicy", "example-app"),
+    } <= kinds
+    for doc in all_docs():
+        assert doc["apiVersion"] and doc["metadata"]["name"]
+
+
+def test_every_pod_is_non_root_with_runtime_default_seccomp() -> None:
+    specs = list(pod_specs())
+    assert len(specs) == 3
+    for name, _meta, spec in specs:
+        ctx = spec["securityContext"]
+        assert ctx["runAsNonRoot"] is True, name
+        assert ctx.get("runAsUser", 1) != 0, name
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC")
+
+
+def test_every_container_is_locked_down_and_limited() -> None:
+    seen = 0
+    for pod, _meta, spec in pod_specs():
+        for c in containers(spec):
+            seen += 1
+            where = f"{pod}/{c['name']}"
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc.get("privileged", False) is False, where
+            assert sc["capabilities"] == {"drop": ["ALL"]}, where
+            assert "add" not in sc["capabilities"], where
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            limits = c["resources"]["limits"]
+            assert {"cpu", "memory"} <= set(limits), where
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]), where
+            assert ":" in c["image"] and not c["image"].endswith(":latest"), where
+    assert seen == 4
+
+
+def test_vaultside_containers_run_real_commands_and_settings() -> None:
+    for pod, _meta, spec in pod_specs():
+        for c in containers(spec):
+            if not c["image"].startswith("vaultside:"):
+                continue
+            assert "command" not in c  # the image's ENTRYPOINT is ``vaultside``
+            parse_cli(c["args"])
+            for env in c.get("env", []):
+                assert is_setting(env["name"]), f"{pod}/{c['name']}: {env['name']}"
+
+
+def test_example_app_has_a_native_sidecar_on_a_memory_emptydir() -> None:
+    spec = one("Pod", "example-app")["spec"]
+    (sidecar,) = spec["initContainers"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert parse_cli(sidecar["args"]) == ["sidecar"]
+    assert "--once" not in sidecar["args"]  # long-running: keeps the files fresh
+    assert "startupProbe" in sidecar  # the app starts only once the files exist
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    out_dir = next(a.split("=", 1)[1] for a in sidecar["args"] if a.startswith("--dir="))
+    shared = [m["name"] for m in sidecar["volumeMounts"] if m["mountPath"] == out_dir]
+    assert len(shared) == 1
+    assert volumes[shared[0]]["emptyDir"]["medium"] == "Memory"
+    (app,) = spec["containers"]
+    app_mounts = {m["name"]: m for m in app["volumeMounts"]}
+    assert app_mounts[shared[0]]["readOnly"] is True
+    assert volumes["token"]["secret"]["defaultMode"] == 0o440
+    assert "token" not in app_mounts  # only the sidecar holds the vaultside token
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_selectors_and_network_policies_line_up() -> None:
+    server_labels = one("Deployment", "vaultside")["spec"]["template"]["metadata"]["labels"]
+    assert _matches(one("Service", "vaultside")["spec"]["selector"], server_labels)
+    pdb = one("PodDisruptionBudget", "vaultside")["spec"]
+    assert _matches(pdb["selector"]["matchLabels"], server_labels)
+    netpol = one("NetworkPolicy", "vaultside")["spec"]
+    assert _matches(netpol["podSelector"]["matchLabels"], server_labels)
+    assert set(netpol["policyTypes"]) == {"Ingress", "Egress"}
+    (ingress,) = netpol["ingress"]
+    (source,) = ingress["from"]
+    app_labels = one("Pod", "example-app")["metadata"]["labels"]
+    assert _matches(source["podSelector"]["matchLabels"], app_labels)
+    assert [p["port"] for p in ingress["ports"]] == [8200]
+    app_pol = one("NetworkPolicy", "example-app")["spec"]
+    assert _matches(app_pol["podSelector"]["matchLabels"], app_labels)
+    assert app_pol["ingress"] == []  # nothing may connect to the example app
+    targets = [t for rule in app_pol["egress"] for t in rule["to"]]
+    assert any(_matches(t["podSelector"]["matchLabels"], server_labels) for t in targets)
+    openbao = {"app.kubernetes.io/name": "openbao"}
+    assert not any(_matches(t["podSelector"]["matchLabels"], openbao) for t in targets)
+
+
+def test_server_probes_use_real_endpoints() -> None:
+    (server,) = one("Deployment", "vaultside")["spec"]["template"]["spec"]["containers"]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v1/sys/health"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v1/sys/seal-status"
+    from vaultside.api.routes.sys import health, seal_status
+
+    assert "/v1/sys/health" in (health.__doc__ or "")
+    assert "/v1/sys/seal-status" in (seal_status.__doc__ or "")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in K8S.glob("*.yaml")))
+def test_data_and_key_never_in_manifests(name: str) -> None:
+    text = (K8S / name).read_text()
+    for kind in (d["kind"] for d in load(name)):
+        assert kind not in {"Secret", "ConfigMap"}  # secrets are created out of band
+    assert "VAULTSIDE_TOKEN=" not in text and "VAULTSIDE_TOKEN\n" not in text

@@ -302,3 +302,69 @@ async def test_stale_reads_while_openbao_is_down_then_503_then_recovery(
         await asyncio.sleep(1.1)  # past the retry interval
         fresh = await broker.read("secret", "outage/app")
         assert not fresh.stale and fresh.data["pw"] == value
+
+
+class PartitionProxy:
+    """A TCP proxy to OpenBao that can turn into a black hole (a network partition)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.blackhole = False
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if not self.blackhole:  # in a partition bytes just vanish
+                    writer.write(data)
+                    await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_partition_timeouts_answer_stale_without_waiting(
+    openbao: OpenBaoServer, tmp_path: Path
+) -> None:
+    client = setup_bao(openbao)
+    value = secrets.token_urlsafe(12)
+    client.secrets.kv.v2.create_or_update_secret(path="partition/app", secret={"pw": value})
+    proxy = PartitionProxy(int(openbao.addr.rsplit(":", 1)[1]))
+    port = await proxy.start()
+    try:
+        async for broker in make_broker(
+            tmp_path, address=f"http://127.0.0.1:{port}", cache_ttl=0.3, max_staleness=30,
+            token_file=token_file(tmp_path, openbao.root_token), request_timeout=1,
+        ):  # fmt: skip
+            assert not (await broker.read("secret", "partition/app")).stale
+            proxy.blackhole = True
+            await asyncio.sleep(0.4)
+            started = time.monotonic()
+            first = await broker.read("secret", "partition/app")  # waits for the 1 s timeout
+            assert first.stale and first.data["pw"] == value
+            assert 0.8 < time.monotonic() - started < 3
+            for _ in range(10):  # the outage is known now: no caller waits for upstream
+                started = time.monotonic()
+                assert (await broker.read("secret", "partition/app")).stale
+                assert time.monotonic() - started < 0.2
+                await asyncio.sleep(0.15)
+            proxy.blackhole = False
+            deadline = time.monotonic() + 5
+            while (await broker.read("secret", "partition/app")).stale:
+                assert time.monotonic() < deadline, "did not recover after the partition"
+                await asyncio.sleep(0.2)
+    finally:
+        await proxy.close()

@@ -10,6 +10,9 @@ caller gets ``UpstreamUnavailableError`` (503) with the reason. While the upstre
 try it again at most every ``retry_interval`` seconds per key, so a down upstream is not
 hammered and stale answers stay fast. A definite answer (404, 403, other upstream errors) is
 never papered over with a stale value. Once a fetch succeeds, the entry is fresh again.
+During a known outage callers never wait on the upstream: they get the stale value at once
+while a background probe (at most one per key per ``retry_interval``) checks for recovery;
+only the first caller after the outage began waits for its fetch to fail.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class _Entry(Generic[V]):
     value: V
     fetched_at: float
     ttl: float
+    down: bool = False  # the last refresh found the upstream unreachable
     retry_at: float = 0.0
 
 
@@ -107,22 +111,37 @@ class SecretCache(Generic[V]):
         if entry is not None and now - entry.fetched_at < entry.ttl:
             self._hits.inc()
             return CacheResult(entry.value, False, now - entry.fetched_at)
-        if entry is not None and now < entry.retry_at:
+        if (
+            entry is not None
+            and entry.down
+            and now - entry.fetched_at <= entry.ttl + self.max_staleness
+        ):
+            # Known outage: answer stale at once and probe upstream in the background, so
+            # a hanging upstream (timeouts) never holds callers for ``request_timeout``.
+            if key not in self._inflight and now >= entry.retry_at:
+                self._start(key, ttl, fetch).add_done_callback(self._probe_done)
             return self._stale(key, entry, now, None)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch(key, ttl, fetch))
-            self._inflight[key] = task
+        task = self._inflight.get(key) or self._start(key, ttl, fetch)
         try:
             value = await asyncio.shield(task)
         except UpstreamUnavailableError as exc:
             entry = self._entries.get(key)
             if entry is None:
                 raise
-            now = self._clock.monotonic()
-            entry.retry_at = max(entry.retry_at, now + self._retry_interval)
-            return self._stale(key, entry, now, exc)
+            return self._stale(key, entry, self._clock.monotonic(), exc)
         return CacheResult(value, False, 0.0)
+
+    def _start(
+        self, key: Hashable, ttl: float, fetch: Callable[[], Awaitable[V]]
+    ) -> asyncio.Task[V]:
+        task = asyncio.get_running_loop().create_task(self._fetch(key, ttl, fetch))
+        self._inflight[key] = task
+        return task
+
+    @staticmethod
+    def _probe_done(task: asyncio.Task[V]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the outcome is already recorded on the entry
 
     async def _fetch(self, key: Hashable, ttl: float, fetch: Callable[[], Awaitable[V]]) -> V:
         self._upstream.inc()
@@ -130,6 +149,12 @@ class SecretCache(Generic[V]):
             value = await fetch()
         except NotFoundError:
             self._entries.pop(key, None)
+            raise
+        except UpstreamUnavailableError:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.down = True
+                entry.retry_at = self._clock.monotonic() + self._retry_interval
             raise
         finally:
             self._inflight.pop(key, None)

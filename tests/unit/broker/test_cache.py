@@ -94,8 +94,28 @@ async def test_outage_is_not_hammered(clock: FakeClock) -> None:
         assert (await cache.get("k", 10, up.fetch)).stale
     assert up.calls == 2  # one failed attempt, then stale answers until retry_interval passes
     await clock.advance(1)
+    assert (await cache.get("k", 10, up.fetch)).stale  # answered at once...
+    await asyncio.sleep(0)
+    assert up.calls == 3  # ...while one background probe checks the upstream
+    up.down = False
+    await clock.advance(1)
+    assert (await cache.get("k", 10, up.fetch)).stale
+    await asyncio.sleep(0)
+    fresh = await cache.get("k", 10, up.fetch)
+    assert not fresh.stale and fresh.value == "v4"
+
+
+async def test_hanging_upstream_during_known_outage_does_not_block(clock: FakeClock) -> None:
+    cache, up = make(clock), Upstream()
     await cache.get("k", 10, up.fetch)
-    assert up.calls == 3
+    up.down = True
+    await clock.advance(11)
+    assert (await cache.get("k", 10, up.fetch)).stale  # the outage is now known
+    up.gate = asyncio.Event()  # from here on the upstream hangs (a timeout in real life)
+    await clock.advance(1)
+    result = await asyncio.wait_for(cache.get("k", 10, up.fetch), timeout=1)
+    assert result.stale and result.value == "v1"
+    up.gate.set()
 
 
 async def test_cold_miss_during_outage_is_503(clock: FakeClock) -> None:

@@ -129,6 +129,10 @@ class DockerEngine:
         """Send ``signal`` (e.g. ``HUP``) to a container's main process."""
         await self._call(f"signal container {container[:64]}", self._api().kill, container, signal)
 
+    async def restart_container(self, container: str) -> None:
+        """Restart a container (a reload action for apps that cannot re-read files)."""
+        await self._call(f"restart container {container[:64]}", self._api().restart, container)
+
     async def close(self) -> None:
         """Close the SDK's connection pool."""
         if self._client is not None:

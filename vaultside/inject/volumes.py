@@ -99,6 +99,10 @@ class VolumeManager:
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
 
+    def volume_lock(self, name: str) -> asyncio.Lock:
+        """The lock mount/unmount hold for ``name`` (re-delivery writes under it too)."""
+        return self._lock(name)
+
     def _record(self, name: str) -> VolumeRecord:
         rec = self.state.volumes.get(name)
         if rec is None:

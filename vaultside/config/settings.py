@@ -130,6 +130,8 @@ class RotationSettings(BaseModel):
     # Leader and per-secret leases; a crashed holder's lease frees up after this long.
     lease_ttl: float = Field(default=30.0, ge=1.0, le=3600.0)
     concurrency: int = Field(default=4, ge=1, le=64)
+    # How often the volume plugin re-checks mounted secrets for rotated values.
+    redeliver_interval: float = Field(default=0.5, ge=0.05, le=3600.0)
 
 
 class Settings(BaseSettings):

@@ -89,6 +89,8 @@ class VaultClient:
         self.name = name
         self.settings = settings
         verify: bool | str = settings.tls_verify
+        if not settings.tls_verify:
+            log.warning("broker_tls_verify_disabled", extra={"broker": name})
         if settings.tls_verify and settings.ca_file is not None:
             verify = str(settings.ca_file)
         cert: tuple[str, str] | None = None
@@ -125,6 +127,13 @@ class VaultClient:
             return await loop.run_in_executor(self._pool, fn)
         except VaultsideError:
             raise
+        except requests.exceptions.SSLError as exc:
+            # A TLS failure is a configuration problem (CA bundle, name), not an outage:
+            # never served stale, never retried as "unreachable".
+            raise UpstreamError(
+                f"broker {self.name!r}: TLS handshake with {self.settings.address} failed "
+                "(check ca_file / tls_verify)"
+            ) from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise UpstreamUnavailableError(f"broker {self.name!r} is unreachable ({what})") from exc
         except hvac_exc.InvalidPath as exc:

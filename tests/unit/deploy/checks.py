@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,12 +51,17 @@ def is_setting(env_name: str) -> bool:
         return False
     parts = env_name.removeprefix("VAULTSIDE_").lower().split("__")
     model: type[BaseModel] = Settings
-    for i, part in enumerate(parts):
-        field = model.model_fields.get(part)
+    i = 0
+    while i < len(parts):
+        field = model.model_fields.get(parts[i])
         if field is None:
             return False
         annotation = field.annotation
-        if i + 1 < len(parts):
+        if typing.get_origin(annotation) is dict and i + 2 < len(parts):
+            annotation = typing.get_args(annotation)[1]  # brokers__<name>__<field>
+            i += 1
+        i += 1
+        if i < len(parts):
             if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
                 return False
             model = annotation

@@ -368,3 +368,24 @@ async def test_partition_timeouts_answer_stale_without_waiting(
                 await asyncio.sleep(0.2)
     finally:
         await proxy.close()
+
+
+async def test_namespace_is_sent_with_every_call(openbao: OpenBaoServer, tmp_path: Path) -> None:
+    client = admin(openbao)
+    ns = f"team{secrets.token_hex(3)}"
+    client.adapter.post(f"/v1/sys/namespaces/{ns}")
+    scoped = hvac.Client(url=openbao.addr, token=openbao.root_token, namespace=ns)
+    scoped.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+    value = secrets.token_urlsafe(12)
+    scoped.secrets.kv.v2.create_or_update_secret(path="ns/app", secret={"pw": value})
+    async for broker in make_broker(
+        tmp_path, address=openbao.addr, namespace=ns,
+        token_file=token_file(tmp_path, openbao.root_token),
+    ):  # fmt: skip
+        assert (await broker.read("secret", "ns/app")).data["pw"] == value
+    async for broker in make_broker(
+        tmp_path, "root-ns", address=openbao.addr,
+        token_file=token_file(tmp_path, openbao.root_token),
+    ):  # fmt: skip
+        with pytest.raises(NotFoundError):
+            await broker.read("secret", "ns/app")  # not visible outside the namespace

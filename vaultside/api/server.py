@@ -152,6 +152,10 @@ async def run_server(
 
     ``on_ready`` runs once every listener is bound (e.g. to print the dev root token).
     """
+    # Configuration errors surface before anything is opened.
+    if settings.server.listen:
+        parse_listen(settings.server.listen)
+    tls_context(settings.server, settings.resolve)
     services = services or build_services(settings)
     app = create_app(services)
     runner = web.AppRunner(

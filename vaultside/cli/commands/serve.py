@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
+from vaultside.api.body import validation_error
 from vaultside.api.server import Bound, run, run_server
+from vaultside.cli.render import EXIT_ERROR, EXIT_INVALID, fail
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
+from vaultside.errors import VaultsideError
 from vaultside.logs import setup_logging
 from vaultside.wiring import Services, build_services
 
@@ -132,13 +136,24 @@ def cli(
     unix_fd: int | None,
 ) -> None:
     """Run the vaultside HTTP API until SIGTERM / SIGINT."""
-    if worker:
-        _run_worker(json.loads(overrides_json or "{}"), unix_fd)
-        return
-    overrides = _overrides(
-        dev, listen, workers, unix_socket, tls_cert, tls_key, tls_client_ca, require_client_cert
-    )
-    settings = build_settings(overrides)
+    try:
+        if worker:
+            _run_worker(json.loads(overrides_json or "{}"), unix_fd)
+            return
+        overrides = _overrides(
+            dev, listen, workers, unix_socket, tls_cert, tls_key, tls_client_ca, require_client_cert
+        )
+        _serve(build_settings(overrides), overrides, dev)
+    except VaultsideError as exc:
+        fail("; ".join(exc.public_messages()), EXIT_INVALID)
+    except ValidationError as exc:
+        fail(f"invalid settings: {validation_error(exc, 'settings').details}", EXIT_INVALID)
+    except OSError as exc:
+        # e.g. the address is in use or a TLS/socket file is unreadable.
+        fail(f"cannot start: {exc.strerror or type(exc).__name__}", EXIT_ERROR)
+
+
+def _serve(settings: Settings, overrides: dict[str, object], dev: bool) -> None:
     setup_logging(settings.log_level, settings.log_format)
     if dev:
         _prepare_dev(settings)

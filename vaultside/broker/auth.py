@@ -168,6 +168,17 @@ class BrokerAuth:
                 self._adopt(AuthResult(token, result.accessor, result.lease_duration, True))
                 self._login_ttl = login_ttl
 
+    async def _sleep_or_wake(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds; True if a new token arrived first."""
+        sleeper = asyncio.ensure_future(self._clock.sleep(max(0.0, delay)))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        return waker in done
+
     async def run(self) -> None:
         """Background loop: log in, renew at ``renew_fraction`` of the TTL, re-login, forever."""
         backoff = 1.0
@@ -176,11 +187,14 @@ class BrokerAuth:
                 if self._token is None:
                     await self.login(seen_generation=self._generation)
                 left = self.ttl_left()
+                self._wake.clear()
                 if left is None:
-                    self._wake.clear()
                     await self._wake.wait()  # a non-expiring token: nothing to do until re-login
                     continue
-                await self._clock.sleep(max(0.0, left * self._settings.renew_fraction))
+                # Never spin: wait at least half a second (or until expiry if sooner).
+                delay = max(min(0.5, left), left * self._settings.renew_fraction)
+                if await self._sleep_or_wake(delay):
+                    continue  # a re-login elsewhere brought a new token: reschedule for it
                 await self.renew_once()
                 backoff = 1.0
             except asyncio.CancelledError:

@@ -86,7 +86,7 @@ async def test_window_postpones_to_the_next_opening(
     await clock.advance(opening - START)
     await service.scheduler.tick()
     assert await version(kv, "w") == 1
-    assert service.scheduler.planned("w") == opening + 3600 - 3600 + 86400  # 03:00 is closed
+    assert service.scheduler.planned("w") == opening + 86400  # 03:00 is already closed
 
 
 async def test_catch_up_runs_missed_rotations_once(

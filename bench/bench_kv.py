@@ -412,29 +412,34 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def paired(a: list[Run], b: list[Run], attr: str) -> tuple[float, float, float]:
+    """Median, min and max of the per-round ratios a/b (paired rounds cancel host drift)."""
+    ratios = [getattr(x, attr) / getattr(y, attr) for x, y in zip(a, b, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
 def report(results: dict[tuple[str, str], list[Run]], work: Path) -> None:
-    med: dict[tuple[str, str], tuple[float, float, int]] = {}
     print(f"\n{'target':18} {'op':6} {'req/s (median)':>15} {'p99 ms (median)':>16} {'errors':>7}")
     for (name, kind), runs in results.items():
         rps = statistics.median(r.rps for r in runs)
         p99 = statistics.median(r.p99_ms for r in runs)
         errs = sum(r.errors for r in runs)
-        med[(name, kind)] = (rps, p99, errs)
         print(f"{name:18} {kind:6} {rps:15.0f} {p99:16.2f} {errs:7d}")
-    print()
-    for (name, kind), (rps, p99, _) in med.items():
+    print("\nratios: median of per-round ratios [min-max over rounds]")
+    for (name, kind), runs in results.items():
         if not name.startswith("vaultside"):
             continue
-        base = med.get(("openbao", kind))
-        if base:
-            print(
-                f"{name} / openbao {kind}: {rps / base[0]:.2f}x req/s, "
-                f"p99 {p99:.1f} vs {base[1]:.1f} ms"
-            )
-        for bare in ("bare(1p)", "bare(2p)"):
-            if kind == "read" and (bare, "read") in med:
-                print(f"{name} / {bare} read: {rps / med[(bare, 'read')][0]:.2f}x")
-    if any(e for *_, e in med.values()):
+        peers = [("openbao", kind)] + [(b, "read") for b in ("bare(1p)", "bare(2p)")]
+        for peer in peers:
+            if peer[1] != kind or peer not in results:
+                continue
+            r, lo, hi = paired(runs, results[peer], "rps")
+            line = f"{name} / {peer[0]} {kind}: {r:.2f}x req/s [{lo:.2f}-{hi:.2f}]"
+            if peer[0] == "openbao":
+                p, plo, phi = paired(runs, results[peer], "p99_ms")
+                line += f", p99 ratio {p:.2f} [{plo:.2f}-{phi:.2f}] (<1 = vaultside lower)"
+            print(line)
+    if any(r.errors for runs in results.values() for r in runs):
         print("\nWARNING: some runs had non-2xx responses or socket errors; see 'errors'.")
 
 

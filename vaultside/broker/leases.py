@@ -144,6 +144,10 @@ class LeaseManager:
         self._next_sub += 1
         sub = Subscription(key, callback, self._next_sub)
         self._subs.setdefault(key, {})[sub.id] = sub
+        lease = self._leases.get(key)
+        if lease is not None and (lease.capped or not lease.renewable):
+            # Its task may be waiting to let it lapse unreplaced: reschedule a replacement.
+            self._start(key)
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -167,6 +171,11 @@ class LeaseManager:
             LEASE_EVENTS.labels(self._broker, "revoked").inc()
         except NotFoundError:
             pass
+        except UpstreamUnavailableError as exc:
+            # Not renewed any more, so it ends at its TTL upstream anyway.
+            log.warning(
+                "broker_lease_revoke_failed", extra={"broker": self._broker, "error": exc.message}
+            )
         finally:
             await self._storage.delete(self._storage_key(key))
 
@@ -253,6 +262,8 @@ class LeaseManager:
                 raise
             except UpstreamUnavailableError as exc:
                 retrying = await self._retry_later(lease, exc)
+                if not retrying:
+                    return
             except VaultsideError as exc:
                 # The lease is gone upstream (revoked, unknown): replace it or drop it.
                 log.warning(
@@ -275,15 +286,17 @@ class LeaseManager:
         LEASE_EVENTS.labels(self._broker, "renewed").inc()
 
     async def _retry_later(self, lease: Lease, exc: UpstreamUnavailableError) -> bool:
+        """Wait before the next renewal attempt; False once the lease expired (task ends)."""
         left = lease.expires_at - self._clock.now()
         log.warning(
             "broker_lease_renewal_failed", extra={"broker": self._broker, "error": exc.message}
         )
         if left <= 0:
-            # Expired while the upstream was away: the next acquire issues a new one.
-            self._leases.pop(lease.key, None)
-            await self._storage.delete(self._storage_key(lease.key))
+            # Expired while the upstream was away: subscribers get new credentials as soon
+            # as it is back; without subscribers the next acquire issues a new lease.
             LEASE_EVENTS.labels(self._broker, "expired").inc()
+            lease.capped = True
+            await self._replace_or_drop(lease)
             return False
         await self._clock.sleep(min(self._retry, left / 2))
         return True

@@ -157,3 +157,62 @@ async def test_lost_lease_is_replaced_for_subscribers(
     await clock.advance(41)
     assert len(seen) == 1 and seen[0] != first.lease_id
     await leases.close()
+
+
+async def test_expired_during_outage_is_replaced_for_subscribers_on_recovery(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
+    leases = manager(engine, storage, clock)
+    first = await leases.acquire(KEY)
+    seen: list[str] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease.lease_id)
+
+    leases.subscribe(KEY, on_new)
+    engine.down = True
+    await clock.advance(90)  # renewals fail until the lease runs out
+    assert seen == [] and leases.current(KEY) is None
+    engine.down = False
+    await clock.advance(3)
+    assert len(seen) == 1 and seen[0] != first.lease_id
+    assert leases.current(KEY) is not None
+    await leases.close()
+
+
+async def test_late_subscriber_to_a_capped_lease_still_gets_a_replacement(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=100)
+    leases = manager(engine, storage, clock)
+    first = await leases.acquire(KEY)
+    await clock.advance(81)  # renewed at 40 and at 80 (capped at the 100 s max TTL)
+    assert leases.current(KEY) is not None and leases.current(KEY).capped  # type: ignore[union-attr]
+    seen: list[str] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease.lease_id)
+
+    leases.subscribe(KEY, on_new)
+    await asyncio.sleep(0)  # let the rescheduled task start its (fake) sleep
+    await clock.advance(18)  # still before the first lease's max TTL
+    assert len(seen) == 1 and seen[0] != first.lease_id
+    await leases.close()
+
+
+async def test_revoke_during_outage_does_not_fail_the_consumer(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock)
+    leases = manager(engine, storage, clock)
+    await leases.acquire(KEY)
+
+    async def ignore(_: Lease) -> None:
+        return None
+
+    sub = leases.subscribe(KEY, ignore)
+    engine.down = True
+    await leases.unsubscribe(sub)
+    assert leases.current(KEY) is None and storage.data == {}
+    await leases.close()

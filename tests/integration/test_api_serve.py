@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
@@ -81,3 +85,29 @@ def test_two_workers_share_the_port_and_the_data(vaultside_server: VaultsideServ
     assert status == 200
     text = urllib.request.urlopen(f"{server.addr}/metrics", timeout=10).read().decode()
     assert "vaultside_http_requests_total" in text
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(p) for p in text]
+    return found
+
+
+def test_a_killed_worker_is_replaced(vaultside_server: VaultsideServerFactory) -> None:
+    server = vaultside_server(VAULTSIDE_SERVER__WORKERS="2")
+    assert server.proc is not None
+    workers = _children(server.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = _children(server.proc.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"worker not replaced: {now}")
+    for _ in range(20):
+        assert _call(server, "GET", "/v1/sys/health")[0] == 200

@@ -68,6 +68,15 @@ async def test_etag_if_none_match_gives_304_until_changed(api: Api) -> None:
     assert resp.headers["ETag"] == etag
     assert resp.headers["X-Request-Id"]
     assert await resp.read() == b""
+    for header in (f"W/{etag}", f'"nope", {etag}', "*"):
+        resp = await api.client.get(
+            "/v1/secrets/poll/me", headers={**api.auth(), "If-None-Match": header}
+        )
+        assert resp.status == 304, header
+    resp = await api.client.get(
+        "/v1/secrets/poll/me", headers={**api.auth(), "If-None-Match": '"x"'}
+    )
+    assert resp.status == 200
     await _put(api, "poll/me", {"k": _value()})
     resp = await api.client.get(
         "/v1/secrets/poll/me", headers={**api.auth(), "If-None-Match": etag}

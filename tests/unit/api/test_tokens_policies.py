@@ -64,6 +64,8 @@ async def test_token_bodies_are_validated(api: Api) -> None:
         "/v1/auth/token/lookup", json={"accessor": "nonexistentaccessor0000000"}, headers=h
     )
     assert resp.status in (400, 404)
+    resp = await api.client.post("/v1/auth/token/lookup", json={"token": "vs.gone"}, headers=h)
+    assert resp.status == 404
 
 
 async def test_child_cannot_escalate_and_needs_create_capability(api: Api) -> None:

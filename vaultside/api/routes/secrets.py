@@ -50,6 +50,17 @@ def _version(request: web.Request) -> int | None:
     return int(text)
 
 
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison against an ``If-None-Match`` list (``*`` matches anything)."""
+    if header is None:
+        return False
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
 async def _list(request: web.Request, prefix: str) -> web.Response:
     prefix = validate_prefix(prefix.rstrip("/"))
     # Lists are governed by ``list`` on the directory path with a trailing slash.
@@ -79,7 +90,7 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
     # old ETag (one extra fetch later), never old data under a new ETag (a missed update).
     revision = await kv.revision(path)
     etag = f'"{revision}"' if version is None else f'"{revision}-{version}"'
-    if request.headers.get("If-None-Match") == etag:
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers={"ETag": etag})
     secret = await kv.get(path, version)
     response = json_response({"data": secret.data, "metadata": secret.meta.to_json()})

@@ -11,7 +11,7 @@ from vaultside.api.body import json_response, no_content, read_json, read_model
 from vaultside.api.models import Renew, RenewSelf, TokenCreate, TokenOrAccessor
 from vaultside.api.state import SERVICES, authorize
 from vaultside.auth.tokens import TokenInfo
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 
 
 def _auth_body(token: str | None, info: TokenInfo) -> dict[str, object]:
@@ -57,7 +57,11 @@ async def lookup(request: web.Request) -> web.Response:
     body = await read_model(request, TokenOrAccessor)
     tokens = request.app[SERVICES].tokens
     if body.token is not None:
-        info = await tokens.lookup(body.token)
+        try:
+            info = await tokens.lookup(body.token)
+        except PermissionDeniedError:
+            # The caller is allowed to look up; the token they asked about is what is bad.
+            raise NotFoundError("no such token, or it is no longer valid") from None
     else:
         info = await tokens.lookup_accessor(body.accessor or "")
     return json_response({"data": info.to_json()})

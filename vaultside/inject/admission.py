@@ -131,6 +131,20 @@ class AdmissionPolicy:
         self.actions: dict[str, Action] = merged
         self.allowed_images = allowed_images
         self.findings = findings
+        self._findings_cache: dict[str, int] = {}
+
+    async def _findings_count(self, image: str) -> int:
+        # An image id names immutable content and the scanner caches its verdict per id for
+        # the process lifetime too; caching here saves an engine round trip per mount.
+        if image in self._findings_cache:
+            return self._findings_cache[image]
+        assert self.findings is not None
+        count = await self.findings.unresolved_findings(image)
+        if image.startswith("sha256:"):
+            self._findings_cache[image] = count
+            while len(self._findings_cache) > 256:
+                del self._findings_cache[next(iter(self._findings_cache))]
+        return count
 
     async def evaluate(self, facts: ContainerFacts) -> Decision:
         """Check every enabled rule; denied if any ``deny`` rule triggers."""
@@ -162,7 +176,7 @@ class AdmissionPolicy:
                 )
             )
         if self.findings is not None and self.actions["image_findings"] != "off":
-            count = await self.findings.unresolved_findings(facts.image_id or facts.image)
+            count = await self._findings_count(facts.image_id or facts.image)
             checks.append(
                 (
                     "image_findings",

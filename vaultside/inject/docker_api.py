@@ -30,10 +30,18 @@ DOCKER_SOCKET_PATHS = ("/var/run/docker.sock", "/run/docker.sock")
 class DockerEngine:
     """Async facade over one Docker engine (calls run in a worker thread)."""
 
-    def __init__(self, base_url: str | None = None, *, data_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        data_root: Path | None = None,
+        want_repo_digests: bool = False,
+    ) -> None:
         self.base_url = base_url
         self._client: Any = None
         self._data_root = data_root
+        # Repo digests cost an image inspect per mount; only fetched when a rule names one.
+        self.want_repo_digests = want_repo_digests
 
     def _api(self) -> Any:
         if self._client is None:
@@ -92,7 +100,7 @@ class DockerEngine:
         cfg = config.get("Config") or {}
         image_id = str(config.get("Image") or "")
         digests: tuple[str, ...] = ()
-        if image_id:
+        if image_id and self.want_repo_digests:
             try:
                 image = await self._call("inspect image", self._api().inspect_image, image_id)
                 digests = tuple(image.get("RepoDigests") or ())

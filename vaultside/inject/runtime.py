@@ -96,7 +96,12 @@ def build_plugin(
     if findings is None and adm.image_findings != "off":
         findings = scanner_findings_check(cfg.docker_host, clock)
     policy = AdmissionPolicy(actions, allowed_images=tuple(adm.allowed_images), findings=findings)
-    engine = DockerEngine(cfg.docker_host, data_root=cfg.docker_data_root)
+    named = [*adm.allowed_images, *(i for r in roles.roles for i in r.images)]
+    engine = DockerEngine(
+        cfg.docker_host,
+        data_root=cfg.docker_data_root,
+        want_repo_digests=any("@" in i for i in named),
+    )
     state_dir = settings.resolve(cfg.state_dir)
     manager = VolumeManager(
         state=PluginState(state_dir / f"{cfg.plugin_name}.state.json"),

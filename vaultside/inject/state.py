@@ -52,10 +52,11 @@ class PluginState:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = json.dumps({"volumes": [asdict(v) for v in self.volumes.values()]}, indent=1)
+        # No fsync: the rename keeps the file whole across a plugin crash, and after a host
+        # crash every tmpfs is gone anyway (recovery then forgets the mounts).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data.encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)

@@ -221,6 +221,7 @@ class VolumeManager:
 
     async def mount(self, name: str, mount_id: str) -> str:
         """Admit the container, resolve, write files onto a fresh tmpfs; return the mountpoint."""
+        started = self.clock.monotonic()
         async with self._lock(name):
             rec = self._record(name)
             spec = parse_volume_options(rec.options)
@@ -253,6 +254,11 @@ class VolumeManager:
             if mount_id not in rec.mount_ids:
                 rec.mount_ids.append(mount_id)
             await asyncio.to_thread(self.state.save)
+            elapsed_ms = round((self.clock.monotonic() - started) * 1000, 1)
+            log.info(
+                "volume mounted",
+                extra={"volume": name, "files": len(spec.files), "ms": elapsed_ms},
+            )
             return rec.mountpoint
 
     async def unmount(self, name: str, mount_id: str) -> None:

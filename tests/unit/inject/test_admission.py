@@ -88,3 +88,12 @@ def test_unknown_rule_or_action_rejected() -> None:
         AdmissionPolicy({"nope": "deny"})
     with pytest.raises(ValueError, match="deny, warn or off"):
         AdmissionPolicy({"privileged": "maybe"})  # type: ignore[dict-item]
+
+
+async def test_findings_verdict_cached_per_image_id() -> None:
+    facts = safe_container()
+    hook = Findings({facts.image_id: 1})
+    policy = AdmissionPolicy({"image_findings": "deny"}, findings=hook)
+    for _ in range(3):
+        assert not (await policy.evaluate(facts)).allowed
+    assert hook.asked == [facts.image_id]

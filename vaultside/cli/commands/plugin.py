@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from vaultside import errors
 from vaultside.cli.render import exit_code_for, fail
 from vaultside.config.settings import Settings
 from vaultside.inject.runtime import RoleClients, build_plugin
+from vaultside.logs import setup_logging
 from vaultside.rotation.redeliver import MountRefresher
 
 
@@ -63,11 +63,11 @@ def cli(
 
     The vaultside server is VAULTSIDE_ADDR; each role resolves with its own token file.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings()
     except Exception as exc:
         fail(f"invalid settings: {exc}", 2)
+    setup_logging(settings.log_level, settings.log_format)
     overrides = {
         "plugin_name": name,
         "roles_file": roles_file,

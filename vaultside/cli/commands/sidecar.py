@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shlex
 import signal
@@ -32,6 +31,7 @@ from vaultside.inject.signal import (
     parse_signal,
 )
 from vaultside.inject.spec import parse_volume_options
+from vaultside.logs import setup_logging
 
 
 def _options(
@@ -138,7 +138,8 @@ def cli(
     token_file: Path | None,
 ) -> None:
     """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    text = os.environ.get("VAULTSIDE_LOG_FORMAT") == "text"
+    setup_logging(os.environ.get("VAULTSIDE_LOG_LEVEL", "INFO"), "text" if text else "json")
     config: dict[str, Any] = {}
     if config_file is not None:
         try:

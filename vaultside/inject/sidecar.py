@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vaultside.broker.base import SecretSource
+from vaultside.client import NotModified, SecretData
 from vaultside.clock import Clock, SystemClock
 from vaultside.errors import InvalidRequestError, VaultsideError
 from vaultside.inject import tmpfs
@@ -68,13 +69,13 @@ class EtagWatcher:
 
     async def _poll(self, path: str) -> bool:
         got = await self.reader.read_secret(path, etag=self.etags[path])
-        etag = getattr(got, "etag", None)
-        if hasattr(got, "data"):
-            # SECURITY: the body's values are dropped here; values come from resolve().
-            changed = etag != self.etags[path] or etag is None
-            self.etags[path] = etag
-            return changed
-        return False
+        if isinstance(got, NotModified):
+            return False
+        # SECURITY: the body's values are dropped here; values come from resolve().
+        etag = got.etag if isinstance(got, SecretData) else None
+        changed = etag is None or etag != self.etags[path]
+        self.etags[path] = etag
+        return changed
 
     async def changed(self) -> bool:
         results = await asyncio.gather(*(self._poll(p) for p in self.etags))

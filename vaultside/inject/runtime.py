@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import docker
@@ -116,3 +117,23 @@ def build_plugin(
     )
     server = PluginServer(manager, name=cfg.plugin_name, socket_dir=cfg.plugin_socket_dir)
     return server, engine
+
+
+@contextlib.asynccontextmanager
+async def plugin_running(
+    settings: Settings, *, addr: str | None = None, env: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[PluginServer, DockerEngine]]:
+    """Run the plugin for the duration of the block (``vaultside plugin``; ``serve`` can run
+    it next to the API with ``addr`` = its own URL)."""
+    client_env = dict(os.environ if env is None else env)
+    if addr is not None:
+        client_env["VAULTSIDE_ADDR"] = addr
+    clients = RoleClients(client_env)
+    server, engine = build_plugin(settings, sources=clients)
+    try:
+        await server.start()
+        yield server, engine
+    finally:
+        await server.stop()
+        await clients.close()
+        await engine.close()

@@ -11,33 +11,28 @@ import click
 from vaultside import errors
 from vaultside.cli.render import exit_code_for, fail
 from vaultside.config.settings import Settings
-from vaultside.inject.runtime import RoleClients, build_plugin
+from vaultside.inject.runtime import plugin_running
 from vaultside.logs import setup_logging
 from vaultside.rotation.redeliver import MountRefresher
 
 
 async def _serve(settings: Settings) -> None:
-    clients = RoleClients()
-    server, engine = build_plugin(settings, sources=clients)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    click.echo(f"vaultside volume plugin listening on {server.socket_path}", err=True)
-    # Rotated secrets reach running containers: re-render changed files, run reload actions.
-    refresher = MountRefresher(
-        server.manager, engine, interval=settings.rotation.redeliver_interval
-    )
-    refresh_task = asyncio.create_task(refresher.run(), name="redeliver")
-    try:
-        await stop.wait()
-    finally:
-        refresh_task.cancel()
-        await asyncio.gather(refresh_task, return_exceptions=True)
-        await server.stop()
-        await clients.close()
-        await engine.close()
+    async with plugin_running(settings) as (server, engine):
+        click.echo(f"vaultside volume plugin listening on {server.socket_path}", err=True)
+        # Rotated secrets reach running containers: re-render changed files, run reload actions.
+        refresher = MountRefresher(
+            server.manager, engine, interval=settings.rotation.redeliver_interval
+        )
+        refresh_task = asyncio.create_task(refresher.run(), name="redeliver")
+        try:
+            await stop.wait()
+        finally:
+            refresh_task.cancel()
+            await asyncio.gather(refresh_task, return_exceptions=True)
 
 
 @click.command("plugin")

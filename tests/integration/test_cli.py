@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,13 @@ def test_tokens_and_policies(server: VaultsideServer, tmp_path: Path) -> None:
     by_stdin = json.loads(ok(vs(server, "token", "lookup", "-", "--json", stdin=token + "\n")))
     assert by_stdin["accessor"] == accessor
 
+    renewed = json.loads(
+        ok(vs(server, "token", "renew", "--accessor", accessor, "--increment", "2h", "--json"))
+    )
+    assert renewed["accessor"] == accessor
+    when = datetime.fromisoformat
+    assert when(renewed["expire_time"]) > when(info["expire_time"])
+    assert "token" not in renewed  # only create ever shows a token
     ok(vs(server, "token", "revoke", "-", stdin=token))
     deadline = time.monotonic() + 3  # revocation is immediate in-process; allow the 1 s cache
     while True:

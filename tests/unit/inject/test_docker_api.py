@@ -1,0 +1,65 @@
+"""Admission facts read from the engine's on-disk container config (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vaultside.errors import UpstreamUnavailableError
+from vaultside.inject.docker_api import DockerEngine
+
+CID = "f" * 64
+
+
+def write_container(root: Path, config: dict[str, object], host: dict[str, object]) -> None:
+    base = root / "containers" / CID
+    base.mkdir(parents=True)
+    (base / "config.v2.json").write_text(json.dumps(config))
+    (base / "hostconfig.json").write_text(json.dumps(host))
+
+
+async def test_facts_from_disk(tmp_path: Path) -> None:
+    write_container(
+        tmp_path,
+        {
+            "Name": "/web-1",
+            "Image": "sha256:" + "a" * 64,
+            "Config": {"User": "1000:2000", "Labels": {"vaultside.role": "web"}, "Image": "app:1"},
+            "MountPoints": {
+                "/data": {"Source": "/srv/data", "Destination": "/data", "Type": "bind"},
+            },
+        },
+        {"Privileged": False, "Memory": 1 << 26, "PidsLimit": 64, "ReadonlyRootfs": True},
+    )
+    facts = await DockerEngine("unix:///nonexistent.sock", data_root=tmp_path).facts(CID)
+    assert (facts.name, facts.image, facts.image_id) == ("web-1", "app:1", "sha256:" + "a" * 64)
+    assert facts.labels == {"vaultside.role": "web"} and facts.numeric_user == (1000, 2000)
+    assert not facts.privileged and not facts.docker_socket_mounted and not facts.runs_as_root
+    assert (facts.memory_limit, facts.pids_limit, facts.readonly_rootfs) == (1 << 26, 64, True)
+
+
+@pytest.mark.parametrize(
+    "mount",
+    [
+        {"Source": "/var/run/docker.sock", "Destination": "/sock", "Type": "bind"},
+        {"Source": "/elsewhere/x", "Destination": "/run/docker.sock", "Type": "bind"},
+        {"Source": "/tmp/vs-docker-1/docker.sock", "Destination": "/d", "Type": "bind"},
+        {"Source": "/tmp/engine.sock", "Destination": "/d", "Type": "bind"},
+    ],
+)
+async def test_docker_socket_detection(tmp_path: Path, mount: dict[str, str]) -> None:
+    write_container(
+        tmp_path,
+        {"Config": {"User": ""}, "MountPoints": {mount["Destination"]: mount}},
+        {"Privileged": True},
+    )
+    facts = await DockerEngine("unix:///tmp/engine.sock", data_root=tmp_path).facts(CID)
+    assert facts.docker_socket_mounted and facts.privileged and facts.runs_as_root
+    assert facts.memory_limit == 0 and facts.pids_limit is None
+
+
+async def test_unreadable_config_fails_closed(tmp_path: Path) -> None:
+    with pytest.raises(UpstreamUnavailableError, match="must run on the engine's host"):
+        await DockerEngine("unix:///nonexistent.sock", data_root=tmp_path).facts(CID)

@@ -68,3 +68,20 @@ def test_policy_json_toml_and_list() -> None:
     for bad in ("rules = 3", "{{", '{"rules": ["x"]}'):
         with pytest.raises(SystemExit):
             parse_policy_text(bad, "f")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stdin_field_on_a_terminal_prompts_without_echo() -> None:
+    from click.testing import CliRunner
+
+    value = secrets.token_urlsafe(12)
+    runner = CliRunner()
+    with runner.isolation(input=value + "\n") as (out, err, *_):
+        data = parse_assignments(("password=-",), _Tty())
+        shown = out.getvalue() + (err.getvalue() if err is not None else b"")
+    assert data == {"password": value}
+    assert value.encode() not in shown and b"password: " in shown

@@ -50,7 +50,10 @@ def parse_assignments(pairs: tuple[str, ...], stdin: TextIO) -> dict[str, str]:
             if used_stdin:
                 fail("only one field can be read from stdin", EXIT_INVALID)
             used_stdin = True
-            value = stdin.read()
+            if stdin.isatty():  # interactive: ask without echo rather than wait silently
+                value = click.prompt(name, hide_input=True, prompt_suffix=": ", err=True)
+            else:
+                value = stdin.read()
         elif value.startswith("@"):
             value = read_file_arg(value[1:], f"field {name!r}")
         data[name] = value

@@ -19,7 +19,14 @@ import pytest
 from vaultside.inject import tmpfs
 
 from .services.docker_engine import DockerEngine
-from .services.process import remove_tree, short_tempdir, spawn, terminate, wait_until
+from .services.process import (
+    free_port,
+    remove_tree,
+    short_tempdir,
+    spawn,
+    terminate,
+    wait_until,
+)
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
 
 pytestmark = pytest.mark.docker
@@ -137,13 +144,17 @@ def test_long_running_rerenders_and_signals_app(sstack: SidecarStack) -> None:
     cid = app.stdout.strip()
     ready = sstack.root / "ready"
     log = sstack.root / "sidecar.log"
+    port = free_port()
     argv = sstack.sidecar_argv(
-        "--ready-file", str(ready), "--reload-container", cid,
-        "--reload-signal", "HUP", "--docker-host", sstack.engine.base_url,
+        "--ready-file", str(ready), "--ready-http", f"127.0.0.1:{port}",
+        "--reload-container", cid, "--reload-signal", "HUP",
+        "--docker-host", sstack.engine.base_url,
     )  # fmt: skip
     proc = spawn(argv, log)
     try:
         wait_until(ready.exists, timeout=30, what="sidecar ready", proc=proc, log_path=log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as resp:
+            assert resp.status == 200 and json.loads(resp.read()) == {"ready": True}
         wait_until(lambda: "started" in sstack.docker("logs", cid).stdout, timeout=10, what="app")
         assert (sstack.shared / "password").read_text() == first
         second = f"p{secrets.token_hex(12)}"

@@ -16,6 +16,7 @@ from vaultside import errors
 from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail
 from vaultside.client import HttpSecretSource, VaultsideClient
 from vaultside.inject.docker_api import DockerEngine
+from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_REFRESH_INTERVAL,
@@ -32,6 +33,11 @@ from vaultside.inject.signal import (
 )
 from vaultside.inject.spec import parse_volume_options
 from vaultside.logs import setup_logging
+
+CONFIG_KEYS = frozenset(
+    {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
+     "allow_non_tmpfs", "options"}
+)  # fmt: skip
 
 
 def _options(
@@ -72,7 +78,21 @@ def _reload(
     return None
 
 
-async def _run(sidecar: Sidecar, client: VaultsideClient, once: bool) -> None:
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        fail(f"--ready-http expects HOST:PORT, got {text[:60]!r}", EXIT_INVALID)
+    return host or "127.0.0.1", int(port)
+
+
+async def _run(
+    sidecar: Sidecar,
+    client: VaultsideClient,
+    once: bool,
+    engine: DockerEngine | None,
+    ready_http: tuple[str, int] | None,
+) -> None:
+    probe = ReadinessServer(sidecar.ready, *ready_http) if ready_http and not once else None
     try:
         if once:
             await sidecar.start()
@@ -81,11 +101,17 @@ async def _run(sidecar: Sidecar, client: VaultsideClient, once: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if probe is not None:
+            await probe.start()
         await sidecar.run(stop)
     finally:
         if not once:
             sidecar.stop_cleanup()
+        if probe is not None:
+            await probe.stop()
         await client.close()
+        if engine is not None:
+            await engine.close()
 
 
 @click.command("sidecar")
@@ -105,6 +131,7 @@ async def _run(sidecar: Sidecar, client: VaultsideClient, once: bool) -> None:
     "--refresh", type=float, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
 )
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
+@click.option("--ready-http", metavar="HOST:PORT", help="Serve GET /ready (200 once rendered).")
 @click.option("--allow-non-tmpfs", is_flag=True, help="DANGEROUS: allow a disk-backed directory.")
 @click.option("--reload-signal", default="HUP", show_default=True)
 @click.option("--reload-pid", type=int, help="Signal this pid (shared PID namespace).")
@@ -127,6 +154,7 @@ def cli(
     interval: float | None,
     refresh: float | None,
     ready_file: Path | None,
+    ready_http: str | None,
     allow_non_tmpfs: bool,
     reload_signal: str,
     reload_pid: int | None,
@@ -146,6 +174,9 @@ def cli(
             config = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             fail(f"cannot read sidecar config {config_file}: {exc}", EXIT_INVALID)
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        fail(f"sidecar config {config_file}: unknown key {unknown[0]!r}", EXIT_INVALID)
     out_dir = output_dir or (Path(config["dir"]) if "dir" in config else None)
     if out_dir is None:
         fail("--dir (or dir in --config) is required", EXIT_INVALID)
@@ -173,7 +204,8 @@ def cli(
         client = VaultsideClient.from_env(env, timeout=10.0)
         feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
         sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed)
-        asyncio.run(_run(sidecar, client, once))
+        http = ready_http or config.get("ready_http")
+        asyncio.run(_run(sidecar, client, once, engine, _host_port(str(http)) if http else None))
     except errors.VaultsideError as exc:
         fail("; ".join(exc.public_messages()), exit_code_for(exc))
     except KeyboardInterrupt:

@@ -237,7 +237,8 @@ class VolumeManager:
                 else (gid_default if gid_default is not None else uid)
             )
             target = Path(rec.mountpoint) if rec.mountpoint else self.mount_root / name
-            fresh = not rec.mountpoint
+            # A recorded mount that vanished (unmounted behind our back) is mounted afresh.
+            fresh = not rec.mountpoint or not await asyncio.to_thread(tmpfs.is_mountpoint, target)
             try:
                 if fresh:
                     await asyncio.to_thread(

@@ -182,3 +182,15 @@ async def test_create_validation_and_lifecycle(parts) -> None:
     await vm.unmount("vol1", "m1")
     await vm.remove("vol1")
     assert vm.list() == []
+
+
+async def test_vanished_mount_is_mounted_again(parts) -> None:
+    vm = make_manager(parts)
+    await vm.create("vol1", dict(OPTS))
+    point = Path(await vm.mount("vol1", "m1"))
+    tmpfs.wipe_and_unmount(point)  # someone unmounted it behind the plugin's back
+    assert Path(await vm.mount("vol1", "m2")) == point
+    assert tmpfs.is_tmpfs(point) and (point / "db_password").read_bytes() == b"pa:ss"
+    await vm.unmount("vol1", "m1")
+    await vm.unmount("vol1", "m2")
+    assert not tmpfs.is_mountpoint(point)

@@ -536,23 +536,24 @@ class HttpSecretSource:
         return (await self.resolve_many([ref]))[str(ref)]
 
     async def resolve_many(self, refs: Sequence[SecretRef | str]) -> dict[str, ResolvedSecret]:
-        """Resolve several references in one request; keyed by ``str(ref)``.
+        """Resolve several references in one request; keyed by ``str(ref)`` (for a string,
+        the string as given, so ``"kv:a#b@01"`` is found under that key too).
 
         Any failing reference fails the whole call with its mapped error.
         """
-        parsed = [r if isinstance(r, SecretRef) else parse_ref(r) for r in refs]
+        given = {(r if isinstance(r, str) else str(r)): r for r in refs}
+        parsed = {k: r if isinstance(r, SecretRef) else parse_ref(r) for k, r in given.items()}
         if not parsed:
             return {}
-        keys = list(dict.fromkeys(str(r) for r in parsed))
+        keys = list(dict.fromkeys(str(r) for r in parsed.values()))
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(keys), RESOLVE_BATCH):  # the server takes ≤ 256 per request
             values |= await self.client.resolve(keys[start : start + RESOLVE_BATCH])
         out: dict[str, ResolvedSecret] = {}
-        for ref in parsed:
-            key = str(ref)
-            item = values.get(key)
+        for key, ref in parsed.items():
+            item = values.get(str(ref))
             if item is None or "value" not in item:
-                raise errors.UpstreamError(f"server did not resolve {key}")
+                raise errors.UpstreamError(f"server did not resolve {ref}")
             out[key] = ResolvedSecret(
                 ref=ref,
                 value=str(item["value"]),

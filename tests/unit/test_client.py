@@ -214,3 +214,12 @@ async def test_resolve_many_batches_large_requests(server: tuple[FakeServer, str
         got = await HttpSecretSource(c).resolve_many([f"kv:app/s{i}#k" for i in range(600)])
     assert len(got) == 600 and got["kv:app/s599#k"].value == "v599"
     assert [m for m, p, _ in fake.seen if p == "/v1/resolve"] == ["POST"] * 3
+
+
+async def test_resolve_many_keys_by_the_string_given(server: tuple[FakeServer, str]) -> None:
+    fake, addr = server
+    fake.secrets["app/db"] = [{"password": "p1"}]
+    async with VaultsideClient(addr, TOKEN) as c:
+        got = await HttpSecretSource(c).resolve_many(["kv:app/db#password@01"])
+    assert list(got) == ["kv:app/db#password@01"]
+    assert str(got["kv:app/db#password@01"].ref) == "kv:app/db#password@1"

@@ -273,6 +273,9 @@ class RotationEngine:
                 continue  # another process is working on it
             try:
                 count += await self._recover_one(path)
+            except Exception as exc:
+                # The entry stays; the next rotation of this path (or start) tries again.
+                log.error("recovery failed", extra={"path": path, "error": describe(exc)})
             finally:
                 await self.storage.unlock(lease, self.holder)
         return count

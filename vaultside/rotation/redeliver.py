@@ -42,6 +42,7 @@ from vaultside.refs import parse_ref
 
 log = logging.getLogger(__name__)
 LABEL = "vaultside.on-rotate"
+_RELOAD_CONCURRENCY = 16
 
 
 @dataclass
@@ -104,7 +105,7 @@ class MountRefresher:
         return tracked
 
     async def poll(self) -> int:
-        """One pass over every mounted volume; returns how many volumes changed."""
+        """One pass over every mounted volume; returns how many containers got new files."""
         live: dict[str, tuple[Path, _Tracked]] = {}
         for rec in self.manager.list():
             if not rec.mountpoint or not rec.mount_ids:
@@ -137,12 +138,23 @@ class MountRefresher:
         except VaultsideError as exc:
             log.warning("re-delivery resolve failed", extra={"error": exc.message})
             return 0
-        changed_volumes = 0
+        # Every file first (each write is one rename), then every reload at once: a slow
+        # engine call for one container must not delay the files of the others.
+        reload: list[ContainerFacts] = []
         for name in names:
             target, tracked = live[name]
             if await self._deliver(name, target, tracked, specs[name], got):
-                changed_volumes += 1
-        return changed_volumes
+                reload.extend(tracked.containers)
+        if reload:
+            self._last_report = 0.0  # report the new versions on this pass
+            sem = asyncio.Semaphore(_RELOAD_CONCURRENCY)
+
+            async def one(facts: ContainerFacts) -> None:
+                async with sem:
+                    await self._reload(facts)
+
+            await asyncio.gather(*(one(f) for f in reload))
+        return len({id(f) for f in reload})
 
     async def _deliver(
         self,
@@ -180,9 +192,6 @@ class MountRefresher:
         if not changed:
             return False
         log.info("re-delivered rotated secrets", extra={"volume": name, "files": changed})
-        for facts in tracked.containers:
-            await self._reload(facts)
-        self._last_report = 0.0  # report the new versions on this pass
         if self.on_delivered is not None:
             await self.on_delivered(name, changed)
         return True

@@ -90,10 +90,10 @@ class RotationScheduler:
             self.engine.metrics.leader.set(0)
             return self.lease_ttl / 3
         if not self.leader:
+            recovered = await self.engine.recover()
             self.leader = True
             self._generation = None
             self.engine.metrics.leader.set(1)
-            recovered = await self.engine.recover()
             log.info("rotation scheduler is leader", extra={"recovered": recovered})
         generation = await self.engine.store.generation()
         if generation != self._generation:

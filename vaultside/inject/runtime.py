@@ -32,21 +32,34 @@ class RoleClients:
 
     The server's policy for that token decides what the role may read: a 403 becomes a clear
     mount error. A role without ``token_file`` uses the plugin's own ``VAULTSIDE_TOKEN[_FILE]``.
+    A token file that changed (new mtime) is read again, so tokens can be rotated in place.
     """
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
-        self._clients: dict[str, VaultsideClient] = {}
+        self._clients: dict[str, tuple[VaultsideClient, int | None]] = {}
+        self._retired: list[VaultsideClient] = []
+
+    @staticmethod
+    def _mtime(path: Path | None) -> int | None:
+        try:
+            return None if path is None else os.stat(path).st_mtime_ns
+        except OSError:
+            return None
 
     def _client(self, role: Role) -> VaultsideClient:
-        client = self._clients.get(role.name)
-        if client is None:
-            env = dict(self.env)
-            if role.token_file is not None:
-                env.pop("VAULTSIDE_TOKEN", None)
-                env["VAULTSIDE_TOKEN_FILE"] = str(role.token_file)
-            client = VaultsideClient.from_env(env, timeout=10.0)
-            self._clients[role.name] = client
+        mtime = self._mtime(role.token_file)
+        cached = self._clients.get(role.name)
+        if cached is not None and cached[1] == mtime:
+            return cached[0]
+        if cached is not None:
+            self._retired.append(cached[0])  # closed with the others; in-flight calls finish
+        env = dict(self.env)
+        if role.token_file is not None:
+            env.pop("VAULTSIDE_TOKEN", None)
+            env["VAULTSIDE_TOKEN_FILE"] = str(role.token_file)
+        client = VaultsideClient.from_env(env, timeout=10.0)
+        self._clients[role.name] = (client, mtime)
         return client
 
     def __call__(self, role: Role) -> SecretSource:
@@ -54,9 +67,10 @@ class RoleClients:
 
     async def close(self) -> None:
         """Close every client's connection pool."""
-        for client in self._clients.values():
+        for client in [*(c for c, _ in self._clients.values()), *self._retired]:
             await client.close()
         self._clients.clear()
+        self._retired.clear()
 
 
 def scanner_findings_check(docker_host: str | None, clock: Clock) -> ImageFindingsCheck:

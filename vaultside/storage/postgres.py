@@ -49,6 +49,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         'CREATE TABLE vaultside_leases (name text COLLATE "C" PRIMARY KEY,'
         " holder text NOT NULL, expires double precision NOT NULL)",
     ),
+    (
+        # Cross-server cache invalidation (storage/notify.py): committed changes to tokens,
+        # policies and the keyring are announced on a channel; other keys cost nothing more.
+        "CREATE FUNCTION vaultside_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " DECLARE k text := CASE WHEN TG_OP = 'DELETE' THEN OLD.key ELSE NEW.key END;"
+        " BEGIN IF left(k, 13) = 'logical/auth/' OR k = 'core/keyring' THEN"
+        " PERFORM pg_notify('vaultside_changes', k); END IF; RETURN NULL; END $$",
+        "CREATE TRIGGER vaultside_kv_changes AFTER INSERT OR UPDATE OR DELETE ON vaultside_kv"
+        " FOR EACH ROW EXECUTE FUNCTION vaultside_notify_change()",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Serialises schema migration between replicas starting at the same time.

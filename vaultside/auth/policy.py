@@ -269,6 +269,13 @@ class PolicyStore:
         names.update(k[len(_PREFIX) :] for k in await self._storage.list(_PREFIX))
         return sorted(names)
 
+    def invalidate(self, name: str | None = None) -> None:
+        """Drop one cached policy or, with None, all of them (changed by another server)."""
+        if name is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(name, None)
+
     async def compiled(self, name: str) -> CompiledPolicy | None:
         """The compiled policy, None if it does not exist; stale by at most ``staleness`` s."""
         now = self._clock.monotonic()

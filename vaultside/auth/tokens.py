@@ -296,6 +296,13 @@ class TokenStore:
             return None
         return await self._load(ref.value.decode())
 
+    def invalidate(self, token_hash: str | None = None) -> None:
+        """Drop one cached token (by storage hash) or, with None, all (changed elsewhere)."""
+        if token_hash is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(token_hash, None)
+
     def _remember(self, rec: StoredToken) -> None:
         if len(self._cache) >= self._cache_size:
             del self._cache[next(iter(self._cache))]

@@ -164,6 +164,10 @@ class Barrier:
             self._checked_at = self._clock.monotonic()
             return self._ring
 
+    def keyring_changed(self) -> None:
+        """Another server changed the keyring: re-read it before the next encryption."""
+        self._checked_at = float("-inf")
+
     async def _cipher(self, term: int) -> AESGCM:
         cipher = self._unsealed().cipher(term)
         if cipher is None:

@@ -1,0 +1,1 @@
+"""Running several vaultside servers on one database: cross-server cache invalidation."""

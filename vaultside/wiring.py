@@ -197,6 +197,14 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         audit=AuditBroker(sinks, hasher),
     )
     services.sources["kv"] = KVSecretSource(kv)
+    if settings.storage.kind == "postgres":
+        # Replicas: other servers' token, policy and keyring changes reach this one's caches
+        # through LISTEN/NOTIFY; the caches' 1 s staleness bound stays as the fallback.
+        from vaultside.cluster.invalidation import CacheInvalidator
+        from vaultside.storage.notify import PostgresChangeFeed
+
+        feed = PostgresChangeFeed(postgres_dsn(settings))
+        services.components.append(CacheInvalidator(feed, services.tokens, policies, barrier))
     if settings.brokers:
         brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
         services.sources["vault"] = brokers

@@ -1,0 +1,1 @@
+"""Secret rotation: policies, generators, targets, the four-step engine, scheduler, re-delivery."""

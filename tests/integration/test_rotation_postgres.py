@@ -122,6 +122,11 @@ async def test_single_role_rotation(
         log_text = postgres.log_path.read_text(errors="replace")
         assert "SCRAM-SHA-256$" in log_text and new["password"] not in log_text
         assert new["password"] not in server.output()
+        # SECURITY: the journaled pending value and the new version are ciphertext on disk.
+        for f in server.data_dir.rglob("*"):
+            if f.is_file():
+                raw = f.read_bytes()
+                assert new["password"].encode() not in raw and old.encode() not in raw, f
         _, status, _ = await client.request("GET", "rotation/status/app/db")
         assert status["state"]["last_result"] == "ok" and status["state"]["version"] == 2
     finally:

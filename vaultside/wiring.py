@@ -160,10 +160,17 @@ def audit_key_file(settings: Settings) -> Path:
 def build_audit_sinks(settings: Settings) -> list[AuditSink]:
     """The configured audit sinks; a request whose record no sink accepts fails (503)."""
     sinks: list[AuditSink] = []
-    if settings.audit.file is not None:
-        sinks.append(FileSink(settings.resolve(settings.audit.file)))
+    # An empty VAULTSIDE_AUDIT__FILE parses as Path("."): treat it as "no file".
+    if settings.audit.file is not None and str(settings.audit.file) not in ("", "."):
+        path = settings.resolve(settings.audit.file)
+        if path.is_dir():
+            raise InvalidRequestError(f"audit.file {path} is a directory")
+        sinks.append(FileSink(path, fsync=settings.audit.fsync))
     if settings.audit.stdout:
         sinks.append(StdoutSink())
+    if not sinks:
+        # SECURITY: fail closed at start-up rather than answering 503 to every request.
+        raise InvalidRequestError("no audit sink is configured: set audit.file or audit.stdout")
     return sinks
 
 

@@ -47,6 +47,14 @@ _UNSEAL_RETRY_MIN = 0.5
 _UNSEAL_RETRY_MAX = 5.0
 
 
+def all_operations() -> tuple[openapi.Operation, ...]:
+    """Every documented operation: the core table plus each route module's ``OPERATIONS``."""
+    operations = list(openapi.OPERATIONS)
+    for module in ROUTE_MODULES:
+        operations.extend(getattr(module, "OPERATIONS", ()))
+    return tuple(operations)
+
+
 async def try_unseal(services: Services, state: SealState) -> bool:
     """One unseal attempt; records the reason on failure. True once unsealed."""
     state.attempts += 1
@@ -113,6 +121,6 @@ def create_app(services: Services) -> web.Application:
     app[BACKGROUND] = Background()
     for module in ROUTE_MODULES:
         module.add_routes(app)
-    app[OPENAPI_BODY] = openapi.document_bytes()
+    app[OPENAPI_BODY] = openapi.document_bytes(all_operations())
     app.cleanup_ctx.append(_lifecycle)
     return app

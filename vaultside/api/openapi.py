@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the HTTP API, and its Markdown rendering for ``docs/api.md``.
 
-``OPERATIONS`` is the single table of documented routes; a unit test compares it with the
-live router, so a route added without documentation fails the build.
+``OPERATIONS`` documents the core routes; a route module may add its own ``OPERATIONS``
+(collected by ``vaultside.api.app.all_operations``). A unit test compares the served document
+with the live router, so a route added without documentation fails the build.
 
 Regenerate the docs with ``python -m vaultside.api.openapi --markdown > docs/api.md``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -331,10 +333,10 @@ def _operation(op: Operation) -> _S:
     return out
 
 
-def build_document() -> dict[str, object]:
-    """The OpenAPI 3.1 document for every route in ``OPERATIONS``."""
+def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, object]:
+    """The OpenAPI 3.1 document for ``operations``."""
     paths: dict[str, dict[str, object]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",
@@ -350,12 +352,12 @@ def build_document() -> dict[str, object]:
     }
 
 
-def document_bytes() -> bytes:
+def document_bytes(operations: Sequence[Operation] = OPERATIONS) -> bytes:
     """``build_document`` serialised once (served as-is by ``/v1/openapi.json``)."""
-    return json.dumps(build_document(), separators=(",", ":")).encode()
+    return json.dumps(build_document(operations), separators=(",", ":")).encode()
 
 
-def render_markdown(doc: dict[str, object]) -> str:
+def render_markdown(doc: dict[str, object], operations: Sequence[Operation] = OPERATIONS) -> str:
     """A readable Markdown reference of ``doc`` (written to ``docs/api.md``)."""
     lines = [
         "# vaultside HTTP API reference",
@@ -377,7 +379,7 @@ def render_markdown(doc: dict[str, object]) -> str:
                 f"| {', '.join(codes) or '-'} | {op['summary']} |"
             )
     lines += ["", "## Request bodies", ""]
-    for op in OPERATIONS:
+    for op in operations:
         if op.body is not None:
             schema = json.dumps(_schema(op.body), indent=2, sort_keys=True)
             lines += [f"### {op.method} `{op.path}`", "", "```json", schema, "```", ""]
@@ -389,9 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vaultside.api.openapi")
     parser.add_argument("--markdown", action="store_true", help="render docs/api.md")
     args = parser.parse_args(argv)
-    doc = build_document()
+    from vaultside.api.app import all_operations
+
+    operations = all_operations()
+    doc = build_document(operations)
     if args.markdown:
-        sys.stdout.write(render_markdown(doc))
+        sys.stdout.write(render_markdown(doc, operations))
     else:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 

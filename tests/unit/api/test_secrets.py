@@ -85,6 +85,30 @@ async def test_etag_if_none_match_gives_304_until_changed(api: Api) -> None:
     assert resp.headers["ETag"] != etag
 
 
+async def test_etag_follows_the_served_version(api: Api) -> None:
+    h = api.auth()
+    await _put(api, "tag/a", {"k": _value()})
+    etag = (await api.client.get("/v1/secrets/tag/a", headers=h)).headers["ETag"]
+    cond = {**h, "If-None-Match": etag}
+    # Metadata-only changes keep the body, so they keep the tag.
+    resp = await api.client.put("/v1/secrets/tag/a:metadata", json={"max_versions": 3}, headers=h)
+    assert resp.status == 200
+    assert (await api.client.get("/v1/secrets/tag/a", headers=cond)).status == 304
+    # A pinned read of the same version has the same body and tag.
+    assert (await api.client.get("/v1/secrets/tag/a?version=1", headers=cond)).status == 304
+    # Deleted: a poll learns it (404), never 304.
+    assert (await api.client.delete("/v1/secrets/tag/a", headers=h)).status == 204
+    assert (await api.client.get("/v1/secrets/tag/a", headers=cond)).status == 404
+    # Re-created from scratch: version 1 again, but a different tag.
+    assert (await api.client.delete("/v1/secrets/tag/a:metadata", headers=h)).status == 204
+    await api.clock.advance(1)
+    await _put(api, "tag/a", {"k": _value()})
+    resp = await api.client.get("/v1/secrets/tag/a", headers=cond)
+    assert resp.status == 200
+    assert (await resp.json())["metadata"]["version"] == 1
+    assert resp.headers["ETag"] != etag
+
+
 async def test_cas_mismatch_is_409_and_nothing_written(api: Api) -> None:
     await _put(api, "cas/x", {"k": "one-" + _value()})
     resp = await api.client.put(

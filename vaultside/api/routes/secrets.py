@@ -12,6 +12,7 @@ from vaultside.api.body import json_response, no_content, read_model
 from vaultside.api.models import MetadataWrite, SecretWrite, VersionsBody
 from vaultside.api.state import SERVICES, authorize, token_of
 from vaultside.errors import InvalidRequestError, PermissionDeniedError
+from vaultside.kv.models import VersionMeta
 from vaultside.kv.paths import validate_path, validate_prefix
 
 _PATH = "{path:[^:]+}"
@@ -50,6 +51,16 @@ def _version(request: web.Request) -> int | None:
     return int(text)
 
 
+def version_etag(meta: VersionMeta) -> str:
+    """A strong validator of a read's body: which version it is and when it was written.
+
+    A version's data never changes, and re-creating a path after ``:metadata`` deletion gets
+    a new creation time, so equal tags mean an equal body. Metadata-only changes (max
+    versions, custom metadata) keep the tag: the body did not change.
+    """
+    return f'"v{meta.version}.{round(meta.created_time * 1_000_000)}"'
+
+
 def _etag_matches(header: str | None, etag: str) -> bool:
     """RFC 9110 weak comparison against an ``If-None-Match`` list (``*`` matches anything)."""
     if header is None:
@@ -86,15 +97,19 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
     version = _version(request)
     await authorize(request, _policy_path(path), "read")
     kv = request.app[SERVICES].kv
-    # The revision is read BEFORE the data: a concurrent write then yields new data under an
-    # old ETag (one extra fetch later), never old data under a new ETag (a missed update).
-    revision = await kv.revision(path)
-    etag = f'"{revision}"' if version is None else f'"{revision}-{version}"'
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
-        return web.Response(status=304, headers={"ETag": etag})
+    condition = request.headers.get("If-None-Match")
+    if condition is not None:
+        # One metadata read answers a poll whose version has not changed (no data read).
+        meta = await kv.read_metadata(path)
+        current = meta.versions.get(meta.current_version if version is None else version)
+        if current is not None and current.deletion_time is None and not current.destroyed:
+            etag = version_etag(current)
+            if _etag_matches(condition, etag):
+                return web.Response(status=304, headers={"ETag": etag})
     secret = await kv.get(path, version)
     response = json_response({"data": secret.data, "metadata": secret.meta.to_json()})
-    response.headers["ETag"] = etag
+    # The ETag comes from the very version served, so it can never vouch for other data.
+    response.headers["ETag"] = version_etag(secret.meta)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -121,7 +121,7 @@ def postgres_dsn(settings: Settings) -> str:
 
 
 def salt_file(settings: Settings) -> Path:
-    """Where the passphrase seal keeps its argon2id salt (next to the passphrase file)."""
+    """Where the passphrase seal keeps its argon2id salt and parameters (in the data dir)."""
     return settings.resolve(Path("vaultside.salt"))
 
 

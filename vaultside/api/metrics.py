@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ApiMetrics:
@@ -60,6 +61,10 @@ class ApiMetrics:
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""
+        # SECURITY: clients choose the method token; unknown ones share one label so they
+        # cannot grow the label set (and memory) without bound.
+        if method not in _METHODS:
+            method = "other"
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:

@@ -53,6 +53,11 @@ async def test_metrics_use_route_templates_not_paths(api: Api) -> None:
     assert "vaultside_http_request_duration_seconds_bucket" in text
     assert secret_name not in text
     assert api.root not in text
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        resp = await api.client.request(method, "/v1/secrets/x", headers=api.auth())
+        assert resp.status == 405
+    text = await (await api.client.get("/metrics")).text()
+    assert "PROPFIND" not in text and 'method="other"' in text
 
 
 async def test_resolve_kv_refs(api: Api) -> None:

@@ -140,3 +140,12 @@ def test_sidecar_init_gates_the_app(config: dict[str, Any]) -> None:
     assert dep["condition"] == "service_completed_successfully"
     assert svcs["app-sidecar-init"]["restart"] == "no"
     assert "app-sidecar-agent" in svcs["app-sidecar-init"]["depends_on"]
+
+
+def test_sidecar_services_do_not_inherit_the_server_healthcheck(config: dict[str, Any]) -> None:
+    svcs = config["services"]
+    assert "healthcheck" not in svcs["vaultside"]  # the image's own: operator seal-status
+    agent = svcs["app-sidecar-agent"]
+    assert "--ready-file=/tmp/ready" in agent["command"]
+    assert "/tmp/ready" in " ".join(agent["healthcheck"]["test"])
+    assert svcs["app-sidecar-init"]["healthcheck"]["disable"] is True

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from vaultside.api.app import create_app
-from vaultside.api.state import SEAL_STATE, SERVICES
+from vaultside.api.state import BACKGROUND, SEAL_STATE, SERVICES
 from vaultside.crypto.seal import init_key_file
 from vaultside.wiring import build_services
 
@@ -153,11 +153,11 @@ async def test_sealed_answers_503_and_unseals_when_the_key_appears(make_api) -> 
 
     init_key_file(api.settings.resolve(api.settings.seal.key_file))
     state = api.client.app[SEAL_STATE]  # type: ignore[index]
-    for _ in range(200):
-        if not state.sealed:
-            break
-        await api.clock.advance(20)
-        await asyncio.sleep(0.01)
+    background = api.client.app[BACKGROUND]  # type: ignore[index]
+    (unseal,) = [t for t in background.tasks if t.get_name() == "unseal"]
+    while not unseal.done():
+        await api.clock.advance(5)  # the retry backoff is capped at 5 s
+        await asyncio.wait({unseal}, timeout=0.05)
     assert not state.sealed
     resp = await api.client.get("/v1/sys/health")
     assert resp.status == 200

@@ -28,11 +28,13 @@ from vaultside.api.routes import (
 )
 from vaultside.api.routes.sys import rewrap_quietly
 from vaultside.api.state import (
+    AUDIT_STATE,
     BACKGROUND,
     METRICS,
     OPENAPI_BODY,
     SEAL_STATE,
     SERVICES,
+    AuditState,
     Background,
     SealState,
 )
@@ -119,6 +121,7 @@ def create_app(services: Services) -> web.Application:
     app[SEAL_STATE] = SealState()
     app[METRICS] = ApiMetrics()
     app[BACKGROUND] = Background()
+    app[AUDIT_STATE] = AuditState()
     for module in ROUTE_MODULES:
         module.add_routes(app)
     app[OPENAPI_BODY] = openapi.document_bytes(all_operations())

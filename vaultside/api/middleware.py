@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from vaultside.api.body import dumps
-from vaultside.api.state import ERROR, METRICS, REQUEST_ID, SEAL_STATE, SERVICES, TOKEN
+from vaultside.api.state import AUDIT_STATE, ERROR, METRICS, REQUEST_ID, SEAL_STATE, SERVICES, TOKEN
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
     InternalError,
@@ -38,6 +38,7 @@ PUBLIC_PATHS = frozenset({"/v1/sys/health", "/v1/sys/seal-status", "/metrics", "
 # High-frequency probes carry no identity and touch no secret: not audited.
 UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
 _MAX_TOKEN = 512
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def route_template(request: web.Request) -> str:
@@ -104,39 +105,58 @@ def _internal(request: web.Request, exc: BaseException) -> InternalError:
     return InternalError("internal error")
 
 
-@web.middleware
-async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Write one audit record per request before the response leaves; 503 if none is written."""
-    if request.path in UNAUDITED_PATHS:
-        return await handler(request)
-    started = time.perf_counter()
-    response = await handler(request)
+def _audit_event(request: web.Request, status: int, started: float, phase: str) -> AuditEvent:
     token = request.get(TOKEN)
-    error = request.get(ERROR) if response.status >= 400 else None
-    event = AuditEvent(
+    return AuditEvent(
         time=request.app[SERVICES].clock.now(),
         request_id=request[REQUEST_ID],
         accessor=token.accessor if token is not None else None,
         policies=token.policies if token is not None else (),
         operation=request.method,
         path=request.path,
-        status=response.status,
+        status=status,
         client=request.remote or "",
         latency_ms=(time.perf_counter() - started) * 1000.0,
-        error=error,
-        extra={"route": route_template(request)},
+        error=request.get(ERROR) if status >= 400 else None,
+        extra={"route": route_template(request), "phase": phase},
     )
+
+
+async def _audit(request: web.Request, event: AuditEvent) -> web.Response | None:
+    """Write ``event``; None if written, else the 503 to send instead (and mark degraded)."""
+    state = request.app[AUDIT_STATE]
     try:
-        # SECURITY: fail closed — the response is only released after its record is written.
         await request.app[SERVICES].audit.log(event)
-    except VaultsideError as exc:
+    except Exception as exc:
+        state.degraded = True
         request.app[METRICS].audit_failures.inc()
         log.error("audit write failed", extra={"request_id": request[REQUEST_ID]})
-        return error_response(request, exc)
-    except Exception as exc:
-        request.app[METRICS].audit_failures.inc()
+        if isinstance(exc, VaultsideError) and not isinstance(exc, InternalError):
+            return error_response(request, exc)
         return error_response(request, _internal(request, exc))
-    return response
+    state.degraded = False
+    return None
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Write one audit record per request before the response leaves; 503 if none is written.
+
+    While the last audit write failed, a request that may change state first writes a
+    ``phase: request`` record and is refused (not executed) if that fails too: during an
+    audit outage only the requests that discover it may have been applied despite their 503.
+    """
+    if request.path in UNAUDITED_PATHS:
+        return await handler(request)
+    started = time.perf_counter()
+    if request.app[AUDIT_STATE].degraded and request.method not in _SAFE_METHODS:
+        refused = await _audit(request, _audit_event(request, 0, started, "request"))
+        if refused is not None:
+            return refused
+    response = await handler(request)
+    # SECURITY: fail closed — the response is only released after its record is written.
+    refused = await _audit(request, _audit_event(request, response.status, started, "response"))
+    return refused if refused is not None else response
 
 
 @web.middleware

@@ -24,6 +24,13 @@ class SealState:
 
 
 @dataclass
+class AuditState:
+    """Whether the last audit write failed (then state-changing requests pre-audit)."""
+
+    degraded: bool = False
+
+
+@dataclass
 class Background:
     """Tasks the app started (rewrap, unseal retries); cancelled on shutdown."""
 
@@ -41,6 +48,7 @@ SERVICES = web.AppKey("services", Services)
 SEAL_STATE = web.AppKey("seal_state", SealState)
 METRICS = web.AppKey("metrics", ApiMetrics)
 BACKGROUND = web.AppKey("background", Background)
+AUDIT_STATE = web.AppKey("audit_state", AuditState)
 # The pre-serialised OpenAPI document (bytes), built once at startup.
 OPENAPI_BODY = web.AppKey("openapi_body", bytes)
 

@@ -198,8 +198,15 @@ async def test_audit_failure_is_503_and_recovers(make_api, tmp_path) -> None:  #
     text = await (await api.client.get("/metrics")).text()
     assert "vaultside_audit_failures_total 1.0" in text
 
+    # Now known to be failing: a write is refused before it runs.
+    resp = await api.client.put("/v1/secrets/a/c", json={"data": {"k": value}}, headers=api.auth())
+    assert resp.status == 503
+
     blocker.unlink()
     blocker.mkdir()
-    resp = await api.client.get("/v1/secrets/a/b", headers=api.auth())
-    assert resp.status in (200, 404)
+    resp = await api.client.get("/v1/secrets/a/c", headers=api.auth())
+    assert resp.status == 404  # the refused write was never applied
+    resp = await api.client.put("/v1/secrets/a/c", json={"data": {"k": value}}, headers=api.auth())
+    assert resp.status == 200
     assert (blocker / "audit.log").exists()
+    assert value not in (blocker / "audit.log").read_text()

@@ -105,8 +105,27 @@ def _internal(request: web.Request, exc: BaseException) -> InternalError:
     return InternalError("internal error")
 
 
+def _client_cn(request: web.Request) -> str | None:
+    """The common name of a verified TLS client certificate, if one was presented."""
+    transport = request.transport
+    if not request.secure or transport is None:
+        return None
+    peer = transport.get_extra_info("peercert")
+    if not peer:
+        return None
+    for rdn in peer.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)[:128]
+    return None
+
+
 def _audit_event(request: web.Request, status: int, started: float, phase: str) -> AuditEvent:
     token = request.get(TOKEN)
+    extra = {"route": route_template(request), "phase": phase}
+    client_cn = _client_cn(request)
+    if client_cn is not None:
+        extra["tls_client_cn"] = client_cn
     return AuditEvent(
         time=request.app[SERVICES].clock.now(),
         request_id=request[REQUEST_ID],
@@ -118,7 +137,7 @@ def _audit_event(request: web.Request, status: int, started: float, phase: str) 
         client=request.remote or "",
         latency_ms=(time.perf_counter() - started) * 1000.0,
         error=request.get(ERROR) if status >= 400 else None,
-        extra={"route": route_template(request), "phase": phase},
+        extra=extra,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import stat
 from collections.abc import AsyncIterator, Callable
@@ -96,6 +97,15 @@ async def test_tls_optional_client_cert(tmp_path: Path, pki: Pki) -> None:
     ) as bound:
         assert await _health(bound.primary, _client_ctx(pki, False)) == 200
         assert await _health(bound.primary, _client_ctx(pki, True)) == 200
+        async with aiohttp.ClientSession() as session:
+            url = f"{bound.primary}/v1/sys/seal-status"
+            async with session.get(url, ssl=_client_ctx(pki, True)) as resp:
+                assert resp.status == 200
+    # The verified client certificate's name is in the audit record.
+    records = [
+        json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().splitlines()
+    ]
+    assert records[-1]["extra"]["tls_client_cn"] == "app-client"
 
 
 async def test_tls_required_client_cert(tmp_path: Path, pki: Pki) -> None:

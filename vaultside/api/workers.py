@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _READY_TIMEOUT = 60.0
 _RESTART_BACKOFF = 1.0
+_MAX_RESTARTS = 10  # within _CRASH_WINDOW seconds
+_CRASH_WINDOW = 60.0
 
 
 def _reserve_port(host: str, port: int) -> socket.socket:
@@ -134,10 +136,17 @@ class Supervisor:
             )
             if on_ready is not None:
                 on_ready(self.bound)
+            restarts: list[float] = []
             while not self.stopping:
                 for i, proc in enumerate(self.procs):
                     if proc.poll() is not None and not self.stopping:
                         log.warning("worker exited; restarting", extra={"status": proc.returncode})
+                        now = time.monotonic()
+                        restarts = [t for t in restarts if now - t < _CRASH_WINDOW] + [now]
+                        if len(restarts) > _MAX_RESTARTS:
+                            # A crash loop (bad config, lost database): stop rather than spin.
+                            log.error("workers keep exiting; giving up")
+                            return 1
                         time.sleep(_RESTART_BACKOFF)
                         self.procs[i] = self._spawn()
                 time.sleep(0.2)

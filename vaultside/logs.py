@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Literal
 
+from vaultside.errors import InvalidRequestError
+
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is a field.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
@@ -62,6 +64,8 @@ def setup_logging(level: str = "INFO", fmt: Literal["json", "text"] = "json") ->
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    if level.upper() not in logging.getLevelNamesMapping():
+        raise InvalidRequestError(f"unknown log level {level!r} (use DEBUG, INFO, WARNING, ERROR)")
     root.setLevel(level.upper())
     # aiohttp's access log duplicates our audit trail and metrics; keep it quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

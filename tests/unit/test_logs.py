@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from vaultside.logs import JsonFormatter, TextFormatter
+import pytest
+
+from vaultside.errors import InvalidRequestError
+from vaultside.logs import JsonFormatter, TextFormatter, setup_logging
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -30,3 +33,8 @@ def test_json_lines_carry_event_and_extra_fields() -> None:
 def test_text_lines_are_short() -> None:
     line = TextFormatter().format(_record(reason="no key"))
     assert "warning" in line and "still sealed" in line and "reason=no key" in line
+
+
+def test_unknown_level_is_named() -> None:
+    with pytest.raises(InvalidRequestError, match="LOUD"):
+        setup_logging("LOUD")

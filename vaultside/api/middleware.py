@@ -85,6 +85,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         log.error("unhandled error outside the boundary", extra={"request_id": request_id})
         response = error_response(request, _internal(request, exc))
     response.headers["X-Request-Id"] = request_id
+    # Instead of aiohttp's default, which names the Python and aiohttp versions.
+    response.headers["Server"] = "vaultside"
     request.app[METRICS].observe(
         route_template(request), request.method, response.status, time.perf_counter() - started
     )

@@ -37,6 +37,7 @@ async def test_every_response_has_a_request_id(api: Api) -> None:
     ]:
         resp = await api.client.request(method, path, headers=api.auth())
         assert len(resp.headers["X-Request-Id"]) >= 16, path
+        assert resp.headers["Server"] == "vaultside"
     ids = set()
     for _ in range(5):
         resp = await api.client.get("/v1/sys/health")

@@ -79,7 +79,15 @@ class Services:
             return
         self._started = True
         for component in self.components:
-            await component.start()
+            try:
+                await component.start()
+            except Exception as exc:
+                # One component (e.g. a broker whose Vault is down) must not keep the others
+                # (or local secrets) from working; it is expected to retry on its own.
+                log.error(
+                    "component start failed",
+                    extra={"component": type(component).__name__, "error_type": type(exc).__name__},
+                )
 
     async def close(self) -> None:
         """Stop components, drop keys, flush audit sinks, close storage. Idempotent."""

@@ -8,8 +8,9 @@ import pytest
 
 from vaultside.audit.sinks import FileSink, StdoutSink
 from vaultside.config.settings import Settings
+from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
-from vaultside.wiring import build_audit_sinks, build_seal, postgres_dsn
+from vaultside.wiring import build_audit_sinks, build_seal, build_services, postgres_dsn
 
 
 def test_audit_sinks(tmp_path: Path) -> None:
@@ -31,3 +32,32 @@ def test_seal_and_storage_errors_are_named(tmp_path: Path) -> None:
         build_seal(Settings(data_dir=tmp_path, seal={"kind": "passphrase"}))
     with pytest.raises(InvalidRequestError, match="postgres_dsn"):
         postgres_dsn(Settings(data_dir=tmp_path, storage={"kind": "postgres"}))
+
+
+class _Component:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.started = 0
+        self.closed = 0
+
+    async def start(self) -> None:
+        self.started += 1
+        if self.fail:
+            raise ConnectionError("upstream down")
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+async def test_one_failing_component_does_not_stop_the_others(tmp_path: Path) -> None:
+    init_key_file(tmp_path / "vaultside.key")
+    services = build_services(Settings(data_dir=tmp_path))
+    broken, fine = _Component(fail=True), _Component(fail=False)
+    services.components[:0] = [broken, fine]
+    await services.open()
+    await services.barrier.unseal()
+    await services.start_components()
+    await services.start_components()  # idempotent
+    assert (broken.started, fine.started) == (1, 1)
+    await services.close()
+    assert (broken.closed, fine.closed) == (1, 1)

@@ -68,11 +68,7 @@ async def try_unseal(services: Services, state: SealState) -> bool:
         reason = f"{exc.code}: {exc.message}"
     else:
         state.sealed, state.reason = False, ""
-        try:
-            await services.start_components()
-        except Exception as exc:
-            # A broker that cannot start must not keep local secrets unavailable.
-            log.error("component start failed", extra={"error_type": type(exc).__name__})
+        await services.start_components()
         return True
     if reason != state.reason:
         log.warning("still sealed", extra={"reason": reason})

@@ -8,6 +8,7 @@ the client gets 503 instead (fail closed), built by the same error boundary func
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -39,6 +40,10 @@ PUBLIC_PATHS = frozenset({"/v1/sys/health", "/v1/sys/seal-status", "/metrics", "
 UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
 _MAX_TOKEN = 512
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Request ids need to be unique, not secret: a random per-process prefix and a counter are
+# cheaper than reading the OS's random source on every request.
+_ID_PREFIX = secrets.token_hex(4)
+_ID_COUNTER = itertools.count(1)
 
 
 def route_template(request: web.Request) -> str:
@@ -76,7 +81,7 @@ def _translate_http(request: web.Request, exc: web.HTTPException) -> VaultsideEr
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id (``X-Request-Id`` on every response) and count it."""
     started = time.perf_counter()
-    request_id = secrets.token_hex(8)
+    request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
     request[REQUEST_ID] = request_id
     try:
         response = await handler(request)

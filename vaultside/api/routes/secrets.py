@@ -211,6 +211,12 @@ def add_routes(app: web.Application) -> None:
     """Register the secrets routes (each ``:action`` is its own route, so OpenAPI sees it)."""
     r = app.router
     r.add_get("/v1/secrets", list_root, allow_head=False)
+    # Plain paths first: "{path}" never matches a ":action" (no ':' in paths), and the router
+    # tries resources in order, so the hot read path resolves on its first regex.
+    r.add_get(f"/v1/secrets/{_PATH}", read_secret, allow_head=False)
+    r.add_put(f"/v1/secrets/{_PATH}", write_secret)
+    r.add_post(f"/v1/secrets/{_PATH}", write_secret)
+    r.add_delete(f"/v1/secrets/{_PATH}", delete_latest)
     r.add_get(f"/v1/secrets/{_PATH}:versions", list_versions, allow_head=False)
     r.add_get(f"/v1/secrets/{_PATH}:metadata", read_metadata, allow_head=False)
     r.add_put(f"/v1/secrets/{_PATH}:metadata", write_metadata)
@@ -218,7 +224,3 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"/v1/secrets/{_PATH}:delete", delete_versions)
     r.add_post(f"/v1/secrets/{_PATH}:undelete", undelete_versions)
     r.add_post(f"/v1/secrets/{_PATH}:destroy", destroy_versions)
-    r.add_get(f"/v1/secrets/{_PATH}", read_secret, allow_head=False)
-    r.add_put(f"/v1/secrets/{_PATH}", write_secret)
-    r.add_post(f"/v1/secrets/{_PATH}", write_secret)
-    r.add_delete(f"/v1/secrets/{_PATH}", delete_latest)

@@ -61,6 +61,8 @@ async def read_json(request: web.Request, *, optional: bool = False) -> object:
         raise InvalidRequestError("request body is empty; a JSON object is required")
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise InvalidRequestError("request body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         # SECURITY: the decoder's message quotes only a position, not the body.
         pos = getattr(exc, "pos", None)

@@ -139,6 +139,10 @@ async def test_bad_input_is_400_naming_the_problem(api: Api) -> None:
     assert "not valid JSON" in (await resp.json())["errors"][0]
     resp = await api.client.put("/v1/secrets/ok/path", data=b"[1]", headers=h)
     assert resp.status == 400
+    resp = await api.client.put("/v1/secrets/ok/path", data=b"[" * 200_000, headers=h)
+    assert resp.status == 400
+    resp = await api.client.put("/v1/secrets/ok/path", data=b"\xff\xfe", headers=h)
+    assert resp.status == 400
     # nothing half written
     resp = await api.client.get("/v1/secrets/ok/path", headers=h)
     assert resp.status == 404

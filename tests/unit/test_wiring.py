@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,23 @@ async def test_one_failing_component_does_not_stop_the_others(tmp_path: Path) ->
     assert (broken.started, fine.started) == (1, 1)
     await services.close()
     assert (broken.closed, fine.closed) == (1, 1)
+
+
+async def test_audit_fsync_setting_reaches_the_file_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+    synced: list[int] = []
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    for fsync, expected in ((False, 0), (True, 1)):
+        synced.clear()
+        settings = Settings(data_dir=tmp_path, audit={"file": f"audit-{fsync}.log", "fsync": fsync})
+        (sink,) = build_audit_sinks(settings)
+        await sink.write({"type": "test"})
+        await sink.close()
+        assert len(synced) == expected

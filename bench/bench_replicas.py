@@ -238,6 +238,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pool-max", type=int, default=10, help="storage.postgres_pool_max")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
@@ -257,6 +258,7 @@ def main() -> None:
             "VAULTSIDE_STORAGE__KIND": "postgres",
             "VAULTSIDE_STORAGE__POSTGRES_DSN_FILE": str(dsn_file),
             "VAULTSIDE_SEAL__KEY_FILE": key,
+            "VAULTSIDE_STORAGE__POSTGRES_POOL_MAX": str(args.pool_max),
         }
         pgs = [start_server(work, f"pg{i}", pg_env) for i in range(3)]
         servers += pgs
@@ -303,7 +305,8 @@ def report(
 ) -> None:
     print(
         f"\nvaultside replicas — {args.rounds} interleaved rounds of {args.duration} s, "
-        f"{CONNECTIONS} connections total, {os.cpu_count()} cores\n"
+        f"{CONNECTIONS} connections total, {os.cpu_count()} cores,"
+        f" postgres_pool_max {args.pool_max}\n"
     )
     print(
         "| target | kind | req/s (median) | vs sqlite-1 | p99 ms | errors"

@@ -166,6 +166,8 @@ class GenericValueFilter:
             or _IDENTIFIER.match(value)
         ):
             return True
+        if value[0] in ":.=>-*&|/" or "::" in value or "->" in value:
+            return True  # C++/Rust scopes, pointers, operators and paths: code
         if not any(c.isdigit() for c in value) and ("." in value or value.islower()):
             return True  # dotted names and lowercase words: code, not a random secret
         if value.startswith(_PUBLIC_VALUE_PREFIXES):

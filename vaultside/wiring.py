@@ -15,6 +15,7 @@ from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
 from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.throttle import AuthThrottle
+from vaultside.auth.tidy import TokenTidier
 from vaultside.auth.tokens import TokenStore
 from vaultside.broker.base import SecretSource
 from vaultside.broker.source import BrokerRegistry
@@ -212,6 +213,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         audit=AuditBroker(sinks, hasher),
     )
     services.sources["kv"] = KVSecretSource(kv)
+    if settings.auth.token_tidy_interval > 0:
+        services.components.append(
+            TokenTidier(
+                services.tokens, barrier, clock=clock, interval=settings.auth.token_tidy_interval
+            )
+        )
     if settings.storage.kind == "postgres":
         # Replicas: other servers' token, policy and keyring changes reach this one's caches
         # through LISTEN/NOTIFY; the caches' 1 s staleness bound stays as the fallback.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from vaultside.audit.sinks import FileSink, StdoutSink
+from vaultside.auth.tidy import TokenTidier
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
@@ -82,3 +83,13 @@ async def test_audit_fsync_setting_reaches_the_file_sink(
         await sink.write({"type": "test"})
         await sink.close()
         assert len(synced) == expected
+
+
+def test_token_tidier_is_a_component_unless_disabled(tmp_path: Path) -> None:
+    init_key_file(tmp_path / "vaultside.key")
+    services = build_services(Settings(data_dir=tmp_path, auth={"token_tidy_interval": 30}))
+    (tidier,) = [c for c in services.components if isinstance(c, TokenTidier)]
+    assert tidier.interval == 30 and tidier.tokens is services.tokens
+    assert tidier.clock is services.clock
+    off = build_services(Settings(data_dir=tmp_path, auth={"token_tidy_interval": 0}))
+    assert not [c for c in off.components if isinstance(c, TokenTidier)]

@@ -64,6 +64,13 @@ class AuditSettings(BaseModel):
     fsync: bool = False
 
 
+class AuthSettings(BaseModel):
+    """Token housekeeping."""
+
+    # How often expired tokens' records are reclaimed, by one server at a time; 0 = never.
+    token_tidy_interval: float = Field(default=600.0, ge=0, le=7 * 86400)
+
+
 class KVSettings(BaseModel):
     """Limits of the local secret store."""
 
@@ -151,6 +158,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     seal: SealSettings = SealSettings()
     audit: AuditSettings = AuditSettings()
+    auth: AuthSettings = AuthSettings()
     kv: KVSettings = KVSettings()
     brokers: dict[str, BrokerSettings] = {}
     inject: InjectSettings = InjectSettings()

@@ -173,3 +173,65 @@ def test_long_running_rerenders_and_signals_app(sstack: SidecarStack) -> None:
     assert not ready.exists()
     text = log.read_text()
     assert first not in text and second not in text
+    # This token may not report versions: rendering worked anyway, the refusal was logged.
+    assert text.count("consumer report failed") == 1, text
+
+
+def test_rotation_status_shows_the_sidecar_holding_the_current_version(
+    sstack: SidecarStack,
+) -> None:
+    server = sstack.server
+    api(server, "PUT", "sys/policies/reporter", {"rules": [
+        {"path": "consumers/sidecar-*", "capabilities": ["update"]},
+    ]})  # fmt: skip
+    auth = api(server, "POST", "auth/token/create", {"policies": ["app", "reporter"]})["auth"]
+    token_file = sstack.root / "reporter.token"
+    token_file.write_text(auth["token"])
+    token_file.chmod(0o600)
+    api(server, "PUT", "secrets/app/rot", {"data": {"token": f"t{secrets.token_hex(12)}"}})
+    api(server, "PUT", "rotation/policies/app/rot", {
+        "every": "30d",
+        "generator": {"kind": "token", "prefix": "rot_", "length": 40},
+        "target": {"kind": "kv"},
+    })  # fmt: skip
+    consumer = f"sidecar-it-{secrets.token_hex(4)}"
+    ready = sstack.root / "ready-reporter"
+    log = sstack.root / "sidecar-reporter.log"
+    argv = sstack.sidecar_argv(
+        "--secret", "rot_token=kv:app/rot#token", "--consumer", consumer,
+        "--ready-file", str(ready), "--interval", "0.1",
+    )  # fmt: skip
+    argv[argv.index("--token-file") + 1] = str(token_file)
+
+    def mine() -> dict[str, Any] | None:
+        status = api(server, "GET", "rotation/status/app/rot")
+        found = [c for c in status["consumers"] if c["consumer"] == consumer]
+        return {**found[0], "state": status["state"]} if found else None
+
+    proc = spawn(argv, log)
+    try:
+        wait_until(ready.exists, timeout=30, what="sidecar ready", proc=proc, log_path=log)
+        wait_until(lambda: mine() is not None, timeout=10, what="first report", proc=proc)
+        first = mine()
+        assert first is not None
+        assert (first["kind"], first["version"], first["stale"]) == ("sidecar", 1, False)
+        run = api(server, "POST", "rotation/rotate/app/rot")["run"]
+        assert run["result"] == "ok"
+        new = api(server, "GET", "secrets/app/rot")["data"]["token"]
+        t0 = time.monotonic()
+        wait_until(
+            lambda: (sstack.shared / "rot_token").read_text() == new,
+            timeout=10, what="the rotated file", proc=proc, log_path=log,
+        )  # fmt: skip
+        wait_until(
+            lambda: bool((m := mine()) and m["current"]),
+            timeout=10, what="status: sidecar holds the current version", proc=proc, log_path=log,
+        )  # fmt: skip
+        assert time.monotonic() - t0 < 5
+        held = mine()
+        assert held is not None and held["version"] == held["state"]["version"] == 2
+    finally:
+        terminate(proc, grace=10)
+    assert proc.returncode == 0, log.read_text()
+    text = log.read_text()
+    assert new not in text and "consumer report failed" not in text

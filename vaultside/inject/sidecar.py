@@ -5,6 +5,11 @@ Change detection is conditional polling: for every unpinned ``kv:`` reference th
 one revision lookup). References it cannot watch that way (``vault:``) are re-resolved every
 ``refresh_interval``. After a change everything is re-resolved, only files whose content changed
 are rewritten (temp file + rename), then the reload action runs once.
+
+After each render, and every ``report_interval`` in between, the sidecar reports which KV
+version of each path it holds (``POST /v1/consumers``, kind ``sidecar``), which rotation
+status shows. Reporting is best-effort: a refused or failed report is logged and never
+fails or delays rendering. The token needs ``update`` on ``consumers/<consumer id>``.
 """
 
 from __future__ import annotations
@@ -14,25 +19,29 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from vaultside.broker.base import SecretSource
-from vaultside.client import NotModified, SecretData
+from vaultside.broker.base import ResolvedSecret, SecretSource
+from vaultside.client import NotModified, SecretData, VaultsideClient
 from vaultside.clock import Clock, SystemClock
 from vaultside.errors import InvalidRequestError, VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.render import render_volume
 from vaultside.inject.signal import ReloadAction
 from vaultside.inject.spec import VolumeSpec
-from vaultside.inject.volumes import resolve_values
+from vaultside.inject.volumes import resolve_secrets
 from vaultside.refs import parse_ref
 
 log = logging.getLogger(__name__)
 DEFAULT_POLL_INTERVAL = 0.25
 DEFAULT_REFRESH_INTERVAL = 300.0
 MAX_BACKOFF = 30.0
+DEFAULT_REPORT_INTERVAL = 60.0  # the server shows a consumer as stale after 120 s
+_CONSUMER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # as the server checks it
 
 
 class ChangeFeed(Protocol):
@@ -41,6 +50,53 @@ class ChangeFeed(Protocol):
     async def changed(self) -> bool:
         """True if something changed (the first call primes and returns False)."""
         ...
+
+
+class HoldingsReporter(Protocol):
+    """Tells the server which secret versions this consumer holds."""
+
+    async def report(self, holdings: dict[str, int]) -> None:
+        """Send ``{path: version}``; raises ``VaultsideError`` if the server refused it."""
+        ...
+
+
+class ConsumerReporter:
+    """Reports holdings through ``POST /v1/consumers`` as one sidecar consumer."""
+
+    def __init__(
+        self, client: VaultsideClient, consumer: str, container: str | None = None
+    ) -> None:
+        if not _CONSUMER_ID.match(consumer):
+            raise InvalidRequestError("consumer: must match [A-Za-z0-9._:-]{1,128}")
+        self.client = client
+        self.consumer = consumer
+        self.container = container
+
+    async def report(self, holdings: dict[str, int]) -> None:
+        """Send one heartbeat with ``holdings`` (paths and versions, never values)."""
+        body: dict[str, object] = {
+            "consumer": self.consumer,
+            "kind": "sidecar",
+            "holdings": holdings,
+        }
+        if self.container is not None:
+            body["container"] = self.container
+        await self.client.request("POST", "consumers", body=body)
+
+
+def default_consumer_id() -> str:
+    """``sidecar-<hostname>`` (in a container, its short id), limited to the id alphabet."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:100] or "unknown"
+    return f"sidecar-{host}"
+
+
+def kv_holdings(resolved: dict[str, ResolvedSecret]) -> dict[str, int]:
+    """``{kv path: version}`` of resolved references; unpinned ones win over pinned ones."""
+    out: dict[str, int] = {}
+    for got in sorted(resolved.values(), key=lambda g: g.ref.version is None):
+        if got.ref.scheme == "kv" and got.version.isdigit():
+            out[got.ref.path] = int(got.version)
+    return out
 
 
 class SecretReader(Protocol):
@@ -94,6 +150,7 @@ class SidecarConfig:
     ready_file: Path | None = None
     allow_non_tmpfs: bool = False
     reload: ReloadAction | None = None
+    report_interval: float = DEFAULT_REPORT_INTERVAL
     uid: int = field(default_factory=os.getuid)
     gid: int = field(default_factory=os.getgid)
 
@@ -108,15 +165,22 @@ class Sidecar:
         *,
         feed: ChangeFeed | None = None,
         clock: Clock | None = None,
+        reporter: HoldingsReporter | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.feed = feed
         self.clock = clock or SystemClock()
+        self.reporter = reporter
         self.ready = asyncio.Event()
         self.renders = 0
         self.reloads = 0
+        self.reports = 0
+        # {kv path: version} of what the files hold now (versions only, never values).
+        self.holdings: dict[str, int] = {}
         self._digests: dict[str, bytes] = {}
+        self._last_report: float | None = None
+        self._report_failing = False
 
     def check_output_dir(self) -> None:
         """Refuse a directory that is not on tmpfs unless explicitly overridden."""
@@ -134,9 +198,10 @@ class Sidecar:
         spec = self.config.spec
         uid = spec.uid if spec.uid is not None else self.config.uid
         gid = spec.gid if spec.gid is not None else self.config.gid
-        values = await resolve_values(self.source, spec)
-        files = render_volume(spec, values)
-        del values
+        resolved = await resolve_secrets(self.source, spec)
+        holdings = kv_holdings(resolved)
+        files = render_volume(spec, {ref: got.value for ref, got in resolved.items()})
+        del resolved
         changed: list[str] = []
         try:
             for name, data in files.items():
@@ -157,8 +222,30 @@ class Sidecar:
                 changed.append(name)
         finally:
             files.clear()
+        self.holdings = holdings
         self.renders += 1
         return changed
+
+    async def report(self) -> bool:
+        """Report the held versions (best-effort: failures are logged); True if accepted."""
+        if self.reporter is None or not self.holdings:
+            return False
+        self._last_report = self.clock.monotonic()
+        try:
+            await self.reporter.report(dict(self.holdings))
+        except Exception as exc:
+            if not self._report_failing:  # once per failing streak, not every interval
+                message = exc.message if isinstance(exc, VaultsideError) else type(exc).__name__
+                log.warning("consumer report failed", extra={"error": message})
+            self._report_failing = True
+            return False
+        self._report_failing = False
+        self.reports += 1
+        return True
+
+    def _report_due(self) -> bool:
+        last = self._last_report
+        return last is None or self.clock.monotonic() - last >= self.config.report_interval
 
     async def start(self) -> None:
         """Check the directory, render everything once, and signal readiness."""
@@ -173,6 +260,7 @@ class Sidecar:
             await asyncio.to_thread(_write_ready, self.config.ready_file)
         self.ready.set()
         log.info("all secrets rendered", extra={"files": len(self.config.spec.files)})
+        await self.report()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Start, then poll for changes until ``stop`` is set."""
@@ -191,9 +279,12 @@ class Sidecar:
                 )
                 if not due and (self.feed is None or not await self.feed.changed()):
                     backoff = self.config.poll_interval
+                    if self._report_due():
+                        await self.report()
                     continue
                 last_refresh = self.clock.monotonic()
                 changed = await self.render_once()
+                await self.report()
                 if changed and self.config.reload is not None:
                     await self.config.reload.run()
                     self.reloads += 1
@@ -207,6 +298,8 @@ class Sidecar:
                 # Keep serving the last good files; retry with backoff.
                 backoff = min(MAX_BACKOFF, max(backoff * 2, self.config.poll_interval))
                 log.warning("refresh failed", extra={"error": exc.message, "retry_in": backoff})
+                if self._report_due():
+                    await self.report()  # the last good files are still what the app holds
 
     def stop_cleanup(self) -> None:
         """Remove the readiness file (the rendered files stay for the app)."""

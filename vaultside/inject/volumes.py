@@ -45,20 +45,25 @@ class ContainerLookup(Protocol):
 
 async def resolve_values(source: SecretSource, spec: VolumeSpec) -> dict[str, str]:
     """Resolve every reference of ``spec``; errors name the option that used the reference."""
+    return {ref: got.value for ref, got in (await resolve_secrets(source, spec)).items()}
+
+
+async def resolve_secrets(source: SecretSource, spec: VolumeSpec) -> dict[str, ResolvedSecret]:
+    """Like ``resolve_values``, keeping each reference's version (and lease) too."""
     refs = list(spec.refs)
     many = getattr(source, "resolve_many", None)
     if many is not None:
         try:
             got: dict[str, ResolvedSecret] = await many(refs)
-            return {ref: got[ref].value for ref in refs}
+            return {ref: got[ref] for ref in refs}
         except VaultsideError as exc:
             if len(refs) == 1:
                 raise _named(spec, refs[0], exc) from exc
             # fall through: resolve one by one to name the option whose reference failed
-    out: dict[str, str] = {}
+    out: dict[str, ResolvedSecret] = {}
     for ref in refs:
         try:
-            out[ref] = (await source.resolve(parse_ref(ref))).value
+            out[ref] = await source.resolve(parse_ref(ref))
         except VaultsideError as exc:
             raise _named(spec, ref, exc) from exc
     return out

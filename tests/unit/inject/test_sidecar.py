@@ -11,11 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from vaultside.broker.base import ResolvedSecret
+from vaultside.client import VaultsideClient
 from vaultside.clock import FakeClock
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import InvalidRequestError, PermissionDeniedError
 from vaultside.inject import tmpfs
-from vaultside.inject.sidecar import EtagWatcher, Sidecar, SidecarConfig
+from vaultside.inject.sidecar import (
+    ConsumerReporter,
+    EtagWatcher,
+    Sidecar,
+    SidecarConfig,
+    default_consumer_id,
+    kv_holdings,
+)
 from vaultside.inject.spec import parse_volume_options
+from vaultside.refs import parse_ref
 
 from .conftest import MemorySecrets
 
@@ -142,3 +152,80 @@ async def test_missing_secret_fails_start(shm_dir: Path, secrets) -> None:
     with pytest.raises(Exception, match=r"secret.app.env: kv:app/api#token"):
         await sidecar.start()
     assert not sidecar.ready.is_set()
+
+
+class RecordingReporter:
+    """A ``HoldingsReporter`` that keeps every report, or refuses while ``refuse`` is set."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, int]] = []
+        self.refuse = False
+
+    async def report(self, holdings: dict[str, int]) -> None:
+        if self.refuse:
+            raise PermissionDeniedError("permission denied")
+        self.reports.append(holdings)
+
+
+async def test_reports_held_versions_after_each_render_and_periodically(
+    shm_dir: Path, secrets
+) -> None:
+    clock, reload, reporter = FakeClock(), CountingReload(), RecordingReporter()
+    sidecar = make(shm_dir, secrets, clock, reload)
+    sidecar.reporter = reporter
+    sidecar.config.report_interval = 10.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(sidecar.run(stop))
+    while not sidecar.ready.is_set() or not reporter.reports:
+        await asyncio.sleep(0)
+    assert reporter.reports == [{"app/db": 1, "app/api": 1}]
+    secrets.put("app/db", user="app", password="two")
+    await clock.advance(0.25)
+    await asyncio.wait_for(reload.ran.wait(), 5)
+    assert reporter.reports[-1] == {"app/db": 2, "app/api": 1} and len(reporter.reports) == 2
+    await clock.advance(5.0)
+    assert len(reporter.reports) == 2  # nothing changed, interval not yet over
+    await clock.advance(5.5)
+    assert len(reporter.reports) == 3 and reporter.reports[-1] == {"app/db": 2, "app/api": 1}
+    stop.set()
+    await clock.advance(0.25)
+    await asyncio.wait_for(task, 1)
+
+
+async def test_refused_report_never_fails_rendering(
+    shm_dir: Path, secrets, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, reload, reporter = FakeClock(), CountingReload(), RecordingReporter()
+    reporter.refuse = True
+    sidecar = make(shm_dir, secrets, clock, reload)
+    sidecar.reporter = reporter
+    sidecar.config.report_interval = 1.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(sidecar.run(stop))
+    while not sidecar.ready.is_set():
+        await asyncio.sleep(0)
+    secrets.put("app/db", user="app", password="two")
+    await clock.advance(0.25)
+    await asyncio.wait_for(reload.ran.wait(), 5)
+    assert (shm_dir / "password").read_text() == "two"
+    await clock.advance(3.0)
+    assert sidecar.reports == 0 and sidecar.holdings == {"app/db": 2, "app/api": 1}
+    failures = [r for r in caplog.records if r.getMessage() == "consumer report failed"]
+    assert len(failures) == 1  # logged once per failing streak
+    reporter.refuse = False
+    await clock.advance(1.0)
+    assert sidecar.reports == 1 and reporter.reports == [{"app/db": 2, "app/api": 1}]
+    stop.set()
+    await clock.advance(0.25)
+    await asyncio.wait_for(task, 1)
+
+
+def test_holdings_and_consumer_ids() -> None:
+    one = ResolvedSecret(parse_ref("kv:a#x"), "v", "3")
+    pinned = ResolvedSecret(parse_ref("kv:a#x@1"), "v", "1")
+    vault = ResolvedSecret(parse_ref("vault:corp/secret/data/b#y"), "v", "2")
+    assert kv_holdings({"kv:a#x": one, "kv:a#x@1": pinned, "vault:...": vault}) == {"a": 3}
+    assert kv_holdings({"kv:a#x@1": pinned}) == {"a": 1}
+    assert default_consumer_id().startswith("sidecar-")
+    with pytest.raises(InvalidRequestError, match="consumer"):
+        ConsumerReporter(VaultsideClient("http://127.0.0.1:1", token="t"), "bad id/")

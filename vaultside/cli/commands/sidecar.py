@@ -20,9 +20,11 @@ from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_REFRESH_INTERVAL,
+    ConsumerReporter,
     EtagWatcher,
     Sidecar,
     SidecarConfig,
+    default_consumer_id,
 )
 from vaultside.inject.signal import (
     ReloadAction,
@@ -36,7 +38,7 @@ from vaultside.logs import setup_logging
 
 CONFIG_KEYS = frozenset(
     {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
-     "allow_non_tmpfs", "options"}
+     "allow_non_tmpfs", "options", "consumer"}
 )  # fmt: skip
 
 
@@ -145,6 +147,11 @@ async def _run(
 @click.option(
     "--token-file", type=click.Path(path_type=Path), help="Token file (or $VAULTSIDE_TOKEN_FILE)."
 )
+@click.option(
+    "--consumer",
+    help="Consumer id for version reports (default sidecar-<hostname>; needs update on "
+    "consumers/<id>).",
+)
 def cli(
     output_dir: Path | None,
     config_file: Path | None,
@@ -164,6 +171,7 @@ def cli(
     docker_host: str | None,
     addr: str | None,
     token_file: Path | None,
+    consumer: str | None,
 ) -> None:
     """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written."""
     text = os.environ.get("VAULTSIDE_LOG_FORMAT") == "text"
@@ -203,7 +211,9 @@ def cli(
         )
         client = VaultsideClient.from_env(env, timeout=10.0)
         feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
-        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed)
+        consumer_id = consumer or str(config.get("consumer") or default_consumer_id())
+        reporter = ConsumerReporter(client, consumer_id)
+        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed, reporter=reporter)
         http = ready_http or config.get("ready_http")
         asyncio.run(_run(sidecar, client, once, engine, _host_port(str(http)) if http else None))
     except errors.VaultsideError as exc:

@@ -10,9 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .test_deploy_support import unavailable
 
 KEY_FILES = ("vaultside.key", "audit-hmac.key")
 
@@ -34,7 +33,7 @@ def test_online_backup_restores_into_a_fresh_data_dir(
 ) -> None:
     sqlite3 = shutil.which("sqlite3")
     if sqlite3 is None:
-        pytest.skip("sqlite3 CLI not installed (apt-get install sqlite3)")
+        unavailable("sqlite3 CLI not installed (apt-get install sqlite3)")
     src = vaultside_server()
     first, second = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     api(src, "PUT", "secrets/app/db", {"data": {"password": first}})

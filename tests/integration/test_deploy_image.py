@@ -15,7 +15,7 @@ import pytest
 
 from .services.docker_engine import DockerEngine
 from .services.process import ServiceUnavailable, free_port, remove_tree, short_tempdir
-from .test_deploy_support import base_name, build_vaultside_image, pinned_base
+from .test_deploy_support import base_name, build_vaultside_image, pinned_base, unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -41,7 +41,7 @@ def image(docker_engine: DockerEngine) -> Iterator[str]:
         try:
             yield build_vaultside_image(docker_engine, workdir)
         except ServiceUnavailable as exc:
-            pytest.skip(f"stand-in base image unavailable: {exc}")
+            unavailable(f"stand-in base image unavailable: {exc}")
     finally:
         remove_tree(workdir)
 

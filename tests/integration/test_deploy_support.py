@@ -16,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import docker
+import pytest
 
 from .services.docker_engine import DockerEngine
 from .services.process import ServiceUnavailable
@@ -28,6 +30,13 @@ CACHE = REPO / ".cache" / "deploy"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_TAG = "vaultside:test"
 _BASE_ARG = re.compile(r"^ARG BASE_IMAGE=(\S+)$", re.MULTILINE)
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip with ``message``; under ``CI=true`` fail instead (as the service fixtures do)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def pinned_base() -> str:

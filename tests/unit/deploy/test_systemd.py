@@ -57,6 +57,20 @@ def test_exec_start_and_environment_are_real(unit: Path) -> None:
 
 
 @pytest.mark.parametrize("unit", [SERVER, PLUGIN], ids=lambda p: p.name)
+def test_ordering_has_no_cycle(unit: Path) -> None:
+    d = directives(unit)
+    after = {u for line in d.get("After", []) for u in line.split()}
+    before = {u for line in d.get("Before", []) for u in line.split()}
+    assert not after & before, after & before
+
+
+def test_plugin_starts_before_docker_and_after_the_server() -> None:
+    d = directives(PLUGIN)
+    assert "docker.service" in last(d, "Before").split()
+    assert "vaultside.service" in last(d, "After").split()
+
+
+@pytest.mark.parametrize("unit", [SERVER, PLUGIN], ids=lambda p: p.name)
 def test_common_hardening(unit: Path) -> None:
     d = directives(unit)
     assert last(d, "NoNewPrivileges") == "yes"

@@ -1,6 +1,10 @@
 """Scheduler leader election across servers: kill -9 the leader, another takes over.
 
-Two servers on one PostgreSQL, ``rotation.lease_ttl = 3``. A kv rotation policy runs every
+Partition: the leader's database traffic is stalled by a proxy; the other server takes the
+lease within ``lease_ttl`` plus one tick; once healed, the old leader fails to renew and
+steps down, leaving exactly one leader.
+
+Kill: two servers on one PostgreSQL, ``rotation.lease_ttl = 3``. A kv rotation policy runs every
 60 s (the shortest schedule a policy allows). The leader rotates once, is SIGKILLed, the
 other server holds the lease within ``lease_ttl`` plus one tick and runs the next rotation:
 versions go 1 → 2 → 3, each run is journaled once, none is repeated or lost.
@@ -9,12 +13,17 @@ versions go 1 → 2 → 3, each run is journaled once, none is repeated or lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
+import threading
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from .services.postgres import PostgresCluster
 from .services.vaultside_server import VaultsideServer
 from .test_replicas_cluster import Replicas, call, http, replicas
 
@@ -114,3 +123,96 @@ async def _one_leader(http: aiohttp.ClientSession, servers: list[VaultsideServer
 
 async def _version_is(http: aiohttp.ClientSession, server: VaultsideServer, want: int) -> bool:
     return await current_version(http, server) >= want
+
+
+class PartitionProxy:
+    """A TCP proxy to PostgreSQL that can stall every byte (a partition) and let it flow again.
+
+    While partitioned, nothing is forwarded in either direction and new connections wait:
+    the client sees a silent network, not a refused or reset connection.
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.open = threading.Event()
+        self.open.set()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def cut(self) -> None:
+        self.open.clear()
+
+    def heal(self) -> None:
+        self.open.set()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while chunk := a.recv(65536):
+                self.open.wait()
+                b.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.open.wait()
+            try:
+                up = socket.create_connection(self.upstream)
+            except OSError:
+                conn.close()
+                continue
+            self._conns += [conn, up]
+            threading.Thread(target=self._pipe, args=(conn, up), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, conn), daemon=True).start()
+
+    def close(self) -> None:
+        self.open.set()
+        self.sock.close()
+        for s in self._conns:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+async def test_partitioned_leader_loses_the_role_and_steps_down_after_healing(
+    replicas: Replicas, http: aiohttp.ClientSession, postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    proxy = PartitionProxy((postgres.host, postgres.port))
+    try:
+        proxied = tmp_path / "proxied.dsn"
+        proxied.write_text(replicas.dsn.replace(f":{postgres.port}/", f":{proxy.port}/"))
+        proxied.chmod(0o600)
+        (a,) = replicas.start(
+            1,
+            VAULTSIDE_ROTATION__LEASE_TTL=LEASE_TTL,
+            VAULTSIDE_STORAGE__POSTGRES_DSN_FILE=str(proxied),
+        )
+        await wait_for("a leads", 2 * LEASE_TTL, lambda: is_leader(http, a))
+        (b,) = replicas.start(1, VAULTSIDE_ROTATION__LEASE_TTL=LEASE_TTL)
+        await asyncio.sleep(LEASE_TTL / 3 + 0.5)
+        assert await leaders(http, [a, b]) == [0]
+
+        proxy.cut()
+        took = await wait_for("b takes over", LEASE_TTL * 3, lambda: is_leader(http, b))
+        print(f"takeover {took:.2f} s after the leader was cut off (lease_ttl {LEASE_TTL} s)")
+        assert took <= LEASE_TTL + LEASE_TTL / 3 + 1.0
+        proxy.heal()
+        # Its next tick fails to renew (b holds the lease): it steps down; b keeps leading.
+        await wait_for("a steps down", 20, lambda: _not_leader(http, a))
+        assert await leaders(http, [a, b]) == [1]
+        assert (await call(http, a, "PUT", "secrets/after/heal", {"data": {"k": "v"}}))[0] == 200
+    finally:
+        proxy.close()
+
+
+async def _not_leader(http: aiohttp.ClientSession, server: VaultsideServer) -> bool:
+    return await is_leader(http, server) is False

@@ -74,6 +74,7 @@ class PostgresChangeFeed:
         self._callbacks: list[ChangeCallback] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = False
+        self._warned = False
         self._listening = asyncio.Event()
         self.received = 0
 
@@ -127,11 +128,13 @@ class PostgresChangeFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Fixed text: a driver message could quote the DSN.
-                log.warning(
+                # Fixed text: a driver message could quote the DSN. Warn once per outage.
+                log.log(
+                    logging.DEBUG if self._warned else logging.WARNING,
                     "change feed disconnected; caches fall back to bounded staleness",
                     extra={"where": self._where, "error": type(exc).__name__},
                 )
+                self._warned = True
             if self._connected:
                 self._connected = False
                 self._emit(None)
@@ -144,6 +147,7 @@ class PostgresChangeFeed:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(CHANNEL, self._on_notify)
             self._connected = True
+            self._warned = False
             self._listening.set()
             # Anything may have changed while nobody listened.
             self._emit(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -116,3 +117,40 @@ async def test_copied_ciphertext_decrypts_with_the_same_root_key(tmp_path: Path)
     assert latest.data == {"password": value + "2"} and latest.meta.version == 2
     await barrier_a.close()
     await barrier_b.close()
+
+
+def test_cli_refuses_same_kind_and_missing_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from vaultside.cli.main import cli
+
+    monkeypatch.setenv("VAULTSIDE_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    same = runner.invoke(cli, ["operator", "migrate-storage", "--from", "sqlite", "--to", "sqlite"])
+    assert same.exit_code == 2 and "must differ" in same.output
+    dsn = tmp_path / "pg.dsn"
+    dsn.write_text("postgresql://u:hunter2@127.0.0.1:1/db")
+    missing = runner.invoke(
+        cli,
+        ["operator", "migrate-storage", "--from", "sqlite", "--to", "postgres",
+         "--postgres-dsn-file", str(dsn)],
+    )  # fmt: skip
+    assert missing.exit_code == 2 and "no SQLite database" in missing.output
+    assert "hunter2" not in missing.output
+    source = SqliteStorage(tmp_path / "vaultside.db")
+
+    async def seed() -> None:
+        await source.open()
+        await source.put("k", b"v")
+        await source.close()
+
+    asyncio.run(seed())
+    down = runner.invoke(
+        cli,
+        ["operator", "migrate-storage", "--from", "sqlite", "--to", "postgres",
+         "--postgres-dsn-file", str(dsn)],
+    )  # fmt: skip
+    assert down.exit_code == 2 and "unavailable" in down.output
+    assert "hunter2" not in down.output

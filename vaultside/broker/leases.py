@@ -5,7 +5,10 @@ renewal grants less than asked, the lease has hit its max TTL and cannot be exte
 credentials are then issued ahead of expiry (at ``renew_fraction`` of what is left) and handed
 to every subscriber's callback; the old lease expires on its own upstream. A lease whose
 last subscriber unsubscribes is revoked. A lease nobody subscribed to (plain API reads) is kept
-renewed until its max TTL and then dropped, not replaced.
+renewed until its max TTL; then it is replaced ahead of expiry too if it was read again since
+it was issued (a consumer polling ``/v1/resolve``, like the volume plugin's re-delivery loop,
+gets the new credentials on its next read while the old ones still work), and otherwise
+dropped at expiry, not replaced.
 
 Persistence: every lease, credentials included, is written through the injected
 ``StorageBackend`` and picked up again by ``load`` after a restart.
@@ -104,6 +107,8 @@ class LeaseManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._subs: dict[str, dict[int, Subscription]] = {}
         self._inflight: dict[str, asyncio.Task[Lease]] = {}
+        # Keys whose current lease was read again after it was issued: still in use.
+        self._read_again: set[str] = set()
         self._next_sub = 0
         self._closed = False
 
@@ -126,6 +131,7 @@ class LeaseManager:
         """The current lease for ``key``, issuing one (single flight) if none is held."""
         lease = self.current(key)
         if lease is not None:
+            self._read_again.add(key)
             return lease
         task = self._inflight.get(key)
         if task is None:
@@ -161,6 +167,7 @@ class LeaseManager:
     async def revoke(self, key: str) -> None:
         """Revoke ``key``'s lease upstream and forget it."""
         lease = self._leases.pop(key, None)
+        self._read_again.discard(key)
         task = self._tasks.pop(key, None)
         if task is not None:
             task.cancel()
@@ -229,6 +236,7 @@ class LeaseManager:
             generation=generation,
         )
         self._leases[key] = lease
+        self._read_again.discard(key)
         await self._persist(lease)
         LEASE_EVENTS.labels(self._broker, "issued").inc()
         self._start(key)
@@ -303,7 +311,7 @@ class LeaseManager:
 
     async def _replace_or_drop(self, lease: Lease) -> None:
         key = lease.key
-        if not self._subs.get(key):
+        if not self._subs.get(key) and key not in self._read_again:
             # Nobody to hand new credentials to: keep the old until it expires, then forget.
             left = lease.expires_at - self._clock.now()
             if left > 0:

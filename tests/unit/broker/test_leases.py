@@ -78,6 +78,33 @@ async def test_unsubscribed_lease_is_dropped_not_replaced(
     await leases.close()
 
 
+async def test_lease_read_again_is_replaced_ahead_of_expiry_for_pollers(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=100)
+    leases = manager(engine, storage, clock)
+    first = prev = await leases.acquire(KEY)
+    handovers = 0
+    for _ in range(40):  # a consumer polling every 5 s, like the plugin's re-delivery loop
+        await clock.advance(5)
+        got = await leases.acquire(KEY)
+        assert engine.valid(got.lease_id)
+        if got.lease_id != prev.lease_id:
+            # New credentials reached the poller while the old ones still worked upstream.
+            assert engine.valid(prev.lease_id)
+            assert got.data["username"] != prev.data["username"]
+            handovers += 1
+        prev = got
+    assert handovers >= 2 and got.lease_id != first.lease_id
+    issued = engine.issued
+    await clock.advance(300)  # the poller went away: the lease it last read is replaced once,
+    assert engine.issued <= issued + 1  # and that unread replacement lapses, nothing new
+    settled = engine.issued
+    await clock.advance(300)
+    assert engine.issued == settled and leases.current(KEY) is None and storage.data == {}
+    await leases.close()
+
+
 async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) -> None:
     engine = FakeLeaseEngine(clock)
     leases = manager(engine, storage, clock)

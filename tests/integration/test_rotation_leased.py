@@ -1,0 +1,156 @@
+"""Leased Vault credentials flow through re-delivery: a container mounts dynamic database
+credentials (``vault:`` refs) through the volume plugin, and when the lease nears its max TTL
+the new credentials appear in the container's files while the old ones still work.
+
+REAL OpenBao database engine, PostgreSQL, dockerd, ``vaultside serve`` and ``vaultside plugin``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hvac
+import pytest
+
+from .services.docker_engine import DockerEngine
+from .services.openbao import OpenBaoServer
+from .services.postgres import PostgresCluster
+from .services.process import spawn, terminate, wait_until
+from .services.vaultside_server import VaultsideServerFactory
+from .test_broker_database import can_connect
+from .test_inject_plugin import SAFE, make_token
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.openbao,
+    pytest.mark.postgres,
+    pytest.mark.timeout(180),
+]
+
+ROLE = "redeliver"
+REF = f"vault:corp/database/creds/{ROLE}"
+
+
+def setup_role(openbao: OpenBaoServer, pg: PostgresCluster) -> None:
+    """Its own connection and role (8 s TTL, 12 s max), so other tests' config is untouched."""
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("database")
+    client.secrets.database.configure(
+        name="pgre",
+        plugin_name="postgresql-database-plugin",
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{pg.port}/postgres?sslmode=disable",
+        username=pg.user,
+        password=pg.password,
+        allowed_roles=[ROLE],
+    )
+    client.secrets.database.create_role(
+        name=ROLE,
+        db_name="pgre",
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+            "VALID UNTIL '{{expiration}}';"
+        ],
+        default_ttl="8s",
+        max_ttl="12s",
+    )
+
+
+def test_replaced_database_credentials_reach_the_container_before_the_old_expire(
+    openbao: OpenBaoServer,
+    postgres: PostgresCluster,
+    docker_engine: DockerEngine,
+    busybox_image: str,
+    vaultside_server: VaultsideServerFactory,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the volume plugin mounts tmpfs: needs root")
+    setup_role(openbao, postgres)
+    root = vaultside_server.root
+    (root / "bao.token").write_text(openbao.root_token)
+    server = vaultside_server(
+        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
+        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(root / "bao.token"),
+    )
+    make_token(
+        server, "dbapp", [{"path": f"broker/corp/database/creds/{ROLE}", "capabilities": ["read"]}],
+        root / "db.token",
+    )  # fmt: skip
+    (root / "roles.toml").write_text('[roles.db]\ntoken_file = "db.token"\n')
+    name = f"vaultside-test-{secrets.token_hex(4)}"
+    socket = Path("/run/docker/plugins") / f"{name}.sock"
+    env = {k: v for k, v in docker_engine.env.items() if not k.startswith("VAULTSIDE_")}
+    env |= {
+        "VAULTSIDE_ADDR": server.addr,
+        "VAULTSIDE_DATA_DIR": str(root / "plugin"),
+        "VAULTSIDE_INJECT__STATE_DIR": str(root / "plugin" / "state"),
+        "VAULTSIDE_ROTATION__REDELIVER_INTERVAL": "0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [
+        sys.executable, "-m", "vaultside", "plugin", "--name", name,
+        "--roles", str(root / "roles.toml"), "--mount-root", str(root / "mounts"),
+        "--docker-host", docker_engine.base_url,
+    ]  # fmt: skip
+    plugin_log = root / "plugin.log"
+    plugin = spawn(argv, plugin_log, env=env, cwd=root)
+    volume, container = f"v{secrets.token_hex(4)}", f"leased-{secrets.token_hex(4)}"
+
+    def docker(*args: str) -> str:
+        res = subprocess.run(
+            ["docker", *args], env=docker_engine.env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    def held() -> dict[str, str]:
+        out = docker("exec", container, "sh", "-c", "cat /run/secrets/username; echo;"
+                     " cat /run/secrets/password")  # fmt: skip
+        user, _, password = out.partition("\n")
+        return {"username": user, "password": password}
+
+    try:
+        wait_until(socket.is_socket, timeout=30, what="plugin", proc=plugin, log_path=plugin_log)
+        opts = [
+            f"secret.username={REF}#username", f"secret.password={REF}#password",
+            "uid=1000", "gid=1000",
+        ]  # fmt: skip
+        mount = ",".join(
+            ["type=volume", f"volume-driver={name}", f"src={volume}", "dst=/run/secrets"]
+            + [f"volume-opt={o}" for o in opts]
+        )
+        docker(
+            "run", "-d", "--name", container, "--network", "none", *SAFE,
+            "--label", "vaultside.role=db", "--mount", mount, busybox_image,
+            "sh", "-c", "while true; do sleep 1; done",
+        )  # fmt: skip
+        first = held()
+        mounted_at = time.monotonic()
+        assert first["username"] and asyncio.run(can_connect(postgres, first))
+
+        deadline = mounted_at + 30
+        while (now := held())["username"] == first["username"]:
+            assert time.monotonic() < deadline, "the replaced credentials never arrived"
+            time.sleep(0.05)
+        # The old lease (12 s max TTL) must still work: the new credentials came ahead of it.
+        assert asyncio.run(can_connect(postgres, first)), time.monotonic() - mounted_at
+        assert now["password"] != first["password"]
+        assert asyncio.run(can_connect(postgres, now))
+        mode = docker("exec", container, "stat", "-c", "%a %u", "/run/secrets/password").split()
+        assert mode == ["400", "1000"]
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], env=docker_engine.env,
+                       capture_output=True, timeout=60, check=False)  # fmt: skip
+        subprocess.run(["docker", "volume", "rm", "-f", volume], env=docker_engine.env,
+                       capture_output=True, timeout=60, check=False)  # fmt: skip
+        terminate(plugin, grace=10)
+        socket.unlink(missing_ok=True)
+    text = plugin_log.read_text() + server.output()
+    assert first["password"] not in text and now["password"] not in text

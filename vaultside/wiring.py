@@ -242,4 +242,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         concurrency=settings.rotation.concurrency,
     )
     services.components.append(services.rotation)
+    if settings.inject.plugin_in_server:
+        from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used
+
+        services.components.append(EmbeddedPlugin(settings, clock=clock))
     return services

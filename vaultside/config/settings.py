@@ -117,7 +117,7 @@ class AdmissionSettings(BaseModel):
 
 
 class InjectSettings(BaseModel):
-    """The Docker volume plugin (``vaultside plugin``) and its admission policy."""
+    """The Docker volume plugin (``vaultside plugin`` or in ``serve``) and its admission."""
 
     plugin_name: str = Field(default="vaultside", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     plugin_socket_dir: Path = Path("/run/docker/plugins")
@@ -128,6 +128,10 @@ class InjectSettings(BaseModel):
     docker_data_root: Path | None = None
     audit_file: Path = Path("inject-audit.log")
     admission: AdmissionSettings = AdmissionSettings()
+    # Run the plugin (and re-delivery) inside ``serve`` instead of ``vaultside plugin``.
+    plugin_in_server: bool = False
+    # The API URL that in-server plugin uses; default: derived from server.listen/unix_socket.
+    server_addr: str | None = None
 
 
 class RotationSettings(BaseModel):

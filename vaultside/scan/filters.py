@@ -7,6 +7,8 @@ and reference filters; entropy-tested ``generic`` rules go through all of them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import posixpath
 import re
 from collections.abc import Sequence
@@ -86,6 +88,10 @@ _PREFIXED_HASH = re.compile(r"^(?:sha(?:1|224|256|384|512)|md5|blake2b?)[-:=]", 
 _CRYPT_HASH = re.compile(r"^\$(?:2[abxy]?|5|6|argon2(?:id|i|d)|scrypt|pbkdf2[-_a-z0-9]*)\$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z_$]*(?:[.\-][A-Za-z_$]+)*(?:\(\))?$")
+# ``exports2.STRICT_TOKEN.concat``, ``line_js_1.tokenize``: dotted names are code, digits or not
+_DOTTED_NAME = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$")
+_CONSTANT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY)[A-Z0-9_]*$")
+_B64_TEXT = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 _PUBLIC_MARKERS = (
     b"BEGIN CERTIFICATE",
     b"PUBLIC KEY",
@@ -125,6 +131,19 @@ def _line_of(data: bytes, start: int) -> bytes:
     return data[lo : hi if hi >= 0 else min(len(data), start + 4096)]
 
 
+def _decodes_to_placeholder(value: str) -> bool:
+    """Base64 of prose such as ``not my real password`` (documentation, not a credential)."""
+    if len(value) % 4 or not _B64_TEXT.match(value):
+        return False
+    try:
+        text = base64.b64decode(value, validate=True).decode("ascii").lower()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    if not text.isprintable() or " " not in text:
+        return False
+    return any(p in text for p in (*_PLACEHOLDER_PARTS, "password", "secret", "real", "token"))
+
+
 class PlaceholderFilter:
     """Placeholders, documentation examples and repeated characters."""
 
@@ -134,9 +153,11 @@ class PlaceholderFilter:
         low = value.lower()
         if value in _DOCUMENTED_EXAMPLES or low in _PLACEHOLDER_WORDS:
             return True
-        if any(p in low for p in _PLACEHOLDER_PARTS):
+        if any(p in low for p in _PLACEHOLDER_PARTS) or _CONSTANT_NAME.match(value):
             return True
-        return len(set(value)) <= 3
+        if len(set(value)) <= 3:
+            return True
+        return _decodes_to_placeholder(value)
 
 
 class ReferenceFilter:
@@ -164,6 +185,8 @@ class GenericValueFilter:
             or _CRYPT_HASH.match(value)
             or _UUID.match(value)
             or _IDENTIFIER.match(value)
+            or _DOTTED_NAME.match(value)
+            or "%20" in value
         ):
             return True
         if value[0] in ":.=>-*&|/" or "::" in value or "->" in value:

@@ -53,7 +53,10 @@ LOC = Location("path", "t", "app/config")
         ("xxxxxxxxxxxxxxxx", True),
         ("aaaaaaaaaaaa", True),
         ("password", True),
+        ("MYTOKEN1", True),
+        ("bm90IG15IHJlYWwgcGFzc3dvcmQ=", True),  # base64 of "not my real password"
         ("k9Qz2LmP4xWv8RtY", False),
+        ("X7K2P9Q4ZLM3", False),
     ],
 )
 def test_placeholder_filter(value: str, rejected: bool) -> None:
@@ -87,6 +90,9 @@ def test_reference_filter(value: str, rejected: bool) -> None:
         ("this.state.token", True),
         ("getToken", True),
         (":_Stop_state_ref", True),
+        ("exports2.STRICT_TOKEN.concat", True),
+        ("line_js_1.tokenize", True),
+        ("Root%20CA%20Certificates", True),
         ("std::string2", True),
         ("/run/secrets/db", True),
         ("AAAAB3NzaC1yc2EAAAADAQABAAABAQ", True),

@@ -214,3 +214,16 @@ def test_not_an_archive_is_a_clear_error(tmp_path: Path, content: bytes) -> None
     path.write_bytes(content)
     with pytest.raises(ArchiveError):
         Scanner().scan([ImageArchiveSource(path)])
+
+
+def test_archive_cut_at_a_member_boundary_is_truncated(
+    tmp_path: Path, planted: dict[str, str]
+) -> None:
+    path = tmp_path / "image.tar"
+    docker_save(spec_for(planted), path)
+    with tarfile.open(path) as tf:
+        last = tf.getmembers()[-1]  # manifest.json
+    bad = tmp_path / "cut.tar"
+    bad.write_bytes(path.read_bytes()[: last.offset])  # everything before its header
+    with pytest.raises(ArchiveError, match="truncated"):
+        Scanner().scan([ImageArchiveSource(bad)])

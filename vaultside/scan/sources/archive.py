@@ -76,6 +76,19 @@ class Counting(io.RawIOBase):
         return len(data)
 
 
+def _forget_members(tf: tarfile.TarFile) -> None:
+    """Drop the TarInfo list tarfile keeps growing while iterating (iteration does not need it)."""
+    tf.members = []  # type: ignore[attr-defined]
+
+
+def _can_seek(f: IO[bytes]) -> bool:
+    """True for a member of an archive opened with random access (not a stream)."""
+    try:
+        return f.seekable()
+    except AttributeError:  # tarfile's stream objects do not even say no
+        return False
+
+
 def _norm(name: str) -> str:
     return posixpath.normpath("/" + name.lstrip("./")).lstrip("/")
 
@@ -109,6 +122,8 @@ class ImageArchiveSource:
         self._images = self._resolve()
         if not self._images and not self._layers and stats.files == 0:
             stats.warn(f"{self.target}: no image and no files found")
+        elif not self._images and self._layers:
+            stats.warn(f"{self.target}: layers without a manifest (truncated?): no attribution")
         for img in self._images:
             yield from self._config_chunks(img)
 
@@ -125,6 +140,11 @@ class ImageArchiveSource:
         try:
             if isinstance(self._opener, Path):
                 stats.bytes_total = self._opener.stat().st_size
+                if is_tar(read_head(raw, 512)):
+                    raw.seek(0)
+                    yield from self._seekable(raw, stats)
+                    return
+                raw.seek(0)
             counted = io.BufferedReader(Counting(raw, stats), BLOCK)
             head = read_head(counted, 512)
             kind = archive_kind(head)
@@ -137,6 +157,7 @@ class ImageArchiveSource:
                 raise ArchiveError(f"{self.target} is not a tar archive (docker save or OCI)")
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 for member in tf:
+                    _forget_members(tf)  # keep memory flat on archives with many members
                     if not member.isfile():
                         continue
                     fobj = tf.extractfile(member)
@@ -151,6 +172,23 @@ class ImageArchiveSource:
         finally:
             if own:
                 raw.close()
+
+    def _seekable(self, raw: IO[bytes], stats: ScanStats) -> Iterator[Chunk]:
+        """An uncompressed tar on disk: random access, no stream copies (the fast path)."""
+        with tarfile.open(fileobj=raw, mode="r:") as tf:
+            for member in tf:
+                _forget_members(tf)
+                stats.bytes_read = member.offset_data + member.size
+                if not member.isfile():
+                    continue
+                fobj = tf.extractfile(member)
+                if fobj is not None:
+                    yield from self._member(_norm(member.name), member.size, fobj, stats)
+            raw.seek(tf.offset)
+            if len(raw.read(1024)) < 1024:
+                # tarfile stops quietly when a header is cut off; a complete archive ends
+                # with two zero blocks after the last member.
+                raise ArchiveError(f"{self.target} is truncated (no end-of-archive marker)")
 
     def _directory(self, root: Path, stats: ScanStats) -> Iterator[Chunk]:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
@@ -197,6 +235,11 @@ class ImageArchiveSource:
         layer = self._layers.setdefault(key, _Layer())
         head = read_head(fobj, 512)
         kind = archive_kind(head)
+        if kind == "tar" and _can_seek(fobj):
+            fobj.seek(0)
+            with tarfile.open(fileobj=fobj, mode="r:") as tf:
+                yield from self._layer_members(tf, key, layer, stats)
+            return
         stream: IO[bytes] = io.BufferedReader(Prefixed(head, fobj), BLOCK)
         if kind in ("gzip", "zstd"):
             stream = decompressed(kind, stream)
@@ -204,26 +247,32 @@ class ImageArchiveSource:
             stats.warn(f"{self.target}: layer {key} is not a tar stream")
             return
         with tarfile.open(fileobj=stream, mode="r|") as tf:
-            for member in tf:
-                path = _norm(member.name)
-                base = posixpath.basename(path)
-                if base == _OPAQUE:
-                    layer.opaque.add(posixpath.dirname(path))
-                    continue
-                if base.startswith(_WHITEOUT):
-                    layer.whiteouts.add(posixpath.join(posixpath.dirname(path), base[4:]))
-                    continue
-                if not member.isfile():
-                    continue
-                layer.files.add(path)
-                fobj2 = tf.extractfile(member)
-                if fobj2 is None:
-                    continue
-                loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
-                yield from file_chunks(fobj2, loc, stats, self.limits)
+            yield from self._layer_members(tf, key, layer, stats)
         # Drain what tarfile left unread (end-of-archive padding) so the outer stream stays aligned.
         while stream.read(BLOCK):
             pass
+
+    def _layer_members(
+        self, tf: tarfile.TarFile, key: str, layer: _Layer, stats: ScanStats
+    ) -> Iterator[Chunk]:
+        for member in tf:
+            _forget_members(tf)  # keep memory flat on layers with many files
+            path = _norm(member.name)
+            base = posixpath.basename(path)
+            if base == _OPAQUE:
+                layer.opaque.add(posixpath.dirname(path))
+                continue
+            if base.startswith(_WHITEOUT):
+                layer.whiteouts.add(posixpath.join(posixpath.dirname(path), base[4:]))
+                continue
+            if not member.isfile():
+                continue
+            layer.files.add(path)
+            fobj = tf.extractfile(member)
+            if fobj is None:
+                continue
+            loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
+            yield from file_chunks(fobj, loc, stats, self.limits)
 
     # -- making sense of it ------------------------------------------------------------------
     def _blob(self, digest: str) -> object:

@@ -11,14 +11,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from vaultside import errors
-from vaultside.cli.render import exit_code_for, fail, run_client
-from vaultside.client import VaultsideClient
 from vaultside.scan.base import ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import rules_with_custom
@@ -77,6 +74,13 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _fail(exc: errors.VaultsideError) -> NoReturn:
+    # Imported here: the client stack (aiohttp) is only needed on error or --known-from-server.
+    from vaultside.cli.render import exit_code_for, fail
+
+    fail("; ".join(exc.public_messages()), exit_code_for(exc))
+
+
 def _known(index_file: Path | None, from_server: bool) -> KnownValueIndex | None:
     if index_file is not None:
         try:
@@ -84,6 +88,8 @@ def _known(index_file: Path | None, from_server: bool) -> KnownValueIndex | None
         except ValueError as exc:
             raise errors.InvalidRequestError(f"{index_file}: not JSON") from exc
     if from_server:
+        from vaultside.cli.render import run_client
+        from vaultside.client import VaultsideClient
 
         async def fetch(client: VaultsideClient) -> dict[str, Any]:
             _status, body, _h = await client.request("GET", "scans/known-index")
@@ -103,6 +109,14 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         )
         show = opts["progress"] if opts["progress"] is not None else sys.stderr.isatty()
         if show:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
             with Progress(
                 TextColumn("scanning"),
                 BarColumn(),
@@ -127,9 +141,10 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         else:
             result = scanner.scan(sources)
     except errors.VaultsideError as exc:
-        fail("; ".join(exc.public_messages()), exit_code_for(exc))
+        _fail(exc)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
     for w in result.stats.warnings[:20]:
         click.echo(f"warning: {w}", err=True)
     if opts["write_baseline"] is not None:
@@ -160,7 +175,7 @@ def _docker(docker_host: str | None) -> Any:
     try:
         return docker_client(docker_host)
     except errors.VaultsideError as exc:
-        fail(exc.message, exit_code_for(exc))
+        _fail(exc)
 
 
 @click.group("scan")

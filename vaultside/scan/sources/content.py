@@ -126,9 +126,9 @@ def text_chunks(head: bytes, f: IO[bytes], loc: Location, stats: ScanStats) -> I
         if piece:
             stats.bytes_scanned += len(piece)
             yield Chunk(piece, loc, line)
-            line += piece.count(b"\n")
         if not more:
             return
+        line += piece.count(b"\n")
 
 
 def file_chunks(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import posixpath
 import tarfile
 from collections.abc import Iterator
@@ -27,13 +28,16 @@ from vaultside.scan.sources.content import (
     Limits,
     Prefixed,
     archive_kind,
+    bytes_chunks,
     decompressed,
     file_chunks,
     is_tar,
     read_head,
 )
+from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, entries
 
 _MAX_JSON = 8 * 1024 * 1024
+_INLINE = BLOCK  # layer files up to this size are read with one pread
 _META_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories"})
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
@@ -174,21 +178,52 @@ class ImageArchiveSource:
                 raw.close()
 
     def _seekable(self, raw: IO[bytes], stats: ScanStats) -> Iterator[Chunk]:
-        """An uncompressed tar on disk: random access, no stream copies (the fast path)."""
-        with tarfile.open(fileobj=raw, mode="r:") as tf:
-            for member in tf:
-                _forget_members(tf)
-                stats.bytes_read = member.offset_data + member.size
-                if not member.isfile():
+        """An uncompressed tar on disk: headers and data read with ``pread`` (the fast path)."""
+        fd = raw.fileno()
+        size = os.fstat(fd).st_size
+        try:
+            for entry in entries(fd, 0, size):
+                stats.bytes_read = entry.offset + entry.size
+                if not entry.is_file:
                     continue
-                fobj = tf.extractfile(member)
-                if fobj is not None:
-                    yield from self._member(_norm(member.name), member.size, fobj, stats)
-            raw.seek(tf.offset)
-            if len(raw.read(1024)) < 1024:
-                # tarfile stops quietly when a header is cut off; a complete archive ends
-                # with two zero blocks after the last member.
-                raise ArchiveError(f"{self.target} is truncated (no end-of-archive marker)")
+                name = _norm(entry.name)
+                if name.endswith("/layer.tar") or (name.startswith("blobs/") and entry.size > 512):
+                    head = os.pread(fd, 512, entry.offset)
+                    if is_tar(head):
+                        yield from self._plain_layer(fd, name, entry, stats)
+                        continue
+                section = io.BufferedReader(Section(fd, entry.offset, entry.size), BLOCK)
+                yield from self._member(name, entry.size, section, stats)
+        except TarFormatError as exc:
+            raise ArchiveError(f"{self.target} is corrupt or truncated ({exc})") from exc
+
+    def _plain_layer(
+        self, fd: int, key: str, layer_entry: Entry, stats: ScanStats
+    ) -> Iterator[Chunk]:
+        stats.layers += 1
+        layer = self._layers.setdefault(key, _Layer())
+        end = layer_entry.offset + layer_entry.size
+        for entry in entries(fd, layer_entry.offset, end):
+            path = _norm(entry.name)
+            base = posixpath.basename(path)
+            if base == _OPAQUE:
+                layer.opaque.add(posixpath.dirname(path))
+                continue
+            if base.startswith(_WHITEOUT):
+                layer.whiteouts.add(posixpath.join(posixpath.dirname(path), base[4:]))
+                continue
+            if not entry.is_file:
+                continue
+            layer.files.add(path)
+            loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
+            if entry.size <= _INLINE:
+                data = os.pread(fd, entry.size, entry.offset)
+                if len(data) < entry.size:
+                    raise TarFormatError("unexpected end of data")
+                yield from bytes_chunks(data, loc, stats, self.limits)
+            else:
+                section = io.BufferedReader(Section(fd, entry.offset, entry.size), BLOCK)
+                yield from file_chunks(section, loc, stats, self.limits)
 
     def _directory(self, root: Path, stats: ScanStats) -> Iterator[Chunk]:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):

@@ -131,6 +131,23 @@ def text_chunks(head: bytes, f: IO[bytes], loc: Location, stats: ScanStats) -> I
         line += piece.count(b"\n")
 
 
+def bytes_chunks(
+    data: bytes, loc: Location, stats: ScanStats, limits: Limits, depth: int = 0
+) -> Iterator[Chunk]:
+    """Like ``file_chunks`` for a file already in memory (no stream copies)."""
+    head = data[:SNIFF]
+    if archive_kind(head) is not None or len(data) > BLOCK:
+        yield from file_chunks(io.BytesIO(data), loc, stats, limits, depth)
+        return
+    stats.files += 1
+    if b"\0" in head:
+        stats.binary_skipped += 1
+        return
+    if data:
+        stats.bytes_scanned += len(data)
+        yield Chunk(data, loc, 1)
+
+
 def file_chunks(
     f: IO[bytes], loc: Location, stats: ScanStats, limits: Limits, depth: int = 0
 ) -> Iterator[Chunk]:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Chunk, Finding, Location, ScanStats
-from vaultside.scan.sources.content import ARCHIVE_ERRORS, Limits, file_chunks
+from vaultside.scan.sources.content import (
+    ARCHIVE_ERRORS,
+    BLOCK,
+    Limits,
+    bytes_chunks,
+    file_chunks,
+)
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 
@@ -40,8 +46,12 @@ class PathSource:
             loc = Location(kind="path", target=str(self.root), path=rel)
             try:
                 with p.open("rb") as f:
-                    stats.bytes_read += p.stat().st_size
-                    yield from file_chunks(f, loc, stats, self.limits)
+                    size = os.fstat(f.fileno()).st_size
+                    stats.bytes_read += size
+                    if size <= BLOCK:
+                        yield from bytes_chunks(f.read(), loc, stats, self.limits)
+                    else:
+                        yield from file_chunks(f, loc, stats, self.limits)
             except PermissionError:
                 stats.warn(f"{p}: permission denied, skipped")
             except ARCHIVE_ERRORS as exc:

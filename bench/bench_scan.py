@@ -380,6 +380,10 @@ def main() -> None:
     ap.add_argument("--rss-only-mb", type=int, help="only vaultside's peak RSS, on this size")
     ap.add_argument("--keep", type=Path, help="build in this directory and keep it")
     args = ap.parse_args()
+    for peer in ("kingfisher", "betterleaks", "detect-secrets"):
+        if not (VENV_BIN / peer).exists() and peer not in args.skip:
+            print(f"{peer} is not installed (pip install -e '.[bench]'): left out")
+            args.skip.append(peer)
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-scan-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -292,6 +292,7 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             "https://user@example.org/path",
             "postgres://app:changeme@localhost/app",
             "postgres://db.internal:5432/app",
+            "amqp://guest:guest@localhost:5672/",
         ],
     ),
     "http-basic-auth-header": _simple(

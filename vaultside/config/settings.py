@@ -101,6 +101,8 @@ class BrokerSettings(BaseModel):
     cache_ttls: dict[str, float] = {}
     max_staleness: float = Field(default=300.0, ge=0)
     renew_fraction: float = Field(default=2 / 3, gt=0, lt=1)
+    # Several servers: the lease-renewal leader's storage lease; followers re-read every third.
+    lease_lock_ttl: float = Field(default=15.0, gt=0)
 
 
 class AdmissionSettings(BaseModel):

@@ -4,152 +4,73 @@ Each lease is renewed at ``renew_fraction`` (about two thirds) of its remaining 
 renewal grants less than asked, the lease has hit its max TTL and cannot be extended: new
 credentials are then issued ahead of expiry (at ``renew_fraction`` of what is left) and handed
 to every subscriber's callback; the old lease expires on its own upstream. A lease whose
-last subscriber unsubscribes is revoked. A lease nobody subscribed to (plain API reads) is kept
-renewed until its max TTL; then it is replaced ahead of expiry too if it was read again since
-it was issued (a consumer polling ``/v1/resolve``, like the volume plugin's re-delivery loop,
-gets the new credentials on its next read while the old ones still work), and otherwise
-dropped at expiry, not replaced.
-
-Persistence: every lease, credentials included, is written through the injected
-``StorageBackend`` and picked up again by ``load`` after a restart.
+last subscriber (on any server) unsubscribes is revoked. A lease nobody subscribed to (plain
+API reads) is kept renewed until its max TTL; then it is replaced ahead of expiry too if it
+was read again since it was issued (a consumer polling ``/v1/resolve``, like the volume
+plugin's re-delivery loop, gets the new credentials on its next read while the old ones
+still work), and otherwise dropped at expiry, not replaced.
+Several servers on one storage coordinate through ``LeaseSync`` (``lease_sync.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
-from typing import Protocol
 
-from prometheus_client import Counter
-
-from vaultside.broker.vault import UpstreamSecret
-from vaultside.clock import Clock
-from vaultside.errors import NotFoundError, UpstreamError, UpstreamUnavailableError, VaultsideError
-from vaultside.storage.base import StorageBackend
+from vaultside.broker.lease_store import Lease as Lease
+from vaultside.broker.lease_sync import LEASE_EVENTS, LeaseSync
+from vaultside.broker.lease_sync import LeaseUpstream as LeaseUpstream
+from vaultside.broker.lease_sync import Subscriber as Subscriber
+from vaultside.broker.lease_sync import Subscription as Subscription
+from vaultside.errors import (
+    ConflictError,
+    NotFoundError,
+    UpstreamError,
+    UpstreamUnavailableError,
+    VaultsideError,
+)
 
 log = logging.getLogger(__name__)
 
-LEASE_EVENTS = Counter(
-    "vaultside_broker_lease_events_total",
-    "Lease lifecycle events (issued, renewed, replaced, revoked, lost, expired)",
-    ["broker", "event"],
-)
 
-
-class LeaseUpstream(Protocol):
-    """What the lease manager needs from a broker (already authenticated)."""
-
-    async def issue(self, key: str) -> UpstreamSecret:
-        """Read ``<mount>/<path>`` again, which issues fresh credentials and a new lease."""
-        ...
-
-    async def renew(self, lease_id: str, increment: float) -> tuple[float, bool]:
-        """Renew; returns (granted seconds, renewable)."""
-        ...
-
-    async def revoke(self, lease_id: str) -> None:
-        """Revoke the lease upstream."""
-        ...
-
-
-@dataclass(slots=True)
-class Lease:
-    """One held lease. ``repr`` never shows ``data``."""
-
-    key: str
-    lease_id: str
-    data: dict[str, str] = field(repr=False)
-    duration: float
-    renewable: bool
-    issued_at: float
-    expires_at: float
-    capped: bool = False
-    generation: int = 1
-
-
-Subscriber = Callable[[Lease], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class Subscription:
-    """A consumer's interest in a lease; ``LeaseManager.unsubscribe`` ends it."""
-
-    key: str
-    callback: Subscriber
-    id: int
-
-
-class LeaseManager:
+class LeaseManager(LeaseSync):
     """Holds, renews, replaces, persists and revokes the leases of one broker."""
 
-    def __init__(
-        self,
-        broker: str,
-        upstream: LeaseUpstream,
-        storage: StorageBackend,
-        clock: Clock,
-        *,
-        renew_fraction: float = 2 / 3,
-        retry_interval: float = 2.0,
-    ) -> None:
-        self._broker = broker
-        self._upstream = upstream
-        self._storage = storage
-        self._clock = clock
-        self._fraction = renew_fraction
-        self._retry = retry_interval
-        self._leases: dict[str, Lease] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._subs: dict[str, dict[int, Subscription]] = {}
-        self._inflight: dict[str, asyncio.Task[Lease]] = {}
-        # Keys whose current lease was read again after it was issued: still in use.
-        self._read_again: set[str] = set()
-        self._next_sub = 0
-        self._closed = False
-
-    def _storage_key(self, key: str) -> str:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        return f"broker/{self._broker}/leases/{digest}"
-
-    def current(self, key: str) -> Lease | None:
-        """The held lease for ``key`` if it has not expired."""
-        lease = self._leases.get(key)
-        if lease is None or lease.expires_at <= self._clock.now():
-            return None
-        return lease
-
-    def leases(self) -> list[Lease]:
-        """Every held lease."""
-        return list(self._leases.values())
-
     async def acquire(self, key: str) -> Lease:
-        """The current lease for ``key``, issuing one (single flight) if none is held."""
+        """The current lease for ``key``: held, stored by another server, or issued once."""
+        await self._ensure_started()
         lease = self.current(key)
         if lease is not None:
-            self._read_again.add(key)
+            await self._mark_read(key, lease)
             return lease
+        return await self._obtain(key)
+
+    async def _obtain(self, key: str) -> Lease:
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._issue_once(key))
+            task = asyncio.get_running_loop().create_task(self._obtain_once(key))
             self._inflight[key] = task
         return await asyncio.shield(task)
 
-    async def _issue_once(self, key: str) -> Lease:
+    async def _obtain_once(self, key: str) -> Lease:
         try:
-            return await self._issue(key)
+            stored, rev = await self._store.read(key)
+            if stored is not None and stored.expires_at > self._clock.now():
+                await self._adopt(stored, rev)
+                return stored
+            return await self._issue(key, rev, (stored.generation + 1) if stored else 1)
         finally:
             self._inflight.pop(key, None)
 
-    def subscribe(self, key: str, callback: Subscriber) -> Subscription:
+    async def subscribe(self, key: str, callback: Subscriber) -> Subscription:
         """Call ``callback`` with the new lease whenever ``key``'s credentials are replaced."""
         self._next_sub += 1
         sub = Subscription(key, callback, self._next_sub)
+        first = not self._subs.get(key)
         self._subs.setdefault(key, {})[sub.id] = sub
+        if first:
+            await self._put_interest(key)
         lease = self._leases.get(key)
         if lease is not None and (lease.capped or not lease.renewable):
             # Its task may be waiting to let it lapse unreplaced: reschedule a replacement.
@@ -157,17 +78,24 @@ class LeaseManager:
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        """End a subscription; the last one leaving revokes the lease."""
+        """End a subscription; the last one leaving on every server revokes the lease."""
         subs = self._subs.get(sub.key, {})
         subs.pop(sub.id, None)
-        if not subs:
-            self._subs.pop(sub.key, None)
-            await self.revoke(sub.key)
+        if subs:
+            return
+        self._subs.pop(sub.key, None)
+        await self._store.drop_interest(sub.key)
+        self._read_marked.pop(sub.key, None)
+        if (await self._store.interest_elsewhere(sub.key)).subscribed:
+            log.info("broker_lease_kept_for_other_servers", extra={"broker": self._broker})
+            return
+        await self.revoke(sub.key)
 
     async def revoke(self, key: str) -> None:
         """Revoke ``key``'s lease upstream and forget it."""
         lease = self._leases.pop(key, None)
         self._read_again.discard(key)
+        self._revs.pop(key, None)
         task = self._tasks.pop(key, None)
         if task is not None:
             task.cancel()
@@ -184,43 +112,39 @@ class LeaseManager:
                 "broker_lease_revoke_failed", extra={"broker": self._broker, "error": exc.message}
             )
         finally:
-            await self._storage.delete(self._storage_key(key))
+            stored, rev = await self._store.read(key)
+            if stored is not None and stored.lease_id == lease.lease_id:
+                with contextlib.suppress(ConflictError):
+                    await self._store.delete(key, rev)
 
     async def load(self) -> int:
-        """Pick up persisted leases after a restart; returns how many are held again."""
-        now = self._clock.now()
-        count = 0
-        for skey in await self._storage.list(f"broker/{self._broker}/leases/"):
-            record = await self._storage.get(skey)
-            if record is None:
-                continue
-            lease = Lease(**json.loads(record.value))
-            if lease.expires_at <= now:
-                await self._storage.delete(skey)
-                LEASE_EVENTS.labels(self._broker, "expired").inc()
-                continue
-            self._leases[lease.key] = lease
-            self._start(lease.key)
-            count += 1
-        return count
+        """Take part in coordination and pick up stored leases; returns how many are held."""
+        await self._ensure_started()
+        return len(self._leases)
 
     async def close(self) -> None:
-        """Stop renewal tasks (leases stay valid upstream and persisted for the next start)."""
+        """Stop background work (leases stay valid upstream and persisted for the next start)."""
         self._closed = True
         tasks = list(self._tasks.values())
         self._tasks.clear()
+        if self._loop is not None:
+            tasks.append(self._loop)
+            self._loop = None
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.leader:
+            self.leader = False
+            try:
+                await self._store.unlock()
+            except Exception:
+                log.warning("broker_lease_leader_unlock_failed", extra={"broker": self._broker})
 
-    async def _persist(self, lease: Lease) -> None:
-        # SECURITY: the record holds credentials; the storage given here must be the barrier
-        # (which encrypts), never a raw backend.
-        await self._storage.put(self._storage_key(lease.key), json.dumps(asdict(lease)).encode())
+    # --- the leader's work ----------------------------------------------------------------------
 
-    async def _issue(self, key: str, generation: int = 1) -> Lease:
+    async def _issue(self, key: str, expect_revision: int | None, generation: int) -> Lease:
         secret = await self._upstream.issue(key)
         if not secret.lease_id or secret.lease_duration <= 0:
             raise UpstreamError(f"broker {self._broker!r}: {key} did not issue a lease")
@@ -235,9 +159,20 @@ class LeaseManager:
             expires_at=now + secret.lease_duration,
             generation=generation,
         )
+        try:
+            rev = await self._store.write(lease, expect_revision)
+        except ConflictError:
+            # Another server installed a lease first: serve theirs, give ours back.
+            with contextlib.suppress(VaultsideError):
+                await self._upstream.revoke(lease.lease_id)
+            stored, rev = await self._store.read(key)
+            if stored is None:
+                raise
+            await self._adopt(stored, rev)
+            return stored
         self._leases[key] = lease
+        self._revs[key] = rev
         self._read_again.discard(key)
-        await self._persist(lease)
         LEASE_EVENTS.labels(self._broker, "issued").inc()
         self._start(key)
         return lease
@@ -246,7 +181,7 @@ class LeaseManager:
         old = self._tasks.pop(key, None)
         if old is not None and old is not asyncio.current_task():
             old.cancel()
-        if not self._closed:
+        if self.leader and not self._closed:
             self._tasks[key] = asyncio.get_running_loop().create_task(self._maintain(key))
 
     async def _maintain(self, key: str) -> None:
@@ -259,7 +194,7 @@ class LeaseManager:
                 left = lease.expires_at - self._clock.now()
                 await self._clock.sleep(max(0.0, left * self._fraction))
             retrying = False
-            if self._leases.get(key) is not lease:
+            if self._leases.get(key) is not lease or not await self._still_leader():
                 return
             try:
                 if lease.capped or not lease.renewable:
@@ -290,7 +225,13 @@ class LeaseManager:
         lease.renewable = renewable
         if granted < lease.duration - 1:
             lease.capped = True  # the upstream capped us at the max TTL
-        await self._persist(lease)
+        try:
+            self._revs[lease.key] = await self._store.write(lease, self._revs.get(lease.key))
+        except ConflictError:
+            stored, rev = await self._store.read(lease.key)
+            if stored is not None:
+                await self._adopt(stored, rev)
+            return
         LEASE_EVENTS.labels(self._broker, "renewed").inc()
 
     async def _retry_later(self, lease: Lease, exc: UpstreamUnavailableError) -> bool:
@@ -309,21 +250,33 @@ class LeaseManager:
         await self._clock.sleep(min(self._retry, left / 2))
         return True
 
+    async def _wanted(self, lease: Lease) -> bool:
+        """Subscribed or read again on this server, or on any other (interest records)."""
+        if self._subs.get(lease.key) or lease.key in self._read_again:
+            return True
+        interest = await self._store.interest_elsewhere(lease.key)
+        return interest.subscribed or lease.lease_id in interest.read
+
     async def _replace_or_drop(self, lease: Lease) -> None:
         key = lease.key
-        if not self._subs.get(key) and key not in self._read_again:
-            # Nobody to hand new credentials to: keep the old until it expires, then forget.
+        while not await self._wanted(lease):
+            # Nobody to hand new credentials to yet: look again until it expires, then forget.
             left = lease.expires_at - self._clock.now()
-            if left > 0:
-                await self._clock.sleep(left)
-            if self._leases.get(key) is lease:
-                self._leases.pop(key, None)
-                await self._storage.delete(self._storage_key(key))
-                LEASE_EVENTS.labels(self._broker, "expired").inc()
-            return
+            if left <= 0:
+                if self._leases.get(key) is lease and await self._still_leader():
+                    self._leases.pop(key, None)
+                    with contextlib.suppress(ConflictError):
+                        await self._store.delete(key, self._revs.pop(key, None))
+                    LEASE_EVENTS.labels(self._broker, "expired").inc()
+                return
+            await self._clock.sleep(min(left, self._lock_ttl / 3))
+            if self._leases.get(key) is not lease:
+                return
         while True:
+            if not await self._still_leader():
+                return
             try:
-                new = await self._issue(key, lease.generation + 1)
+                new = await self._issue(key, self._revs.get(key), lease.generation + 1)
                 break
             except UpstreamUnavailableError as exc:
                 left = lease.expires_at - self._clock.now()
@@ -332,9 +285,7 @@ class LeaseManager:
                     extra={"broker": self._broker, "error": exc.message},
                 )
                 await self._clock.sleep(min(self._retry, left / 2) if left > 1 else self._retry)
+        if new.lease_id == lease.lease_id or self._leases.get(key) is not new:
+            return  # another server's lease was adopted (and its subscribers told) instead
         LEASE_EVENTS.labels(self._broker, "replaced").inc()
-        for sub in list(self._subs.get(key, {}).values()):
-            try:
-                await sub.callback(new)
-            except Exception:
-                log.exception("broker_lease_subscriber_failed", extra={"broker": self._broker})
+        await self._notify(new)

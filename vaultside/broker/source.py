@@ -64,7 +64,12 @@ class Broker:
             clock, broker=name, max_staleness=settings.max_staleness
         )
         self.leases = LeaseManager(
-            name, self, storage, clock, renew_fraction=settings.renew_fraction
+            name,
+            self,
+            storage,
+            clock,
+            renew_fraction=settings.renew_fraction,
+            lock_ttl=settings.lease_lock_ttl,
         )
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
@@ -246,7 +251,7 @@ class BrokerRegistry:
         if read.kind != "dynamic":
             raise InvalidRequestError(f"{ref} is a {read.kind} secret, not a lease to watch")
         key = f"{ref.mount}/{ref.path}"
-        sub = broker.leases.subscribe(key, on_new)
+        sub = await broker.leases.subscribe(key, on_new)
         lease = broker.leases.current(key)
         if lease is None or lease.lease_id != read.lease_id:
             lease = await broker.leases.acquire(key)

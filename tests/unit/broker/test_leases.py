@@ -53,7 +53,7 @@ async def test_replaced_before_max_ttl_and_subscribers_told(
         seen.append(lease)
 
     first = await leases.acquire(KEY)
-    leases.subscribe(KEY, on_new)
+    await leases.subscribe(KEY, on_new)
     for _ in range(40):
         await clock.advance(5)
         assert leases.current(KEY) is not None
@@ -113,7 +113,7 @@ async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) 
     async def ignore(_: Lease) -> None:
         return None
 
-    a, b = leases.subscribe(KEY, ignore), leases.subscribe(KEY, ignore)
+    a, b = await leases.subscribe(KEY, ignore), await leases.subscribe(KEY, ignore)
     await leases.unsubscribe(a)
     assert engine.revoked == []
     await leases.unsubscribe(b)
@@ -179,7 +179,7 @@ async def test_lost_lease_is_replaced_for_subscribers(
     async def on_new(lease: Lease) -> None:
         seen.append(lease.lease_id)
 
-    leases.subscribe(KEY, on_new)
+    await leases.subscribe(KEY, on_new)
     del engine.leases[first.lease_id]  # revoked behind our back
     await clock.advance(41)
     assert len(seen) == 1 and seen[0] != first.lease_id
@@ -197,7 +197,7 @@ async def test_expired_during_outage_is_replaced_for_subscribers_on_recovery(
     async def on_new(lease: Lease) -> None:
         seen.append(lease.lease_id)
 
-    leases.subscribe(KEY, on_new)
+    await leases.subscribe(KEY, on_new)
     engine.down = True
     await clock.advance(90)  # renewals fail until the lease runs out
     assert seen == [] and leases.current(KEY) is None
@@ -221,7 +221,7 @@ async def test_late_subscriber_to_a_capped_lease_still_gets_a_replacement(
     async def on_new(lease: Lease) -> None:
         seen.append(lease.lease_id)
 
-    leases.subscribe(KEY, on_new)
+    await leases.subscribe(KEY, on_new)
     await asyncio.sleep(0)  # let the rescheduled task start its (fake) sleep
     await clock.advance(18)  # still before the first lease's max TTL
     assert len(seen) == 1 and seen[0] != first.lease_id
@@ -238,7 +238,7 @@ async def test_revoke_during_outage_does_not_fail_the_consumer(
     async def ignore(_: Lease) -> None:
         return None
 
-    sub = leases.subscribe(KEY, ignore)
+    sub = await leases.subscribe(KEY, ignore)
     engine.down = True
     await leases.unsubscribe(sub)
     assert leases.current(KEY) is None and storage.data == {}

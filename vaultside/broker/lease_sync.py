@@ -1,0 +1,260 @@
+"""Lease coordination between vaultside servers sharing one storage.
+
+Several servers on one storage (``LeaseStore`` holds the shared records):
+
+- Only the holder of the storage lease ``broker/<b>/lease-renewal`` (taken and renewed every
+  ``lock_ttl / 3``, re-confirmed before each renewal, replacement or drop) maintains leases.
+  A leader that dies or loses storage for ``lock_ttl`` stops; another server takes over.
+- Every server re-reads the lease records every ``lock_ttl / 3`` (and when its copy has
+  expired): it serves the leader's renewed or replaced credentials and hands replacements to
+  its own subscribers. A server finding no valid lease issues one with a revision check, so
+  of two servers issuing at once one installs its lease and the other revokes its own.
+- Subscribers and reads are recorded per server (interest records): the leader replaces a
+  capped lease if any server wants it, and the last unsubscribe revokes only when no other
+  server has live subscribers. A dead server's subscriptions lapse after ``lock_ttl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import Counter
+
+from vaultside.broker.lease_store import Lease, LeaseStore
+from vaultside.broker.vault import UpstreamSecret
+from vaultside.clock import Clock
+from vaultside.errors import ConflictError, VaultsideError
+from vaultside.storage.base import StorageBackend
+
+log = logging.getLogger("vaultside.broker.leases")
+
+LEASE_EVENTS = Counter(
+    "vaultside_broker_lease_events_total",
+    "Lease lifecycle events (issued, renewed, replaced, revoked, lost, expired)",
+    ["broker", "event"],
+)
+
+
+class LeaseUpstream(Protocol):
+    """What the lease manager needs from a broker (already authenticated)."""
+
+    async def issue(self, key: str) -> UpstreamSecret:
+        """Read ``<mount>/<path>`` again, which issues fresh credentials and a new lease."""
+        ...
+
+    async def renew(self, lease_id: str, increment: float) -> tuple[float, bool]:
+        """Renew; returns (granted seconds, renewable)."""
+        ...
+
+    async def revoke(self, lease_id: str) -> None:
+        """Revoke the lease upstream."""
+        ...
+
+
+Subscriber = Callable[[Lease], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Subscription:
+    """A consumer's interest in a lease; ``LeaseManager.unsubscribe`` ends it."""
+
+    key: str
+    callback: Subscriber
+    id: int
+
+
+class LeaseSync(ABC):
+    """A lease manager's shared state and its coordination with the other servers."""
+
+    def __init__(
+        self,
+        broker: str,
+        upstream: LeaseUpstream,
+        storage: StorageBackend,
+        clock: Clock,
+        *,
+        renew_fraction: float = 2 / 3,
+        retry_interval: float = 2.0,
+        lock_ttl: float = 15.0,
+        holder: str | None = None,
+    ) -> None:
+        self._broker = broker
+        self._upstream = upstream
+        self._clock = clock
+        self._fraction = renew_fraction
+        self._retry = retry_interval
+        self._lock_ttl = lock_ttl
+        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._store = LeaseStore(broker, storage, clock, holder)
+        self.leader = False
+        self._lock_until = 0.0
+        self._leases: dict[str, Lease] = {}
+        self._revs: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._subs: dict[str, dict[int, Subscription]] = {}
+        self._inflight: dict[str, asyncio.Task[Lease]] = {}
+        # Keys whose current lease was read again after it was issued: still in use.
+        self._read_again: set[str] = set()
+        self._read_marked: dict[str, str] = {}
+        self._next_sub = 0
+        self._loop: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def current(self, key: str) -> Lease | None:
+        """The held lease for ``key`` if it has not expired."""
+        lease = self._leases.get(key)
+        if lease is None or lease.expires_at <= self._clock.now():
+            return None
+        return lease
+
+    def leases(self) -> list[Lease]:
+        """Every held lease."""
+        return list(self._leases.values())
+
+    async def _mark_read(self, key: str, lease: Lease) -> None:
+        self._read_again.add(key)
+        if self._read_marked.get(key) != lease.lease_id:
+            # Once per lease and server: the leader replaces a capped lease someone reads.
+            self._read_marked[key] = lease.lease_id
+            await self._put_interest(key)
+
+    async def _put_interest(self, key: str) -> None:
+        await self._store.set_interest(
+            key,
+            subscribed=bool(self._subs.get(key)),
+            read=self._read_marked.get(key),
+            ttl=self._lock_ttl,
+        )
+
+    # --- coordination ---------------------------------------------------------------------------
+
+    async def _ensure_started(self) -> None:
+        if self._loop is not None or self._closed:
+            return
+        await self.tick()
+        if self._loop is None and not self._closed:
+            self._loop = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._clock.sleep(self._lock_ttl / 3)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except VaultsideError as exc:
+                log.warning(
+                    "broker_lease_sync_failed", extra={"broker": self._broker, "error": exc.message}
+                )
+                if self.leader and self._clock.now() >= self._lock_until:
+                    self._step_down()  # cut off from storage for a whole lock TTL
+            except Exception:
+                log.exception("broker_lease_sync_errored", extra={"broker": self._broker})
+
+    async def tick(self) -> None:
+        """One coordination pass: take or keep the renewal lease, heartbeat, re-read leases."""
+        await self._confirm_leader()
+        for key, subs in list(self._subs.items()):
+            if subs:
+                await self._put_interest(key)
+        await self._sync()
+
+    async def _confirm_leader(self) -> bool:
+        held = await self._store.try_lock(self._lock_ttl)
+        if held:
+            self._lock_until = self._clock.now() + self._lock_ttl
+            if not self.leader:
+                log.info("broker_lease_leader", extra={"broker": self._broker})
+            self.leader = True
+        elif self.leader:
+            self._step_down()
+        return held
+
+    def _step_down(self) -> None:
+        log.warning("broker_lease_leader_lost", extra={"broker": self._broker})
+        self.leader = False
+        current = asyncio.current_task()
+        for task in list(self._tasks.values()):
+            if task is not current:
+                task.cancel()
+        self._tasks.clear()
+
+    async def _sync(self) -> None:
+        stored = await self._store.read_all()
+        now = self._clock.now()
+        for key, (lease, rev) in stored.items():
+            if lease.expires_at <= now:
+                if self.leader and self._leases.get(key) is None:
+                    with contextlib.suppress(ConflictError):
+                        await self._store.delete(key, rev)
+                    LEASE_EVENTS.labels(self._broker, "expired").inc()
+                continue
+            local = self._leases.get(key)
+            if local is None or local.lease_id != lease.lease_id:
+                if local is None or lease.issued_at >= local.issued_at:
+                    await self._adopt(lease, rev)
+            elif rev != self._revs.get(key):
+                local.expires_at, local.renewable = lease.expires_at, lease.renewable
+                local.capped = lease.capped
+                self._revs[key] = rev
+            task = self._tasks.get(key)
+            if self.leader and key in self._leases and (task is None or task.done()):
+                self._start(key)
+        for key in [k for k in self._leases if k not in stored and k not in self._inflight]:
+            if (await self._store.read(key))[0] is None:  # revoked or dropped elsewhere
+                self._forget(key)
+                if self._subs.get(key):
+                    await self._notify(await self._obtain(key))
+
+    async def _adopt(self, lease: Lease, rev: int) -> None:
+        """Serve ``lease`` (installed by another server); tell subscribers if it is new."""
+        old = self._leases.get(lease.key)
+        self._leases[lease.key] = lease
+        self._revs[lease.key] = rev
+        if old is not None and old.lease_id != lease.lease_id:
+            self._read_again.discard(lease.key)
+            self._start(lease.key)
+            await self._notify(lease)
+        elif old is None:
+            self._start(lease.key)
+
+    def _forget(self, key: str) -> None:
+        self._leases.pop(key, None)
+        self._revs.pop(key, None)
+        self._read_again.discard(key)
+        task = self._tasks.pop(key, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _notify(self, lease: Lease) -> None:
+        for sub in list(self._subs.get(lease.key, {}).values()):
+            try:
+                await sub.callback(lease)
+            except Exception:
+                log.exception("broker_lease_subscriber_failed", extra={"broker": self._broker})
+
+    async def _still_leader(self) -> bool:
+        """Re-confirm the renewal lease before acting, so no two servers act on one lease."""
+        while self.leader:
+            try:
+                return await self._confirm_leader()
+            except VaultsideError:
+                await self._clock.sleep(self._retry)  # storage away: the run loop steps down
+        return False
+
+    @abstractmethod
+    def _start(self, key: str) -> None:
+        """(Re)start the leader's maintenance task for ``key``."""
+
+    @abstractmethod
+    async def _obtain(self, key: str) -> Lease:
+        """The stored lease for ``key``, or a new one (single flight)."""

@@ -287,6 +287,14 @@ def test_compose_end_to_end(stack: Stack) -> None:
             if other != app:
                 assert not _try(lambda o=other, a=app: st.exec(a, "nslookup", o)), (app, other)
 
+    # The agent's own health check (ready file) turns healthy: compose.example.yml overrides the
+    # image's server health check for it.
+    def agent_healthy() -> bool:
+        out = st.compose("ps", "--format", "json", "app-sidecar-agent")
+        return '"Health":"healthy"' in out.replace(" ", "")
+
+    wait_for("app-sidecar-agent healthy", agent_healthy, 60)
+
     # One rotation: PostgreSQL gets a new password, both apps get the new value.
     run = st.api("POST", "rotation/rotate/app/db")["run"]
     assert run["result"] == "ok", run

@@ -12,6 +12,7 @@ from typing import Any
 
 import docker
 import pytest
+import yaml
 
 from .services.docker_engine import DockerEngine
 from .services.process import ServiceUnavailable, free_port, remove_tree, short_tempdir
@@ -190,3 +191,34 @@ def test_stand_in_is_not_pulled(docker_engine: DockerEngine, image: str) -> None
         assert not img.attrs.get("RepoDigests"), img.tags
     with pytest.raises(docker.errors.ImageNotFound):
         docker_engine.client.images.get(pinned_base())
+
+
+def test_kubernetes_startup_probe_works_in_the_image(
+    docker_engine: DockerEngine, image: str
+) -> None:
+    manifest = Path(__file__).resolve().parents[2] / "deploy/kubernetes/example-app.yaml"
+    pod = next(d for d in yaml.safe_load_all(manifest.read_text()) if d and d["kind"] == "Pod")
+    (sidecar,) = pod["spec"]["initContainers"]
+    probe = sidecar["startupProbe"]["exec"]["command"]
+    ready = next(a.split("=", 1)[1] for a in sidecar["args"] if a.startswith("--ready-file="))
+    run = docker_engine.client.containers.run
+
+    def probe_in(setup: list[str]) -> int:
+        # the probe runs after an optional step that creates the ready file, in one container
+        script = f"import subprocess, sys; {'; '.join(setup) or 'pass'}; " + (
+            f"sys.exit(subprocess.call({probe!r}))"
+        )
+        container = run(image, ["-c", script], entrypoint=["python3"], detach=True, **HARDENED)
+        try:
+            return int(container.wait(timeout=60)["StatusCode"])
+        finally:
+            container.remove(force=True)
+
+    assert probe_in([]) == 1  # not ready yet: the app must not start
+    assert probe_in([f"open({ready!r}, 'w').close()"]) == 0
+
+
+def test_image_size(docker_engine: DockerEngine, image: str) -> None:
+    size = int(docker_engine.client.images.get(image).attrs["Size"])
+    print(f"vaultside image: {size / 1e6:.0f} MB")
+    assert size < 450e6, size  # 377 MB measured (Debian python3 + venv with hyperscan etc.)

@@ -278,6 +278,9 @@ class LeaseManager(LeaseSync):
             try:
                 new = await self._issue(key, self._revs.get(key), lease.generation + 1)
                 break
+            except ConflictError:
+                self._forget(key)  # revoked on another server meanwhile: nobody wants it
+                return
             except UpstreamUnavailableError as exc:
                 left = lease.expires_at - self._clock.now()
                 log.warning(

@@ -200,3 +200,20 @@ async def test_follower_subscriber_gets_the_leaders_replacement_in_time(
     assert engine.issued >= 2
     await a.close()
     await b.close()
+
+
+async def test_lease_revoked_on_one_server_is_forgotten_not_reissued_by_the_leader(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock)
+    a, _ = server("a", engine, storage, clock)
+    b, _ = server("b", engine, storage, clock)
+    lease = await a.acquire(KEY)
+    await a.acquire(KEY)  # read again on the leader: it would replace it at max TTL
+    await b.acquire(KEY)
+    await b.unsubscribe(await b.subscribe(KEY, ignore))  # b's consumer came and went
+    assert engine.revoked == [lease.lease_id]
+    await clock.advance(400)
+    assert engine.issued == 1 and a.current(KEY) is None and a.leases() == []
+    await a.close()
+    await b.close()

@@ -72,11 +72,13 @@ bench: dev-deps system-deps
 	for b in "$${benches[@]}"; do echo "== $$b"; $(PY) "$$b"; done
 
 # The build context is the wheelhouse alone: nothing else from the work tree reaches the image.
+# DOCKER_BUILD_ARGS: e.g. --build-arg BASE_IMAGE=debian:bookworm-slim for a local stand-in base.
+DOCKER_BUILD_ARGS ?=
 IMAGE ?= vaultside:$(shell $(PYTHON) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
 image: venv
 	rm -rf build/wheels
 	$(PY) -m pip wheel -q --wheel-dir build/wheels .
-	docker build -f deploy/Dockerfile -t $(IMAGE) \
+	docker build -f deploy/Dockerfile -t $(IMAGE) $(DOCKER_BUILD_ARGS) \
 	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
 	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) build/wheels
 

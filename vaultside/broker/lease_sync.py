@@ -209,10 +209,13 @@ class LeaseSync(ABC):
             task = self._tasks.get(key)
             if self.leader and key in self._leases and (task is None or task.done()):
                 self._start(key)
-        for key in [k for k in self._leases if k not in stored and k not in self._inflight]:
-            if (await self._store.read(key))[0] is None:  # revoked or dropped elsewhere
+        # Held here but gone from storage (revoked or dropped elsewhere), or subscribed here
+        # with no lease at all (an earlier attempt failed): forget, and re-issue if wanted.
+        wanted = {k for k, subs in self._subs.items() if subs}
+        for key in sorted((set(self._leases) | wanted) - set(stored) - set(self._inflight)):
+            if (await self._store.read(key))[0] is None:
                 self._forget(key)
-                if self._subs.get(key):
+                if key in wanted:
                     await self._notify(await self._obtain(key))
 
     async def _adopt(self, lease: Lease, rev: int) -> None:

@@ -217,3 +217,32 @@ async def test_lease_revoked_on_one_server_is_forgotten_not_reissued_by_the_lead
     assert engine.issued == 1 and a.current(KEY) is None and a.leases() == []
     await a.close()
     await b.close()
+
+
+async def test_follower_subscriber_gets_new_credentials_after_a_revocation_elsewhere(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock)
+    a, _ = server("a", engine, storage, clock)
+    b, _ = server("b", engine, storage, clock)
+    first = await a.acquire(KEY)
+    seen: list[str] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease.lease_id)
+
+    await b.acquire(KEY)
+    await b.subscribe(KEY, on_new)
+    await asyncio.sleep(0)  # let b's coordination loop start its (fake) sleep
+    await a.revoke(KEY)  # e.g. raced with b's subscription
+    engine.down = True
+    await clock.advance(5)  # b notices, cannot issue yet
+    assert seen == [] and b.current(KEY) is None
+    engine.down = False
+    await clock.advance(5)  # next pass: b issues and tells its subscriber
+    assert len(seen) == 1 and seen[0] != first.lease_id and engine.valid(seen[0])
+    assert (await a.acquire(KEY)).lease_id == seen[0]  # the leader serves and keeps it
+    await clock.advance(100)
+    assert engine.valid(seen[0])
+    await a.close()
+    await b.close()

@@ -9,6 +9,7 @@ API reads) is kept renewed until its max TTL; then it is replaced ahead of expir
 was read again since it was issued (a consumer polling ``/v1/resolve``, like the volume
 plugin's re-delivery loop, gets the new credentials on its next read while the old ones
 still work), and otherwise dropped at expiry, not replaced.
+
 Several servers on one storage coordinate through ``LeaseSync`` (``lease_sync.py``).
 """
 

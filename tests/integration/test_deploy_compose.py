@@ -302,7 +302,9 @@ def test_compose_end_to_end(stack: Stack) -> None:
     assert v2 != v1
     assert pg_login(st, v2) and not pg_login(st, v1)
     wait_for("sidecar refresh", lambda: read(st, "app-sidecar", "db-password") == v2, 30)
-    # The plugin renders at mount time: the plugin app sees the new value on its next start.
+    # The plugin re-delivers into the mounted tmpfs of the running container.
+    wait_for("plugin re-delivery", lambda: read(st, "app-plugin", "db-password") == v2, 30)
+    # ... and a restarted container mounts the current value.
     st.compose("restart", "app-plugin")
     assert read(st, "app-plugin", "db-password") == v2
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Severity(enum.IntEnum):
@@ -194,6 +194,16 @@ class ScanStats:
     layers: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    def merge(self, other: ScanStats) -> None:
+        """Add a worker's counts to these."""
+        self.files += other.files
+        self.bytes_scanned += other.bytes_scanned
+        self.bytes_read += other.bytes_read
+        self.binary_skipped += other.binary_skipped
+        self.archives_opened += other.archives_opened
+        for w in other.warnings:
+            self.warn(w)
+
     def warn(self, message: str) -> None:
         """Record a problem that did not stop the scan (never includes secret values)."""
         if len(self.warnings) < 1000:
@@ -210,6 +220,15 @@ class Source(Protocol):
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Fix up attribution once everything was read (layer order, whiteouts) and add
         findings that are not about bytes (container posture)."""
+        ...
+
+
+@runtime_checkable
+class Splittable(Protocol):
+    """A source that can hand slices of its work to worker processes."""
+
+    def split(self, parts: int) -> Sequence[Source]:
+        """Picklable sub-sources (their chunks are then not yielded by this source)."""
         ...
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import multiprocessing
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from vaultside.scan.base import (
     Finding,
     ScanStats,
     Source,
+    Splittable,
 )
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule, RuleDetector, default_rules
@@ -146,12 +148,39 @@ class Scanner:
             )
         return out
 
-    def scan(self, sources: Sequence[Source], *, progress: Progress | None = None) -> ScanResult:
-        """Scan every source; ``VaultsideError`` subclasses say why a source could not be read."""
+    def _parallel(
+        self, parts: Sequence[Source], jobs: int, stats: ScanStats, progress: Progress | None
+    ) -> list[Finding]:
+        global _WORKER
+        _WORKER = self
+        found: list[Finding] = []
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                for part_found, part_stats in pool.imap_unordered(_scan_part, parts):
+                    found.extend(part_found)
+                    stats.merge(part_stats)
+                    if progress is not None:
+                        progress(stats)
+        finally:
+            _WORKER = None
+        return found
+
+    def scan(
+        self, sources: Sequence[Source], *, progress: Progress | None = None, jobs: int = 1
+    ) -> ScanResult:
+        """Scan every source; ``VaultsideError`` subclasses say why a source could not be read.
+
+        ``jobs > 1`` scans splittable sources (archives on disk) in that many forked worker
+        processes; only use it from a single-threaded process (the CLI).
+        """
         stats = ScanStats()
         findings: list[Finding] = []
         for src in sources:
             found: list[Finding] = []
+            # more slices than workers: slices differ in cost (nested archives, binaries)
+            parts = src.split(jobs * 4) if jobs > 1 and isinstance(src, Splittable) else []
+            if parts:
+                found.extend(self._parallel(parts, min(jobs, len(parts)), stats, progress))
             for chunk in src.chunks(stats):
                 found.extend(self._chunk_findings(chunk))
                 if progress is not None:
@@ -167,6 +196,18 @@ class Scanner:
             key=lambda f: (-f.severity, f.location.target, f.location.path, f.location.line or 0)
         )
         return ScanResult(kept, len(findings) - len(kept), stats)
+
+
+def _scan_part(part: Source) -> tuple[list[Finding], ScanStats]:
+    """Worker: the findings of one slice, with the scanner inherited through fork."""
+    if _WORKER is None:
+        raise RuntimeError("scan worker started without a scanner")
+    stats = ScanStats()
+    found = [f for chunk in part.chunks(stats) for f in _WORKER._chunk_findings(chunk)]
+    return found, stats
+
+
+_WORKER: Scanner | None = None
 
 
 def _redact_created_by(findings: list[Finding]) -> list[Finding]:

@@ -227,3 +227,27 @@ def test_archive_cut_at_a_member_boundary_is_truncated(
     bad.write_bytes(path.read_bytes()[: last.offset])  # everything before its header
     with pytest.raises(ArchiveError, match="truncated"):
         Scanner().scan([ImageArchiveSource(bad)])
+
+
+def test_parallel_workers_find_the_same_with_the_same_attribution(
+    tmp_path: Path, planted: dict[str, str]
+) -> None:
+    path = tmp_path / "image.tar"
+    diff_ids = docker_save(spec_for(planted), path)
+    serial = Scanner().scan([ImageArchiveSource(path)])
+    parallel = Scanner().scan([ImageArchiveSource(path)], jobs=3)
+    check_attribution(parallel.findings, planted, diff_ids)
+    assert sorted((f.fingerprint, str(f.location)) for f in parallel.findings) == sorted(
+        (f.fingerprint, str(f.location)) for f in serial.findings
+    )
+    assert (parallel.stats.files, parallel.stats.layers) == (
+        serial.stats.files,
+        serial.stats.layers,
+    )
+
+
+def test_parallel_scan_of_a_truncated_archive_still_fails_clearly(
+    tmp_path: Path, planted: dict[str, str]
+) -> None:
+    with pytest.raises(ArchiveError, match="corrupt or truncated"):
+        Scanner().scan([ImageArchiveSource(_truncated(tmp_path, planted))], jobs=2)

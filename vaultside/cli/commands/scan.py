@@ -8,6 +8,7 @@ Exit codes (for CI gates): 0 nothing at or above ``--fail-on``; 1 findings at or
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -65,6 +66,14 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="fetch the known-value index from VAULTSIDE_ADDR with VAULTSIDE_TOKEN",
         ),
         click.option("--max-depth", type=click.IntRange(0, 10), default=3, show_default=True),
+        click.option(
+            "--jobs",
+            "-j",
+            type=click.IntRange(1, 64),
+            default=min(8, os.cpu_count() or 1),
+            show_default=True,
+            help="worker processes for archives on disk",
+        ),
         click.option(
             "--progress/--no-progress", default=None, help="default: when stderr is a tty"
         ),
@@ -137,9 +146,9 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
                         files=stats.files,
                     )
 
-                result = scanner.scan(sources, progress=progress)
+                result = scanner.scan(sources, progress=progress, jobs=opts["jobs"])
         else:
-            result = scanner.scan(sources)
+            result = scanner.scan(sources, jobs=opts["jobs"])
     except errors.VaultsideError as exc:
         _fail(exc)
     except KeyboardInterrupt:

@@ -97,6 +97,47 @@ def _norm(name: str) -> str:
     return posixpath.normpath("/" + name.lstrip("./")).lstrip("/")
 
 
+def _file_at(
+    fd: int, offset: int, size: int, loc: Location, stats: ScanStats, limits: Limits
+) -> Iterator[Chunk]:
+    """Chunks of the file stored at ``[offset, offset + size)`` of ``fd``."""
+    if size <= _INLINE:
+        data = os.pread(fd, size, offset)
+        if len(data) < size:
+            raise TarFormatError("unexpected end of data")
+        yield from bytes_chunks(data, loc, stats, limits)
+    else:
+        yield from file_chunks(
+            io.BufferedReader(Section(fd, offset, size), BLOCK), loc, stats, limits
+        )
+
+
+@dataclass(frozen=True)
+class LayerFiles:
+    """A picklable slice of an on-disk archive's layer files, scanned in a worker process."""
+
+    archive: Path
+    kind: str
+    target: str
+    limits: Limits
+    items: tuple[tuple[str, str, int, int], ...]  # (layer key, path, data offset, size)
+
+    def chunks(self, stats: ScanStats) -> Iterator[Chunk]:
+        """Chunks of every file in the slice."""
+        with self.archive.open("rb") as f:
+            for key, path, offset, size in self.items:
+                stats.bytes_read += size
+                loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
+                try:
+                    yield from _file_at(f.fileno(), offset, size, loc, stats, self.limits)
+                except TarFormatError as exc:
+                    raise ArchiveError(f"{self.target} is corrupt or truncated ({exc})") from exc
+
+    def finalize(self, findings: list[Finding]) -> list[Finding]:
+        """Attribution happens in the parent source's ``finalize``."""
+        return findings
+
+
 class ImageArchiveSource:
     """An image archive stream (file, directory layout, or ``docker save`` over the API)."""
 
@@ -115,6 +156,7 @@ class ImageArchiveSource:
         self._jsons: dict[str, object] = {}
         self._layers: dict[str, _Layer] = {}
         self._images: list[_ImageInfo] = []
+        self._split_layers: set[str] = set()
 
     # -- reading -------------------------------------------------------------------------
     def chunks(self, stats: ScanStats) -> Iterator[Chunk]:
@@ -187,6 +229,9 @@ class ImageArchiveSource:
                 if not entry.is_file:
                     continue
                 name = _norm(entry.name)
+                if name in self._split_layers:
+                    stats.layers += 1  # its files were scanned by ``split`` workers
+                    continue
                 if name.endswith("/layer.tar") or (name.startswith("blobs/") and entry.size > 512):
                     head = os.pread(fd, 512, entry.offset)
                     if is_tar(head):
@@ -216,14 +261,56 @@ class ImageArchiveSource:
                 continue
             layer.files.add(path)
             loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
-            if entry.size <= _INLINE:
-                data = os.pread(fd, entry.size, entry.offset)
-                if len(data) < entry.size:
-                    raise TarFormatError("unexpected end of data")
-                yield from bytes_chunks(data, loc, stats, self.limits)
-            else:
-                section = io.BufferedReader(Section(fd, entry.offset, entry.size), BLOCK)
-                yield from file_chunks(section, loc, stats, self.limits)
+            yield from _file_at(fd, entry.offset, entry.size, loc, stats, self.limits)
+
+    def split(self, parts: int) -> list[LayerFiles]:
+        """The plain layers' files cut into ``parts`` slices for parallel workers.
+
+        Indexes those layers (files, whiteouts) here, so ``chunks`` then skips them; returns
+        [] (and changes nothing) unless this is an uncompressed tar on disk.
+        """
+        path = self._opener
+        if parts < 2 or not isinstance(path, Path) or not path.is_file():
+            return []
+        items: list[tuple[str, str, int, int]] = []
+        layers: dict[str, _Layer] = {}
+        try:
+            with path.open("rb") as f:
+                fd = f.fileno()
+                if not is_tar(os.pread(fd, 512, 0)):
+                    return []
+                for outer in entries(fd, 0, os.fstat(fd).st_size):
+                    name = _norm(outer.name)
+                    if not outer.is_file or not (
+                        name.endswith("/layer.tar") or name.startswith("blobs/")
+                    ):
+                        continue
+                    if outer.size <= 512 or not is_tar(os.pread(fd, 512, outer.offset)):
+                        continue
+                    layer = layers.setdefault(name, _Layer())
+                    for entry in entries(fd, outer.offset, outer.offset + outer.size):
+                        p = _norm(entry.name)
+                        base = posixpath.basename(p)
+                        if base == _OPAQUE:
+                            layer.opaque.add(posixpath.dirname(p))
+                        elif base.startswith(_WHITEOUT):
+                            layer.whiteouts.add(posixpath.join(posixpath.dirname(p), base[4:]))
+                        elif entry.is_file:
+                            layer.files.add(p)
+                            items.append((name, p, entry.offset, entry.size))
+        except (OSError, TarFormatError):
+            return []  # the sequential path reports the problem
+        self._layers.update(layers)
+        self._split_layers = set(layers)
+        total = sum(i[3] for i in items) or 1
+        slices: list[list[tuple[str, str, int, int]]] = [[] for _ in range(parts)]
+        done = 0
+        for item in items:  # contiguous slices of about equal bytes: reads stay sequential
+            slices[min(parts - 1, done * parts // total)].append(item)
+            done += item[3]
+        return [
+            LayerFiles(path, self.kind, self.target, self.limits, tuple(sl)) for sl in slices if sl
+        ]
 
     def _directory(self, root: Path, stats: ScanStats) -> Iterator[Chunk]:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):

@@ -43,6 +43,8 @@ _PLACEHOLDER_PARTS = (
     "fake",
     "0000000000",
     "1234567890",
+    "12345",
+    "xyz",
     "abcdefgh",
 )
 _PLACEHOLDER_WORDS = frozenset(
@@ -91,6 +93,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z_$]*(?:[.\-][A-Za-z_$]+)*(?:\(\))?$
 # ``exports2.STRICT_TOKEN.concat``, ``line_js_1.tokenize``: dotted names are code, digits or not
 _DOTTED_NAME = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$")
 _CONSTANT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY)[A-Z0-9_]*$")
+_WORD = re.compile(r"[A-Z]?[a-z]{3,}")
+_QUERY = re.compile(r"&\w+=")
 _B64_TEXT = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 _PUBLIC_MARKERS = (
     b"BEGIN CERTIFICATE",
@@ -189,8 +193,11 @@ class GenericValueFilter:
             or "%20" in value
         ):
             return True
-        if value[0] in ":.=>-*&|/" or "::" in value or "->" in value:
-            return True  # C++/Rust scopes, pointers, operators and paths: code
+        if value[0] in ":.=>-*&|/" or "::" in value or "->" in value or _QUERY.search(value):
+            return True  # C++/Rust scopes, pointers, operators, paths, query strings: code
+        words = _WORD.findall(value)
+        if len(words) >= 2 and sum(map(len, words)) >= 0.6 * len(value):
+            return True  # mostly words (PKCS7PrivateKeyTypes, boto3_client): a name, not random
         if not any(c.isdigit() for c in value) and ("." in value or value.islower()):
             return True  # dotted names and lowercase words: code, not a random secret
         if value.startswith(_PUBLIC_VALUE_PREFIXES):

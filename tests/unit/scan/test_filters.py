@@ -54,6 +54,7 @@ LOC = Location("path", "t", "app/config")
         ("aaaaaaaaaaaa", True),
         ("password", True),
         ("MYTOKEN1", True),
+        ("XYZ12345", True),
         ("bm90IG15IHJlYWwgcGFzc3dvcmQ=", True),  # base64 of "not my real password"
         ("k9Qz2LmP4xWv8RtY", False),
         ("X7K2P9Q4ZLM3", False),
@@ -93,6 +94,9 @@ def test_reference_filter(value: str, rejected: bool) -> None:
         ("exports2.STRICT_TOKEN.concat", True),
         ("line_js_1.tokenize", True),
         ("Root%20CA%20Certificates", True),
+        ("PKCS7PrivateKeyTypes", True),
+        ("boto3_client", True),
+        ("A&tokenb=B", True),
         ("std::string2", True),
         ("/run/secrets/db", True),
         ("AAAAB3NzaC1yc2EAAAADAQABAAABAQ", True),

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -251,3 +252,40 @@ def test_unreadable_image_and_corrupt_archive_fail_cleanly(
     assert res.returncode == 2 and "Error:" in res.stderr and "Traceback" not in res.stderr
     res = _cli(["containers"], {**docker_engine.env, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert res.returncode == 6 and "Traceback" not in res.stderr
+
+
+def test_scan_routes_need_the_scan_capability(vaultside_server: Any) -> None:
+    server = vaultside_server()
+    _api(
+        server,
+        "PUT",
+        "sys/policies/reader",
+        {"rules": [{"path": "secrets/*", "capabilities": ["read"]}]},
+    )
+    _api(
+        server,
+        "PUT",
+        "sys/policies/scanner",
+        {"rules": [{"path": "scans", "capabilities": ["scan"]}]},
+    )
+    reader = _api(server, "POST", "auth/token/create", {"policies": ["reader"]})["auth"]["token"]
+    scanner = _api(server, "POST", "auth/token/create", {"policies": ["scanner"]})["auth"]["token"]
+
+    def status(token: str, method: str, path: str, body: object | None = None) -> int:
+        req = urllib.request.Request(
+            f"{server.addr}/v1/{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    body = {"kind": "containers"}
+    assert status(reader, "POST", "scans", body) == 403
+    assert status(reader, "GET", "scans/known-index") == 403
+    assert status(scanner, "GET", "scans/known-index") == 403  # a capability of its own
+    assert status(scanner, "POST", "scans", {"kind": "path", "targets": ["/etc"]}) == 400
+    assert status(scanner, "GET", "scans/nope") == 404

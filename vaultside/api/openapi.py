@@ -252,11 +252,14 @@ OPERATIONS: tuple[Operation, ...] = (
                   "term": {"type": "integer"}, "rewrap": _STR}}, errors=(403,)),
     Operation("GET", "/v1/sys/key-status", "Key terms and rewrap progress.",
               "read on sys/key-status", response={"type": "object"}, errors=(403,)),
-    Operation("POST", "/v1/scans", "Start a leak scan in the server (known values included).",
+    Operation("POST", "/v1/scans", "Start a leak scan in the server (known values included); "
+              "rotate_leaked rotates each leaked current managed secret the token may rotate "
+              "(rotate on rotation/<path>, checked per secret) that has a rotation policy.",
               "scan on scans", body={"type": "object", "properties": {
                   "kind": {"enum": ["image", "containers"]},
                   "targets": {"type": "array", "items": _STR, "maxItems": 100},
-                  "all": {"type": "boolean"}}, "required": ["kind"],
+                  "all": {"type": "boolean"}, "rotate_leaked": {"type": "boolean"}},
+                  "required": ["kind"],
                   "additionalProperties": False},
               response={"type": "object"}, status=202, errors=(400, 403)),
     Operation("GET", "/v1/scans/known-index", "Keyed fingerprints of managed values (no "

@@ -21,6 +21,7 @@ from vaultside.kv.models import SecretMeta
 from vaultside.scan.base import Finding, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule
+from vaultside.scan.leaks import Auditor, Requester, RotationOutcome, Rotator, rotate_leaks
 from vaultside.scan.reporters.json import finding_json
 from vaultside.scan.scanner import Allowlist, Scanner
 from vaultside.scan.sources.container import ContainerSource
@@ -69,6 +70,8 @@ class ScanRecord:
     findings: list[Finding] = field(default_factory=list)
     suppressed: int = 0
     known_values: int = 0
+    rotate_leaked: bool = False
+    rotations: list[RotationOutcome] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         """The API shape (values redacted, never revealed)."""
@@ -83,6 +86,8 @@ class ScanRecord:
             "known_values": self.known_values,
             "suppressed": self.suppressed,
             "findings": [finding_json(f) for f in self.findings],
+            "rotate_leaked": self.rotate_leaked,
+            "rotations": [r.to_json() for r in self.rotations],
         }
 
 
@@ -99,6 +104,8 @@ class ScanService:
         allowlist: Allowlist | None = None,
         baseline: frozenset[str] = frozenset(),
         max_records: int = 100,
+        rotator: Rotator | None = None,
+        audit: Auditor | None = None,
     ) -> None:
         self._values = values
         self._docker_factory = docker_factory
@@ -108,6 +115,8 @@ class ScanService:
         self._allowlist = allowlist
         self._baseline = baseline
         self._max = max_records
+        self._rotator = rotator
+        self._audit = audit
         self._records: OrderedDict[str, ScanRecord] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._image_cache: OrderedDict[str, list[Finding]] = OrderedDict()
@@ -155,14 +164,21 @@ class ScanService:
         record.findings, record.suppressed = await asyncio.to_thread(run)
 
     async def start(
-        self, kind: str, targets: Sequence[str] = (), *, all_containers: bool = False
+        self,
+        kind: str,
+        targets: Sequence[str] = (),
+        *,
+        all_containers: bool = False,
+        rotate_leaked: Requester | None = None,
     ) -> ScanRecord:
-        """Start a scan in the background; poll it with ``get``."""
+        """Start a scan in the background; poll it with ``get``. With ``rotate_leaked``, each
+        leaked current managed secret that ``Requester`` may rotate is rotated afterwards."""
         if kind not in SCAN_KINDS:
             raise InvalidRequestError(f"scan kind must be one of {', '.join(SCAN_KINDS)}")
         if len(targets) > 100 or any(not t or len(t) > 512 for t in targets):
             raise InvalidRequestError("targets: 1 to 100 image names of at most 512 chars")
         record = ScanRecord(secrets.token_hex(8), kind, list(targets), self._clock.now())
+        record.rotate_leaked = rotate_leaked is not None
         self._records[record.id] = record
         while len(self._records) > self._max:
             self._records.popitem(last=False)
@@ -170,6 +186,15 @@ class ScanService:
         async def job() -> None:
             try:
                 await self._scan(kind, targets, all_containers, record)
+                if rotate_leaked is not None:
+                    record.rotations = await rotate_leaks(
+                        record.findings,
+                        scan_id=record.id,
+                        requester=rotate_leaked,
+                        rotator=self._rotator,
+                        audit=self._audit,
+                        now=self._clock.now,
+                    )
                 record.status = "done"
             except VaultsideError as exc:
                 record.status, record.error = "failed", exc.message

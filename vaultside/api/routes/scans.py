@@ -1,8 +1,11 @@
 """``/v1/scans``: leak scans run inside the server (known values included), and the known-value
 index for client-side scans.
 
-- ``POST /v1/scans`` ``{"kind": "image"|"containers", "targets": [...], "all": false}`` → 202
-  with the record (poll it); needs ``scan`` on ``scans``.
+- ``POST /v1/scans`` ``{"kind": "image"|"containers", "targets": [...], "all": false,
+  "rotate_leaked": false}`` → 202 with the record (poll it); needs ``scan`` on ``scans``. With
+  ``rotate_leaked`` each leaked current managed secret is rotated through the rotation service
+  if the token has ``rotate`` on ``rotation/<path>`` (checked per secret once the scan is done);
+  the record's ``rotations`` says what happened to each.
 - ``GET /v1/scans/{id}`` → the record with redacted findings; ``scan`` on ``scans``.
 - ``GET /v1/scans/known-index`` → keyed fingerprints, no plaintext; ``scan`` on
   ``scans/known-index``.
@@ -19,6 +22,7 @@ from pydantic import Field
 from vaultside.api.body import json_response, read_model
 from vaultside.api.models import StrictModel
 from vaultside.api.state import SERVICES, authorize
+from vaultside.scan.leaks import Requester
 from vaultside.scan.service import ScanService
 from vaultside.scan.sources.container import docker_client
 
@@ -33,13 +37,24 @@ class ScanBody(StrictModel):
         list[Annotated[str, Field(min_length=1, max_length=512)]], Field(max_length=100)
     ] = []
     all: bool = False
+    rotate_leaked: bool = False
 
 
 async def start_scan(request: web.Request) -> web.Response:
     """Start a scan; poll ``GET /v1/scans/{id}``."""
-    await authorize(request, "scans", "scan")
+    info = await authorize(request, "scans", "scan")
     body = await read_model(request, ScanBody)
-    record = await request.app[SCAN_SERVICE].start(body.kind, body.targets, all_containers=body.all)
+    requester = None
+    if body.rotate_leaked:
+        authorizer = request.app[SERVICES].authorizer
+
+        async def may_rotate(path: str) -> bool:
+            return "rotate" in await authorizer.capabilities(info, f"rotation/{path}")
+
+        requester = Requester(info.accessor, tuple(info.policies), may_rotate)
+    record = await request.app[SCAN_SERVICE].start(
+        body.kind, body.targets, all_containers=body.all, rotate_leaked=requester
+    )
     return json_response(record.to_json(), status=202)
 
 
@@ -68,7 +83,11 @@ def add_routes(app: web.Application) -> None:
     """Register the scan routes and the scan service (docker reached through ``DOCKER_HOST``)."""
     services = app[SERVICES]
     app[SCAN_SERVICE] = ScanService(
-        values=services.kv, docker_factory=docker_client, clock=services.clock
+        values=services.kv,
+        docker_factory=docker_client,
+        clock=services.clock,
+        rotator=services.rotation,
+        audit=services.audit,
     )
     app.cleanup_ctx.append(_service_ctx)
     r = app.router

@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 import click
 
 from vaultside import errors
-from vaultside.scan.base import ScanStats, Severity, Source
+from vaultside.scan.base import Finding, ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import rules_with_custom
+from vaultside.scan.leaks import RotationOutcome, leaked_current
 from vaultside.scan.reporters.json import JsonReporter
 from vaultside.scan.reporters.sarif import SarifReporter
 from vaultside.scan.reporters.table import TableReporter
@@ -29,6 +30,7 @@ from vaultside.scan.sources.content import Limits
 EXIT_FINDINGS = 1
 _REPORTERS = {"table": TableReporter, "json": JsonReporter, "sarif": SarifReporter}
 _SEVERITIES = ["info", "low", "medium", "high", "critical", "none"]
+_NO_POLICY = "leaked, no rotation policy (not changed)"
 
 
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,6 +66,12 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--known-from-server",
             is_flag=True,
             help="fetch the known-value index from VAULTSIDE_ADDR with VAULTSIDE_TOKEN",
+        ),
+        click.option(
+            "--rotate-leaked",
+            is_flag=True,
+            help="ask VAULTSIDE_ADDR to rotate each leaked CURRENT managed secret that has a"
+            " rotation policy (implies --known-from-server)",
         ),
         click.option("--max-depth", type=click.IntRange(0, 10), default=3, show_default=True),
         click.option(
@@ -108,11 +116,58 @@ def _known(index_file: Path | None, from_server: bool) -> KnownValueIndex | None
     return None
 
 
+def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
+    """Rotate-now (on the server) each leaked current managed secret; outcomes, no values."""
+    from urllib.parse import quote
+
+    from vaultside.cli.render import run_client
+    from vaultside.client import VaultsideClient
+
+    async def rotate(client: VaultsideClient) -> list[RotationOutcome]:
+        out: list[RotationOutcome] = []
+        for path, leaked in sorted(leaked_current(findings).items()):
+            try:
+                _s, body, _h = await client.request(
+                    "POST", f"rotation/rotate/{quote(path, safe='/')}"
+                )
+            except errors.NotFoundError:
+                out.append(RotationOutcome(path, leaked, "no-policy", note=_NO_POLICY))
+                continue
+            except errors.PermissionDeniedError:
+                note = f"needs the rotate capability on rotation/{path}"
+                out.append(RotationOutcome(path, leaked, "denied", note=note))
+                continue
+            except errors.ConflictError:
+                note = "a rotation is already running"
+                out.append(RotationOutcome(path, leaked, "conflict", note=note))
+                continue
+            run = body.get("run", {})
+            if run.get("result") == "ok":
+                out.append(RotationOutcome(path, leaked, "rotated", version=run.get("version")))
+            else:
+                note = f"rotation failed at {run.get('step')}: {run.get('error')}"
+                out.append(RotationOutcome(path, leaked, "failed", note=note))
+        return out
+
+    return run_client(rotate)
+
+
+def _echo_rotations(outcomes: Sequence[RotationOutcome]) -> None:
+    for o in outcomes:
+        if o.outcome == "rotated":
+            click.echo(f"rotated {o.path}: leaked v{o.leaked_version}, now v{o.version}", err=True)
+        else:
+            click.echo(f"not rotated {o.path} (v{o.leaked_version}): {o.note}", err=True)
+
+
 def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
     try:
+        from_server = opts["known_from_server"] or (
+            opts["rotate_leaked"] and opts["known_index"] is None
+        )
         scanner = Scanner(
             rules=rules_with_custom(opts["rules"]),
-            known=_known(opts["known_index"], opts["known_from_server"]),
+            known=_known(opts["known_index"], from_server),
             allowlist=Allowlist.load(opts["allowlist"]) if opts["allowlist"] else None,
             baseline=load_baseline(opts["baseline"]) if opts["baseline"] else frozenset(),
         )
@@ -156,6 +211,8 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         sys.exit(130)
     for w in result.stats.warnings[:20]:
         click.echo(f"warning: {w}", err=True)
+    if opts["rotate_leaked"]:
+        _echo_rotations(_rotate_leaked(result.findings))
     if opts["write_baseline"] is not None:
         write_baseline(opts["write_baseline"], result.findings)
         click.echo(

@@ -1,0 +1,133 @@
+"""Leaked current managed secrets → rotate-now, per-secret authorization, outcomes and audit.
+
+A real stack: KVStore → Barrier → SqliteStorage, the real RotationService (kv target), the
+real Scanner over a directory holding the leaked values, and a real AuditBroker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from vaultside.audit.hmac import AuditHasher
+from vaultside.audit.sinks import AuditBroker, StdoutSink
+from vaultside.clock import FakeClock
+from vaultside.crypto.barrier import Barrier
+from vaultside.crypto.seal import FileSeal, init_key_file
+from vaultside.kv.store import KVStore
+from vaultside.rotation.service import RotationService
+from vaultside.rotation.targets import TargetFactory
+from vaultside.scan.base import Finding
+from vaultside.scan.leaks import Requester, leaked_current, rotate_leaks
+from vaultside.scan.scanner import Scanner
+from vaultside.scan.service import ScanService, version_status
+from vaultside.scan.sources.path import PathSource
+from vaultside.storage.sqlite import SqliteStorage
+
+POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "target": {"kind": "kv"}}
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[tuple[KVStore, RotationService, FakeClock]]:
+    clock = FakeClock()
+    init_key_file(tmp_path / "root.key")
+    barrier = Barrier(SqliteStorage(tmp_path / "vs.db"), FileSeal(tmp_path / "root.key"))
+    await barrier.open()
+    await barrier.unseal()
+    kv = KVStore(barrier, clock=clock, default_max_versions=0)
+    yield kv, RotationService(kv, barrier, TargetFactory(clock), clock=clock, schedule=False), clock
+    await barrier.close()
+
+
+def _value() -> str:
+    return "leak-" + secrets.token_urlsafe(18)
+
+
+async def _scan(kv: KVStore, clock: FakeClock, root: Path) -> list[Finding]:
+    svc = ScanService(values=kv, docker_factory=lambda: None, clock=clock)
+    scanner = Scanner(known=await svc.known_index())
+    return scanner.scan([PathSource(root)]).findings
+
+
+def _requester(allowed: set[str]) -> Requester:
+    async def may_rotate(path: str) -> bool:
+        return path in allowed
+
+    return Requester("acc-1", ("scanner",), may_rotate)
+
+
+async def test_rotates_allowed_current_leaks_and_reports_the_rest(
+    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path
+) -> None:
+    kv, rotation, clock = stack
+    vals = {p: _value() for p in ("app/db", "app/nopolicy", "app/denied", "app/old")}
+    for path, value in vals.items():
+        await kv.put(path, {"password": value})
+    await kv.put("app/old", {"password": _value()})  # the planted app/old value is now previous
+    for path in ("app/db", "app/denied", "app/old"):
+        await rotation.set_policy(path, POLICY)
+    leak_dir = tmp_path / "leak"
+    leak_dir.mkdir()
+    (leak_dir / "env.txt").write_text("".join(f"X={v}\n" for v in vals.values()))
+
+    findings = await _scan(kv, clock, leak_dir)
+    assert leaked_current(findings) == {"app/db": 1, "app/nopolicy": 1, "app/denied": 1}
+    out = io.StringIO()
+    audit = AuditBroker([StdoutSink(out)], AuditHasher(b"k" * 32))
+    outcomes = await rotate_leaks(
+        findings,
+        scan_id="scan-1",
+        requester=_requester({"app/db", "app/nopolicy", "app/old"}),
+        rotator=rotation,
+        audit=audit,
+        now=clock.now,
+    )
+    await audit.close()
+    got = {o.path: (o.outcome, o.version, o.note) for o in outcomes}
+    assert got == {
+        "app/db": ("rotated", 2, ""),
+        "app/nopolicy": ("no-policy", None, "leaked, no rotation policy"),
+        "app/denied": ("denied", None, "needs the rotate capability on rotation/app/denied"),
+    }
+    meta = await kv.read_metadata("app/db")
+    assert meta.current_version == 2 and version_status(meta, 1) == "previous"
+    assert (await kv.get("app/db")).data["password"] != vals["app/db"]
+    assert (await kv.read_metadata("app/denied")).current_version == 1  # untouched
+    assert (await kv.read_metadata("app/old")).current_version == 2  # previous leak: no rotation
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    leak_records = [r for r in records if r["operation"] == "scan.rotate_leaked"]
+    assert {(r["path"], r["extra"]["outcome"]) for r in leak_records} == {
+        ("rotation/app/db", "rotated"),
+        ("rotation/app/nopolicy", "no-policy"),
+        ("rotation/app/denied", "denied"),
+    }
+    assert all(r["accessor"] == "acc-1" and r["request_id"] == "scan-1" for r in leak_records)
+    text = out.getvalue() + json.dumps([o.to_json() for o in outcomes])
+    assert not any(v in text for v in vals.values())
+
+
+async def test_without_a_rotation_service_nothing_changes(
+    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path
+) -> None:
+    kv, _rotation, clock = stack
+    value = _value()
+    await kv.put("app/db", {"password": value})
+    (tmp_path / "f.txt").write_text(f"pw={value}\n")
+    findings = await _scan(kv, clock, tmp_path)
+    outcomes = await rotate_leaks(
+        findings,
+        scan_id="s",
+        requester=_requester({"app/db"}),
+        rotator=None,
+        audit=None,
+        now=clock.now,
+    )
+    assert [(o.outcome, o.note) for o in outcomes] == [
+        ("unavailable", "rotation is not enabled on this server")
+    ]
+    assert (await kv.read_metadata("app/db")).current_version == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
@@ -31,6 +31,9 @@ from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
 from vaultside.storage.sqlite import SqliteStorage
+
+if TYPE_CHECKING:
+    from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class Services:
     sources: dict[str, SecretSource] = field(default_factory=dict)
     # Rotation policies, rotate-now and the scheduler (a component too).
     rotation: RotationService | None = None
+    # Leak scans run in the server (``/v1/scans``; periodic container scans if configured).
+    scans: ScanService | None = None
     # Started after unseal, closed (in reverse order) before storage closes.
     components: list[Component] = field(default_factory=list)
     _started: bool = False
@@ -183,6 +188,43 @@ def build_audit_sinks(settings: Settings) -> list[AuditSink]:
     return sinks
 
 
+def _docker() -> object:
+    from vaultside.scan.sources.container import docker_client  # docker SDK: only when used
+
+    return docker_client()
+
+
+def build_scans(settings: Settings, services: Services) -> ScanService:
+    """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
+    container scanner (a component that scans only while it holds the storage lease)."""
+    # Imported here: importing wiring does not load the scanner (docker SDK, hyperscan).
+    from vaultside.scan.periodic import PeriodicScanner, ScanMetrics, ScanResults
+    from vaultside.scan.service import ScanService
+
+    periodic = settings.scan.periodic_interval > 0
+    scans = ScanService(
+        values=services.kv,
+        docker_factory=_docker,
+        clock=services.clock,
+        rotator=services.rotation,
+        audit=services.audit,
+        results=ScanResults(services.barrier, keep=settings.scan.results_keep),
+        metrics=ScanMetrics() if periodic else None,
+    )
+    if scans.metrics is not None and scans.results is not None:
+        services.components.append(
+            PeriodicScanner(
+                scans,
+                services.barrier,
+                scans.results,
+                clock=services.clock,
+                interval=settings.scan.periodic_interval,
+                metrics=scans.metrics,
+            )
+        )
+    return scans
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Build every service from settings. Nothing is opened or unsealed yet."""
     clock = clock or SystemClock()
@@ -242,6 +284,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         concurrency=settings.rotation.concurrency,
     )
     services.components.append(services.rotation)
+    services.scans = build_scans(settings, services)
     if settings.inject.plugin_in_server:
         from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used
 

@@ -74,7 +74,8 @@ def test_scan_rotates_leaked_current_secrets(
     ]
     record = _scan(server, {"kind": "image", "targets": [tag], "rotate_leaked": True}, token)
     assert record["rotate_leaked"] is True
-    got = {r["path"]: (r["outcome"], r["leaked_version"], r["version"]) for r in record["rotations"]}
+    rotations = record["rotations"]
+    got = {r["path"]: (r["outcome"], r["leaked_version"], r["version"]) for r in rotations}
     assert got == {
         "app/boot": ("rotated", 1, 2),
         "app/bare": ("no-policy", 1, None),

@@ -262,10 +262,15 @@ OPERATIONS: tuple[Operation, ...] = (
                   "required": ["kind"],
                   "additionalProperties": False},
               response={"type": "object"}, status=202, errors=(400, 403)),
+    Operation("GET", "/v1/scans", "Every known scan, newest first, without findings "
+              "(finding_count instead): this process's and stored periodic container scans.",
+              "scan on scans", response={"type": "object", "properties": {
+                  "scans": {"type": "array", "items": {"type": "object"}}}}, errors=(403,)),
     Operation("GET", "/v1/scans/known-index", "Keyed fingerprints of managed values (no "
               "plaintext) for client-side scans.", "scan on scans/known-index",
               response={"type": "object"}, errors=(403,)),
-    Operation("GET", "/v1/scans/{id}", "A scan's state and redacted findings.", "scan on scans",
+    Operation("GET", "/v1/scans/{id}", "A scan's state, redacted findings and leak rotations "
+              "(periodic scans: from storage, on any server).", "scan on scans",
               response={"type": "object"}, errors=(403, 404),
               params=({"name": "id", "in": "path", "required": True, "schema": _STR},)),
     Operation("GET", "/v1/rotation/policies", "Paths that have a rotation policy.",

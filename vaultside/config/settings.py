@@ -147,6 +147,15 @@ class RotationSettings(BaseModel):
     redeliver_interval: float = Field(default=0.5, ge=0.05, le=3600.0)
 
 
+class ScanSettings(BaseModel):
+    """Leak scans inside the server."""
+
+    # Seconds between scans of running containers (leader only, DOCKER_HOST); 0 = off.
+    periodic_interval: float = Field(default=0.0, ge=0, le=7 * 86400)
+    # How many finished periodic scan records are kept in storage.
+    results_keep: int = Field(default=50, ge=1, le=1000)
+
+
 class Settings(BaseSettings):
     """Everything vaultside can be told. Built once, in the CLI."""
 
@@ -169,6 +178,7 @@ class Settings(BaseSettings):
     brokers: dict[str, BrokerSettings] = {}
     inject: InjectSettings = InjectSettings()
     rotation: RotationSettings = RotationSettings()
+    scan: ScanSettings = ScanSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -13,7 +13,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, NotFoundError, VaultsideError
@@ -26,6 +26,9 @@ from vaultside.scan.reporters.json import finding_json
 from vaultside.scan.scanner import Allowlist, Scanner
 from vaultside.scan.sources.container import ContainerSource
 from vaultside.scan.sources.image import ImageSource, resolve_image_id
+
+if TYPE_CHECKING:
+    from vaultside.scan.periodic import ScanMetrics, ScanResults
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,12 @@ def version_status(meta: SecretMeta, version: int) -> str:
     return "previous" if older and version == max(older) else "retired"
 
 
+def created_of(doc: dict[str, object]) -> float:
+    """A record document's creation time (0 if missing), for newest-first sorting."""
+    created = doc.get("created")
+    return float(created) if isinstance(created, int | float) else 0.0
+
+
 @dataclass
 class ScanRecord:
     """One server-side scan: its request, state and (redacted) findings."""
@@ -72,12 +81,14 @@ class ScanRecord:
     known_values: int = 0
     rotate_leaked: bool = False
     rotations: list[RotationOutcome] = field(default_factory=list)
+    trigger: str = "api"  # api / periodic
 
     def to_json(self) -> dict[str, object]:
         """The API shape (values redacted, never revealed)."""
         return {
             "id": self.id,
             "kind": self.kind,
+            "trigger": self.trigger,
             "targets": self.targets,
             "status": self.status,
             "created": self.created,
@@ -106,6 +117,8 @@ class ScanService:
         max_records: int = 100,
         rotator: Rotator | None = None,
         audit: Auditor | None = None,
+        results: ScanResults | None = None,
+        metrics: ScanMetrics | None = None,
     ) -> None:
         self._values = values
         self._docker_factory = docker_factory
@@ -117,6 +130,10 @@ class ScanService:
         self._max = max_records
         self._rotator = rotator
         self._audit = audit
+        # Where periodic scans' records persist (any worker can answer for them), and their
+        # metrics; both None when periodic scans are off.
+        self.results = results
+        self.metrics = metrics
         self._records: OrderedDict[str, ScanRecord] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._image_cache: OrderedDict[str, list[Finding]] = OrderedDict()
@@ -170,6 +187,7 @@ class ScanService:
         *,
         all_containers: bool = False,
         rotate_leaked: Requester | None = None,
+        trigger: str = "api",
     ) -> ScanRecord:
         """Start a scan in the background; poll it with ``get``. With ``rotate_leaked``, each
         leaked current managed secret that ``Requester`` may rotate is rotated afterwards."""
@@ -179,6 +197,7 @@ class ScanService:
             raise InvalidRequestError("targets: 1 to 100 image names of at most 512 chars")
         record = ScanRecord(secrets.token_hex(8), kind, list(targets), self._clock.now())
         record.rotate_leaked = rotate_leaked is not None
+        record.trigger = trigger
         self._records[record.id] = record
         while len(self._records) > self._max:
             self._records.popitem(last=False)
@@ -223,6 +242,32 @@ class ScanService:
             return self._records[scan_id]
         except KeyError:
             raise NotFoundError(f"no scan {scan_id[:40]!r}") from None
+
+    async def find(self, scan_id: str) -> dict[str, object]:
+        """A record's API shape: this process's scans first, then stored periodic ones."""
+        try:
+            return self.get(scan_id).to_json()
+        except NotFoundError:
+            doc = None if self.results is None else await self.results.get(scan_id)
+            if doc is None:
+                raise
+            return doc
+
+    async def summaries(self) -> list[dict[str, object]]:
+        """Every known scan, newest first, without findings (``finding_count`` instead)."""
+        docs: dict[str, dict[str, object]] = {}
+        if self.results is not None:
+            docs = {str(d["id"]): d for d in await self.results.list()}
+        for record in self._records.values():
+            docs[record.id] = record.to_json()
+        out = []
+        for doc in docs.values():
+            findings = doc.pop("findings", [])
+            doc.pop("rotations", None)
+            doc["finding_count"] = len(findings) if isinstance(findings, list) else 0
+            out.append(doc)
+        out.sort(key=created_of, reverse=True)
+        return out
 
     async def image_findings(self, image_ref: str) -> list[Finding]:
         """Unresolved findings (after baseline and allowlist) of a local image, cached by id."""

@@ -7,6 +7,8 @@ index for client-side scans.
   if the token has ``rotate`` on ``rotation/<path>`` (checked per secret once the scan is done);
   the record's ``rotations`` says what happened to each.
 - ``GET /v1/scans/{id}`` → the record with redacted findings; ``scan`` on ``scans``.
+- ``GET /v1/scans`` → every known scan, newest first, without findings; ``scan`` on ``scans``.
+  Periodic container scans (``scan.periodic_interval``) are stored, so any worker lists them.
 - ``GET /v1/scans/known-index`` → keyed fingerprints, no plaintext; ``scan`` on
   ``scans/known-index``.
 """
@@ -21,7 +23,7 @@ from pydantic import Field
 
 from vaultside.api.body import json_response, read_model
 from vaultside.api.models import StrictModel
-from vaultside.api.state import SERVICES, authorize
+from vaultside.api.state import METRICS, SERVICES, authorize
 from vaultside.scan.leaks import Requester
 from vaultside.scan.service import ScanService
 from vaultside.scan.sources.container import docker_client
@@ -61,8 +63,13 @@ async def start_scan(request: web.Request) -> web.Response:
 async def get_scan(request: web.Request) -> web.Response:
     """A scan's state and findings (values redacted)."""
     await authorize(request, "scans", "scan")
-    record = request.app[SCAN_SERVICE].get(request.match_info["id"])
-    return json_response(record.to_json())
+    return json_response(await request.app[SCAN_SERVICE].find(request.match_info["id"]))
+
+
+async def list_scans(request: web.Request) -> web.Response:
+    """Every known scan (this process's and stored periodic ones), newest first, no findings."""
+    await authorize(request, "scans", "scan")
+    return json_response({"scans": await request.app[SCAN_SERVICE].summaries()})
 
 
 async def known_index(request: web.Request) -> web.Response:
@@ -82,15 +89,20 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
 def add_routes(app: web.Application) -> None:
     """Register the scan routes and the scan service (docker reached through ``DOCKER_HOST``)."""
     services = app[SERVICES]
-    app[SCAN_SERVICE] = ScanService(
+    service = services.scans or ScanService(
         values=services.kv,
         docker_factory=docker_client,
         clock=services.clock,
         rotator=services.rotation,
         audit=services.audit,
     )
+    app[SCAN_SERVICE] = service
+    if service.metrics is not None:
+        for collector in service.metrics.collectors():
+            app[METRICS].registry.register(collector)
     app.cleanup_ctx.append(_service_ctx)
     r = app.router
     r.add_post("/v1/scans", start_scan)
+    r.add_get("/v1/scans", list_scans, allow_head=False)
     r.add_get("/v1/scans/known-index", known_index, allow_head=False)
     r.add_get("/v1/scans/{id}", get_scan, allow_head=False)

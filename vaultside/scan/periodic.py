@@ -1,0 +1,182 @@
+"""Periodic scans of running containers inside the server, on one server at a time.
+
+Every ``interval`` seconds each server tries to take (or renew) the storage lease
+``scan/periodic``; only its holder scans the running containers of its Docker engine
+(``DOCKER_HOST``), known values included. The finished record (findings redacted) is kept
+through the barrier under ``scan/results/<id>`` — the newest ``keep`` of them — so any
+server or worker answers ``GET /v1/scans/{id}`` and ``GET /v1/scans`` for it. The lease
+lasts two intervals, as in ``auth/tidy.py``.
+
+All time comes from the injected ``Clock``; ``tick`` is one step, which tests drive directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from vaultside.clock import Clock
+from vaultside.errors import SealedError, UpstreamUnavailableError
+from vaultside.scan.base import Severity
+from vaultside.scan.service import ScanRecord, ScanService, created_of
+from vaultside.storage.base import StorageBackend
+
+log = logging.getLogger(__name__)
+
+PERIODIC_LEASE = "scan/periodic"
+RESULTS = "scan/results/"
+
+
+class ScanMetrics:
+    """Findings of the latest periodic scan by severity, and periodic runs by result."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.findings = Gauge(
+            "vaultside_scan_periodic_findings",
+            "Findings of the latest periodic container scan on this server, by severity.",
+            ["severity"],
+            registry=self.registry,
+        )
+        self.runs = Counter(
+            "vaultside_scan_periodic_runs_total",
+            "Periodic container scans run by this server, by result (done, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "vaultside_scan_periodic_leader",
+            "1 while this process holds the periodic scan lease.",
+            registry=self.registry,
+        )
+
+    def collectors(self) -> tuple[Gauge | Counter, ...]:
+        """Everything to expose on ``/v1/sys/metrics``."""
+        return (self.findings, self.runs, self.leader)
+
+    def observe(self, record: ScanRecord) -> None:
+        """Count a finished periodic scan and publish its findings by severity."""
+        self.runs.labels(record.status).inc()
+        if record.status != "done":
+            return
+        for sev in Severity:
+            count = sum(1 for f in record.findings if f.severity == sev)
+            self.findings.labels(sev.name.lower()).set(count)
+
+
+class ScanResults:
+    """Finished scan records (redacted JSON) through the barrier, newest ``keep`` kept."""
+
+    def __init__(self, storage: StorageBackend, *, keep: int = 50) -> None:
+        self.storage = storage
+        self.keep = keep
+
+    async def put(self, record: ScanRecord) -> None:
+        """Store a finished record, then drop the oldest beyond ``keep``."""
+        doc = record.to_json()
+        # SECURITY: to_json carries redacted findings only; the barrier encrypts them anyway.
+        await self.storage.put(RESULTS + record.id, json.dumps(doc).encode())
+        docs = await self.list()
+        for old in docs[self.keep :]:
+            await self.storage.delete(RESULTS + str(old["id"]))
+
+    async def get(self, scan_id: str) -> dict[str, object] | None:
+        """A stored record, or None."""
+        if not scan_id.isalnum() or len(scan_id) > 64:
+            return None
+        rec = await self.storage.get(RESULTS + scan_id)
+        return None if rec is None else dict(json.loads(rec.value))
+
+    async def list(self) -> list[dict[str, object]]:
+        """Every stored record, newest first."""
+        docs = []
+        for key in await self.storage.list(RESULTS):
+            rec = await self.storage.get(key)
+            if rec is not None:
+                docs.append(dict(json.loads(rec.value)))
+        docs.sort(key=created_of, reverse=True)
+        return docs
+
+
+class PeriodicScanner:
+    """A component that scans running containers every ``interval`` seconds on the leader."""
+
+    def __init__(
+        self,
+        scans: ScanService,
+        storage: StorageBackend,
+        results: ScanResults,
+        *,
+        clock: Clock,
+        interval: float,
+        metrics: ScanMetrics,
+        holder: str | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("periodic scan interval must be positive")
+        self.scans = scans
+        self.storage = storage
+        self.results = results
+        self.clock = clock
+        self.interval = interval
+        self.metrics = metrics
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leader = False
+        self._task: asyncio.Task[None] | None = None
+
+    def _lead(self, leader: bool) -> None:
+        self.leader = leader
+        self.metrics.leader.set(1 if leader else 0)
+
+    async def tick(self) -> ScanRecord | None:
+        """Take or renew the lease and scan; the finished record, or None if not the leader."""
+        if not await self.storage.try_lock(PERIODIC_LEASE, self.holder, 2 * self.interval):
+            self._lead(False)
+            return None
+        self._lead(True)
+        record = await self.scans.start("containers", trigger="periodic")
+        record = await self.scans.wait(record.id)
+        self.metrics.observe(record)
+        await self.results.put(record)
+        log.info(
+            "periodic scan finished",
+            extra={"scan_id": record.id, "status": record.status, "findings": len(record.findings)},
+        )
+        return record
+
+    async def run(self) -> None:
+        """Sleep an interval, tick, forever (cancel to stop); releases the lease on the way out."""
+        try:
+            while True:
+                await self.clock.sleep(self.interval)
+                try:
+                    await self.tick()
+                except (SealedError, UpstreamUnavailableError) as exc:
+                    log.warning("periodic scan waiting", extra={"error_type": type(exc).__name__})
+                except Exception as exc:
+                    log.error("periodic scan failed", extra={"error_type": type(exc).__name__})
+        finally:
+            if self.leader:
+                self._lead(False)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.storage.unlock(PERIODIC_LEASE, self.holder))
+
+    async def start(self) -> None:
+        """Start the loop (the first scan runs one interval after start)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="scan-periodic")
+
+    async def close(self) -> None:
+        """Stop the loop and release the lease. Idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -254,7 +254,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "read on sys/key-status", response={"type": "object"}, errors=(403,)),
     Operation("POST", "/v1/scans", "Start a leak scan in the server (known values included); "
               "rotate_leaked rotates each leaked current managed secret the token may rotate "
-              "(rotate on rotation/<path>, checked per secret) that has a rotation policy.",
+              "(rotate on rotation/<path>, checked per secret) that has a rotation policy; "
+              "policies with on_leak: rotate are rotated by any scan.",
               "scan on scans", body={"type": "object", "properties": {
                   "kind": {"enum": ["image", "containers"]},
                   "targets": {"type": "array", "items": _STR, "maxItems": 100},

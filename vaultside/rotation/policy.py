@@ -257,6 +257,9 @@ class RotationPolicy(_Model):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     backoff: Seconds = 30.0
     enabled: bool = True
+    # What an in-server leak scan does when it finds this secret's CURRENT value: "report"
+    # only, or "rotate" it now (no per-request rotate capability needed: the policy says so).
+    on_leak: Literal["report", "rotate"] = "report"
 
     @field_validator("cron")
     @classmethod

@@ -1,21 +1,23 @@
 """Leaked managed secrets → rotation: which leaks to rotate, who may, and what happened.
 
-A scan that found a vaultside-managed secret's CURRENT version can ask the rotation service
-to rotate it (``rotate_leaked``). Each secret is checked on its own: the requester needs
-``rotate`` on ``rotation/<path>``; a secret without a rotation policy is reported as
-"leaked, no rotation policy" and left alone. Outcomes carry names and versions, never values,
-and each one is audited.
+A leaked CURRENT version of a vaultside-managed secret is rotated through the rotation
+service when its rotation policy says ``on_leak: rotate`` (any in-server scan, periodic ones
+included), or when the scan's requester asked (``rotate_leaked``) and holds ``rotate`` on
+``rotation/<path>`` — checked per secret. A requested secret without a rotation policy is
+reported as "leaked, no rotation policy" and left alone. Outcomes carry names and versions,
+never values, and each one is audited.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import ConflictError, NotFoundError, VaultsideError
+from vaultside.rotation.policy import RotationPolicy
 from vaultside.rotation.state import HistoryEntry
 from vaultside.scan.base import Finding
 
@@ -27,6 +29,10 @@ class Rotator(Protocol):
 
     async def rotate_now(self, path: str) -> HistoryEntry:
         """Rotate ``path`` now; ``NotFoundError`` if it has no policy."""
+        ...
+
+    async def get_policy(self, path: str) -> RotationPolicy:
+        """The stored policy; ``NotFoundError`` if none."""
         ...
 
 
@@ -56,6 +62,7 @@ class RotationOutcome:
     outcome: str  # rotated / no-policy / denied / failed / conflict / unavailable
     version: int | None = None  # the new current version when rotated
     note: str = ""
+    by: str = "request"  # request (rotate_leaked) / policy (on_leak: rotate)
 
     def to_json(self) -> dict[str, object]:
         """The API shape."""
@@ -65,6 +72,7 @@ class RotationOutcome:
             "outcome": self.outcome,
             "version": self.version,
             "note": self.note,
+            "by": self.by,
         }
 
 
@@ -100,21 +108,36 @@ async def _rotate_one(rotator: Rotator | None, path: str, leaked: int) -> Rotati
     return RotationOutcome(path, leaked, "rotated", version=entry.version)
 
 
+async def _on_leak_rotate(rotator: Rotator | None, path: str) -> bool:
+    if rotator is None:
+        return False
+    try:
+        policy = await rotator.get_policy(path)
+    except NotFoundError:
+        return False
+    return policy.on_leak == "rotate"
+
+
 async def rotate_leaks(
     findings: Sequence[Finding],
     *,
     scan_id: str,
-    requester: Requester,
+    requester: Requester | None,
     rotator: Rotator | None,
     audit: Auditor | None,
     now: Callable[[], float],
 ) -> list[RotationOutcome]:
-    """Rotate each leaked current secret the requester may rotate; audit every outcome."""
+    """Rotate each leaked current secret whose policy or requester says so; audit each."""
     outcomes: list[RotationOutcome] = []
     for path, leaked in sorted(leaked_current(findings).items()):
-        # SECURITY: checked per secret, not once for the scan: ``scan`` on ``scans`` says
-        # nothing about which secrets the caller may rotate.
-        if not await requester.may_rotate(path):
+        if await _on_leak_rotate(rotator, path):
+            # The policy's author (update on rotation/<path>) chose this for every leak.
+            outcome = replace(await _rotate_one(rotator, path, leaked), by="policy")
+        elif requester is None:
+            continue
+        elif not await requester.may_rotate(path):
+            # SECURITY: checked per secret, not once for the scan: ``scan`` on ``scans`` says
+            # nothing about which secrets the caller may rotate.
             outcome = RotationOutcome(
                 path, leaked, "denied", note=f"needs the rotate capability on rotation/{path}"
             )
@@ -125,8 +148,8 @@ async def rotate_leaks(
             event = AuditEvent(
                 time=now(),
                 request_id=scan_id,
-                accessor=requester.accessor,
-                policies=requester.policies,
+                accessor=None if requester is None else requester.accessor,
+                policies=() if requester is None else requester.policies,
                 operation="scan.rotate_leaked",
                 path=f"rotation/{path}",
                 status=_STATUS.get(outcome.outcome, 500),
@@ -138,6 +161,7 @@ async def rotate_leaks(
                     "outcome": outcome.outcome,
                     "leaked_version": str(leaked),
                     "version": str(outcome.version or ""),
+                    "by": outcome.by,
                 },
             )
             try:

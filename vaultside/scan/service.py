@@ -189,8 +189,9 @@ class ScanService:
         rotate_leaked: Requester | None = None,
         trigger: str = "api",
     ) -> ScanRecord:
-        """Start a scan in the background; poll it with ``get``. With ``rotate_leaked``, each
-        leaked current managed secret that ``Requester`` may rotate is rotated afterwards."""
+        """Start a scan in the background; poll it with ``get``. Afterwards each leaked current
+        managed secret is rotated if its policy says ``on_leak: rotate``, or, with
+        ``rotate_leaked``, if that ``Requester`` may rotate it."""
         if kind not in SCAN_KINDS:
             raise InvalidRequestError(f"scan kind must be one of {', '.join(SCAN_KINDS)}")
         if len(targets) > 100 or any(not t or len(t) > 512 for t in targets):
@@ -205,7 +206,7 @@ class ScanService:
         async def job() -> None:
             try:
                 await self._scan(kind, targets, all_containers, record)
-                if rotate_leaked is not None:
+                if rotate_leaked is not None or self._rotator is not None:
                     record.rotations = await rotate_leaks(
                         record.findings,
                         scan_id=record.id,

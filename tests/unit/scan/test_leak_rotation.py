@@ -131,3 +131,47 @@ async def test_without_a_rotation_service_nothing_changes(
         ("unavailable", "rotation is not enabled on this server")
     ]
     assert (await kv.read_metadata("app/db")).current_version == 1
+
+
+async def test_policy_on_leak_rotate_needs_no_request(
+    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path
+) -> None:
+    kv, rotation, clock = stack
+    vals = {p: _value() for p in ("app/auto", "app/report")}
+    for path, value in vals.items():
+        await kv.put(path, {"password": value})
+    await rotation.set_policy("app/auto", {**POLICY, "on_leak": "rotate"})
+    await rotation.set_policy("app/report", POLICY)  # on_leak defaults to "report"
+    (tmp_path / "f.txt").write_text("".join(f"{v}\n" for v in vals.values()))
+    findings = await _scan(kv, clock, tmp_path)
+    # a periodic scan: nobody asked, only the policy decides
+    outcomes = await rotate_leaks(
+        findings, scan_id="p", requester=None, rotator=rotation, audit=None, now=clock.now
+    )
+    assert [(o.path, o.outcome, o.version, o.by) for o in outcomes] == [
+        ("app/auto", "rotated", 2, "policy")
+    ]
+    assert (await kv.read_metadata("app/report")).current_version == 1
+    # rescan: app/auto's leaked v1 is now previous (nothing to do); a requester without the
+    # capability is refused app/report
+    findings = await _scan(kv, clock, tmp_path)
+    outcomes = await rotate_leaks(
+        findings,
+        scan_id="q",
+        requester=_requester(set()),
+        rotator=rotation,
+        audit=None,
+        now=clock.now,
+    )
+    assert [(o.path, o.outcome, o.by) for o in outcomes] == [("app/report", "denied", "request")]
+
+
+def test_on_leak_is_validated() -> None:
+    from vaultside.errors import InvalidRequestError
+    from vaultside.rotation.policy import parse_policy
+
+    assert parse_policy({**POLICY, "on_leak": "rotate"}).on_leak == "rotate"
+    assert parse_policy(POLICY).to_json()["on_leak"] == "report"
+    with pytest.raises(InvalidRequestError) as err:
+        parse_policy({**POLICY, "on_leak": "delete"})
+    assert any(d.startswith("on_leak:") for d in err.value.details)

@@ -12,18 +12,13 @@ All time comes from the injected ``Clock``; ``tick`` is one step, which tests dr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import os
-import socket
-import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vaultside.clock import Clock
-from vaultside.errors import SealedError, UpstreamUnavailableError
+from vaultside.cluster.leader import LeaderJob
 from vaultside.scan.base import Severity
 from vaultside.scan.service import ScanRecord, ScanService, created_of
 from vaultside.storage.base import StorageBackend
@@ -105,8 +100,10 @@ class ScanResults:
         return docs
 
 
-class PeriodicScanner:
+class PeriodicScanner(LeaderJob[ScanRecord]):
     """A component that scans running containers every ``interval`` seconds on the leader."""
+
+    job_name = "scan-periodic"
 
     def __init__(
         self,
@@ -119,28 +116,16 @@ class PeriodicScanner:
         metrics: ScanMetrics,
         holder: str | None = None,
     ) -> None:
-        if interval <= 0:
-            raise ValueError("periodic scan interval must be positive")
-        self.scans = scans
-        self.storage = storage
-        self.results = results
-        self.clock = clock
-        self.interval = interval
         self.metrics = metrics
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.leader = False
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(storage, PERIODIC_LEASE, clock=clock, interval=interval, holder=holder)
+        self.scans = scans
+        self.results = results
 
-    def _lead(self, leader: bool) -> None:
-        self.leader = leader
+    def on_leadership(self, leader: bool) -> None:
         self.metrics.leader.set(1 if leader else 0)
 
-    async def tick(self) -> ScanRecord | None:
-        """Take or renew the lease and scan; the finished record, or None if not the leader."""
-        if not await self.storage.try_lock(PERIODIC_LEASE, self.holder, 2 * self.interval):
-            self._lead(False)
-            return None
-        self._lead(True)
+    async def work(self) -> ScanRecord:
+        """Scan the running containers once; the finished record (also stored)."""
         record = await self.scans.start("containers", trigger="periodic")
         record = await self.scans.wait(record.id)
         self.metrics.observe(record)
@@ -150,33 +135,3 @@ class PeriodicScanner:
             extra={"scan_id": record.id, "status": record.status, "findings": len(record.findings)},
         )
         return record
-
-    async def run(self) -> None:
-        """Sleep an interval, tick, forever (cancel to stop); releases the lease on the way out."""
-        try:
-            while True:
-                await self.clock.sleep(self.interval)
-                try:
-                    await self.tick()
-                except (SealedError, UpstreamUnavailableError) as exc:
-                    log.warning("periodic scan waiting", extra={"error_type": type(exc).__name__})
-                except Exception as exc:
-                    log.error("periodic scan failed", extra={"error_type": type(exc).__name__})
-        finally:
-            if self.leader:
-                self._lead(False)
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.storage.unlock(PERIODIC_LEASE, self.holder))
-
-    async def start(self) -> None:
-        """Start the loop (the first scan runs one interval after start)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="scan-periodic")
-
-    async def close(self) -> None:
-        """Stop the loop and release the lease. Idempotent."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -40,7 +40,7 @@ def print_dev_banner(token: str, bound: Bound) -> None:
     _print()
     _print("  export VAULTSIDE_ADDR=" + bound.primary)
     _print("  export VAULTSIDE_TOKEN=<the root token above>")
-    _print("  vaultside secret put app/db password=s3cret")
+    _print("  vaultside secret put app/db user=app password=-   # value from stdin, not argv")
     _print("  vaultside secret get app/db")
     _print()
 

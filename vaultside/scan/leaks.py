@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import ConflictError, NotFoundError, VaultsideError
-from vaultside.rotation.policy import RotationPolicy
-from vaultside.rotation.state import HistoryEntry
 from vaultside.scan.base import Finding
+
+if TYPE_CHECKING:  # annotations only: keeps `vaultside scan` from importing rotation (~70 ms)
+    from vaultside.rotation.policy import RotationPolicy
+    from vaultside.rotation.state import HistoryEntry
 
 log = logging.getLogger(__name__)
 

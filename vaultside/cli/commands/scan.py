@@ -78,7 +78,9 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--jobs",
             "-j",
             type=click.IntRange(1, 64),
-            default=min(8, os.cpu_count() or 1),
+            # One more worker than cores: a worker waiting on a read or on sending its
+            # results leaves a core idle otherwise (220 MB archive, 2 cores: 0.60 s -> 0.53 s).
+            default=min(8, (os.cpu_count() or 1) + 1),
             show_default=True,
             help="worker processes for archives on disk",
         ),

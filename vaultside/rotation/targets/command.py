@@ -10,21 +10,15 @@ the environment (both are visible to other users in ``/proc``), never our logs.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 
 from vaultside.errors import UpstreamError
 from vaultside.rotation.base import RotationContext
 from vaultside.rotation.policy import CommandTargetSpec
+from vaultside.rotation.targets.handoff import HandoffTarget, step_body
 
 
-def step_body(step: str, ctx: RotationContext) -> bytes:
-    """The JSON document a command or webhook receives for ``step``."""
-    doc = {"step": step, "path": ctx.path, "pending": ctx.pending, "current": ctx.current}
-    return json.dumps(doc).encode()
-
-
-class CommandTarget:
+class CommandTarget(HandoffTarget):
     """Runs a program per step; its exit status is the step's result."""
 
     kind = "command"
@@ -54,22 +48,3 @@ class CommandTarget:
             raise UpstreamError(f"{step} command timed out after {self.spec.timeout:g}s") from None
         if proc.returncode != 0:
             raise UpstreamError(f"{step} command exited with status {proc.returncode}")
-
-    async def create_pending(self, ctx: RotationContext) -> None:
-        """Nothing to prepare."""
-
-    async def set(self, ctx: RotationContext) -> None:
-        """Run the program with step ``set``."""
-        await self._call("set", ctx)
-
-    async def test(self, ctx: RotationContext) -> None:
-        """Run the program with step ``test``."""
-        await self._call("test", ctx)
-
-    async def finish(self, ctx: RotationContext) -> None:
-        """Run the program with step ``finish``."""
-        await self._call("finish", ctx)
-
-    async def rollback(self, ctx: RotationContext) -> None:
-        """Run the program with step ``rollback``."""
-        await self._call("rollback", ctx)

@@ -10,10 +10,10 @@ import aiohttp
 from vaultside.errors import UpstreamError, UpstreamUnavailableError
 from vaultside.rotation.base import RotationContext
 from vaultside.rotation.policy import WebhookTargetSpec
-from vaultside.rotation.targets.command import step_body
+from vaultside.rotation.targets.handoff import HandoffTarget, step_body
 
 
-class WebhookTarget:
+class WebhookTarget(HandoffTarget):
     """POSTs each step to a URL."""
 
     kind = "webhook"
@@ -36,22 +36,3 @@ class WebhookTarget:
             ) from None
         if not 200 <= status < 300:
             raise UpstreamError(f"{step} webhook answered HTTP {status}")
-
-    async def create_pending(self, ctx: RotationContext) -> None:
-        """Nothing to prepare."""
-
-    async def set(self, ctx: RotationContext) -> None:
-        """POST step ``set``."""
-        await self._call("set", ctx)
-
-    async def test(self, ctx: RotationContext) -> None:
-        """POST step ``test``."""
-        await self._call("test", ctx)
-
-    async def finish(self, ctx: RotationContext) -> None:
-        """POST step ``finish``."""
-        await self._call("finish", ctx)
-
-    async def rollback(self, ctx: RotationContext) -> None:
-        """POST step ``rollback``."""
-        await self._call("rollback", ctx)

@@ -76,10 +76,26 @@ def _unescape(field: str) -> str:
     )
 
 
+def dir_mode_for(file_mode: int) -> int:
+    """The tmpfs root's mode for files of ``file_mode``: r-x for whoever may read them.
+
+    The owner always gets r-x (never w: only the plugin, as root, writes); the group gets r-x
+    when the files are group-readable, others likewise. Without it a ``mode=0440`` file
+    could not be reached by its group (the directory would be 0500).
+    """
+    mode = 0o500
+    if file_mode & 0o040:
+        mode |= 0o050
+    if file_mode & 0o004:
+        mode |= 0o005
+    return mode
+
+
 def mount_tmpfs(
     target: Path, *, size_bytes: int, uid: int, gid: int, dir_mode: int = 0o500
 ) -> None:
-    """Mount a fresh tmpfs (nosuid, nodev, noexec, size-limited) on ``target``."""
+    """Mount a fresh tmpfs (nosuid, nodev, noexec, size-limited) on ``target``, its root
+    directory owned ``uid:gid`` with ``dir_mode`` (see ``dir_mode_for``)."""
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = f"size={size_bytes},mode={dir_mode:o},uid={uid},gid={gid}".encode()
     flags = MS_NOSUID | MS_NODEV | MS_NOEXEC

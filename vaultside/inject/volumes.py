@@ -247,7 +247,12 @@ class VolumeManager:
             try:
                 if fresh:
                     await asyncio.to_thread(
-                        tmpfs.mount_tmpfs, target, size_bytes=spec.size_bytes, uid=uid, gid=gid
+                        tmpfs.mount_tmpfs,
+                        target,
+                        size_bytes=spec.size_bytes,
+                        uid=uid,
+                        gid=gid,
+                        dir_mode=tmpfs.dir_mode_for(spec.mode),
                     )
                 await asyncio.to_thread(_write_all, target, files, uid, gid, spec.mode)
             except BaseException:

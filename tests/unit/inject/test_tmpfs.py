@@ -67,3 +67,12 @@ def _mount_options(target: Path) -> set[str]:
         if fields[1] == str(target):
             return set(fields[3].split(","))
     raise AssertionError("not mounted")
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "dir_mode"),
+    [(0o400, 0o500), (0o600, 0o500), (0o440, 0o550), (0o640, 0o550), (0o660, 0o550),
+     (0o404, 0o505), (0o444, 0o555), (0o420, 0o500)],
+)  # fmt: skip
+def test_dir_mode_follows_who_may_read_the_files(file_mode: int, dir_mode: int) -> None:
+    assert tmpfs.dir_mode_for(file_mode) == dir_mode

@@ -3,7 +3,7 @@ group-readable volumes, read-only mounts' flags, and two plugins asking for one 
 
 from __future__ import annotations
 
-import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +50,73 @@ def _flags_of(mountinfo: str, point: str) -> tuple[set[str], set[str]]:
             sep = fields.index("-")
             return set(fields[5].split(",")), set(fields[sep + 3].split(","))
     raise AssertionError(f"{point} not in mountinfo:\n{mountinfo}")
+
+
+def _plugin(stack: Stack, name: str, log: str) -> subprocess.Popen[bytes]:  # noqa: F811
+    argv = [
+        sys.executable, "-m", "vaultside", "plugin", "--name", name,
+        "--roles", str(stack.root / "roles.toml"), "--mount-root", str(stack.root / "mounts"),
+        "--docker-host", stack.engine.base_url,
+    ]  # fmt: skip
+    return spawn(argv, stack.root / log, env=stack.plugin_env, cwd=stack.root)
+
+
+def _answers(sock: Path) -> bool:
+    """True if a volume plugin answers ``Plugin.Activate`` on ``sock``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5)
+        try:
+            conn.connect(str(sock))
+        except OSError:
+            return False
+        conn.sendall(b"POST /Plugin.Activate HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    return b"VolumeDriver" in reply
+
+
+def test_second_plugin_with_the_same_name_refuses_to_start(stack: Stack) -> None:  # noqa: F811
+    inode = stack.socket.stat().st_ino
+    second = _plugin(stack, stack.name, "plugin-second.log")
+    try:
+        code = second.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        terminate(second, grace=10)
+    log = (stack.root / "plugin-second.log").read_text()
+    assert code is not None, f"the second plugin took over the socket:\n{log}"
+    assert code != 0 and f"another plugin is serving on {stack.socket}" in log, log
+    # The first one still owns its socket and serves mounts.
+    assert stack.socket.stat().st_ino == inode and _answers(stack.socket)
+    res = stack.run(
+        stack.volume(), {"secret.pw": "kv:app/db#password"},
+        [*SAFE, "--label", "vaultside.role=web"], "cat /run/secrets/pw",
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
+
+
+def test_a_plugin_removes_only_its_own_socket(stack: Stack) -> None:  # noqa: F811
+    """The first plugin's socket was replaced (removed by hand, a new plugin started):
+    stopping the first one leaves the new one's socket alone; the new one removes it."""
+    name = f"{stack.name}-b"
+    sock = stack.socket.parent / f"{name}.sock"
+    first = _plugin(stack, name, "plugin-b1.log")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(sock.is_socket, timeout=30, what="first plugin", proc=first)
+        sock.unlink()
+        second = _plugin(stack, name, "plugin-b2.log")
+        wait_until(sock.is_socket, timeout=30, what="second plugin", proc=second)
+        inode = sock.stat().st_ino
+        terminate(first, grace=10)
+        assert first.returncode == 0
+        assert sock.is_socket() and sock.stat().st_ino == inode, "first plugin removed it"
+        assert _answers(sock)
+        terminate(second, grace=10)
+        assert not sock.exists()
+    finally:
+        terminate(first, grace=10)
+        terminate(second, grace=10)
+        sock.unlink(missing_ok=True)

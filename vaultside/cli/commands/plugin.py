@@ -33,6 +33,7 @@ async def _serve(settings: Settings) -> None:
         finally:
             refresh_task.cancel()
             await asyncio.gather(refresh_task, return_exceptions=True)
+            await refresher.close()
 
 
 @click.command("plugin")

@@ -52,6 +52,47 @@ def _flags_of(mountinfo: str, point: str) -> tuple[set[str], set[str]]:
     raise AssertionError(f"{point} not in mountinfo:\n{mountinfo}")
 
 
+RO_PROBE = (
+    "grep ' /run/secrets ' /proc/self/mountinfo; touch /run/secrets/new; chmod 700 /run/secrets;"
+    " chmod 500 /run/secrets/pw; stat -c '%a' /run/secrets/pw; true"
+)
+NOSUID_NODEV_NOEXEC = {"nosuid", "nodev", "noexec"}
+
+
+@pytest.mark.parametrize("access", ["rw", "ro"])
+def test_mount_flags_and_why_a_ro_bind_is_safe(stack: Stack, access: str) -> None:  # noqa: F811
+    """Pins what the container sees. A plain bind keeps the plugin mount's flags
+    (ro,nosuid,nodev,noexec); a ``:ro`` bind loses nosuid,nodev,noexec (runc 1.1 remounts it
+    with only MS_RDONLY). That is safe because
+    the tmpfs itself (the superblock) is read-only except while the plugin writes: nobody in
+    any container can add a file, or chmod one, so there is nothing to exec, no setuid file
+    and no device node; the plugin's files are mode <= 0660. If runc starts keeping the flags,
+    this test fails: update docs/injection.md ("Read-only mounts")."""
+    mount = stack.mount_arg(stack.volume(), {"secret.pw": "kv:app/db#password"})
+    if access == "ro":
+        mount += ",readonly"
+    res = stack.docker(
+        "run", "--rm", "--network", "none", *SAFE, "--label", "vaultside.role=web",
+        "--mount", mount, stack.image, "sh", "-c", RO_PROBE,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    per_mount, superblock = _flags_of(res.stdout, "/run/secrets")
+    assert "ro" in superblock, res.stdout
+    if access == "rw":
+        # A plain bind copies the plugin mount's flags, read-only included.
+        assert per_mount >= {"ro", *NOSUID_NODEV_NOEXEC}, res.stdout
+    else:
+        assert "ro" in per_mount and not NOSUID_NODEV_NOEXEC & per_mount, res.stdout
+    errors = res.stderr.splitlines()
+    assert errors == [
+        "touch: /run/secrets/new: Read-only file system",
+        "chmod: /run/secrets: Read-only file system",
+        "chmod: /run/secrets/pw: Read-only file system",
+    ], res.stderr
+    assert res.stdout.splitlines()[-1] == "400"
+    assert stack.our_mounts() == []
+
+
 def _plugin(stack: Stack, name: str, log: str) -> subprocess.Popen[bytes]:  # noqa: F811
     argv = [
         sys.executable, "-m", "vaultside", "plugin", "--name", name,

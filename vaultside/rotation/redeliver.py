@@ -268,4 +268,5 @@ def _rewrite(target: Path, fname: str, data: bytes, mode: int) -> None:
     except FileNotFoundError:
         dst = os.stat(target)
         uid, gid = dst.st_uid, dst.st_gid
-    tmpfs.write_atomic(target, fname, data, uid=uid, gid=gid, mode=mode)
+    with tmpfs.writable(target):
+        tmpfs.write_atomic(target, fname, data, uid=uid, gid=gid, mode=mode)

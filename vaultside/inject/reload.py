@@ -106,3 +106,4 @@ class ReloadQueue:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()  # a task cancelled before its first step never ran its finally

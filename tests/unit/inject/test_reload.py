@@ -110,3 +110,11 @@ async def test_close_cancels_running_and_drops_waiting() -> None:
     queue.submit("c", acts.make("c"))  # refused after close
     await settle()
     assert queue.pending() == 0
+
+
+async def test_close_right_after_submit() -> None:
+    queue, acts = ReloadQueue(concurrency=1, timeout=60, clock=FakeClock()), Actions()
+    queue.submit("a", acts.make("a"))  # its task has not run a single step yet
+    await queue.close()
+    await queue.idle()
+    assert queue.pending() == 0 and acts.started == []

@@ -43,7 +43,7 @@ def load_settings(overrides: Mapping[str, object] | None = None) -> Settings:
     try:
         return Settings(**dict(overrides or {}))  # type: ignore[arg-type]
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_toml_message(str(path), exc)) from None
+        raise ConfigError(_toml_message(str(path.absolute()), exc)) from None
     except SettingsError as exc:
         raise ConfigError(_env_message(exc)) from None
     except ValidationError as exc:

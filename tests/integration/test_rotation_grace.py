@@ -8,7 +8,10 @@ without a policy and measures "current" against the store.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -91,3 +94,22 @@ def test_status_answers_for_any_path_and_current_follows_the_store(
     api(server, "PUT", "secrets/app/plain", {"data": {"token": secrets.token_hex(16)}})
     [consumer] = api(server, "GET", "rotation/status/app/plain")["consumers"]
     assert consumer["current"] is False
+
+
+def test_cli_status_shows_the_current_version_before_the_first_rotation(
+    pg_server: tuple[VaultsideServer, str],  # noqa: F811
+) -> None:
+    server, _dsn = pg_server
+    api(server, "PUT", "secrets/app/new", {"data": {"token": secrets.token_hex(16)}})
+    api(server, "PUT", "rotation/policies/app/new", {
+        "every": "1d", "generator": {"kind": "token"}, "target": {"kind": "kv"},
+    })  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULTSIDE_")}
+    env |= {"VAULTSIDE_ADDR": server.addr, "VAULTSIDE_TOKEN": server.root_token}
+    out = subprocess.run(
+        [sys.executable, "-m", "vaultside", "rotation", "status", "app/new"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    [row] = [line for line in out.splitlines() if "current version" in line]
+    cells = [c.strip() for c in row.replace("|", "│").strip("│ ").split("│")]
+    assert cells == ["current version", "1"], out  # was "-" until the first rotation

@@ -113,3 +113,33 @@ def test_cli_status_shows_the_current_version_before_the_first_rotation(
     [row] = [line for line in out.splitlines() if "current version" in line]
     cells = [c.strip() for c in row.replace("|", "│").strip("│ ").split("│")]
     assert cells == ["current version", "1"], out  # was "-" until the first rotation
+
+
+def test_a_silent_consumer_is_gone_then_forgotten(
+    pg_server: tuple[VaultsideServer, str],  # noqa: F811
+) -> None:
+    server, _dsn = pg_server
+    server.env |= {
+        "VAULTSIDE_ROTATION__CONSUMER_GONE_AFTER": "3s",
+        "VAULTSIDE_ROTATION__CONSUMER_TTL": "6s",
+    }
+    server.restart()
+    api(server, "PUT", "secrets/app/c", {"data": {"token": secrets.token_hex(16)}})
+    # A plugin mount whose container is then deleted: it never reports again.
+    api(server, "POST", "consumers", {
+        "consumer": "plugin-0123456789ab", "kind": "plugin", "container": "web",
+        "holdings": {"app/c": 1},
+    })  # fmt: skip
+    start = time.monotonic()
+
+    def states() -> dict[str, str]:
+        consumers = api(server, "GET", "rotation/status/app/c")["consumers"]
+        return {c["consumer"]: c["state"] for c in consumers}
+
+    assert states() == {"plugin-0123456789ab": "live"}
+    while time.monotonic() - start < 3.5:
+        time.sleep(0.2)
+    assert states() == {"plugin-0123456789ab": "gone"}
+    while time.monotonic() - start < 6.5:
+        time.sleep(0.2)
+    assert states() == {}

@@ -159,9 +159,10 @@ class RotationSettings(Section):
     concurrency: int = Field(default=4, ge=1, le=64)
     # How often the volume plugin re-checks mounted secrets for rotated values.
     redeliver_interval: Duration = Field(default=0.5, ge=0.05, le=3600.0)
-    # A consumer (sidecar, plugin mount) not heard from for this long is forgotten; until
-    # then ``rotation status`` shows it as gone (after 120 s of silence).
-    consumer_ttl: Duration = Field(default=86400.0, ge=60.0, le=365 * 86400.0)
+    # ``rotation status`` shows a consumer (sidecar, plugin mount) silent this long as gone
+    # (more than its report interval: sidecars 60 s, plugin 30 s) and forgets it after the TTL.
+    consumer_gone_after: Duration = Field(default=120.0, ge=1.0, le=86400.0)
+    consumer_ttl: Duration = Field(default=86400.0, ge=1.0, le=365 * 86400.0)
 
 
 class ScanSettings(Section):

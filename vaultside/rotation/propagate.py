@@ -3,9 +3,9 @@
 Consumers report what they hold with a heartbeat (``POST /v1/consumers``):
 ``{"consumer": id, "kind": "sidecar"|"plugin", "container": str?, "holdings": {path: version}}``.
 Records live at ``rotation/consumers/<id>`` (no values, only versions). A consumer not heard
-from for ``stale_after`` seconds (its container was deleted, or it lost the server) is shown
-as ``gone``; after ``ttl`` seconds of silence its record is deleted (``rotation.consumer_ttl``),
-the next time a status lists it. After a rotation is promoted, sidecars
+from for ``stale_after`` seconds (``rotation.consumer_gone_after``: its container was deleted,
+or it lost the server) is shown as ``gone``; after ``ttl`` seconds of silence
+(``rotation.consumer_ttl``) its record is deleted, the next time a status lists it. After a rotation is promoted, sidecars
 pick the new version up through their ETag poll and report it on their next heartbeat; the
 status of a secret lists every consumer with the version it holds and whether it is current.
 

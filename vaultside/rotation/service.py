@@ -40,6 +40,7 @@ class RotationService:
         schedule: bool = True,
         lease_ttl: float = 30.0,
         concurrency: int = 4,
+        consumer_gone_after: float = 120.0,
         consumer_ttl: float = 86400.0,
     ) -> None:
         self.clock = clock
@@ -49,7 +50,9 @@ class RotationService:
         self.scheduler = RotationScheduler(
             self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
         )
-        self.consumers = ConsumerRegistry(storage, clock, ttl=consumer_ttl)
+        self.consumers = ConsumerRegistry(
+            storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl
+        )
         self.engine.hooks.append(self.consumers.delivered)
         self.store = self.engine.store
         self._schedule = schedule

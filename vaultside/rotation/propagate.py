@@ -5,9 +5,10 @@ Consumers report what they hold with a heartbeat (``POST /v1/consumers``):
 Records live at ``rotation/consumers/<id>`` (no values, only versions). A consumer not heard
 from for ``stale_after`` seconds (``rotation.consumer_gone_after``: its container was deleted,
 or it lost the server) is shown as ``gone``; after ``ttl`` seconds of silence
-(``rotation.consumer_ttl``) its record is deleted, the next time a status lists it. After a rotation is promoted, sidecars
-pick the new version up through their ETag poll and report it on their next heartbeat; the
-status of a secret lists every consumer with the version it holds and whether it is current.
+(``rotation.consumer_ttl``) its record is deleted, the next time a status lists it.
+After a rotation is promoted, sidecars pick the new version up through their ETag poll and
+report it on their next heartbeat; the status of a secret lists every consumer with the
+version it holds and whether it is the store's current one.
 
 ``Redelivery`` is the hook the engine calls after promotion: it wakes in-process waiters
 (``wait_for``), which the benchmark and same-process plugin mounts use.

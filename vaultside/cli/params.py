@@ -8,7 +8,7 @@ from vaultside.durations import parse_duration
 from vaultside.errors import InvalidRequestError
 
 
-class DurationParam(click.ParamType):
+class DurationParam(click.ParamType[float]):
     """Seconds or a duration (``0.25``, ``10m``, ``1h30m``), see ``vaultside.durations``."""
 
     name = "duration"

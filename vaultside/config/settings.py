@@ -5,8 +5,9 @@ The file is ``$VAULTSIDE_CONFIG`` (the CLI's ``--config``) or else ``./vaultside
 configuration can be wrong into one ``ConfigError`` line. Unknown keys are errors at every
 level; every seconds value also takes a duration (``"10m"``, ``"1h30m"``, see ``durations``).
 
-Sections are plain ``BaseModel``s. Secret material is never a plain ``str`` here: it is a
-``SecretStr`` or, preferably, a path to a file read by the component that needs it.
+Sections are plain ``BaseModel``s deriving from ``Section`` (unknown keys forbidden). Secret
+material is never a plain ``str`` here: it is a ``SecretStr`` or, preferably, a path to a
+file read by the component that needs it.
 """
 
 from __future__ import annotations

@@ -110,10 +110,6 @@ class RotationScheduler:
                 self._grace_known.add((path, version))
                 heapq.heappush(self._grace, (entry.due, path, version))
 
-    def pending_grace(self) -> list[tuple[float, str, int]]:
-        """The grace deadlines this leader waits for, soonest first."""
-        return sorted(self._grace)
-
     async def tick(self) -> float:
         """One pass: hold the lease, reload if needed, run what is due; returns the next delay."""
         storage = self.engine.storage

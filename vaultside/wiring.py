@@ -282,6 +282,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         schedule=settings.rotation.scheduler,
         lease_ttl=settings.rotation.lease_ttl,
         concurrency=settings.rotation.concurrency,
+        consumer_gone_after=settings.rotation.consumer_gone_after,
+        consumer_ttl=settings.rotation.consumer_ttl,
     )
     services.components.append(services.rotation)
     services.scans = build_scans(settings, services)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 
 import click
 
@@ -41,8 +43,18 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vaultside")
-def cli() -> None:
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="VAULTSIDE_CONFIG",
+    help="TOML settings file (env VAULTSIDE_CONFIG; default ./vaultside.toml).",
+)
+def cli(config: Path | None) -> None:
     """vaultside: store, broker, inject, rotate and scan container secrets."""
+    if config is not None:
+        # Through the environment, so `serve --workers N` processes read the same file.
+        os.environ["VAULTSIDE_CONFIG"] = str(config.absolute())
 
 
 def main() -> None:

@@ -1,15 +1,22 @@
-"""Settings: env prefix ``VAULTSIDE_``, nested with ``__``, optional ``vaultside.toml``.
+"""Settings: env prefix ``VAULTSIDE_``, nested with ``__``, optional TOML file.
 
-Sections are plain ``BaseModel``s. Secret material is never a plain ``str`` here: it is a
-``SecretStr`` or, preferably, a path to a file read by the component that needs it.
+The file is ``$VAULTSIDE_CONFIG`` (the CLI's ``--config``) or else ``./vaultside.toml``; build
+``Settings`` through ``vaultside.config.loader.load_settings``, which turns every way a
+configuration can be wrong into one ``ConfigError`` line. Unknown keys are errors at every
+level; every seconds value also takes a duration (``"10m"``, ``"1h30m"``, see ``durations``).
+
+Sections are plain ``BaseModel``s deriving from ``Section`` (unknown keys forbidden). Secret
+material is never a plain ``str`` here: it is a ``SecretStr`` or, preferably, a path to a
+file read by the component that needs it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,8 +24,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from vaultside.durations import Duration
 
-class ServerSettings(BaseModel):
+
+class Section(BaseModel):
+    """Base of every settings section: an unknown key is an error naming it (``server.workrs``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(Section):
     """The HTTP listener."""
 
     listen: str = "127.0.0.1:8200"
@@ -31,7 +46,7 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
-class StorageSettings(BaseModel):
+class StorageSettings(Section):
     """Where ciphertext lives."""
 
     kind: Literal["sqlite", "postgres"] = "sqlite"
@@ -42,7 +57,7 @@ class StorageSettings(BaseModel):
     postgres_pool_max: int = 10
 
 
-class SealSettings(BaseModel):
+class SealSettings(Section):
     """Where the root key comes from."""
 
     kind: Literal["file", "passphrase", "vault-transit"] = "file"
@@ -53,7 +68,7 @@ class SealSettings(BaseModel):
     transit_key: str = "vaultside"
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(Section):
     """Where audit records go; the HMAC key keeps values out of them."""
 
     file: Path | None = Path("audit.log")
@@ -64,21 +79,21 @@ class AuditSettings(BaseModel):
     fsync: bool = False
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Section):
     """Token housekeeping."""
 
     # How often expired tokens' records are reclaimed, by one server at a time; 0 = never.
-    token_tidy_interval: float = Field(default=600.0, ge=0, le=7 * 86400)
+    token_tidy_interval: Duration = Field(default=600.0, ge=0, le=7 * 86400)
 
 
-class KVSettings(BaseModel):
+class KVSettings(Section):
     """Limits of the local secret store."""
 
     max_value_bytes: int = Field(default=64 * 1024, ge=1)
     default_max_versions: int = Field(default=10, ge=0)
 
 
-class BrokerSettings(BaseModel):
+class BrokerSettings(Section):
     """One named Vault/OpenBao connection (``brokers.<name>``); credentials are file paths."""
 
     address: str
@@ -87,7 +102,7 @@ class BrokerSettings(BaseModel):
     tls_verify: bool = True
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
-    request_timeout: float = Field(default=10.0, gt=0)
+    request_timeout: Duration = Field(default=10.0, gt=0)
     auth_method: Literal["token", "approle", "jwt"] = "token"
     auth_mount: str | None = None
     token_file: Path | None = None
@@ -97,15 +112,15 @@ class BrokerSettings(BaseModel):
     jwt_file: Path | None = None
     jwt_role: str | None = None
     kv_versions: dict[str, Literal[1, 2]] = {}
-    cache_ttl: float = Field(default=30.0, ge=0)
-    cache_ttls: dict[str, float] = {}
-    max_staleness: float = Field(default=300.0, ge=0)
+    cache_ttl: Duration = Field(default=30.0, ge=0)
+    cache_ttls: dict[str, Duration] = {}
+    max_staleness: Duration = Field(default=300.0, ge=0)
     renew_fraction: float = Field(default=2 / 3, gt=0, lt=1)
     # Several servers: the lease-renewal leader's storage lease; followers re-read every third.
-    lease_lock_ttl: float = Field(default=15.0, gt=0)
+    lease_lock_ttl: Duration = Field(default=15.0, gt=0)
 
 
-class AdmissionSettings(BaseModel):
+class AdmissionSettings(Section):
     """Admission rules for secret delivery: each deny / warn / off."""
 
     privileged: Literal["deny", "warn", "off"] = "deny"
@@ -118,7 +133,7 @@ class AdmissionSettings(BaseModel):
     allowed_images: list[str] = []
 
 
-class InjectSettings(BaseModel):
+class InjectSettings(Section):
     """The Docker volume plugin (``vaultside plugin`` or in ``serve``) and its admission."""
 
     plugin_name: str = Field(default="vaultside", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -136,24 +151,37 @@ class InjectSettings(BaseModel):
     server_addr: str | None = None
 
 
-class RotationSettings(BaseModel):
+class RotationSettings(Section):
     """The rotation scheduler (one leader per store, chosen by a storage lease)."""
 
     scheduler: bool = True
     # Leader and per-secret leases; a crashed holder's lease frees up after this long.
-    lease_ttl: float = Field(default=30.0, ge=1.0, le=3600.0)
+    lease_ttl: Duration = Field(default=30.0, ge=1.0, le=3600.0)
     concurrency: int = Field(default=4, ge=1, le=64)
     # How often the volume plugin re-checks mounted secrets for rotated values.
-    redeliver_interval: float = Field(default=0.5, ge=0.05, le=3600.0)
+    redeliver_interval: Duration = Field(default=0.5, ge=0.05, le=3600.0)
+    # ``rotation status`` shows a consumer (sidecar, plugin mount) silent this long as gone
+    # (more than its report interval: sidecars 60 s, plugin 30 s) and forgets it after the TTL.
+    consumer_gone_after: Duration = Field(default=120.0, ge=1.0, le=86400.0)
+    consumer_ttl: Duration = Field(default=86400.0, ge=1.0, le=365 * 86400.0)
 
 
-class ScanSettings(BaseModel):
+class ScanSettings(Section):
     """Leak scans inside the server."""
 
     # Seconds between scans of running containers (leader only, DOCKER_HOST); 0 = off.
-    periodic_interval: float = Field(default=0.0, ge=0, le=7 * 86400)
+    periodic_interval: Duration = Field(default=0.0, ge=0, le=7 * 86400)
     # How many finished periodic scan records are kept in storage.
     results_keep: int = Field(default=50, ge=1, le=1000)
+
+
+CONFIG_ENV = "VAULTSIDE_CONFIG"
+DEFAULT_CONFIG = Path("vaultside.toml")
+
+
+def config_file() -> Path:
+    """The TOML file read: ``$VAULTSIDE_CONFIG`` (``--config``) or ``./vaultside.toml``."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 class Settings(BaseSettings):
@@ -189,7 +217,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
 
     def resolve(self, path: Path) -> Path:
         """A configured path made absolute against ``data_dir``."""

@@ -30,7 +30,7 @@ from vaultside.rotation.generators import build_generator
 from vaultside.rotation.journal import Journal, JournalEntry
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy
-from vaultside.rotation.state import HistoryEntry, RotationStore
+from vaultside.rotation.state import HistoryEntry, RotationState, RotationStore
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
 
@@ -160,7 +160,7 @@ class RotationEngine:
             entry = HistoryEntry(run_id, started, now, trigger, "ok", version=version)
             state.failures = 0
             state.version, state.previous_version = version, (base or None)
-            state.grace_until = now + policy.grace if policy.grace > 0 and base else None
+            await self._queue_grace(path, policy, base, now, state)
             state.next_run = plan_next(policy, now, self.jitter_fraction())
             state.last_step, state.last_error = "finish", None
             self.metrics.rotations.labels(kind, "ok").inc()
@@ -172,6 +172,14 @@ class RotationEngine:
         if entry.result == "ok" and entry.version is not None:
             await self._delivered(path, entry.version)
         return entry
+
+    async def _queue_grace(
+        self, path: str, policy: RotationPolicy, base: int, now: float, state: RotationState
+    ) -> None:
+        """With a grace period, queue the replaced version's own deletion deadline."""
+        if policy.grace > 0 and base:
+            state.grace_until = now + policy.grace
+            await self.store.add_grace(path, base, state.grace_until)
 
     async def _current(self, path: str) -> tuple[dict[str, str] | None, int]:
         try:
@@ -300,6 +308,7 @@ class RotationEngine:
             meta = await self.kv.read_metadata(path)
             now = self.clock.now()
             state.version, state.previous_version = meta.current_version, entry.base_version or None
+            await self._queue_grace(path, policy, entry.base_version, now, state)
             state.last_run, state.last_result, state.last_step = now, "ok", "finish"
             state.next_run = plan_next(policy, now, self.jitter_fraction())
             hist = HistoryEntry(

@@ -7,14 +7,12 @@
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,12 +20,11 @@ from pydantic import (
     model_validator,
 )
 
+from vaultside.durations import Duration
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import parse_ref
 from vaultside.rotation.cron import CronError, CronSchedule
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_MAX_SECONDS = 10 * 365 * 86400.0
 _FIELD_NAME = r"^[A-Za-z0-9._-]{1,128}$"
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
 CLASSES: dict[str, str] = {
@@ -38,30 +35,7 @@ CLASSES: dict[str, str] = {
 }
 
 
-def parse_seconds(value: object) -> float:
-    """Seconds from ``90``, ``"90"``, ``"1h30m"``, ``"2d"`` (0 allowed; at most 10 years)."""
-    if isinstance(value, bool):
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        match = _DURATION.match(text)
-        if text.isdigit():
-            seconds = float(text)
-        elif match is not None:
-            d, h, m, s = (int(g) if g else 0 for g in match.groups())
-            seconds = float(d * 86400 + h * 3600 + m * 60 + s)
-        else:
-            raise ValueError("must be seconds or a duration like '1h30m'")
-    else:
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if not 0 <= seconds <= _MAX_SECONDS:
-        raise ValueError("must be between 0 and 10 years")
-    return seconds
-
-
-Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+Seconds = Duration
 FieldName = Annotated[str, Field(pattern=_FIELD_NAME)]
 
 

@@ -12,7 +12,7 @@ import contextlib
 
 from vaultside.audit.sinks import AuditBroker
 from vaultside.clock import Clock
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.paths import validate_path
 from vaultside.kv.store import KVStore
 from vaultside.rotation.engine import RotationEngine, plan_next
@@ -40,6 +40,8 @@ class RotationService:
         schedule: bool = True,
         lease_ttl: float = 30.0,
         concurrency: int = 4,
+        consumer_gone_after: float = 120.0,
+        consumer_ttl: float = 86400.0,
     ) -> None:
         self.clock = clock
         self.engine = RotationEngine(
@@ -48,7 +50,9 @@ class RotationService:
         self.scheduler = RotationScheduler(
             self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
         )
-        self.consumers = ConsumerRegistry(storage, clock)
+        self.consumers = ConsumerRegistry(
+            storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl
+        )
         self.engine.hooks.append(self.consumers.delivered)
         self.store = self.engine.store
         self._schedule = schedule
@@ -101,19 +105,34 @@ class RotationService:
         return await self.engine.rotate(path, policy, trigger="manual")
 
     async def status(self, path: str) -> dict[str, object]:
-        """Next run, last result, versions, grace and each consumer's held version."""
+        """Policy (None if the path has none), state, the store's current version, pending
+        grace deletions and each consumer's held version — for any path.
+
+        "Current" is measured against the KV store's current version (so it is right before
+        the first rotation and after a manual write), not against the last rotation.
+        """
         path = validate_path(path)
-        policy = await self.store.get_policy(path)
+        try:
+            policy: RotationPolicy | None = await self.store.get_policy(path)
+        except NotFoundError:
+            policy = None
         state = await self.store.get_state(path)
+        try:
+            current: int | None = (await self.engine.kv.read_metadata(path)).current_version
+        except NotFoundError:
+            current = None
         holders = await self.consumers.holders(path)
-        current = state.version
         for h in holders:
             h["current"] = current is not None and h["version"] == current
         in_flight = await self.engine.journal.get(path)
         return {
             "path": path,
-            "policy": policy.to_json(),
+            "policy": None if policy is None else policy.to_json(),
+            "current_version": current,
             "state": state.to_json(),
+            "grace": [
+                {"version": e.version, "until": e.due} for e in await self.store.grace_of(path)
+            ],
             "in_flight": None if in_flight is None else in_flight.step,
             "consumers": holders,
         }

@@ -6,6 +6,11 @@ Keys (all through the barrier)::
     rotation/state/<path>         next run, last result, failures, grace
     rotation/history/<path>/<n>   one finished or failed run (the newest ``HISTORY_KEEP`` kept)
     rotation/generation           bumped on every policy change (schedulers reload on change)
+    rotation/grace/<path>/<v>     version ``v`` of ``path`` is deleted when its grace ends
+
+The grace queue holds one record per replaced version, each with its own deadline, so a
+rotation within another's grace period (``grace`` >= ``every``, or a manual rotation) never
+drops an earlier version's deletion; it survives restarts and leader changes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ POLICY = "rotation/policy/"
 STATE = "rotation/state/"
 HISTORY = "rotation/history/"
 GENERATION = "rotation/generation"
+GRACE = "rotation/grace/"
 HISTORY_KEEP = 50
 
 
@@ -36,13 +42,22 @@ class RotationState:
     last_step: str | None = None
     version: int | None = None  # the KV version the last successful rotation made current
     previous_version: int | None = None
-    grace_until: float | None = None
+    grace_until: float | None = None  # the latest pending deletion (each is in the grace queue)
     failures: int = 0
     history_seq: int = 0
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready fields."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GraceEntry:
+    """Version ``version`` of ``path`` is soft-deleted at ``due``."""
+
+    path: str
+    version: int
+    due: float
 
 
 @dataclass
@@ -130,3 +145,42 @@ class RotationStore:
             if rec is not None:
                 out.append(HistoryEntry(**json.loads(rec.value)))
         return out
+
+    # -- grace queue ---------------------------------------------------------------------------
+
+    async def add_grace(self, path: str, version: int, due: float) -> None:
+        """Queue the deletion of ``version`` of ``path`` at ``due``."""
+        key = f"{GRACE}{validate_path(path)}/{version:012d}"
+        await self._storage.put(key, json.dumps({"due": due}).encode())
+
+    async def grace_keys(self) -> list[tuple[str, int]]:
+        """Every queued (path, version), without reading deadlines (one list call)."""
+        out = []
+        for key in await self._storage.list(GRACE):
+            path, _, version = key[len(GRACE) :].rpartition("/")
+            if path and version.isdigit():
+                out.append((path, int(version)))
+        return out
+
+    async def get_grace(self, path: str, version: int) -> GraceEntry | None:
+        """The queued deletion of ``version`` of ``path``, if any."""
+        rec = await self._storage.get(f"{GRACE}{path}/{version:012d}")
+        if rec is None:
+            return None
+        return GraceEntry(path, version, float(json.loads(rec.value)["due"]))
+
+    async def remove_grace(self, path: str, version: int) -> None:
+        """Drop a queued deletion (done, or no longer wanted)."""
+        await self._storage.delete(f"{GRACE}{path}/{version:012d}")
+
+    async def grace_of(self, path: str) -> list[GraceEntry]:
+        """The queued deletions of ``path``, oldest version first."""
+        prefix = f"{GRACE}{validate_path(path)}/"
+        out = []
+        for key in await self._storage.list(prefix):
+            version = key[len(prefix) :]
+            if version.isdigit():
+                entry = await self.get_grace(path, int(version))
+                if entry is not None:
+                    out.append(entry)
+        return sorted(out, key=lambda e: e.version)

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from vaultside.durations import parse_duration as parse_seconds
 from vaultside.errors import InvalidRequestError
-from vaultside.rotation.policy import Window, parse_policy, parse_seconds
+from vaultside.rotation.policy import Window, parse_policy
 
 
 def base(**kw: Any) -> dict[str, Any]:

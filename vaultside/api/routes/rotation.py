@@ -18,7 +18,7 @@ from vaultside.rotation.propagate import parse_heartbeat
 from vaultside.rotation.service import RotationService
 
 _PATH = "{path:[^:]+}"
-_TIME_FIELDS = ("next_run", "last_run", "grace_until", "started", "ended", "seen")
+_TIME_FIELDS = ("next_run", "last_run", "grace_until", "started", "ended", "seen", "until")
 
 
 def _times(obj: dict[str, object]) -> dict[str, object]:
@@ -78,16 +78,16 @@ async def rotate_now(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    """``GET /v1/rotation/status/{path}``: policy, next run, last result, consumers."""
+    """``GET /v1/rotation/status/{path}``: policy (null if none), the store's current version,
+    next run, last result, pending grace deletions and consumers — for any path."""
     path = _path(request)
     await authorize(request, f"rotation/{path}", "read")
     doc = await _service(request).status(path)
-    state = doc["state"]
-    assert isinstance(state, dict)
-    consumers = doc["consumers"]
-    assert isinstance(consumers, list)
+    state, consumers, grace = doc["state"], doc["consumers"], doc["grace"]
+    assert isinstance(state, dict) and isinstance(consumers, list) and isinstance(grace, list)
     doc["state"] = _times(state)
     doc["consumers"] = [_times(c) for c in consumers]
+    doc["grace"] = [_times(g) for g in grace]
     return json_response(doc)
 
 

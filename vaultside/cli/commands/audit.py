@@ -70,13 +70,11 @@ def hash_value(key_file: Path | None, value: str | None) -> None:
 
 def _default_key_file() -> Path:
     # Imported here so `vaultside audit` stays usable even with a broken server config file.
-    from pydantic import ValidationError
-
-    from vaultside.config.settings import Settings
+    from vaultside.config.loader import ConfigError, load_settings
     from vaultside.wiring import audit_key_file
 
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        fail(f"invalid settings: {exc.error_count()} error(s); pass --key-file", EXIT_INVALID)
+        settings = load_settings()
+    except ConfigError as exc:
+        fail(f"{exc.message} (or pass --key-file)", EXIT_INVALID)
     return audit_key_file(settings)

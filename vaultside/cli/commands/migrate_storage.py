@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from vaultside.cli.render import EXIT_CONFLICT, EXIT_ERROR, EXIT_INVALID, fail, print_json
+from vaultside.cli.settings import settings_or_exit
 from vaultside.config.settings import Settings
 from vaultside.errors import ConflictError, IntegrityError, VaultsideError
 from vaultside.storage.base import StorageBackend
@@ -84,10 +85,7 @@ def cli(
     """Copy every encrypted record from one storage backend to the other, then verify."""
     if from_kind == to_kind:
         fail("--from and --to must differ (sqlite → postgres or postgres → sqlite)", EXIT_INVALID)
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}", EXIT_INVALID)
+    settings = settings_or_exit()
     if from_kind == "sqlite" or to_kind == "sqlite":
         path = sqlite_path or settings.resolve(settings.storage.path)
         if from_kind == "sqlite" and not path.exists():

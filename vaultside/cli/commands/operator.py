@@ -16,6 +16,7 @@ import click
 
 from vaultside.cli.commands.migrate_storage import cli as migrate_storage
 from vaultside.cli.render import EXIT_INVALID, fail, print_json, print_mapping, run_client
+from vaultside.cli.settings import settings_or_exit
 from vaultside.client import VaultsideClient
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file, init_passphrase_salt
@@ -24,10 +25,7 @@ from vaultside.wiring import build_services, salt_file
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}", EXIT_INVALID)
+    return settings_or_exit()
 
 
 @click.group("operator")

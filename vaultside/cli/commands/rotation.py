@@ -115,31 +115,37 @@ def rotate(path: str, as_json: bool) -> None:
 @click.argument("path")
 @_JSON
 def status(path: str, as_json: bool) -> None:
-    """Next run, last result and the version each consumer holds."""
+    """Current version, next run, last result and the version each consumer holds.
+
+    Works for any path: without a rotation policy it shows the consumers alone.
+    """
     doc = _call("GET", f"rotation/status/{path}")
     if as_json:
         print_json(doc)
         return
     state = doc.get("state", {})
-    print_mapping(
-        {
+    fields: dict[str, object] = {"current version": doc.get("current_version")}
+    if doc.get("policy") is None:
+        fields["policy"] = "none (not rotated)"
+    else:
+        fields |= {
             "next run": state.get("next_run"),
             "last run": state.get("last_run"),
             "last result": state.get("last_result"),
             "last error": state.get("last_error"),
-            "current version": state.get("version"),
+            "last rotated version": state.get("version"),
             "previous version": state.get("previous_version"),
-            "grace until": state.get("grace_until"),
             "in flight": doc.get("in_flight"),
-        },
-        title=f"rotation of {path}",
-    )
+        }
+    for g in doc.get("grace", []):
+        fields[f"version {g['version']} deleted at"] = g["until"]
+    print_mapping(fields, title=f"rotation of {path}")
     rows = [
-        (c["consumer"], c["kind"], c.get("container"), c["version"], c["current"], c["stale"])
+        (c["consumer"], c["kind"], c.get("container"), c["version"], c["current"], c["state"])
         for c in doc.get("consumers", [])
     ]
     if rows:
-        print_table(("Consumer", "Kind", "Container", "Version", "Current", "Stale"), rows)
+        print_table(("Consumer", "Kind", "Container", "Version", "Current", "State"), rows)
 
 
 @cli.command("history")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from vaultside import errors
+from vaultside.cli.params import DURATION, config_duration
 from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail
 from vaultside.client import HttpSecretSource, VaultsideClient
 from vaultside.inject.docker_api import DockerEngine
@@ -128,9 +129,11 @@ async def _run(
     "--opt", "opts", multiple=True, help="Volume option KEY=VALUE (see docs/injection.md)."
 )
 @click.option("--once", is_flag=True, help="Render once and exit (init container).")
-@click.option("--interval", type=float, help=f"Poll interval, s (default {DEFAULT_POLL_INTERVAL}).")
 @click.option(
-    "--refresh", type=float, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
+    "--interval", type=DURATION, help=f"Poll interval, s (default {DEFAULT_POLL_INTERVAL})."
+)
+@click.option(
+    "--refresh", type=DURATION, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
 )
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
 @click.option("--ready-http", metavar="HOST:PORT", help="Serve GET /ready (200 once rendered).")
@@ -200,8 +203,10 @@ def cli(
         cfg = SidecarConfig(
             output_dir=out_dir,
             spec=spec,
-            poll_interval=interval or float(config.get("interval", DEFAULT_POLL_INTERVAL)),
-            refresh_interval=refresh or float(config.get("refresh", DEFAULT_REFRESH_INTERVAL)),
+            poll_interval=interval
+            or config_duration(config.get("interval", DEFAULT_POLL_INTERVAL), "interval"),
+            refresh_interval=refresh
+            or config_duration(config.get("refresh", DEFAULT_REFRESH_INTERVAL), "refresh"),
             ready_file=ready_file
             or (Path(config["ready_file"]) if "ready_file" in config else None),
             allow_non_tmpfs=allow_non_tmpfs or bool(config.get("allow_non_tmpfs", False)),

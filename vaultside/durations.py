@@ -1,0 +1,52 @@
+"""Durations: the one parser for every "seconds" value (settings, API bodies, rotation policies).
+
+Accepted: a number of seconds (``90``, ``0.5``), the same as a string (``"90"``, ``"0.5"``), or
+units ``d``/``h``/``m``/``s`` in that order (``"10m"``, ``"1h30m"``, ``"2d"``, ``"1.5s"``).
+The parser only checks the form and the absolute range (0 to 10 years); each use states its
+own bounds with ``Field(gt=..., ge=..., le=...)`` on top of :data:`Duration`. Error messages
+never echo the input (it may be a mistyped secret).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+MAX_SECONDS = 10 * 365 * 86400.0
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_UNITS = re.compile(
+    r"^(?=\d)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$", re.ASCII
+)
+_FORM = "must be seconds or a duration like '10m' or '1h30m'"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"90"``, ``"0.5"``, ``"10m"``, ``"1h30m"``, ``"2d"``.
+
+    Raises ``ValueError`` (pydantic turns it into a validation error naming the field).
+    """
+    if isinstance(value, bool):
+        raise ValueError(_FORM)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if _NUMBER.match(text):
+            seconds = float(text)
+        elif text and (match := _UNITS.match(text)) is not None:
+            d, h, m = (int(g) if g else 0 for g in match.groups()[:3])
+            seconds = d * 86400 + h * 3600 + m * 60 + float(match.group(4) or 0)
+        else:
+            raise ValueError(_FORM)
+    else:
+        raise ValueError(_FORM)
+    if math.isnan(seconds) or not 0 <= seconds <= MAX_SECONDS:
+        raise ValueError("must be between 0 and 10 years")
+    return seconds
+
+
+# Seconds, written as a number or a duration string; add ``Field`` bounds where it is used.
+Duration = Annotated[float, BeforeValidator(parse_duration)]

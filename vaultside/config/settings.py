@@ -7,9 +7,9 @@ Sections are plain ``BaseModel``s. Secret material is never a plain ``str`` here
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -136,6 +136,33 @@ class InjectSettings(BaseModel):
     server_addr: str | None = None
 
 
+class CommandTargetSettings(BaseModel):
+    """``[rotation.targets.<name>]`` with ``kind = "command"``: a program rotations may run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    # SHA-256 (hex) of the file argv[0]; checked at start and before every run.
+    sha256: str
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    # Names of server environment variables the program gets; none by default.
+    env: list[str] = []
+
+
+class WebhookTargetSettings(BaseModel):
+    """``[rotation.targets.<name>]`` with ``kind = "webhook"``: a URL rotations may POST to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["webhook"]
+    url: str
+    ca_file: Path | None = None
+    # Plain http:// (the body carries the value): only to a loopback address.
+    allow_http: bool = False
+    timeout: float = Field(default=30.0, gt=0, le=600)
+
+
 class RotationSettings(BaseModel):
     """The rotation scheduler (one leader per store, chosen by a storage lease)."""
 
@@ -145,6 +172,10 @@ class RotationSettings(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=64)
     # How often the volume plugin re-checks mounted secrets for rotated values.
     redeliver_interval: float = Field(default=0.5, ge=0.05, le=3600.0)
+    # Targets that run code or call out exist only here; policies name them (docs/rotation.md).
+    targets: dict[
+        str, Annotated[CommandTargetSettings | WebhookTargetSettings, Field(discriminator="kind")]
+    ] = {}
 
 
 class ScanSettings(BaseModel):

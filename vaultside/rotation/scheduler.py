@@ -131,9 +131,10 @@ class RotationScheduler:
     async def _rotate(self, path: str) -> None:
         store = self.engine.store
         try:
-            policy = await store.get_policy(path)
+            record = await store.get_record(path)
         except NotFoundError:
             return  # deleted since the heap was built
+        policy = record.policy
         state = await store.get_state(path)
         now = self.clock.now()
         if state.next_run is not None and state.next_run > now:
@@ -141,7 +142,8 @@ class RotationScheduler:
             return
         if not policy.enabled:
             return
-        await self.engine.rotate(path, policy, trigger="schedule")
+        # The run carries the authority recorded with the policy; the engine re-checks it.
+        await self.engine.rotate(path, policy, grant=record.grant, trigger="schedule")
         state = await store.get_state(path)
         if state.next_run is not None:
             self._push(state.next_run, path, "rotate")

@@ -1,6 +1,7 @@
 """``/v1/rotation/...`` and ``/v1/consumers``: rotation policies, rotate-now, status, history.
 
-Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now),
+Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now;
+setting a policy also needs what the rotation touches, see ``rotation/authority.py``),
 ``rotation/`` (list) and ``consumers/<consumer id>`` (update, for heartbeats). Times in
 responses are RFC3339 strings.
 """
@@ -54,10 +55,15 @@ async def read_policy(request: web.Request) -> web.Response:
 
 
 async def write_policy(request: web.Request) -> web.Response:
-    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field)."""
+    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field).
+
+    Beyond ``update`` here, the service checks everything the rotation will touch (403 names
+    the missing capability) and records the caller as the runs' authority.
+    """
     path = _path(request)
-    await authorize(request, f"rotation/{path}", "update")
-    policy = await _service(request).set_policy(path, await read_json(request))
+    info = await authorize(request, f"rotation/{path}", "update")
+    body = await read_json(request)
+    policy = await _service(request).set_policy(path, body, by=info)
     return json_response({"path": path, "policy": policy.to_json()})
 
 

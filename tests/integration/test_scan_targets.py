@@ -1,5 +1,6 @@
-"""Issue 11: ``POST /v1/scans`` with ``kind: containers`` and ``targets`` scans — and rotates
-with ``rotate_leaked`` — only the named containers (a real dockerd and a real server)."""
+"""Issue 11, "scans do only what they are asked": ``POST /v1/scans`` with ``kind: containers``
+and ``targets`` scans (and with ``rotate_leaked`` rotates) only the named containers, against a
+real dockerd and a real server."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.services.vaultside_server import VaultsideServerFactory
-
-from .support import api, ok
+from tests.security.support import api, ok
 
 pytestmark = pytest.mark.timeout(240)
 

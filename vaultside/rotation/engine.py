@@ -186,6 +186,20 @@ class RotationEngine:
             await self._delivered(path, entry.version)
         return entry
 
+    async def refuse(self, path: str, message: str, *, kind: str, trigger: str) -> HistoryEntry:
+        """Record and audit a run refused before it could start (e.g. a stored policy that is
+        no longer valid); it is not planned again until the policy is set again."""
+        now = self.clock.now()
+        entry = HistoryEntry(uuid.uuid4().hex, now, now, trigger, "failed", "authorize", message)
+        state = await self.store.get_state(path)
+        state.last_run, state.last_result = now, "failed"
+        state.last_step, state.last_error, state.next_run = "authorize", message, None
+        await self.store.add_history(path, state, entry)
+        await self.store.put_state(path, state)
+        self.metrics.rotations.labels(kind, "failed").inc()
+        await self._audit(path, kind, entry, None, 0.0)
+        return entry
+
     async def _current(self, path: str) -> tuple[dict[str, str] | None, int]:
         try:
             base = (await self.kv.read_metadata(path)).current_version

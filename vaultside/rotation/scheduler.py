@@ -19,7 +19,13 @@ import heapq
 import logging
 
 from vaultside.clock import Clock
-from vaultside.errors import ConflictError, NotFoundError, SealedError, UpstreamUnavailableError
+from vaultside.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    SealedError,
+    UpstreamUnavailableError,
+)
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,10 @@ class RotationScheduler:
                 try:
                     policy = await store.get_policy(path)
                 except NotFoundError:
+                    continue
+                except InvalidRequestError as exc:
+                    if state.last_step != "authorize":  # refused once, not at every reload
+                        await self.engine.refuse(path, exc.message, kind="unknown", trigger="load")
                     continue
                 if not policy.enabled:
                     continue
@@ -134,6 +144,10 @@ class RotationScheduler:
             record = await store.get_record(path)
         except NotFoundError:
             return  # deleted since the heap was built
+        except InvalidRequestError as exc:
+            # SECURITY: e.g. an API-set argv from an older version: refused, recorded, audited.
+            await self.engine.refuse(path, exc.message, kind="unknown", trigger="schedule")
+            return
         policy = record.policy
         state = await store.get_state(path)
         now = self.clock.now()

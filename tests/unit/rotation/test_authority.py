@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vaultside.auth.policy import Policy, PolicyStore
 from vaultside.auth.records import TokenInfo
 from vaultside.auth.tokens import TokenStore
+from vaultside.clock import FakeClock
 from vaultside.errors import PermissionDeniedError
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import needs
@@ -85,3 +88,23 @@ async def test_runs_fail_closed_once_the_authority_is_gone(
     entry = await service.rotate_now("app/db")
     assert entry.result == "failed" and entry.error is not None and "revoked" in entry.error
     assert (await kv.read_metadata("app/db")).current_version == 3
+
+
+async def test_policies_stored_by_an_older_version_are_refused_not_run(
+    service: RotationService, root: TokenInfo, kv: KVStore, clock: FakeClock
+) -> None:
+    """An API-set argv (old format) and a policy without a grant never run; others still do."""
+    storage = service.engine.storage
+    argv = _doc({"kind": "command", "argv": ["/bin/sh", "-c", "exit 0"]})
+    await storage.put("rotation/policy/old/argv", json.dumps(argv).encode())
+    await storage.put("rotation/policy/old/nogrant", json.dumps(_doc({"kind": "kv"})).encode())
+    await service.set_policy("new/ok", _doc({"kind": "kv"}), by=root)
+    await service.scheduler.tick()
+    await clock.advance(3600)
+    await service.scheduler.tick()
+    assert (await kv.read_metadata("new/ok")).current_version == 1
+    assert not await kv.exists("old/argv") and not await kv.exists("old/nogrant")
+    [argv_run] = await service.history("old/argv")
+    assert argv_run.step == "authorize" and "no longer valid" in (argv_run.error or "")
+    [nogrant_run] = await service.history("old/nogrant")
+    assert nogrant_run.step == "authorize" and "no recorded authority" in (nogrant_run.error or "")

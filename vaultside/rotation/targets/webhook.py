@@ -8,6 +8,7 @@ failed step, and the body is never re-sent elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import aiohttp
@@ -35,6 +36,7 @@ class WebhookTarget(HandoffTarget):
         entry = self.entry
         timeout = aiohttp.ClientTimeout(total=entry.timeout)
         headers = {"Content-Type": "application/json", "X-Vaultside-Rotation-Step": step}
+        tls = await asyncio.to_thread(self._ssl)  # reads the CA file: off the event loop
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
@@ -44,7 +46,7 @@ class WebhookTarget(HandoffTarget):
                     headers=headers,
                     # SECURITY: a redirect must not carry the value to a location nobody declared.
                     allow_redirects=False,
-                    ssl=self._ssl(),
+                    ssl=tls,
                 ) as resp,
             ):
                 status = resp.status

@@ -194,7 +194,7 @@ def test_finding3_policy_cannot_reach_secrets_the_caller_cannot(
     # Rotation writes new versions: a secret the caller cannot write is refused too.
     status, doc = api(server, "PUT", "rotation/policies/other/db", _policy({"kind": "kv"}), token)
     assert status == 403, (status, doc)
-    assert "update on secrets/other/db" in errors(doc)
+    assert "create/update on secrets/other/db" in errors(doc)
     for path in ("app/db", "other/db"):
         assert api(server, "GET", f"rotation/policies/{path}")[0] == 404
     assert _refused_put(audit_records(server), "app/db", 403, "secrets/infra/pg-admin")
@@ -239,7 +239,7 @@ def test_run_fails_closed_when_the_setters_policy_is_narrowed(
     time.sleep(1.5)  # the compiled-policy cache's staleness bound
     run = ok(server, "POST", "rotation/rotate/app/db")["run"]
     assert run["result"] == "failed" and run["step"] == "authorize", run
-    assert "no longer holds update on secrets/app/db" in run["error"]
+    assert "no longer holds create/update on secrets/app/db" in run["error"]
     assert ok(server, "GET", "secrets/app/db")["data"] == {"password": "before"}
     assert _authorize_refusals(server, auth["accessor"])
 

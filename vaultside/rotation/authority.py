@@ -4,7 +4,8 @@ A rotation acts on more than ``rotation/<path>``: it writes new versions of the 
 hand its value to a program or a URL, may read other secrets (``admin_dsn_ref``) and may write
 upstream. ``needs`` lists every (policy path, capability) a policy's rotation touches:
 
-- ``create`` (secret absent) or ``update`` (present) on ``secrets/<path>``: it writes versions;
+- ``create`` (secret absent) or ``update`` (present) on ``secrets/<path>``: it writes versions
+  (a refusal says "create/update", so it does not reveal whether the secret exists);
 - ``read`` on ``secrets/<path>`` when the target receives the value (``command``, ``webhook``);
 - ``sudo`` on ``rotation/targets/<name>`` to name a declared target that runs code or calls out;
 - ``read`` on every referenced secret (``postgres.admin_dsn_ref``: ``secrets/...`` or
@@ -85,12 +86,21 @@ class Need:
     path: str
     capability: str
     why: str
+    # What a refusal names instead of ``capability`` (if set): "create/update" does not tell a
+    # caller without rights on the secret whether it exists.
+    shown: str = ""
+
+    def describe(self) -> str:
+        """``<capability> on <path> (<why>)`` for a refusal message."""
+        return f"{self.shown or self.capability} on {self.path} ({self.why})"
 
 
 def needs(path: str, policy: RotationPolicy, *, exists: bool) -> list[Need]:
     """Every capability the rotation of ``path`` under ``policy`` exercises."""
     secret = f"secrets/{path}"
-    out = [Need(secret, "update" if exists else "create", "the rotation writes its versions")]
+    write = "update" if exists else "create"
+    # SECURITY: the refusal says "create/update", so it does not reveal whether the secret exists.
+    out = [Need(secret, write, "the rotation writes its versions", shown="create/update")]
     target = policy.target
     if target.kind in DECLARED_KINDS:
         name = getattr(target, "name", "")
@@ -126,10 +136,7 @@ class RotationAuthority:
         missing = await self._missing(caller, needs(path, policy, exists=exists))
         if missing is not None:
             # SECURITY: the server never acts beyond the rights of whoever asked.
-            raise PermissionDeniedError(
-                f"setting this rotation policy needs {missing.capability} on {missing.path}"
-                f" ({missing.why})"
-            )
+            raise PermissionDeniedError(f"setting this rotation policy needs {missing.describe()}")
         return Grant(caller.accessor, tuple(caller.policies), caller.display_name, now)
 
     async def check_run(
@@ -150,6 +157,6 @@ class RotationAuthority:
         missing = await self._missing(token, needs(path, policy, exists=exists))
         if missing is not None:
             raise PermissionDeniedError(
-                f"the token that set this policy no longer holds {missing.capability} on "
-                f"{missing.path} ({missing.why}); set the policy again"
+                f"the token that set this policy no longer holds {missing.describe()}; "
+                "set the policy again"
             )

@@ -61,7 +61,7 @@ async def test_set_policy_refuses_what_the_caller_cannot_do(
     pg = _doc({"kind": "postgres", "admin_dsn_ref": "kv:infra/pg#dsn", "roles": ["app"]})
     with pytest.raises(PermissionDeniedError, match="read on secrets/infra/pg"):
         await service.set_policy("app/db", pg, by=caller)
-    with pytest.raises(PermissionDeniedError, match="create on secrets/other/db"):
+    with pytest.raises(PermissionDeniedError, match="create/update on secrets/other/db"):
         await service.set_policy("other/db", _doc({"kind": "kv"}), by=caller)
     with pytest.raises(PermissionDeniedError, match="sudo on rotation/targets/ops"):
         await service.set_policy("app/db", _doc({"kind": "command", "name": "ops"}), by=caller)
@@ -81,7 +81,9 @@ async def test_runs_fail_closed_once_the_authority_is_gone(
     await policies.put(Policy.from_json("narrow", {"rules": RULES[:1]}))
     entry = await service.rotate_now("app/db")
     assert entry.result == "failed" and entry.step == "authorize"
-    assert entry.error is not None and "no longer holds update on secrets/app/db" in entry.error
+    assert (
+        entry.error is not None and "no longer holds create/update on secrets/app/db" in entry.error
+    )
     await policies.put(Policy.from_json("narrow", {"rules": RULES}))
     assert (await service.rotate_now("app/db")).result == "ok"
     await tokens.revoke_accessor(caller.accessor)

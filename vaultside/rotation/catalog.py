@@ -9,10 +9,13 @@ SHA-256 pinned, hash checked before each launch):
 
 - A command's executable (``argv[0]``, an absolute path) is pinned by SHA-256. ``verify``
   checks every pin when the server starts (a mismatch refuses the start) and ``open_pinned``
-  checks it again before every run. The hash is computed over an open file descriptor and the
-  program is then executed *from that descriptor* (``/proc/self/fd/N``), so the file that ran
-  is the file that was hashed — no window between the check and ``exec`` (Vault hashes the
-  path, then execs the path).
+  checks it again before every run. The bytes that were hashed are copied into a sealed
+  ``memfd`` and executed from it (``/proc/self/fd/N``), so exactly the hashed content runs —
+  no window between the check and ``exec`` for a rename or an in-place rewrite (go-plugin's
+  ``SecureConfig``, which Vault uses, hashes the path and then executes the path). Only
+  ``argv[0]`` is pinned: for a script, point ``argv[0]`` at the script itself (its ``#!``
+  interpreter, normally a root-owned system binary, is not pinned); with an interpreter as
+  ``argv[0]``, a script path among the arguments would not be pinned.
 - A command gets none of the server's environment unless the operator lists a variable's
   name in ``env``.
 - A webhook URL is ``https://``; plain ``http://`` only with ``allow_http`` and only to a
@@ -25,6 +28,7 @@ with the target's name and never a value.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import ipaddress
@@ -43,6 +47,8 @@ _NAME = re.compile(NAME_PATTERN)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _CHUNK = 1 << 20
+# Bigger executables are refused: each run holds a sealed in-memory copy of the program.
+MAX_PROGRAM_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -111,32 +117,48 @@ def check_entry(entry: CatalogEntry) -> None:
         raise InvalidRequestError(f"{where}.ca_file: not a readable file")
 
 
-def _digest_fd(fd: int) -> str:
-    h = hashlib.sha256()
-    os.lseek(fd, 0, os.SEEK_SET)
-    while chunk := os.read(fd, _CHUNK):
-        h.update(chunk)
-    return h.hexdigest()
-
-
-def open_pinned(entry: CommandEntry) -> int:
-    """An fd of ``argv[0]`` whose content matches the pin (caller closes it); blocking I/O.
-
-    ``InvalidRequestError`` if the file is missing, not a regular file, or differs from the pin.
-    """
+def _read_regular(entry: CommandEntry) -> bytes:
     where = f"command target {entry.name!r}"
     try:
         fd = os.open(entry.argv[0], os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise InvalidRequestError(f"{where}: cannot open argv[0] ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise InvalidRequestError(f"{where}: argv[0] is not a regular file")
-        # SECURITY: constant-time compare of the pinned and the actual digest.
-        if not hmac.compare_digest(_digest_fd(fd), entry.sha256):
-            raise InvalidRequestError(
-                f"{where}: argv[0] does not match its pinned sha256; refusing to run it"
-            )
+        if info.st_size > MAX_PROGRAM_BYTES:
+            raise InvalidRequestError(f"{where}: argv[0] is larger than {MAX_PROGRAM_BYTES} bytes")
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def open_pinned(entry: CommandEntry) -> int:
+    """A sealed in-memory copy of ``argv[0]`` that matches the pin, as an fd to execute
+    (``/proc/self/fd/N``; the caller closes it). Blocking I/O: call it in a thread.
+
+    The bytes are read once, hashed, and copied into a ``memfd`` sealed against any change, so
+    what runs is exactly what was hashed, even if the file is rewritten in place meanwhile.
+    ``InvalidRequestError`` if the file is missing, not a regular file, or differs from the pin.
+    """
+    program = _read_regular(entry)
+    # SECURITY: constant-time compare of the pinned and the actual digest.
+    if not hmac.compare_digest(hashlib.sha256(program).hexdigest(), entry.sha256):
+        raise InvalidRequestError(
+            f"command target {entry.name!r}: argv[0] does not match its pinned sha256; "
+            "refusing to run it"
+        )
+    fd = os.memfd_create(f"vaultside-target-{entry.name}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(program)
+        while view:
+            view = view[os.write(fd, view) :]
+        seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
     except BaseException:
         os.close(fd)
         raise

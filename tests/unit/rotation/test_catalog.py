@@ -80,3 +80,18 @@ def test_command_env_holds_only_listed_names(monkeypatch: pytest.MonkeyPatch) ->
         "VAULTSIDE_ROTATION_PATH": "app/db",
     }
     assert "PATH" in os.environ and "PATH" not in env
+
+
+def test_what_runs_is_exactly_what_was_hashed(tmp_path: Path) -> None:
+    """The program runs from a sealed copy: rewriting the file in place changes nothing."""
+    body = "#!/bin/sh\nexit 0\n"
+    path, digest = _script(tmp_path, body)
+    fd = open_pinned(CommandEntry("hook", (str(path),), digest))
+    try:
+        with path.open("r+") as f:  # same inode, new content
+            f.write("#!/bin/sh\nexit 7\n")
+        assert Path(f"/proc/self/fd/{fd}").read_text() == body
+        with pytest.raises(PermissionError):
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)

@@ -7,8 +7,9 @@ Exit status 0 means the step worked. The value goes only through the pipe: never
 the environment (both are visible to other users in ``/proc``), never our logs.
 
 Before every run the executable is re-hashed and checked against its pin; the process is
-started from the very descriptor that was hashed (``catalog.open_pinned``). Its environment
-is the two variables above plus only the server variables the operator listed in ``env``.
+started from a sealed in-memory copy of exactly the bytes that were hashed
+(``catalog.open_pinned``). Its environment is the two variables above plus only the server
+variables the operator listed in ``env``.
 """
 
 from __future__ import annotations

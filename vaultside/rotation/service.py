@@ -129,9 +129,11 @@ class RotationService:
         return await self.engine.rotate(path, record.policy, grant=record.grant, trigger="manual")
 
     async def status(self, path: str) -> dict[str, object]:
-        """Next run, last result, versions, grace and each consumer's held version."""
+        """Next run, last result, versions, grace, each consumer's held version, and the
+        authority (grant) the runs execute with."""
         path = validate_path(path)
-        policy = await self.store.get_policy(path)
+        record = await self.store.get_record(path)
+        policy = record.policy
         state = await self.store.get_state(path)
         holders = await self.consumers.holders(path)
         current = state.version
@@ -141,6 +143,8 @@ class RotationService:
         return {
             "path": path,
             "policy": policy.to_json(),
+            # Whose authority the runs execute with (an accessor is not a credential).
+            "authority": None if record.grant is None else record.grant.to_json(),
             "state": state.to_json(),
             "in_flight": None if in_flight is None else in_flight.step,
             "consumers": holders,

@@ -93,6 +93,12 @@ async def status(request: web.Request) -> web.Response:
     consumers = doc["consumers"]
     assert isinstance(consumers, list)
     doc["state"] = _times(state)
+    authority = doc.get("authority")
+    if isinstance(authority, dict):
+        doc["authority"] = {
+            k: rfc3339(v) if k == "granted_at" and isinstance(v, int | float) else v
+            for k, v in authority.items()
+        }
     doc["consumers"] = [_times(c) for c in consumers]
     return json_response(doc)
 

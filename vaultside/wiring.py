@@ -27,6 +27,8 @@ from vaultside.crypto.transit import build_transit_seal
 from vaultside.errors import InvalidRequestError
 from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
+from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
@@ -194,6 +196,25 @@ def _docker() -> object:
     return docker_client()
 
 
+def build_target_catalog(settings: Settings) -> TargetCatalog:
+    """The operator's declared rotation targets; every command pin is verified now, so a
+    mismatch refuses the start (``InvalidRequestError`` naming the target)."""
+    entries: dict[str, CatalogEntry] = {}
+    for name, cfg in settings.rotation.targets.items():
+        if cfg.kind == "command":
+            entries[name] = CommandEntry(
+                name, tuple(cfg.argv), cfg.sha256, timeout=cfg.timeout, env=tuple(cfg.env)
+            )
+        else:
+            ca = settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None
+            entries[name] = WebhookEntry(
+                name, cfg.url, ca_file=ca, allow_http=cfg.allow_http, timeout=cfg.timeout
+            )
+    catalog = TargetCatalog(entries)
+    catalog.verify()
+    return catalog
+
+
 def build_scans(settings: Settings, services: Services) -> ScanService:
     """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
     container scanner (a component that scans only while it holds the storage lease)."""
@@ -276,7 +297,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     services.rotation = RotationService(
         kv,
         barrier,
-        TargetFactory(clock, services.sources),
+        TargetFactory(clock, services.sources, build_target_catalog(settings)),
+        authority=RotationAuthority(services.tokens, services.authorizer),
         clock=clock,
         audit=services.audit,
         schedule=settings.rotation.scheduler,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -151,6 +151,29 @@ class InjectSettings(Section):
     server_addr: str | None = None
 
 
+class CommandTargetSettings(Section):
+    """``[rotation.targets.<name>]`` with ``kind = "command"``: a program rotations may run."""
+
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    # SHA-256 (hex) of the file argv[0]; checked at start and before every run.
+    sha256: str
+    timeout: Duration = Field(default=30.0, gt=0, le=600)
+    # Names of server environment variables the program gets; none by default.
+    env: list[str] = []
+
+
+class WebhookTargetSettings(Section):
+    """``[rotation.targets.<name>]`` with ``kind = "webhook"``: a URL rotations may POST to."""
+
+    kind: Literal["webhook"]
+    url: str
+    ca_file: Path | None = None
+    # Plain http:// (the body carries the value): only to a loopback address.
+    allow_http: bool = False
+    timeout: Duration = Field(default=30.0, gt=0, le=600)
+
+
 class RotationSettings(Section):
     """The rotation scheduler (one leader per store, chosen by a storage lease)."""
 
@@ -164,6 +187,10 @@ class RotationSettings(Section):
     # (more than its report interval: sidecars 60 s, plugin 30 s) and forgets it after the TTL.
     consumer_gone_after: Duration = Field(default=120.0, ge=1.0, le=86400.0)
     consumer_ttl: Duration = Field(default=86400.0, ge=1.0, le=365 * 86400.0)
+    # Targets that run code or call out exist only here; policies name them (docs/rotation.md).
+    targets: dict[
+        str, Annotated[CommandTargetSettings | WebhookTargetSettings, Field(discriminator="kind")]
+    ] = {}
 
 
 class ScanSettings(Section):

@@ -52,9 +52,7 @@ async def parallel_get(
     connector = aiohttp.TCPConnector(limit=limit, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.monotonic()
-        return list(
-            await asyncio.gather(*(_one(session, url, t, start, timeout) for t in tokens))
-        )
+        return list(await asyncio.gather(*(_one(session, url, t, start, timeout) for t in tokens)))
 
 
 def call(addr: str, method: str, path: str, token: str, body: object = None) -> tuple[int, Any]:

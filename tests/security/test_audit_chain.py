@@ -23,13 +23,14 @@ def _canonical(record: dict[str, Any]) -> bytes:
 
 
 def _rechain(records: list[dict[str, Any]], prev: str) -> list[dict[str, Any]]:
-    """What an attacker without the key can do: fix every SHA-256 link after an edit."""
+    """What an attacker without the key can do: fix every SHA-256 link after an edit (the
+    hash covers the record without ``hash`` and ``mac``; the MAC cannot be recomputed)."""
     out = []
     for rec in records:
-        body = {k: v for k, v in rec.items() if k != "hash"}
+        body = {k: v for k, v in rec.items() if k not in ("hash", "mac")}
         body["prev"] = prev
         prev = hashlib.sha256(_canonical(body)).hexdigest()
-        out.append({**body, "hash": prev})
+        out.append({**rec, **body, "hash": prev})
     return out
 
 

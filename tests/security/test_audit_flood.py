@@ -40,7 +40,10 @@ async def test_unauthenticated_flood_is_summarised_and_accounted_for(
     single = [
         r
         for r in records
-        if r["path"] == "/v1/secrets/app/db" and r["accessor"] is None and r["status"] == 403
+        if r["path"] == "/v1/secrets/app/db"
+        and r["accessor"] is None
+        and r["status"] == 403
+        and r["operation"] != "summary"
     ]
     summaries = [r for r in records if r["operation"] == "summary"]
     assert summaries, "no summary record for the flood"
@@ -61,7 +64,7 @@ def test_audit_file_rotates_by_size_and_the_chain_continues(
     rotated = sorted(server.data_dir.glob("audit.log.*"))
     assert len(rotated) >= 3, [p.name for p in rotated]
     assert all(p.stat().st_size < 16384 + 4096 for p in rotated)
-    files = [*rotated, log]
+    files = [*rotated, log] if log.exists() else rotated
     records = [r for p in files for r in audit_records(p)]
     assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
     for earlier, later in zip(rotated, files[1:], strict=False):

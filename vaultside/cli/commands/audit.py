@@ -67,8 +67,15 @@ def verify(file: Path, as_json: bool, data_dir: Path | None, no_rotated: bool) -
         for note in result.notes:
             click.echo(f"note: {note}", err=True)
     if not result.ok:
+        wheres = list(dict.fromkeys(p.split(": ", 1)[0] for p in result.problems))
+        shown = ", ".join(w.removeprefix("line ") for w in wheres[:10])
+        shown += ", ..." if len(wheres) > 10 else ""
+        noun = "line" if len(wheres) == 1 else "lines"
         count = len(result.problems)
-        fail(f"audit chain broken: {count} problem(s) in {result.records} records", 1)
+        fail(
+            f"audit chain broken: {count} problem(s) in {result.records} records ({noun} {shown})",
+            1,
+        )
 
 
 async def _chain_material(data_dir: Path) -> tuple[bytes | None, Link | None]:

@@ -55,7 +55,10 @@ async def test_unauthenticated_flood_is_summarised_and_accounted_for(
 def test_audit_file_rotates_by_size_and_the_chain_continues(
     vaultside_server,  # type: ignore[no-untyped-def]
 ) -> None:
-    server = vaultside_server(VAULTSIDE_AUDIT__MAX_FILE_BYTES="16384")
+    # Two worker processes share the file: rotation happens under the lock, one chain.
+    server = vaultside_server(
+        VAULTSIDE_AUDIT__MAX_FILE_BYTES="16384", VAULTSIDE_SERVER__WORKERS="2"
+    )
     for i in range(120):
         assert call(server.addr, "GET", f"/v1/secrets/app/r{i}", server.root_token)[0] == 404
     server.stop()

@@ -32,9 +32,15 @@ class Answer:
 
 
 async def _one(
-    session: aiohttp.ClientSession, url: str, token: str | None, start: float, timeout: float
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str | None,
+    start: float,
+    timeout: float,
+    extra: dict[str, str],
 ) -> Answer:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers |= extra
     try:
         async with session.get(
             url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
@@ -46,13 +52,21 @@ async def _one(
 
 
 async def parallel_get(
-    url: str, tokens: list[str | None], *, timeout: float = 30.0, limit: int = 0
+    url: str,
+    tokens: list[str | None],
+    *,
+    timeout: float = 30.0,
+    limit: int = 0,
+    headers: dict[str, str] | None = None,
 ) -> list[Answer]:
     """GET ``url`` once per entry of ``tokens``, all at once; answers in the same order."""
     connector = aiohttp.TCPConnector(limit=limit, force_close=True)
+    extra = headers or {}
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.monotonic()
-        return list(await asyncio.gather(*(_one(session, url, t, start, timeout) for t in tokens)))
+        return list(
+            await asyncio.gather(*(_one(session, url, t, start, timeout, extra) for t in tokens))
+        )
 
 
 def call(addr: str, method: str, path: str, token: str, body: object = None) -> tuple[int, Any]:

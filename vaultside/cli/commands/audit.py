@@ -44,6 +44,9 @@ def verify(file: Path, as_json: bool, data_dir: Path | None, no_rotated: bool) -
             key, anchor = asyncio.run(_chain_material(data_dir))
         except VaultsideError as exc:
             fail(f"cannot read the chain key from {data_dir}: {exc.message}", exit_code_for(exc))
+        if key is None:
+            # SECURITY: asked for a keyed check; never fall back to structure silently.
+            fail(f"no audit chain key in the storage of {data_dir}: cannot check MACs", 1)
     try:
         result = verify_chain(file, key=key, anchor=anchor, rotated=not no_rotated)
     except OSError as exc:

@@ -216,7 +216,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     denial_of = None
     if request.get(TOKEN) is None and 400 <= response.status < 500:
         denial_of = client_of(request).key
-    # SECURITY: fail closed — the response is only released after its record is written.
+    # SECURITY: fail closed — the response is only released after its record is written
+    # (a summarised denial: after it was counted; its window's first denial was written).
     refused = await _audit(request, event, denial_of)
     return refused if refused is not None else response
 

@@ -74,8 +74,12 @@ async def test_clients_behind_a_trusted_proxy_have_their_own_budgets(
     valid = low_privilege_token(server.addr, server.root_token)
     url = f"{server.addr}/v1/secrets/app/db"
     attacker = {"X-Forwarded-For": "198.51.100.7"}
-    answers = await parallel_get(url, [bogus_token() for _ in range(30)], headers=attacker)
-    assert all(a.status in (403, 429) for a in answers)
+    # The client gives up after 1 s; the server has charged all 30 by then (held, not lost).
+    answers = await parallel_get(
+        url, [bogus_token() for _ in range(30)], headers=attacker, timeout=1.0
+    )
+    assert all(a.status in (0, 403, 429) for a in answers)
+    assert sum(a.status == 403 for a in answers) <= 11
 
     # Another client behind the same proxy: a bad token is answered at once (its own budget),
     # a valid one too.
@@ -87,7 +91,7 @@ async def test_clients_behind_a_trusted_proxy_have_their_own_budgets(
     # The attacker cannot mint budgets by rotating what it puts in front of the proxy's entry.
     spoofed = {"X-Forwarded-For": "203.0.113.1, 198.51.100.7"}
     (again,) = await parallel_get(url, [bogus_token()], headers=spoofed, timeout=2)
-    assert again.status in (0, 429) or again.at > 0.5, again
+    assert again.status in (0, 429) or again.at > 1.0, again
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second local user")

@@ -7,6 +7,7 @@ Adding a backend, seal, audit sink or secret source is one new module plus one l
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -172,6 +173,15 @@ def audit_key_file(settings: Settings) -> Path:
     return settings.resolve(configured if configured is not None else Path("audit-hmac.key"))
 
 
+def audit_chain_id(settings: Settings) -> str:
+    """The id of this server's audit chain: ``audit.chain_id`` or hostname + file path."""
+    if settings.audit.chain_id is not None:
+        return settings.audit.chain_id
+    file = settings.audit.file
+    path = settings.resolve(file).resolve() if file is not None else Path("-")
+    return f"{socket.gethostname()}:{path}"
+
+
 def build_audit_sinks(settings: Settings) -> list[AuditSink]:
     """The configured audit sinks; a request whose record no sink accepts fails (503)."""
     sinks: list[AuditSink] = []
@@ -270,7 +280,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         ),
     )
     # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
-    services.components.append(ChainAnchor(barrier, services.audit.file_sinks))
+    services.components.append(
+        ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
+    )
     services.sources["kv"] = KVSecretSource(kv)
     if settings.auth.token_tidy_interval > 0:
         services.components.append(

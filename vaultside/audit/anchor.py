@@ -3,10 +3,13 @@
 - ``audit/chain-key``: 32 random bytes, created once (compare-and-set, so every worker and
   replica sharing the storage uses the same key). File sinks link records with an HMAC
   under it, so a record cannot be re-chained by someone who can only write the audit file.
-- ``audit/anchor``: the latest keyed link (``seq``, ``hash``, ``mac``). It only moves forward
-  (compare-and-set on the revision, larger ``seq`` wins), so ``audit verify --data-dir``
-  can tell a truncated tail, a deleted file or a chain restarted from genesis: the anchored
-  record must be in the files, with that hash and MAC.
+- ``audit/anchor/<sha256 of the chain id>``: the latest keyed link (``seq``, ``hash``,
+  ``mac``) of one chain. The chain id names one server's audit file among the servers that
+  share the storage (``audit.chain_id``; default ``<hostname>:<audit file path>``), so
+  replicas each keep their own anchor. It only moves forward (compare-and-set on the
+  revision, larger ``seq`` wins: the workers of one server agree), so ``audit verify
+  --data-dir`` can tell a truncated tail, a deleted file or a chain restarted from genesis:
+  the anchored record must be in the files, with that hash and MAC.
 
 ``ChainAnchor`` is a component: started after unseal, it hands the key to the file sinks and
 writes the newest link they report in the background (coalesced: at most one storage write
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -31,7 +35,7 @@ from vaultside.storage.base import StorageBackend
 log = logging.getLogger(__name__)
 
 KEY_PATH = "audit/chain-key"
-ANCHOR_PATH = "audit/anchor"
+ANCHOR_PREFIX = "audit/anchor/"
 _KEY_BYTES = 32
 _CAS_RETRIES = 20
 
@@ -55,9 +59,14 @@ async def load_key(storage: StorageBackend) -> bytes | None:
     return rec.value if rec is not None else None
 
 
-async def load_anchor(storage: StorageBackend) -> Link | None:
-    """The latest anchored link, or None."""
-    rec = await storage.get(ANCHOR_PATH)
+def anchor_path(chain_id: str) -> str:
+    """Where the anchor of chain ``chain_id`` is stored."""
+    return ANCHOR_PREFIX + hashlib.sha256(chain_id.encode()).hexdigest()[:32]
+
+
+async def load_anchor(storage: StorageBackend, chain_id: str) -> Link | None:
+    """The latest anchored link of ``chain_id``, or None."""
+    rec = await storage.get(anchor_path(chain_id))
     return _decode(rec.value) if rec is not None else None
 
 
@@ -69,15 +78,16 @@ def _decode(raw: bytes) -> Link:
         raise IntegrityError("the audit anchor in storage is malformed") from exc
 
 
-async def save_anchor(storage: StorageBackend, link: Link) -> None:
-    """Move the anchor forward to ``link`` (never backwards)."""
+async def save_anchor(storage: StorageBackend, chain_id: str, link: Link) -> None:
+    """Move the anchor of ``chain_id`` forward to ``link`` (never backwards)."""
     encoded = json.dumps(link.to_json(), sort_keys=True).encode()
+    path = anchor_path(chain_id)
     for _ in range(_CAS_RETRIES):
-        rec = await storage.get(ANCHOR_PATH)
+        rec = await storage.get(path)
         if rec is not None and _decode(rec.value).seq >= link.seq:
             return
         try:
-            await storage.put(ANCHOR_PATH, encoded, expect_revision=rec.revision if rec else 0)
+            await storage.put(path, encoded, expect_revision=rec.revision if rec else 0)
             return
         except ConflictError:
             continue
@@ -87,9 +97,10 @@ async def save_anchor(storage: StorageBackend, link: Link) -> None:
 class ChainAnchor:
     """Component: gives file sinks the chain key and keeps the anchor up to date."""
 
-    def __init__(self, storage: StorageBackend, sinks: Sequence[FileSink]) -> None:
+    def __init__(self, storage: StorageBackend, sinks: Sequence[FileSink], chain_id: str) -> None:
         self._storage = storage
         self._sinks = list(sinks)
+        self._chain_id = chain_id
         self._pending: Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -99,7 +110,7 @@ class ChainAnchor:
         if not self._sinks:
             return
         key = await load_or_create_key(self._storage)
-        anchor = await load_anchor(self._storage)
+        anchor = await load_anchor(self._storage, self._chain_id)
         for sink in self._sinks:
             sink.set_key(key, anchor, self.note)
 
@@ -116,7 +127,7 @@ class ChainAnchor:
         while self._pending is not None:
             link, self._pending = self._pending, None
             try:
-                await save_anchor(self._storage, link)
+                await save_anchor(self._storage, self._chain_id, link)
             except Exception as exc:  # the next batch's link retries
                 log.error("audit anchor not saved", extra={"error_type": type(exc).__name__})
                 return

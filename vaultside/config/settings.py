@@ -71,6 +71,9 @@ class AuditSettings(BaseModel):
     # interval (seconds) with the count; 0 = write every denial.
     summary_interval: float = Field(default=10.0, ge=0, le=3600)
     summary_max_clients: int = Field(default=1000, ge=1, le=1_000_000)
+    # Names this server's audit chain (its anchor in storage) among servers sharing storage;
+    # None means "<hostname>:<audit file path>" (see ``wiring.audit_chain_id``).
+    chain_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class AuthSettings(BaseModel):

@@ -84,7 +84,7 @@ async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> No
     from vaultside.audit.anchor import ChainAnchor
     from vaultside.crypto.barrier import Barrier
     from vaultside.crypto.seal import init_key_file
-    from vaultside.wiring import build_seal, build_storage
+    from vaultside.wiring import audit_chain_id, build_seal, build_storage
 
     data = tmp_path / "data"
     data.mkdir()
@@ -105,7 +105,7 @@ async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> No
     barrier = Barrier(build_storage(settings), build_seal(settings))
     await barrier.open()
     await barrier.unseal()
-    anchor = ChainAnchor(barrier, [sink])
+    anchor = ChainAnchor(barrier, [sink], audit_chain_id(settings))
     await anchor.start()
     for i in range(1, 5):
         await sink.write({"n": i})

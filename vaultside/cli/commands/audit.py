@@ -30,8 +30,15 @@ def cli() -> None:
     help="The server's data dir: unseal its storage (settings, seal) to check every record's"
     " MAC and the anchored last link. Without it only the structure is checked.",
 )
+@click.option(
+    "--chain-id",
+    help="With --data-dir: whose anchor to check (default: the server's, from settings:"
+    " audit.chain_id, else <hostname>:<audit file path>).",
+)
 @click.option("--no-rotated", is_flag=True, help="Check FILE alone, not its rotated files.")
-def verify(file: Path, as_json: bool, data_dir: Path | None, no_rotated: bool) -> None:
+def verify(
+    file: Path, as_json: bool, data_dir: Path | None, chain_id: str | None, no_rotated: bool
+) -> None:
     """Verify FILE's chain (after its rotated FILE.<seq> files); exit 1 on any problem.
 
     Detects edited, removed, inserted and moved records; with --data-dir also records
@@ -41,7 +48,7 @@ def verify(file: Path, as_json: bool, data_dir: Path | None, no_rotated: bool) -
     anchor: Link | None = None
     if data_dir is not None:
         try:
-            key, anchor = asyncio.run(_chain_material(data_dir))
+            key, anchor = asyncio.run(_chain_material(data_dir, chain_id))
         except VaultsideError as exc:
             fail(f"cannot read the chain key from {data_dir}: {exc.message}", exit_code_for(exc))
         if key is None:
@@ -81,20 +88,21 @@ def verify(file: Path, as_json: bool, data_dir: Path | None, no_rotated: bool) -
         )
 
 
-async def _chain_material(data_dir: Path) -> tuple[bytes | None, Link | None]:
+async def _chain_material(data_dir: Path, chain_id: str | None) -> tuple[bytes | None, Link | None]:
     # Imported here so `vaultside audit hash` and structure checks need no server config.
     from vaultside.audit.anchor import load_anchor
     from vaultside.audit.anchor import load_key as load_chain_key
     from vaultside.config.settings import Settings
     from vaultside.crypto.barrier import Barrier
-    from vaultside.wiring import build_seal, build_storage
+    from vaultside.wiring import audit_chain_id, build_seal, build_storage
 
     settings = Settings(data_dir=data_dir)
+    chain_id = chain_id or audit_chain_id(settings)
     barrier = Barrier(build_storage(settings), build_seal(settings))
     await barrier.open()
     try:
         await barrier.unseal()
-        return await load_chain_key(barrier), await load_anchor(barrier)
+        return await load_chain_key(barrier), await load_anchor(barrier, chain_id)
     finally:
         await barrier.close()
 

@@ -7,10 +7,12 @@ Adding a backend, seal, audit sink or secret source is one new module plus one l
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from vaultside.audit.anchor import ChainAnchor
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
 from vaultside.auth.policy import Authorizer, PolicyStore
@@ -173,6 +175,15 @@ def audit_key_file(settings: Settings) -> Path:
     return settings.resolve(configured if configured is not None else Path("audit-hmac.key"))
 
 
+def audit_chain_id(settings: Settings) -> str:
+    """The id of this server's audit chain: ``audit.chain_id`` or hostname + file path."""
+    if settings.audit.chain_id is not None:
+        return settings.audit.chain_id
+    file = settings.audit.file
+    path = settings.resolve(file).resolve() if file is not None else Path("-")
+    return f"{socket.gethostname()}:{path}"
+
+
 def build_audit_sinks(settings: Settings) -> list[AuditSink]:
     """The configured audit sinks; a request whose record no sink accepts fails (503)."""
     sinks: list[AuditSink] = []
@@ -181,7 +192,9 @@ def build_audit_sinks(settings: Settings) -> list[AuditSink]:
         path = settings.resolve(settings.audit.file)
         if path.is_dir():
             raise InvalidRequestError(f"audit.file {path} is a directory")
-        sinks.append(FileSink(path, fsync=settings.audit.fsync))
+        sinks.append(
+            FileSink(path, fsync=settings.audit.fsync, max_bytes=settings.audit.max_file_bytes)
+        )
     if settings.audit.stdout:
         sinks.append(StdoutSink())
     if not sinks:
@@ -272,8 +285,24 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         tokens=TokenStore(barrier, clock=clock),
         policies=policies,
         authorizer=Authorizer(policies),
-        throttle=AuthThrottle(clock),
-        audit=AuditBroker(sinks, hasher),
+        throttle=AuthThrottle(
+            clock,
+            burst=settings.auth.throttle_burst,
+            rate=settings.auth.throttle_rate,
+            max_wait=settings.auth.throttle_max_wait,
+            max_clients=settings.auth.throttle_max_clients,
+        ),
+        audit=AuditBroker(
+            sinks,
+            hasher,
+            clock=clock,
+            summary_interval=settings.audit.summary_interval,
+            summary_max_clients=settings.audit.summary_max_clients,
+        ),
+    )
+    # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
+    services.components.append(
+        ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
     )
     services.sources["kv"] = KVSecretSource(kv)
     if settings.auth.token_tidy_interval > 0:

@@ -12,7 +12,7 @@ DATA_DIR ?= .data
 TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3
 PYTEST_ARGS ?=
 
-.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean
+.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean redocly
 
 help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
@@ -62,8 +62,18 @@ unit: dev-deps
 integration: dev-deps system-deps
 	$(VENV)/bin/pytest -ra tests/integration $(PYTEST_ARGS)
 
+# @redocly/cli for the OpenAPI lint gate (tests/unit/api/test_openapi_lint.py): npm, repo-local,
+# pinned; installed once (the binary is the target). Under CI=true the test fails without it.
+REDOCLY_VERSION := 2.77.0
+REDOCLY := .tools/redocly/node_modules/.bin/redocly
+$(REDOCLY):
+	npm install --no-audit --no-fund --save-exact --prefix .tools/redocly @redocly/cli@$(REDOCLY_VERSION)
+	@touch $@
+
+redocly: $(REDOCLY)
+
 # pytest exits 5 when it collects nothing: that fails the target like any other error.
-test: dev-deps system-deps lint
+test: dev-deps system-deps redocly lint
 	$(VENV)/bin/pytest -ra tests $(PYTEST_ARGS)
 
 bench: dev-deps system-deps

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from vaultside import __version__
 from vaultside.api import models
+from vaultside.api.openapi_fit import fit_for_generators
 
 _S = dict[str, object]
 _STR: _S = {"type": "string"}
@@ -409,14 +410,36 @@ def _operation(op: Operation) -> _S:
     return out
 
 
+# Shared as components/schemas wherever an equal schema appears (vaultside.api.openapi_fit).
+SHARED_SCHEMAS: dict[str, _S] = {
+    "TokenInfo": TOKEN_INFO,
+    "TokenAuth": TOKEN_AUTH,
+    "Policy": POLICY,
+    "PolicyWrite": POLICY_WRITE,
+    "Health": HEALTH,
+    "RotationPolicy": ROTATION_POLICY,
+}
+
+
 def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, object]:
-    """The OpenAPI 3.1 document for ``operations``."""
+    """The OpenAPI 3.1 document for ``operations``, fit for client generators."""
     paths: dict[str, dict[str, object]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    models_used = {
+        op.body.__name__: _schema(op.body) for op in operations if isinstance(op.body, type)
+    }
+    return fit_for_generators(_core_document(paths), {**SHARED_SCHEMAS, **models_used})
+
+
+def _core_document(paths: dict[str, dict[str, object]]) -> dict[str, object]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "vaultside", "version": __version__},
+        "info": {
+            "title": "vaultside",
+            "version": __version__,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {

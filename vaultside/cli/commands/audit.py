@@ -12,7 +12,14 @@ import click
 from vaultside.audit.chain import Link
 from vaultside.audit.hmac import AuditHasher, load_key
 from vaultside.audit.verify import verify_chain
-from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail, print_json, print_table
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    exit_code_for,
+    fail,
+    output_format,
+    print_json,
+    print_table,
+)
 from vaultside.errors import VaultsideError
 
 
@@ -23,7 +30,7 @@ def cli() -> None:
 
 @cli.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+@output_format()
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from vaultside.cli.commands.migrate_storage import cli as migrate_storage
-from vaultside.cli.render import EXIT_INVALID, fail, print_json, print_mapping, run_client
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    fail,
+    output_format,
+    print_json,
+    print_mapping,
+    run_client,
+)
 from vaultside.cli.settings import settings_or_exit
 from vaultside.client import VaultsideClient
 from vaultside.config.settings import Settings
@@ -55,7 +62,7 @@ def init() -> None:
 
 
 @cli.command("seal-status")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_format()
 def seal_status(as_json: bool) -> None:
     """Show whether the server at VAULTSIDE_ADDR is sealed, and why."""
 
@@ -72,7 +79,8 @@ def seal_status(as_json: bool) -> None:
 
 
 @cli.command("rotate-key")
-def rotate_key() -> None:
+@output_format()
+def rotate_key(as_json: bool) -> None:
     """Start a new barrier key term; the server re-encrypts old records in the background."""
 
     async def call(client: VaultsideClient) -> dict[str, Any]:
@@ -80,6 +88,9 @@ def rotate_key() -> None:
         return body
 
     result = run_client(call)
+    if as_json:
+        print_json(result)
+        return
     click.echo(f"Active key term is now {result.get('term')}; rewrap runs in the background.")
     click.echo("Follow it with GET /v1/sys/key-status.")
 

@@ -17,6 +17,7 @@ from vaultside.cli.commands.secret import read_file_arg
 from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_table,
     run_client,
@@ -62,7 +63,7 @@ def write(name: str, source: str) -> None:
 
 @cli.command("read")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def read(name: str, as_json: bool) -> None:
     """Show a policy's rules."""
 
@@ -78,7 +79,7 @@ def read(name: str, as_json: bool) -> None:
 
 
 @cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def list_(as_json: bool) -> None:
     """List policy names."""
 

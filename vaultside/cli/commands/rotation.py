@@ -17,14 +17,16 @@ from vaultside.cli.render import (
     EXIT_ERROR,
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_table,
+    render,
     run_client,
 )
 from vaultside.client import VaultsideClient
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_JSON = output_format()
 
 
 def parse_policy_document(text: str, source: str) -> dict[str, Any]:
@@ -72,9 +74,10 @@ def set_(path: str, source: str, as_json: bool) -> None:
 
 @cli.command("show")
 @click.argument("path")
+@output_format(dest=None)
 def show(path: str) -> None:
-    """Show the rotation policy of PATH (JSON)."""
-    print_json(_call("GET", f"rotation/policies/{path}")["policy"])
+    """Show the rotation policy of PATH."""
+    render(_call("GET", f"rotation/policies/{path}")["policy"], title=f"rotation policy of {path}")
 
 
 @cli.command("list")

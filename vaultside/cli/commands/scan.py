@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from vaultside import errors
+from vaultside.cli.render import output_format
 from vaultside.scan.base import Finding, ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import rules_with_custom
@@ -35,7 +36,7 @@ _NO_POLICY = "leaked, no rotation policy (not changed)"
 
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--format", "fmt", type=click.Choice(list(_REPORTERS)), default="table"),
+        output_format(*_REPORTERS, dest="fmt"),
         click.option(
             "--output", "-o", type=click.Path(path_type=Path), help="write the report here"
         ),

@@ -18,6 +18,7 @@ from vaultside.cli.render import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_raw,
@@ -110,7 +111,7 @@ def _print_metadata(meta: SecretMetadata, as_json: bool) -> None:
     print_table(("Version", "Created", "Deleted", "State"), rows)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+json_option = output_format()
 
 
 @click.group("secret")

@@ -15,6 +15,7 @@ import click
 from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_raw,
@@ -69,7 +70,7 @@ def cli() -> None:
 @click.option("--renewable/--no-renewable", default=True)
 @click.option("--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
 @click.option("--field", type=click.Choice(["token", "accessor"]), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def create(
     policies: tuple[str, ...],
     ttl: str | None,
@@ -105,7 +106,7 @@ def create(
 @cli.command("lookup")
 @click.argument("token", required=False)
 @click.option("--accessor", default=None, help="Look up the token with this accessor.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def lookup(token: str | None, accessor: str | None, as_json: bool) -> None:
     """Show a token's info: your own, '-' (a token on stdin), or --accessor."""
     other = _token_from_stdin(token)
@@ -147,7 +148,7 @@ def revoke(token: str | None, accessor: str | None, self_: bool) -> None:
 @cli.command("renew")
 @click.option("--accessor", default=None, help="Renew the token with this accessor.")
 @click.option("--increment", default=None, help="Requested extension: seconds or e.g. 1h.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def renew(accessor: str | None, increment: str | None, as_json: bool) -> None:
     """Renew your own token, or another by --accessor."""
     inc = _parse_ttl(increment)

@@ -50,6 +50,10 @@ def verify(
 
     Detects edited, removed, inserted and moved records; with --data-dir also records
     re-chained without the key, a truncated tail, a deleted file and a restarted chain.
+
+    \b
+    Example:
+      vaultside audit verify /var/lib/vaultside/audit.log --data-dir /var/lib/vaultside
     """
     key: bytes | None = None
     anchor: Link | None = None
@@ -126,6 +130,10 @@ def hash_value(key_file: Path | None, value: str | None) -> None:
 
     VALUE is read from stdin when omitted or "-" (so it stays out of argv and shell
     history); one trailing newline is dropped.
+
+    \b
+    Example:
+      printf %s "$VALUE" | vaultside audit hash
     """
     if value is None or value == "-":
         value = sys.stdin.read()

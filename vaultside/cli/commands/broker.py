@@ -43,7 +43,12 @@ def cli() -> None:
 @click.option("--field", default=None, help="Print only this field's raw value.")
 @output_format()
 def read(target: str, version: int | None, field: str | None, as_json: bool) -> None:
-    """Read a brokered secret, e.g. ``corp/secret/app/db`` or ``corp/database/creds/app``."""
+    """Read a brokered secret, e.g. ``corp/secret/app/db`` or ``corp/database/creds/app``.
+
+    \b
+    Example:
+      vaultside broker read corp/secret/app/db --field password
+    """
     api_path = _target(target)
     params = {"version": str(version)} if version is not None else None
 
@@ -72,7 +77,12 @@ def read(target: str, version: int | None, field: str | None, as_json: bool) -> 
 @click.argument("target", metavar="BROKER/MOUNT/PATH")
 @output_format(dest=None)
 def metadata(target: str) -> None:
-    """Print a KV v2 secret's metadata (versions and times, no values)."""
+    """Print a KV v2 secret's metadata (versions and times, no values).
+
+    \b
+    Example:
+      vaultside broker metadata corp/secret/app/db --format json
+    """
     api_path = _target(target) + ":metadata"
 
     async def call(c: VaultsideClient) -> dict[str, Any]:

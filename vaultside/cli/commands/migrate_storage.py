@@ -89,7 +89,12 @@ def cli(
     verify_only: bool,
     as_json: bool,
 ) -> None:
-    """Copy every encrypted record from one storage backend to the other, then verify."""
+    """Copy every encrypted record from one storage backend to the other, then verify.
+
+    \b
+    Example:
+      vaultside operator migrate-storage --from sqlite --to postgres
+    """
     if from_kind == to_kind:
         fail("--from and --to must differ (sqlite → postgres or postgres → sqlite)", EXIT_INVALID)
     settings = settings_or_exit()

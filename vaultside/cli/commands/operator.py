@@ -42,7 +42,12 @@ def cli() -> None:
 
 @cli.command("init")
 def init() -> None:
-    """Create the root key file (or passphrase salt); refuses to overwrite."""
+    """Create the root key file (or passphrase salt); refuses to overwrite.
+
+    \b
+    Example:
+      VAULTSIDE_DATA_DIR=/var/lib/vaultside vaultside operator init
+    """
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -64,7 +69,12 @@ def init() -> None:
 @cli.command("seal-status")
 @output_format()
 def seal_status(as_json: bool) -> None:
-    """Show whether the server at VAULTSIDE_ADDR is sealed, and why."""
+    """Show whether the server at VAULTSIDE_ADDR is sealed, and why.
+
+    \b
+    Example:
+      vaultside operator seal-status --format json
+    """
 
     async def call(client: VaultsideClient) -> dict[str, Any]:
         return await client.seal_status()
@@ -81,7 +91,12 @@ def seal_status(as_json: bool) -> None:
 @cli.command("rotate-key")
 @output_format()
 def rotate_key(as_json: bool) -> None:
-    """Start a new barrier key term; the server re-encrypts old records in the background."""
+    """Start a new barrier key term; the server re-encrypts old records in the background.
+
+    \b
+    Example:
+      vaultside operator rotate-key
+    """
 
     async def call(client: VaultsideClient) -> dict[str, Any]:
         _, body, _ = await client.request("POST", "sys/rotate-key")
@@ -96,12 +111,18 @@ def rotate_key(as_json: bool) -> None:
 
 
 @cli.command("root-token")
-@click.option("--display-name", default="root", show_default=True)
+@click.option(
+    "--display-name", default="root", show_default=True, help="Name shown in token lookups."
+)
 def root_token(display_name: str) -> None:
     """Create a root token offline from the local data dir and key; printed once.
 
     For bootstrapping a non-dev server: run it where the server's settings, data dir and
     seal are available. Revoke the token once you have created narrower ones.
+
+    \b
+    Example:
+      vaultside operator root-token --display-name bootstrap
     """
 
     async def create() -> str:

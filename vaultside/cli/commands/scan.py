@@ -51,8 +51,16 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--rules", type=click.Path(path_type=Path, exists=True), help="custom rules TOML"
         ),
-        click.option("--allowlist", type=click.Path(path_type=Path, exists=True)),
-        click.option("--baseline", type=click.Path(path_type=Path, exists=True)),
+        click.option(
+            "--allowlist",
+            type=click.Path(path_type=Path, exists=True),
+            help="TOML accepting findings by rule id, path glob or fingerprint",
+        ),
+        click.option(
+            "--baseline",
+            type=click.Path(path_type=Path, exists=True),
+            help="ignore findings whose fingerprints are in this file (from --write-baseline)",
+        ),
         click.option(
             "--write-baseline",
             type=click.Path(path_type=Path),
@@ -74,7 +82,13 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="ask VAULTSIDE_ADDR to rotate each leaked CURRENT managed secret that has a"
             " rotation policy (implies --known-from-server)",
         ),
-        click.option("--max-depth", type=click.IntRange(0, 10), default=3, show_default=True),
+        click.option(
+            "--max-depth",
+            type=click.IntRange(0, 10),
+            default=3,
+            show_default=True,
+            help="how deep to open archives inside archives",
+        ),
         click.option(
             "--jobs",
             "-j",
@@ -82,7 +96,7 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             # One more worker than cores: a worker waiting on a read or on sending its
             # results leaves a core idle otherwise (220 MB archive, 2 cores: 0.60 s -> 0.53 s).
             default=min(8, (os.cpu_count() or 1) + 1),
-            show_default=True,
+            show_default="cores + 1, at most 8",
             help="worker processes for archives on disk",
         ),
         click.option(
@@ -257,7 +271,12 @@ def cli() -> None:
 @click.option("--docker-host", envvar="DOCKER_HOST", help="engine URL (default: DOCKER_HOST)")
 @_options
 def image_cmd(names: tuple[str, ...], docker_host: str | None, **opts: Any) -> None:
-    """Scan local images through the engine: config, history and every layer."""
+    """Scan local images through the engine: config, history and every layer.
+
+    \b
+    Example:
+      vaultside scan image app:latest --format json
+    """
     from vaultside.scan.sources.image import ImageSource
 
     client = _docker(docker_host)
@@ -270,7 +289,12 @@ def image_cmd(names: tuple[str, ...], docker_host: str | None, **opts: Any) -> N
 @click.option("--docker-host", envvar="DOCKER_HOST", help="engine URL (default: DOCKER_HOST)")
 @_options
 def containers_cmd(all_containers: bool, docker_host: str | None, **opts: Any) -> None:
-    """Scan containers: env, command and args, labels, and security posture."""
+    """Scan containers: env, command and args, labels, and security posture.
+
+    \b
+    Example:
+      vaultside scan containers --all --fail-on high
+    """
     from vaultside.scan.sources.container import ContainerSource
 
     _run([ContainerSource(_docker(docker_host), all_containers=all_containers)], opts)
@@ -280,7 +304,12 @@ def containers_cmd(all_containers: bool, docker_host: str | None, **opts: Any) -
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @_options
 def archive_cmd(files: tuple[Path, ...], **opts: Any) -> None:
-    """Scan image archives offline: docker save tarballs, OCI layouts (tar or directory)."""
+    """Scan image archives offline: docker save tarballs, OCI layouts (tar or directory).
+
+    \b
+    Example:
+      vaultside scan archive app.tar --format sarif -o scan.sarif
+    """
     from vaultside.scan.sources.archive import ImageArchiveSource
 
     limits = Limits(max_depth=opts["max_depth"])
@@ -291,7 +320,12 @@ def archive_cmd(files: tuple[Path, ...], **opts: Any) -> None:
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
 @_options
 def path_cmd(dirs: tuple[Path, ...], **opts: Any) -> None:
-    """Scan directories (and archives inside them)."""
+    """Scan directories (and archives inside them).
+
+    \b
+    Example:
+      vaultside scan path ./deploy --baseline .vaultside-baseline.json
+    """
     from vaultside.scan.sources.path import PathSource
 
     limits = Limits(max_depth=opts["max_depth"])

@@ -138,7 +138,9 @@ async def _run(
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
 @click.option("--ready-http", metavar="HOST:PORT", help="Serve GET /ready (200 once rendered).")
 @click.option("--allow-non-tmpfs", is_flag=True, help="DANGEROUS: allow a disk-backed directory.")
-@click.option("--reload-signal", default="HUP", show_default=True)
+@click.option(
+    "--reload-signal", default="HUP", show_default=True, help="Signal sent after a change."
+)
 @click.option("--reload-pid", type=int, help="Signal this pid (shared PID namespace).")
 @click.option(
     "--reload-pid-file", type=click.Path(path_type=Path), help="Signal the pid in this file."
@@ -176,7 +178,12 @@ def cli(
     token_file: Path | None,
     consumer: str | None,
 ) -> None:
-    """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written."""
+    """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written.
+
+    \b
+    Example:
+      vaultside sidecar --dir /run/secrets --secret db_password=kv:app/db#password --once
+    """
     text = os.environ.get("VAULTSIDE_LOG_FORMAT") == "text"
     setup_logging(os.environ.get("VAULTSIDE_LOG_LEVEL", "INFO"), "text" if text else "json")
     config: dict[str, Any] = {}

@@ -67,9 +67,14 @@ def cli() -> None:
     "--max-uses", type=int, default=0, help="Uses before the token expires (0: no limit)."
 )
 @click.option("--display-name", default="", help="A human-readable name.")
-@click.option("--renewable/--no-renewable", default=True)
+@click.option("--renewable/--no-renewable", default=True, help="Whether the token can be renewed.")
 @click.option("--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
-@click.option("--field", type=click.Choice(["token", "accessor"]), default=None)
+@click.option(
+    "--field",
+    type=click.Choice(["token", "accessor"]),
+    default=None,
+    help="Print only this field's raw value.",
+)
 @output_format()
 def create(
     policies: tuple[str, ...],
@@ -81,7 +86,12 @@ def create(
     field: str | None,
     as_json: bool,
 ) -> None:
-    """Create a child token of the current token; its value is shown only now."""
+    """Create a child token of the current token; its value is shown only now.
+
+    \b
+    Example:
+      vaultside token create --policy app-read --ttl 1h --field token
+    """
     meta_map = _parse_meta(meta)
 
     async def call(c: VaultsideClient) -> TokenAuth:
@@ -108,7 +118,12 @@ def create(
 @click.option("--accessor", default=None, help="Look up the token with this accessor.")
 @output_format()
 def lookup(token: str | None, accessor: str | None, as_json: bool) -> None:
-    """Show a token's info: your own, '-' (a token on stdin), or --accessor."""
+    """Show a token's info: your own, '-' (a token on stdin), or --accessor.
+
+    \b
+    Example:
+      vaultside token lookup --accessor "$ACCESSOR"
+    """
     other = _token_from_stdin(token)
     if other is not None and accessor is not None:
         fail("give either '-' or --accessor, not both", EXIT_INVALID)
@@ -130,7 +145,12 @@ def lookup(token: str | None, accessor: str | None, as_json: bool) -> None:
 @click.option("--accessor", default=None, help="Revoke the token with this accessor.")
 @click.option("--self", "self_", is_flag=True, help="Revoke the token you are using.")
 def revoke(token: str | None, accessor: str | None, self_: bool) -> None:
-    """Revoke a token and its children: '-' (on stdin), --accessor, or --self."""
+    """Revoke a token and its children: '-' (on stdin), --accessor, or --self.
+
+    \b
+    Example:
+      vaultside token revoke --accessor "$ACCESSOR"
+    """
     other = _token_from_stdin(token)
     if sum(x is not None for x in (other, accessor)) + int(self_) != 1:
         fail("give exactly one of '-' (token on stdin), --accessor or --self", EXIT_INVALID)
@@ -150,7 +170,12 @@ def revoke(token: str | None, accessor: str | None, self_: bool) -> None:
 @click.option("--increment", default=None, help="Requested extension: seconds or e.g. 1h.")
 @output_format()
 def renew(accessor: str | None, increment: str | None, as_json: bool) -> None:
-    """Renew your own token, or another by --accessor."""
+    """Renew your own token, or another by --accessor.
+
+    \b
+    Example:
+      vaultside token renew --increment 1h
+    """
     inc = _parse_ttl(increment)
 
     async def call(c: VaultsideClient) -> dict[str, Any]:

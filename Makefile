@@ -18,6 +18,7 @@ help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
 	@echo "make test         install dev deps + Debian packages, then lint, mypy and all tests"
 	@echo "make lint         ruff check, ruff format --check, mypy (strict)"
+	@echo "make redocly      install @redocly/cli (the OpenAPI lint gate) into .tools/redocly"
 	@echo "make unit         unit tests only (no services)"
 	@echo "make integration  integration tests (real dockerd, OpenBao, PostgreSQL)"
 	@echo "make bench        run every benchmark in bench/"
@@ -66,7 +67,9 @@ integration: dev-deps system-deps
 # pinned; installed once (the binary is the target). Under CI=true the test fails without it.
 REDOCLY_VERSION := 2.77.0
 REDOCLY := .tools/redocly/node_modules/.bin/redocly
+# npm comes with Node.js (nodejs from NodeSource bundles it; Debian splits it into `npm`).
 $(REDOCLY):
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm" >&2; exit 1; }
 	npm install --no-audit --no-fund --save-exact --prefix .tools/redocly @redocly/cli@$(REDOCLY_VERSION)
 	@touch $@
 

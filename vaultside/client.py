@@ -20,32 +20,12 @@ import aiohttp
 
 from vaultside import errors
 from vaultside.broker.base import ResolvedSecret
-from vaultside.durations import parse_duration
+from vaultside.client_env import check_addr, env_retries, env_timeout
 from vaultside.refs import SecretRef, parse_ref
 
 DEFAULT_ADDR: Final = "http://127.0.0.1:8200"
 DEFAULT_TIMEOUT: Final = 30.0
 RESOLVE_BATCH: Final = 256
-MAX_RETRIES_LIMIT: Final = 100
-
-# The client's environment (read by ``VaultsideClient.from_env``; the CLI reference lists it).
-CLIENT_ENV: Final[dict[str, str]] = {
-    "VAULTSIDE_ADDR": f"server URL, http:// or https:// (default {DEFAULT_ADDR})",
-    "VAULTSIDE_TOKEN": "token (or VAULTSIDE_TOKEN_FILE: a file holding it)",
-    "VAULTSIDE_TOKEN_FILE": "file holding the token, read when VAULTSIDE_TOKEN is unset",
-    "VAULTSIDE_CACERT": "PEM file of CA certificates to verify the server with",
-    "VAULTSIDE_CAPATH": "directory of CA certificates (OpenSSL hashed layout, `openssl rehash`)",
-    "VAULTSIDE_CLIENT_CERT": "PEM client certificate for mutual TLS (key inside, or below)",
-    "VAULTSIDE_CLIENT_KEY": "PEM private key of VAULTSIDE_CLIENT_CERT",
-    "VAULTSIDE_TLS_SERVER_NAME": "name to send (SNI) and verify the server certificate against,"
-    " instead of the host of VAULTSIDE_ADDR",
-    "VAULTSIDE_CLIENT_TIMEOUT": f"time limit of one request: seconds or e.g. 1m (default"
-    f" {DEFAULT_TIMEOUT:g})",
-    "VAULTSIDE_MAX_RETRIES": f"how many times to retry a failed request (0 to"
-    f" {MAX_RETRIES_LIMIT}; default: the transport's)",
-    "VAULTSIDE_SOCKET": "unix socket of the server, instead of TCP",
-}
-
 _BY_STATUS: Final[dict[int, type[errors.VaultsideError]]] = {
     400: errors.InvalidRequestError,
     403: errors.PermissionDeniedError,
@@ -177,40 +157,6 @@ def _check_path(path: str, *, allow_empty: bool = False) -> str:
     return stripped
 
 
-def check_addr(addr: str) -> None:
-    """Refuse an address aiohttp could not use, with the fix (not ``NonHttpUrlClientError``)."""
-    scheme, sep, rest = addr.partition("://")
-    if sep and scheme.lower() in ("http", "https") and rest.strip("/"):
-        return
-    # SECURITY: an address with user:password@ is not echoed back.
-    shown = "(hidden: it holds '@')" if "@" in addr else addr[:100]
-    if not sep:
-        raise errors.InvalidRequestError(
-            f"VAULTSIDE_ADDR {shown} has no scheme: use http://{shown} or https://{shown}"
-        )
-    raise errors.InvalidRequestError(
-        f"VAULTSIDE_ADDR {shown} must be http://HOST[:PORT] or https://HOST[:PORT]"
-    )
-
-
-def _env_timeout(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise errors.InvalidRequestError(f"VAULTSIDE_CLIENT_TIMEOUT {exc}") from None
-    if seconds <= 0:
-        raise errors.InvalidRequestError("VAULTSIDE_CLIENT_TIMEOUT must be more than 0")
-    return seconds
-
-
-def _env_retries(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) > MAX_RETRIES_LIMIT:
-        raise errors.InvalidRequestError(
-            f"VAULTSIDE_MAX_RETRIES must be a whole number from 0 to {MAX_RETRIES_LIMIT}"
-        )
-    return int(text)
-
-
 def error_from_response(status: int, body: bytes) -> errors.VaultsideError:
     """The ``vaultside.errors`` instance for an error response (status + JSON body)."""
     messages: list[str] = []
@@ -270,7 +216,7 @@ class VaultsideClient:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kw: Any) -> VaultsideClient:
-        """Build from the ``CLIENT_ENV`` variables (Vault CLI names with ``VAULTSIDE_``).
+        """Build from the ``client_env.CLIENT_ENV`` variables (Vault's names, ``VAULTSIDE_``).
 
         Raises ``InvalidRequestError`` naming the variable when one is malformed.
         """
@@ -295,9 +241,9 @@ class VaultsideClient:
         kw.setdefault("ca_path", env.get("VAULTSIDE_CAPATH") or None)
         kw.setdefault("tls_server_name", env.get("VAULTSIDE_TLS_SERVER_NAME") or None)
         if "timeout" not in kw and (text := env.get("VAULTSIDE_CLIENT_TIMEOUT", "").strip()):
-            kw["timeout"] = _env_timeout(text)
+            kw["timeout"] = env_timeout(text)
         if "max_retries" not in kw and (text := env.get("VAULTSIDE_MAX_RETRIES", "").strip()):
-            kw["max_retries"] = _env_retries(text)
+            kw["max_retries"] = env_retries(text)
         return cls(env.get("VAULTSIDE_ADDR") or DEFAULT_ADDR, token, **kw)
 
     async def __aenter__(self) -> VaultsideClient:

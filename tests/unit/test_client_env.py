@@ -139,3 +139,18 @@ def test_cli_client_env_errors_exit_2() -> None:
     )
     assert run({"VAULTSIDE_CLIENT_TIMEOUT": "soon"}) == 2
     assert run({"VAULTSIDE_MAX_RETRIES": "many"}) == 2
+
+
+def test_every_variable_the_client_reads_is_documented() -> None:
+    """A VAULTSIDE_* name read in client.py without a CLIENT_ENV line fails here."""
+    import re
+
+    from vaultside import client as client_module
+    from vaultside.client import DEFAULT_ADDR, DEFAULT_TIMEOUT
+    from vaultside.client_env import CLIENT_ENV
+
+    source = Path(client_module.__file__).read_text()
+    read = set(re.findall(r"env\.get\(\s*\"(VAULTSIDE_[A-Z_]+)\"", source))
+    assert read and read - set(CLIENT_ENV) == set()
+    assert DEFAULT_ADDR in CLIENT_ENV["VAULTSIDE_ADDR"]
+    assert f"default {DEFAULT_TIMEOUT:g})" in CLIENT_ENV["VAULTSIDE_CLIENT_TIMEOUT"]

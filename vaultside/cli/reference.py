@@ -43,7 +43,7 @@ def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
 def render_reference(root: click.Command) -> str:
     """The Markdown of ``docs/cli.md`` for the command tree under ``root``."""
     from vaultside.cli.render import EXIT_CODES, FORMAT_ENV
-    from vaultside.client import CLIENT_ENV
+    from vaultside.client_env import CLIENT_ENV
 
     env_rows = [(f"`{k}`", v) for k, v in CLIENT_ENV.items()]
     env_rows += [

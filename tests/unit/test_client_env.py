@@ -6,6 +6,7 @@ TLS cases run against a real aiohttp TLS listener on loopback with a throwaway C
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
@@ -143,8 +144,6 @@ def test_cli_client_env_errors_exit_2() -> None:
 
 def test_every_variable_the_client_reads_is_documented() -> None:
     """A VAULTSIDE_* name read in client.py without a CLIENT_ENV line fails here."""
-    import re
-
     from vaultside import client as client_module
     from vaultside.client import DEFAULT_ADDR, DEFAULT_TIMEOUT
     from vaultside.client_env import CLIENT_ENV

@@ -143,6 +143,9 @@ def test_real_commands_accept_format(tmp_path: Path) -> None:
     for command in (["rotation", "show"], ["broker", "metadata"], ["operator", "rotate-key"]):
         result = runner.invoke(cli, [*command, "--help"])
         assert "--format [table|json]" in result.output, command
+        # rotation show and broker metadata printed only JSON before: JSON stays their default
+        default = "table" if command[0] == "operator" else "json"
+        assert f"$VAULTSIDE_FORMAT, else {default})" in " ".join(result.output.split()), command
 
 
 def test_print_table_in_a_pipe_has_no_box_drawing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,7 @@ def read(target: str, version: int | None, field: str | None, as_json: bool) -> 
 
 @cli.command("metadata")
 @click.argument("target", metavar="BROKER/MOUNT/PATH")
-@output_format(dest=None)
+@output_format(dest=None, default="json")  # printed JSON only before: scripts keep it
 def metadata(target: str) -> None:
     """Print a KV v2 secret's metadata (versions and times, no values).
 

@@ -79,7 +79,7 @@ def set_(path: str, source: str, as_json: bool) -> None:
 
 @cli.command("show")
 @click.argument("path")
-@output_format(dest=None)
+@output_format(dest=None, default="json")  # printed JSON only before: scripts keep it
 def show(path: str) -> None:
     """Show the rotation policy of PATH.
 

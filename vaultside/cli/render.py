@@ -235,9 +235,8 @@ def _resolve_format(
         return env
     if env in KNOWN_FORMATS:
         return default
-    raise click.UsageError(
-        f"{FORMAT_ENV} must be one of {', '.join(KNOWN_FORMATS)} (got {env[:20]!r})"
-    )
+    # The value is not echoed (house rule: errors name the field, never the input).
+    raise click.UsageError(f"{FORMAT_ENV} must be one of {', '.join(KNOWN_FORMATS)}")
 
 
 def current_format() -> str:

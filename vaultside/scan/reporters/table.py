@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -42,7 +44,10 @@ class TableReporter:
         """The table, or a one-line all-clear."""
         if not findings:
             return "no findings\n"
-        table = Table(show_lines=True)
+        # A terminal gets ruled boxes; a pipe or file plain columns with a blank line between
+        # findings (docs/cli.md: no box drawing outside a terminal).
+        plain = not sys.stdout.isatty()
+        table = Table(show_lines=not plain, box=None if plain else box.HEAVY_HEAD, leading=plain)
         for col in ("severity", "rule", "location", "value / practice"):
             table.add_column(col, overflow="fold")
         for f in findings:

@@ -39,6 +39,7 @@ EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
 EXIT_UNAVAILABLE = 6
 EXIT_INTERRUPTED = 130
+EXIT_SEALED_STATUS = EXIT_INVALID  # `operator seal-status` on a sealed server, as `vault status`
 
 # The one description of every exit code (docs/cli.md is generated from it; a test checks
 # that each EXIT_* constant of this module has a line).
@@ -46,7 +47,8 @@ EXIT_CODES: Final[dict[int, str]] = {
     0: "success",
     EXIT_ERROR: "failure not covered below (scan: findings at or above --fail-on; "
     "rotation rotate: the rotation failed and was rolled back; audit verify: chain broken)",
-    EXIT_INVALID: "usage error or invalid input (bad option, file or configuration; HTTP 400/413)",
+    EXIT_INVALID: "usage error or invalid input (bad option, file or configuration; HTTP 400/413);"
+    " operator seal-status: the server is sealed (as `vault status`)",
     EXIT_DENIED: "permission denied (HTTP 403)",
     EXIT_NOT_FOUND: "not found (HTTP 404; scan: image not found)",
     EXIT_CONFLICT: "conflict (HTTP 409: check-and-set mismatch, rotation already running)",

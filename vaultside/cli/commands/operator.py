@@ -17,6 +17,7 @@ import click
 from vaultside.cli.commands.migrate_storage import cli as migrate_storage
 from vaultside.cli.render import (
     EXIT_INVALID,
+    EXIT_SEALED_STATUS,
     fail,
     output_format,
     print_json,
@@ -85,7 +86,7 @@ def seal_status(as_json: bool) -> None:
     else:
         print_mapping(status, "Seal status")
     if status.get("sealed"):
-        sys.exit(2)
+        sys.exit(EXIT_SEALED_STATUS)
 
 
 @cli.command("rotate-key")

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from vaultside import errors
-from vaultside.cli.render import output_format
+from vaultside.cli.render import EXIT_ERROR, EXIT_INTERRUPTED, output_format
 from vaultside.scan.base import Finding, ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import rules_with_custom
@@ -28,7 +28,7 @@ from vaultside.scan.reporters.table import TableReporter
 from vaultside.scan.scanner import Allowlist, Scanner, load_baseline, write_baseline
 from vaultside.scan.sources.content import Limits
 
-EXIT_FINDINGS = 1
+EXIT_FINDINGS = EXIT_ERROR  # described once in vaultside.cli.render.EXIT_CODES
 _REPORTERS = {"table": TableReporter, "json": JsonReporter, "sarif": SarifReporter}
 _SEVERITIES = ["info", "low", "medium", "high", "critical", "none"]
 _NO_POLICY = "leaked, no rotation policy (not changed)"
@@ -225,7 +225,7 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     for w in result.stats.warnings[:20]:
         click.echo(f"warning: {w}", err=True)
     if opts["rotate_leaked"]:

@@ -22,6 +22,7 @@ from vaultside.api.state import AUDIT_STATE, ERROR, METRICS, REQUEST_ID, SEAL_ST
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
     InternalError,
+    InvalidRequestError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
@@ -218,19 +219,34 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+# Headers that may carry the token: ``Authorization: Bearer``, ours, and Vault's (so
+# Vault-habit tooling just works). Several may be sent, but they must carry the same token.
+_TOKEN_HEADERS = ("X-Vaultside-Token", "X-Vault-Token")
+
+
 def _bearer(request: web.Request) -> str | None:
+    """The presented token; None if absent or malformed; 400 if two headers disagree."""
+    found: list[str | None] = []
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+        found.append(value.strip() if scheme.lower() == "bearer" and value.strip() else None)
+    found.extend(request.headers[name] for name in _TOKEN_HEADERS if name in request.headers)
+    if not found:
         return None
-    return request.headers.get("X-Vaultside-Token")
+    # SECURITY: never guess which of two different credentials the client meant.
+    if any(value != found[0] for value in found[1:]):
+        raise InvalidRequestError(
+            "the token headers (Authorization, X-Vaultside-Token, "
+            "X-Vault-Token) disagree; send one token"
+        )
+    return found[0]
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate the token (Bearer or ``X-Vaultside-Token``) of every non-public request."""
+    """Authenticate the token (Bearer, ``X-Vaultside-Token`` or ``X-Vault-Token``) of every
+    non-public request."""
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     services = request.app[SERVICES]

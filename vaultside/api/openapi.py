@@ -163,10 +163,12 @@ _RESOLVED: _S = {
     },
 }
 
-_HEALTH_PARAMS: tuple[_S, ...] = tuple(
-    {"name": name, "in": "query", "schema": {"type": "integer", "minimum": 200, "maximum": 599}}
-    for name in ("activecode", "standbycode", "sealedcode", "uninitcode")
-) + ({"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},)
+_CODE: _S = {"type": "integer", "minimum": 200, "maximum": 599}
+_HEALTH_PARAMS: tuple[_S, ...] = (
+    *({"name": n, "in": "query", "schema": _CODE} for n in ("activecode", "standbycode",
+                                                          "sealedcode", "uninitcode")),
+    {"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/secrets", "List top-level keys (needs ?list=true).",

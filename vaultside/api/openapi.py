@@ -165,8 +165,10 @@ _RESOLVED: _S = {
 
 _CODE: _S = {"type": "integer", "minimum": 200, "maximum": 599}
 _HEALTH_PARAMS: tuple[_S, ...] = (
-    *({"name": n, "in": "query", "schema": _CODE} for n in ("activecode", "standbycode",
-                                                          "sealedcode", "uninitcode")),
+    *(
+        {"name": n, "in": "query", "schema": _CODE}
+        for n in ("activecode", "standbycode", "sealedcode", "uninitcode")
+    ),
     {"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},
 )
 

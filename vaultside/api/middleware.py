@@ -37,6 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that answer without a token and while sealed (probes, scrapers, docs).
 PUBLIC_PATHS = frozenset({"/v1/sys/health", "/v1/sys/seal-status", "/metrics", "/v1/openapi.json"})
+# Paths that take no token but stay behind the seal gate (they issue tokens themselves).
+LOGIN_PATHS = frozenset({"/v1/auth/jwt/login"})
 # High-frequency probes carry no identity and touch no secret: not audited.
 UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
 _MAX_TOKEN = 512
@@ -247,7 +249,7 @@ def _bearer(request: web.Request) -> str | None:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate the token (Bearer, ``X-Vaultside-Token`` or ``X-Vault-Token``) of every
     non-public request."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.path in LOGIN_PATHS:
         return await handler(request)
     services = request.app[SERVICES]
     client = request.remote or "unix"

@@ -164,11 +164,9 @@ _RESOLVED: _S = {
 }
 
 _CODE: _S = {"type": "integer", "minimum": 200, "maximum": 599}
+_HEALTH_CODES = ("activecode", "standbycode", "sealedcode", "uninitcode")
 _HEALTH_PARAMS: tuple[_S, ...] = (
-    *(
-        {"name": n, "in": "query", "schema": _CODE}
-        for n in ("activecode", "standbycode", "sealedcode", "uninitcode")
-    ),
+    *(_S(name=n, schema=_CODE) | {"in": "query"} for n in _HEALTH_CODES),
     {"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},
 )
 

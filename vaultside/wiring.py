@@ -233,9 +233,20 @@ def build_jwt(settings: Settings, services: Services) -> JwtAuth | None:
     cfg = settings.auth.jwt
     if cfg.issuer is None:
         return None
-    from vaultside.auth.jwks import HttpFetcher, JwksKeys, KeySourceConfig
+    from vaultside.auth.jwks import (
+        DISCOVERY_PATH,
+        HttpFetcher,
+        JwksKeys,
+        KeySourceConfig,
+        check_url,
+    )
     from vaultside.auth.jwt_auth import JwtAuth, JwtRoleStore
 
+    # A plain-http key URL to a non-loopback host is refused at start-up, not at first login.
+    if cfg.jwks_url is not None:
+        check_url(cfg.jwks_url)
+    if cfg.discovery:
+        check_url(cfg.issuer.rstrip("/") + DISCOVERY_PATH)
     source = KeySourceConfig(
         file=settings.resolve(cfg.jwks_file) if cfg.jwks_file is not None else None,
         url=cfg.jwks_url,

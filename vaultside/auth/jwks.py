@@ -148,6 +148,7 @@ class JwksKeys:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._loaded_at: float | None = None
         self._file_stamp: tuple[int, int] | None = None
+        self._last_error: UpstreamUnavailableError | None = None
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> jwt.PyJWK:
@@ -157,8 +158,11 @@ class JwksKeys:
         if found is None:
             await self._refresh(force=True)
             found = self._lookup(kid)
+        if found is None and self._last_error is not None:
+            # The issuer is unreachable: a server-side outage, not the client's failure.
+            raise self._last_error
         if found is None:
-            raise PermissionDeniedError("JWT signed by an unknown key")
+            raise PermissionDeniedError("JWT login refused: signed by an unknown key")
         return found
 
     def _lookup(self, kid: str) -> jwt.PyJWK | None:
@@ -177,11 +181,15 @@ class JwksKeys:
                 age < self._refetch_interval or (not force and age < self._cache_ttl)
             ):
                 return
+            # A failed fetch also counts: an unreachable issuer is not hammered.
+            self._loaded_at = now
             try:
                 self._keys = parse_jwks(await self._fetch(await self._jwks_url()))
-            finally:
-                # A failed fetch also counts: an unreachable issuer is not hammered.
-                self._loaded_at = now
+            except (UpstreamUnavailableError, InvalidRequestError) as exc:
+                self._last_error = UpstreamUnavailableError(exc.message)
+                log.warning("JWKS fetch failed", extra={"error": exc.message})
+                return
+            self._last_error = None
             log.info("JWKS fetched", extra={"keys": len(self._keys)})
 
     async def _jwks_url(self) -> str:
@@ -201,15 +209,14 @@ class JwksKeys:
         assert path is not None
         try:
             st = await asyncio.to_thread(path.stat)
-        except OSError as exc:
-            raise UpstreamUnavailableError(f"cannot read JWKS file {path}") from exc
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._file_stamp:
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._file_stamp:
+                return
+            self._keys = parse_jwks(json.loads(await asyncio.to_thread(path.read_bytes)))
+        except (OSError, ValueError, UpstreamUnavailableError) as exc:
+            # Keep the last good keys; a half-written file is retried on the next login.
+            self._last_error = UpstreamUnavailableError(f"cannot read JWKS file {path}")
+            log.warning("JWKS file unreadable", extra={"error_type": type(exc).__name__})
             return
-        try:
-            doc = json.loads(await asyncio.to_thread(path.read_bytes))
-        except (OSError, ValueError) as exc:
-            raise UpstreamUnavailableError(f"cannot read JWKS file {path}") from exc
-        self._keys = parse_jwks(doc)
-        self._file_stamp = stamp
+        self._file_stamp, self._last_error = stamp, None
         log.info("JWKS file loaded", extra={"keys": len(self._keys)})

@@ -16,6 +16,7 @@ from vaultside import errors
 from vaultside.cli.params import DURATION, config_duration
 from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail
 from vaultside.client import HttpSecretSource, VaultsideClient
+from vaultside.clock import SystemClock
 from vaultside.inject.docker_api import DockerEngine
 from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
@@ -27,6 +28,7 @@ from vaultside.inject.sidecar import (
     SidecarConfig,
     default_consumer_id,
 )
+from vaultside.inject.sidecar_auth import DEFAULT_JWT_FILE, JwtSession
 from vaultside.inject.signal import (
     ReloadAction,
     RunCommand,
@@ -151,6 +153,20 @@ async def _run(
     "--token-file", type=click.Path(path_type=Path), help="Token file (or $VAULTSIDE_TOKEN_FILE)."
 )
 @click.option(
+    "--auth",
+    "auth_method",
+    type=click.Choice(["token", "jwt"]),
+    default="token",
+    show_default=True,
+    help="token: --token-file/$VAULTSIDE_TOKEN; jwt: log in with --role and --jwt-file.",
+)
+@click.option("--role", "jwt_role", help="JWT role to log in with (--auth jwt).")
+@click.option(
+    "--jwt-file",
+    type=click.Path(path_type=Path),
+    help=f"Projected ServiceAccount token (--auth jwt; default {DEFAULT_JWT_FILE}).",
+)
+@click.option(
     "--consumer",
     help="Consumer id for version reports (default sidecar-<hostname>; needs update on "
     "consumers/<id>).",
@@ -174,6 +190,9 @@ def cli(
     docker_host: str | None,
     addr: str | None,
     token_file: Path | None,
+    auth_method: str,
+    jwt_role: str | None,
+    jwt_file: Path | None,
     consumer: str | None,
 ) -> None:
     """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written."""
@@ -214,11 +233,21 @@ def cli(
                 engine, reload_signal, reload_pid, reload_pid_file, reload_container, reload_command
             ),
         )
+        auth = None
+        if auth_method == "jwt":
+            if not jwt_role:
+                fail("--auth jwt needs --role", EXIT_INVALID)
+            if token_file or config.get("token_file"):
+                fail("--auth jwt and a token file exclude each other", EXIT_INVALID)
+            env.pop("VAULTSIDE_TOKEN", None)
+            env.pop("VAULTSIDE_TOKEN_FILE", None)
         client = VaultsideClient.from_env(env, timeout=10.0)
+        if auth_method == "jwt" and jwt_role:
+            auth = JwtSession(client, jwt_role, jwt_file or DEFAULT_JWT_FILE, clock=SystemClock())
         feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
         consumer_id = consumer or str(config.get("consumer") or default_consumer_id())
         reporter = ConsumerReporter(client, consumer_id)
-        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed, reporter=reporter)
+        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed, reporter=reporter, auth=auth)
         http = ready_http or config.get("ready_http")
         asyncio.run(_run(sidecar, client, once, engine, _host_port(str(http)) if http else None))
     except errors.VaultsideError as exc:

@@ -7,7 +7,7 @@ most every ``check_interval`` seconds and
 - logs in again when the file changed (the kubelet rotates the projected token by swapping
   a symlink: a new inode, mtime or content);
 - renews the vaultside token once ``renew_fraction`` of its TTL has passed, and logs in again
-  instead when a renewal fails or no longer extends it by a third of its TTL (max TTL);
+  instead when a renewal fails or would not last until the next renewal (max TTL reached);
 - logs in again after ``expired()`` (the server refused the token).
 
 A failed re-login keeps the current token (it may still be valid) and is retried at the next
@@ -23,8 +23,9 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
-from vaultside.client import VaultsideClient
+from vaultside.client import TokenAuth
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, VaultsideError
 
@@ -32,6 +33,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_JWT_FILE = Path("/var/run/secrets/tokens/vaultside")
 _MAX_JWT = 16 * 1024
+
+
+class LoginClient(Protocol):
+    """The slice of ``VaultsideClient`` a session needs."""
+
+    def use_token(self, token: str) -> None:
+        """Send ``token`` from now on."""
+        ...
+
+    async def jwt_login(self, role: str, jwt: str) -> TokenAuth:
+        """Exchange a JWT for a token."""
+        ...
+
+    async def renew_self(self, increment: str | float | None = None) -> dict[str, Any]:
+        """Renew the current token."""
+        ...
 
 
 def _read_jwt(path: Path) -> tuple[str, tuple[int, int, int, bytes]]:
@@ -55,7 +72,7 @@ class JwtSession:
 
     def __init__(
         self,
-        client: VaultsideClient,
+        client: LoginClient,
         role: str,
         jwt_file: Path,
         *,
@@ -135,7 +152,8 @@ class JwtSession:
             await self._login()
             return
         remaining = _remaining(renewed.get("expire_time"), self.clock.now())
-        if self._ttl and (remaining is None or remaining < self._ttl / 3):
+        # It would expire before the next renewal is due: it is at its max TTL.
+        if self._ttl and (remaining is None or remaining < self._ttl * self.renew_fraction):
             log.info("token at its max TTL; logging in again")
             await self._login()
             return

@@ -41,7 +41,7 @@ from vaultside.logs import setup_logging
 
 CONFIG_KEYS = frozenset(
     {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
-     "allow_non_tmpfs", "options", "consumer"}
+     "allow_non_tmpfs", "options", "consumer", "auth", "role", "jwt_file"}
 )  # fmt: skip
 
 
@@ -156,9 +156,8 @@ async def _run(
     "--auth",
     "auth_method",
     type=click.Choice(["token", "jwt"]),
-    default="token",
-    show_default=True,
-    help="token: --token-file/$VAULTSIDE_TOKEN; jwt: log in with --role and --jwt-file.",
+    help="token (default): --token-file/$VAULTSIDE_TOKEN; jwt: log in with --role and "
+    "--jwt-file (a projected ServiceAccount token).",
 )
 @click.option("--role", "jwt_role", help="JWT role to log in with (--auth jwt).")
 @click.option(
@@ -190,7 +189,7 @@ def cli(
     docker_host: str | None,
     addr: str | None,
     token_file: Path | None,
-    auth_method: str,
+    auth_method: str | None,
     jwt_role: str | None,
     jwt_file: Path | None,
     consumer: str | None,
@@ -234,6 +233,11 @@ def cli(
             ),
         )
         auth = None
+        auth_method = auth_method or str(config.get("auth", "token"))
+        jwt_role = jwt_role or (str(config["role"]) if "role" in config else None)
+        jwt_file = jwt_file or (Path(config["jwt_file"]) if "jwt_file" in config else None)
+        if auth_method not in ("token", "jwt"):
+            fail(f"auth must be token or jwt, got {auth_method[:20]!r}", EXIT_INVALID)
         if auth_method == "jwt":
             if not jwt_role:
                 fail("--auth jwt needs --role", EXIT_INVALID)

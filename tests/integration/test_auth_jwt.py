@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import urllib.error
@@ -275,3 +276,42 @@ def test_sidecar_logs_in_with_a_projected_token_and_survives_rotation(
     for value in (first, second, jwt1, jwt2, jwt1.split(".")[1]):
         assert value not in text
     assert all(r["status"] == 200 for r in audit_records(url_server))
+
+
+def test_cli_manages_roles_and_logs_in(
+    url_server: VaultsideServer, key: SigningKey, tmp_path: Path
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VAULTSIDE_")},
+        "VAULTSIDE_ADDR": url_server.addr,
+        "VAULTSIDE_TOKEN": url_server.root_token,
+    }
+
+    def cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vaultside", *args], env=kw.pop("env", env),
+            capture_output=True, text=True, timeout=60, check=False, **kw,
+        )  # fmt: skip
+
+    pod_claim = "/kubernetes.io/pod/name=batch-7d4b9c"
+    res = cli("jwt", "role", "write", "batch", "--policy", "app-read", "--ttl", "5m",
+              "--sa-namespace", "jobs", "--claim", pod_claim)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(cli("jwt", "role", "list", "--json").stdout) == ["batch", "web"]
+    role = json.loads(cli("jwt", "role", "read", "batch", "--json").stdout)
+    assert role["ttl"] == 300 and role["bound_service_account_namespaces"] == ["jobs"]
+    jwt_file = tmp_path / "jwt"
+    jwt_file.write_text(Minter(key).mint(namespace="jobs", name="batch"))
+    anonymous = {k: v for k, v in env.items() if k != "VAULTSIDE_TOKEN"}
+    res = cli("jwt", "login", "--role", "batch", "--jwt-file", str(jwt_file), "--field", "token",
+              env=anonymous)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().startswith("vs.")
+    jwt_file.write_text(Minter(key).mint(namespace="apps", name="batch"))
+    res = cli("jwt", "login", "--role", "batch", "--jwt-file", str(jwt_file), env=anonymous)
+    assert res.returncode == 3 and "namespace" in res.stderr, res.stderr  # denied
+    plain = call(url_server, "POST", "auth/token/create", {"policies": ["app-read"]},
+                 url_server.root_token)[1]["auth"]["token"]  # fmt: skip
+    res = cli("jwt", "role", "delete", "batch", env={**env, "VAULTSIDE_TOKEN": plain})
+    assert res.returncode == 3, res.stderr  # needs sudo
+    assert cli("jwt", "role", "delete", "batch").returncode == 0

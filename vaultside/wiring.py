@@ -7,10 +7,12 @@ Adding a backend, seal, audit sink or secret source is one new module plus one l
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from vaultside.audit.anchor import ChainAnchor
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
 from vaultside.auth.policy import Authorizer, PolicyStore
@@ -27,6 +29,8 @@ from vaultside.crypto.transit import build_transit_seal
 from vaultside.errors import InvalidRequestError
 from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
+from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
@@ -174,6 +178,15 @@ def audit_key_file(settings: Settings) -> Path:
     return settings.resolve(configured if configured is not None else Path("audit-hmac.key"))
 
 
+def audit_chain_id(settings: Settings) -> str:
+    """The id of this server's audit chain: ``audit.chain_id`` or hostname + file path."""
+    if settings.audit.chain_id is not None:
+        return settings.audit.chain_id
+    file = settings.audit.file
+    path = settings.resolve(file).resolve() if file is not None else Path("-")
+    return f"{socket.gethostname()}:{path}"
+
+
 def build_audit_sinks(settings: Settings) -> list[AuditSink]:
     """The configured audit sinks; a request whose record no sink accepts fails (503)."""
     sinks: list[AuditSink] = []
@@ -182,7 +195,9 @@ def build_audit_sinks(settings: Settings) -> list[AuditSink]:
         path = settings.resolve(settings.audit.file)
         if path.is_dir():
             raise InvalidRequestError(f"audit.file {path} is a directory")
-        sinks.append(FileSink(path, fsync=settings.audit.fsync))
+        sinks.append(
+            FileSink(path, fsync=settings.audit.fsync, max_bytes=settings.audit.max_file_bytes)
+        )
     if settings.audit.stdout:
         sinks.append(StdoutSink())
     if not sinks:
@@ -195,6 +210,25 @@ def _docker() -> object:
     from vaultside.scan.sources.container import docker_client  # docker SDK: only when used
 
     return docker_client()
+
+
+def build_target_catalog(settings: Settings) -> TargetCatalog:
+    """The operator's declared rotation targets; every command pin is verified now, so a
+    mismatch refuses the start (``InvalidRequestError`` naming the target)."""
+    entries: dict[str, CatalogEntry] = {}
+    for name, cfg in settings.rotation.targets.items():
+        if cfg.kind == "command":
+            entries[name] = CommandEntry(
+                name, tuple(cfg.argv), cfg.sha256, timeout=cfg.timeout, env=tuple(cfg.env)
+            )
+        else:
+            ca = settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None
+            entries[name] = WebhookEntry(
+                name, cfg.url, ca_file=ca, allow_http=cfg.allow_http, timeout=cfg.timeout
+            )
+    catalog = TargetCatalog(entries)
+    catalog.verify()
+    return catalog
 
 
 def build_scans(settings: Settings, services: Services) -> ScanService:
@@ -304,8 +338,24 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         tokens=TokenStore(barrier, clock=clock),
         policies=policies,
         authorizer=Authorizer(policies),
-        throttle=AuthThrottle(clock),
-        audit=AuditBroker(sinks, hasher),
+        throttle=AuthThrottle(
+            clock,
+            burst=settings.auth.throttle_burst,
+            rate=settings.auth.throttle_rate,
+            max_wait=settings.auth.throttle_max_wait,
+            max_clients=settings.auth.throttle_max_clients,
+        ),
+        audit=AuditBroker(
+            sinks,
+            hasher,
+            clock=clock,
+            summary_interval=settings.audit.summary_interval,
+            summary_max_clients=settings.audit.summary_max_clients,
+        ),
+    )
+    # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
+    services.components.append(
+        ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
     )
     services.sources["kv"] = KVSecretSource(kv)
     services.jwt = build_jwt(settings, services)
@@ -330,7 +380,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     services.rotation = RotationService(
         kv,
         barrier,
-        TargetFactory(clock, services.sources),
+        TargetFactory(clock, services.sources, build_target_catalog(settings)),
+        authority=RotationAuthority(services.tokens, services.authorizer),
         clock=clock,
         audit=services.audit,
         schedule=settings.rotation.scheduler,

@@ -123,6 +123,7 @@ def url_server(
         VAULTSIDE_AUTH__JWT__ISSUER=ISSUER,
         VAULTSIDE_AUTH__JWT__JWKS_URL=keys.url + "/openid/v1/jwks",
         VAULTSIDE_AUTH__JWT__JWKS_REFETCH_INTERVAL="0",
+        VAULTSIDE_AUDIT__SUMMARY_INTERVAL="0",  # every refusal gets its own record
     )
     setup_role(server)
     return server

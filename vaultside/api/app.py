@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from vaultside.api import openapi
+from vaultside.api.clients import ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.api.middleware import MIDDLEWARES
 from vaultside.api.routes import (
@@ -31,6 +32,7 @@ from vaultside.api.routes.sys import rewrap_quietly
 from vaultside.api.state import (
     AUDIT_STATE,
     BACKGROUND,
+    CLIENTS,
     METRICS,
     OPENAPI_BODY,
     SEAL_STATE,
@@ -119,6 +121,7 @@ def create_app(services: Services) -> web.Application:
     app[METRICS] = ApiMetrics()
     app[BACKGROUND] = Background()
     app[AUDIT_STATE] = AuditState()
+    app[CLIENTS] = ClientResolver([str(n) for n in services.settings.server.trusted_proxies])
     for module in ROUTE_MODULES:
         module.add_routes(app)
     app[OPENAPI_BODY] = openapi.document_bytes(all_operations())

@@ -18,7 +18,18 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from vaultside.api.body import dumps
-from vaultside.api.state import AUDIT_STATE, ERROR, METRICS, REQUEST_ID, SEAL_STATE, SERVICES, TOKEN
+from vaultside.api.clients import Client
+from vaultside.api.state import (
+    AUDIT_STATE,
+    CLIENT,
+    CLIENTS,
+    ERROR,
+    METRICS,
+    REQUEST_ID,
+    SEAL_STATE,
+    SERVICES,
+    TOKEN,
+)
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
     InternalError,
@@ -130,12 +141,23 @@ def _client_cn(request: web.Request) -> str | None:
     return None
 
 
+def client_of(request: web.Request) -> Client:
+    """The request's client (resolved once: peer, trusted proxy, unix peer credentials)."""
+    client = request.get(CLIENT)
+    if client is None:
+        client = request[CLIENT] = request.app[CLIENTS].resolve(request)
+    return client
+
+
 def _audit_event(request: web.Request, status: int, started: float, phase: str) -> AuditEvent:
     token = request.get(TOKEN)
     extra = {"route": route_template(request), "phase": phase}
     client_cn = _client_cn(request)
     if client_cn is not None:
         extra["tls_client_cn"] = client_cn
+    client = client_of(request)
+    if client.via is not None:
+        extra["via"] = client.via
     return AuditEvent(
         time=request.app[SERVICES].clock.now(),
         request_id=request[REQUEST_ID],
@@ -144,18 +166,26 @@ def _audit_event(request: web.Request, status: int, started: float, phase: str) 
         operation=request.method,
         path=request.path,
         status=status,
-        client=request.remote or "",
+        client=client.address,
         latency_ms=(time.perf_counter() - started) * 1000.0,
         error=request.get(ERROR) if status >= 400 else None,
         extra=extra,
     )
 
 
-async def _audit(request: web.Request, event: AuditEvent) -> web.Response | None:
-    """Write ``event``; None if written, else the 503 to send instead (and mark degraded)."""
+async def _audit(
+    request: web.Request, event: AuditEvent, denial_of: str | None = None
+) -> web.Response | None:
+    """Write ``event``; None if written, else the 503 to send instead (and mark degraded).
+
+    ``denial_of``: the client key of an unidentified denial, which may be summarised.
+    """
     state = request.app[AUDIT_STATE]
     try:
-        await request.app[SERVICES].audit.log(event)
+        if denial_of is not None:
+            await request.app[SERVICES].audit.log_denial(denial_of, event)
+        else:
+            await request.app[SERVICES].audit.log(event)
     except Exception as exc:
         state.degraded = True
         request.app[METRICS].audit_failures.inc()
@@ -183,8 +213,15 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         if refused is not None:
             return refused
     response = await handler(request)
-    # SECURITY: fail closed — the response is only released after its record is written.
-    refused = await _audit(request, _audit_event(request, response.status, started, "response"))
+    event = _audit_event(request, response.status, started, "response")
+    # SECURITY: an unidentified client's repeated denials are summarised (one record per
+    # client per interval with a count) so anonymous floods cannot fill the audit disk.
+    denial_of = None
+    if request.get(TOKEN) is None and 400 <= response.status < 500:
+        denial_of = client_of(request).key
+    # SECURITY: fail closed — the response is only released after its record is written
+    # (a summarised denial: after it was counted; its window's first denial was written).
+    refused = await _audit(request, event, denial_of)
     return refused if refused is not None else response
 
 
@@ -252,18 +289,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path in PUBLIC_PATHS or request.path in LOGIN_PATHS:
         return await handler(request)
     services = request.app[SERVICES]
-    client = request.remote or "unix"
-    await services.throttle.before(client)
     token = _bearer(request)
     if not token or len(token) > _MAX_TOKEN:
         # No guess was made, so the throttle is not charged.
         raise PermissionDeniedError("permission denied: missing or malformed token")
     try:
         info = await services.tokens.authenticate(token)
-    except PermissionDeniedError:
-        services.throttle.failure(client)
+    except PermissionDeniedError as exc:
+        # SECURITY: validate first; only a failure is charged (and held for its slot), so
+        # a valid token is never slowed or refused by anyone's failures, its client's too.
+        await services.throttle.failed(client_of(request).key, exc)
         raise
-    services.throttle.success(client)
     request[TOKEN] = info
     return await handler(request)
 

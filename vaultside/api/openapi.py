@@ -98,6 +98,67 @@ POLICY: _S = {
         },
     },
 }
+_DURATION: _S = {"type": ["number", "string"], "description": "seconds or e.g. '1h30m'"}
+_TARGET_NAME: _S = {
+    "type": "string",
+    "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+    "description": "a target declared by the operator in [rotation.targets.<name>]",
+}
+
+
+def _target(kind: str, props: _S, required: Sequence[str] = ()) -> _S:
+    return {
+        "type": "object",
+        "properties": {"kind": {"const": kind}, **props},
+        "required": ["kind", *required],
+        "additionalProperties": False,
+    }
+
+
+# The rotation policy body (docs/rotation.md). command/webhook name a declared target: the API
+# never carries argv, URLs or environment (such fields are refused with a 400 naming them).
+ROTATION_POLICY: _S = {
+    "type": "object",
+    "properties": {
+        "every": _DURATION,
+        "cron": _STR,
+        "jitter": _DURATION,
+        "window": {
+            "type": "object",
+            "properties": {"start": _STR, "end": _STR},
+            "required": ["start", "end"],
+            "additionalProperties": False,
+        },
+        "grace": _DURATION,
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+        "backoff": _DURATION,
+        "enabled": {"type": "boolean"},
+        "on_leak": {"enum": ["report", "rotate"]},
+        "generator": {
+            "type": "object",
+            "properties": {"kind": {"enum": ["password", "bytes", "token", "keypair"]}},
+            "required": ["kind"],
+        },
+        "target": {
+            "oneOf": [
+                _target("kv", {}),
+                _target("vault-kv", {"broker": _STR, "mount": _STR, "path": _STR},
+                        ("broker", "mount", "path")),
+                _target("postgres", {
+                    "admin_dsn_ref": _STR,
+                    "strategy": {"enum": ["single", "alternating"]},
+                    "roles": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 2},
+                    "username_field": _STR,
+                    "connect_timeout": {"type": "number"},
+                }, ("admin_dsn_ref", "roles")),
+                _target("command", {"name": _TARGET_NAME}, ("name",)),
+                _target("webhook", {"name": _TARGET_NAME}, ("name",)),
+            ]
+        },
+    },
+    "required": ["generator", "target"],
+    "additionalProperties": False,
+}  # fmt: skip
 POLICY_WRITE: _S = {
     "type": "object",
     "properties": {"rules": POLICY["properties"]["rules"]},  # type: ignore[index]
@@ -293,7 +354,13 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(_PATH_PARAM,)),
     Operation("PUT", "/v1/rotation/policies/{path}", "Set a rotation policy (every or cron, "
               "jitter, window, grace, generator, target; see docs/rotation.md); 400 names "
-              "each bad field.", "update on rotation/{path}", body={"type": "object"},
+              "each bad field. command/webhook targets name an operator-declared target; "
+              "argv, url, env and the like are refused. 403 names the first capability "
+              "missing for what the rotation touches; the caller is recorded as the "
+              "authority every run is re-checked against.",
+              "update on rotation/{path}; create/update on secrets/{path}; read on it for "
+              "command/webhook; read on referenced secrets; update on the upstream path for "
+              "vault-kv; sudo on rotation/targets/{name}", body=ROTATION_POLICY,
               response={"type": "object"}, errors=(400, 403), params=(_PATH_PARAM,)),
     Operation("DELETE", "/v1/rotation/policies/{path}", "Stop rotating a secret.",
               "delete on rotation/{path}", status=204, errors=(400, 403, 404),

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vaultside.api.clients import Client, ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
 from vaultside.wiring import Services
@@ -49,11 +50,14 @@ SEAL_STATE = web.AppKey("seal_state", SealState)
 METRICS = web.AppKey("metrics", ApiMetrics)
 BACKGROUND = web.AppKey("background", Background)
 AUDIT_STATE = web.AppKey("audit_state", AuditState)
+# Who requests come from (throttle keys, denial summaries, audit ``client``).
+CLIENTS = web.AppKey("clients", ClientResolver)
 # The pre-serialised OpenAPI document (bytes), built once at startup.
 OPENAPI_BODY = web.AppKey("openapi_body", bytes)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 TOKEN = web.RequestKey("token", TokenInfo)
+CLIENT = web.RequestKey("client", Client)
 # "code: first public message" of the error response, for the audit record.
 ERROR = web.RequestKey("error", str)
 

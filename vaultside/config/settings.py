@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +44,9 @@ class ServerSettings(Section):
     tls_require_client_cert: bool = False
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Reverse proxies (CIDRs) whose X-Forwarded-For names the client; from any other peer
+    # the header is ignored. See docs/auth-audit.md.
+    trusted_proxies: list[IPvAnyNetwork] = []
 
 
 class StorageSettings(Section):
@@ -77,6 +80,15 @@ class AuditSettings(Section):
     stdout: bool = False
     # fsync the audit file after each batch (durable across power loss; slower).
     fsync: bool = False
+    # Rotate the audit file to <file>.<last seq> once it reaches this size; 0 = never.
+    max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # Denials of unidentified requests: one full record, then one summary per client per
+    # interval (seconds) with the count; 0 = write every denial.
+    summary_interval: Duration = Field(default=10.0, ge=0, le=3600)
+    summary_max_clients: int = Field(default=1000, ge=1, le=1_000_000)
+    # Names this server's audit chain (its anchor in storage) among servers sharing storage;
+    # None means "<hostname>:<audit file path>" (see ``wiring.audit_chain_id``).
+    chain_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 # Only asymmetric signatures: an HMAC "verified" with a public key would be forgeable.
@@ -122,6 +134,12 @@ class AuthSettings(Section):
 
     # How often expired tokens' records are reclaimed, by one server at a time; 0 = never.
     token_tidy_interval: Duration = Field(default=600.0, ge=0, le=7 * 86400)
+    # Failed-authentication budget per client: ``throttle_burst`` answered at once, then
+    # ``throttle_rate`` per second; a failure beyond ``throttle_max_wait`` is answered 429.
+    throttle_burst: int = Field(default=10, ge=1, le=10_000)
+    throttle_rate: float = Field(default=1.0, gt=0, le=10_000)
+    throttle_max_wait: Duration = Field(default=8.0, ge=0, le=300)
+    throttle_max_clients: int = Field(default=10_000, ge=1, le=10_000_000)
     jwt: JwtSettings = JwtSettings()
 
 
@@ -190,6 +208,29 @@ class InjectSettings(Section):
     server_addr: str | None = None
 
 
+class CommandTargetSettings(Section):
+    """``[rotation.targets.<name>]`` with ``kind = "command"``: a program rotations may run."""
+
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    # SHA-256 (hex) of the file argv[0]; checked at start and before every run.
+    sha256: str
+    timeout: Duration = Field(default=30.0, gt=0, le=600)
+    # Names of server environment variables the program gets; none by default.
+    env: list[str] = []
+
+
+class WebhookTargetSettings(Section):
+    """``[rotation.targets.<name>]`` with ``kind = "webhook"``: a URL rotations may POST to."""
+
+    kind: Literal["webhook"]
+    url: str
+    ca_file: Path | None = None
+    # Plain http:// (the body carries the value): only to a loopback address.
+    allow_http: bool = False
+    timeout: Duration = Field(default=30.0, gt=0, le=600)
+
+
 class RotationSettings(Section):
     """The rotation scheduler (one leader per store, chosen by a storage lease)."""
 
@@ -203,6 +244,10 @@ class RotationSettings(Section):
     # (more than its report interval: sidecars 60 s, plugin 30 s) and forgets it after the TTL.
     consumer_gone_after: Duration = Field(default=120.0, ge=1.0, le=86400.0)
     consumer_ttl: Duration = Field(default=86400.0, ge=1.0, le=365 * 86400.0)
+    # Targets that run code or call out exist only here; policies name them (docs/rotation.md).
+    targets: dict[
+        str, Annotated[CommandTargetSettings | WebhookTargetSettings, Field(discriminator="kind")]
+    ] = {}
 
 
 class ScanSettings(Section):

@@ -25,7 +25,13 @@ import heapq
 import logging
 
 from vaultside.clock import Clock
-from vaultside.errors import ConflictError, NotFoundError, SealedError, UpstreamUnavailableError
+from vaultside.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    SealedError,
+    UpstreamUnavailableError,
+)
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,10 @@ class RotationScheduler:
                 try:
                     policy = await store.get_policy(path)
                 except NotFoundError:
+                    continue
+                except InvalidRequestError as exc:
+                    if state.last_step != "authorize":  # refused once, not at every reload
+                        await self.engine.refuse(path, exc.message, kind="unknown", trigger="load")
                     continue
                 if not policy.enabled:
                     continue
@@ -180,9 +190,14 @@ class RotationScheduler:
     async def _rotate(self, path: str) -> None:
         store = self.engine.store
         try:
-            policy = await store.get_policy(path)
+            record = await store.get_record(path)
         except NotFoundError:
             return  # deleted since the heap was built
+        except InvalidRequestError as exc:
+            # SECURITY: e.g. an API-set argv from an older version: refused, recorded, audited.
+            await self.engine.refuse(path, exc.message, kind="unknown", trigger="schedule")
+            return
+        policy = record.policy
         state = await store.get_state(path)
         now = self.clock.now()
         if state.next_run is not None and state.next_run > now:
@@ -190,7 +205,8 @@ class RotationScheduler:
             return
         if not policy.enabled:
             return
-        await self.engine.rotate(path, policy, trigger="schedule")
+        # The run carries the authority recorded with the policy; the engine re-checks it.
+        await self.engine.rotate(path, policy, grant=record.grant, trigger="schedule")
         state = await store.get_state(path)
         if state.next_run is not None:
             self._push(state.next_run, path, "rotate")

@@ -2,7 +2,8 @@
 
 Keys (all through the barrier)::
 
-    rotation/policy/<path>        the policy JSON
+    rotation/policy/<path>        {"policy": ..., "grant": ...}: the policy and the authority
+                                  it was set with (one record, so they always change together)
     rotation/state/<path>         next run, last result, failures, grace
     rotation/history/<path>/<n>   one finished or failed run (the newest ``HISTORY_KEEP`` kept)
     rotation/generation           bumped on every policy change (schedulers reload on change)
@@ -18,8 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from vaultside.errors import NotFoundError
+from pydantic import ValidationError
+
+from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.paths import validate_path
+from vaultside.rotation.authority import Grant
 from vaultside.rotation.policy import RotationPolicy
 from vaultside.storage.base import StorageBackend
 
@@ -79,24 +83,47 @@ class HistoryEntry:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PolicyRecord:
+    """A stored policy and the authority it was set with (None: set before grants existed)."""
+
+    policy: RotationPolicy
+    grant: Grant | None
+
+
 class RotationStore:
     """CRUD for rotation records over a ``StorageBackend``."""
 
     def __init__(self, storage: StorageBackend) -> None:
         self._storage = storage
 
-    async def put_policy(self, path: str, policy: RotationPolicy) -> None:
-        """Create or replace the policy of ``path``."""
+    async def put_policy(self, path: str, policy: RotationPolicy, grant: Grant) -> None:
+        """Create or replace the policy of ``path`` with the authority that set it."""
         path = validate_path(path)
-        await self._storage.put(POLICY + path, json.dumps(policy.to_json()).encode())
+        doc = {"policy": policy.to_json(), "grant": grant.to_json()}
+        await self._storage.put(POLICY + path, json.dumps(doc).encode())
         await self._bump()
 
-    async def get_policy(self, path: str) -> RotationPolicy:
-        """The policy of ``path``; ``NotFoundError`` if it has none."""
+    async def get_record(self, path: str) -> PolicyRecord:
+        """Policy and grant of ``path``; ``NotFoundError`` if none, ``InvalidRequestError``
+        if the stored policy is no longer valid (e.g. an API-set argv from an old version)."""
         rec = await self._storage.get(POLICY + validate_path(path))
         if rec is None:
             raise NotFoundError(f"no rotation policy for {path!r}")
-        return RotationPolicy.model_validate(json.loads(rec.value))
+        doc = json.loads(rec.value)
+        # Records written before grants existed are the bare policy: no authority recorded.
+        raw, grant = (doc["policy"], doc.get("grant")) if "policy" in doc else (doc, None)
+        try:
+            policy = RotationPolicy.model_validate(raw)
+        except ValidationError:
+            raise InvalidRequestError(
+                f"the stored rotation policy of {path!r} is no longer valid; set it again"
+            ) from None
+        return PolicyRecord(policy, Grant.from_json(grant) if isinstance(grant, dict) else None)
+
+    async def get_policy(self, path: str) -> RotationPolicy:
+        """The policy of ``path``; ``NotFoundError`` if it has none."""
+        return (await self.get_record(path)).policy
 
     async def delete_policy(self, path: str) -> None:
         """Remove the policy (state and history stay for inspection)."""

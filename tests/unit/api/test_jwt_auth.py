@@ -41,7 +41,8 @@ async def jwt_api(make_api: ApiFactory, tmp_path: Path, key: SigningKey) -> Api:
     keys_file = tmp_path / "jwks.json"
     keys_file.write_text(json.dumps(jwks(key)))
     api: Api = await make_api(
-        auth={"jwt": {"issuer": ISSUER, "jwks_file": str(keys_file), "clock_skew": 5}}
+        auth={"jwt": {"issuer": ISSUER, "jwks_file": str(keys_file), "clock_skew": 5}},
+        audit={"summary_interval": 0},  # every refusal gets its own record
     )
     await api.policy("app-read", [{"path": "secrets/app/*", "capabilities": ["read"]}])
     resp = await api.client.put("/v1/auth/jwt/roles/web", json=ROLE, headers=api.auth())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from vaultside.auth.tokens import TokenInfo
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.propagate import Consumer
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.state import RotationState
@@ -29,19 +31,23 @@ async def deleted(kv: KVStore, path: str) -> set[int]:
     return {v for v, m in meta.versions.items() if m.deletion_time is not None}
 
 
-def new_service(kv: KVStore, barrier: Barrier, clock: FakeClock) -> RotationService:
-    svc = RotationService(kv, barrier, TargetFactory(clock), clock=clock, schedule=False)
+def new_service(
+    kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
+) -> RotationService:
+    svc = RotationService(
+        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+    )
     svc.engine._jitter = lambda: 0.0
     return svc
 
 
 async def test_grace_longer_than_every_deletes_each_version_on_time_across_a_restart(
-    kv: KVStore, barrier: Barrier, clock: FakeClock
+    kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority, root: TokenInfo
 ) -> None:
     # Rotate every hour, keep each old version for 3 hours: at any time three are in grace.
     await kv.put("g", {"value": "v1"})
-    first = new_service(kv, barrier, clock)
-    await first.set_policy("g", policy(every="1h", grace="3h"))
+    first = new_service(kv, barrier, clock, authority)
+    await first.set_policy("g", policy(every="1h", grace="3h"), by=root)
     await first.scheduler.tick()
     await clock.advance(HOUR)  # +1h: v2 (v1 due at +4h)
     await first.scheduler.tick()
@@ -50,7 +56,7 @@ async def test_grace_longer_than_every_deletes_each_version_on_time_across_a_res
     assert (await kv.read_metadata("g")).current_version == 3
     # The server stops (releasing its lease) and another one starts on the same store.
     await barrier.unlock("rotation/scheduler", first.engine.holder)
-    second = new_service(kv, barrier, clock)
+    second = new_service(kv, barrier, clock, authority)
     await clock.advance(HOUR)  # +3h: v4 (v3 due at +6h)
     await second.scheduler.tick()
     assert second.scheduler.leader
@@ -76,10 +82,10 @@ async def test_grace_longer_than_every_deletes_each_version_on_time_across_a_res
 
 
 async def test_manual_rotations_inside_a_grace_period_keep_their_own_deadlines(
-    service: RotationService, kv: KVStore, clock: FakeClock
+    service: RotationService, kv: KVStore, clock: FakeClock, root: TokenInfo
 ) -> None:
     await kv.put("m", {"value": "v1"})
-    await service.set_policy("m", policy(every="1d", grace="10m"))
+    await service.set_policy("m", policy(every="1d", grace="10m"), by=root)
     await service.rotate_now("m")  # v1 due at +10m
     await clock.advance(300)
     await service.rotate_now("m")  # v2 due at +15m
@@ -98,11 +104,11 @@ async def test_manual_rotations_inside_a_grace_period_keep_their_own_deadlines(
 
 
 async def test_a_state_from_before_the_grace_queue_still_expires(
-    service: RotationService, kv: KVStore, clock: FakeClock
+    service: RotationService, kv: KVStore, clock: FakeClock, root: TokenInfo
 ) -> None:
     await kv.put("old", {"value": "v1"})
     await kv.put("old", {"value": "v2"})
-    await service.set_policy("old", policy(every="1d"))
+    await service.set_policy("old", policy(every="1d"), by=root)
     state = await service.store.get_state("old")
     state.version, state.previous_version, state.grace_until = 2, 1, START + 60
     await service.store.put_state("old", state)
@@ -113,10 +119,10 @@ async def test_a_state_from_before_the_grace_queue_still_expires(
 
 
 async def test_status_current_is_the_store_s_current_version(
-    service: RotationService, kv: KVStore, clock: FakeClock
+    service: RotationService, kv: KVStore, clock: FakeClock, root: TokenInfo
 ) -> None:
     await kv.put("s", {"value": "v1"})
-    await service.set_policy("s", policy(every="1d"))
+    await service.set_policy("s", policy(every="1d"), by=root)
     await service.heartbeat(Consumer("sc-1", "sidecar", None, clock.now(), {"s": 1}))
     # Before the first rotation: the secret is at version 1 and the sidecar holds it.
     status = await service.status("s")
@@ -132,7 +138,7 @@ async def test_status_current_is_the_store_s_current_version(
 
 
 async def test_status_of_a_path_without_a_policy_lists_its_consumers(
-    service: RotationService, kv: KVStore, clock: FakeClock
+    service: RotationService, kv: KVStore, clock: FakeClock, root: TokenInfo
 ) -> None:
     await kv.put("plain", {"value": "x"})
     await service.heartbeat(Consumer("sc-2", "sidecar", "app", clock.now(), {"plain": 1}))
@@ -145,10 +151,16 @@ async def test_status_of_a_path_without_a_policy_lists_its_consumers(
 
 
 async def test_a_silent_consumer_is_shown_gone_then_forgotten_after_the_ttl(
-    kv: KVStore, barrier: Barrier, clock: FakeClock
+    kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> None:
     svc = RotationService(
-        kv, barrier, TargetFactory(clock), clock=clock, schedule=False, consumer_ttl=3600
+        kv,
+        barrier,
+        TargetFactory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
+        consumer_ttl=3600,
     )
     await kv.put("c", {"value": "x"})
     await svc.heartbeat(Consumer("plugin-abc", "plugin", "web", clock.now(), {"c": 1}))

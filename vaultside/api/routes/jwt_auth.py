@@ -1,9 +1,10 @@
 """``/v1/auth/jwt/*``: log in with a signed JWT (a Kubernetes ServiceAccount token), and the
 roles that say which JWTs get which policies (managed with ``sudo``).
 
-The login takes no token; it is behind the seal gate, charged to the same per-client
-auth-failure throttle as a bad token, and audited like every request (the record carries the
-new token's accessor and policies, or the reason for the refusal; never the JWT).
+The login takes no token; it is behind the seal gate, a refusal is charged to the same
+per-client auth-failure budget as a bad token, and it is audited like every request (the
+record carries the new token's accessor and policies, or the reason for the refusal; never
+the JWT; refusals are unidentified denials, summarised per client like any other).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from vaultside.api.body import json_response, no_content, read_json, read_model, validation_error
+from vaultside.api.middleware import client_of
 from vaultside.api.models import StrictModel
 from vaultside.api.openapi import TOKEN_AUTH, Operation
 from vaultside.api.routes.tokens import _auth_body as auth_body
@@ -46,15 +48,13 @@ async def login(request: web.Request) -> web.Response:
     """``POST /v1/auth/jwt/login``: ``{role, jwt}`` → a token with the role's policies."""
     services = request.app[SERVICES]
     method = _jwt(request)
-    client = request.remote or "unix"
-    await services.throttle.before(client)
     body = await read_model(request, JwtLogin)
     try:
         token, info = await method.login(body.role, body.jwt)
-    except PermissionDeniedError:
-        services.throttle.failure(client)
-        raise
-    services.throttle.success(client)
+    except PermissionDeniedError as exc:
+        # SECURITY: as for a bad token: validate first, charge only the failure (its answer
+        # held for the client's slot, 429 beyond the budget).
+        await services.throttle.failed(client_of(request).key, exc)
     request[TOKEN] = info  # the audit record names the new token's accessor and policies
     return json_response(auth_body(token, info))
 

@@ -1,6 +1,7 @@
 """``/v1/rotation/...`` and ``/v1/consumers``: rotation policies, rotate-now, status, history.
 
-Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now),
+Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now;
+setting a policy also needs what the rotation touches, see ``rotation/authority.py``),
 ``rotation/`` (list) and ``consumers/<consumer id>`` (update, for heartbeats). Times in
 responses are RFC3339 strings.
 """
@@ -54,10 +55,15 @@ async def read_policy(request: web.Request) -> web.Response:
 
 
 async def write_policy(request: web.Request) -> web.Response:
-    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field)."""
+    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field).
+
+    Beyond ``update`` here, the service checks everything the rotation will touch (403 names
+    the missing capability) and records the caller as the runs' authority.
+    """
     path = _path(request)
-    await authorize(request, f"rotation/{path}", "update")
-    policy = await _service(request).set_policy(path, await read_json(request))
+    info = await authorize(request, f"rotation/{path}", "update")
+    body = await read_json(request)
+    policy = await _service(request).set_policy(path, body, by=info)
     return json_response({"path": path, "policy": policy.to_json()})
 
 
@@ -86,6 +92,12 @@ async def status(request: web.Request) -> web.Response:
     state, consumers, grace = doc["state"], doc["consumers"], doc["grace"]
     assert isinstance(state, dict) and isinstance(consumers, list) and isinstance(grace, list)
     doc["state"] = _times(state)
+    authority = doc.get("authority")
+    if isinstance(authority, dict):
+        doc["authority"] = {
+            k: rfc3339(v) if k == "granted_at" and isinstance(v, int | float) else v
+            for k, v in authority.items()
+        }
     doc["consumers"] = [_times(c) for c in consumers]
     doc["grace"] = [_times(g) for g in grace]
     return json_response(doc)

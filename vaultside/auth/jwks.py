@@ -112,13 +112,17 @@ class HttpFetcher:
             ):
                 if resp.status != 200:
                     raise UpstreamUnavailableError(f"{url[:200]} answered HTTP {resp.status}")
-                body = await resp.content.read(_MAX_DOCUMENT + 1)
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > _MAX_DOCUMENT:
+                        raise UpstreamUnavailableError(
+                            f"{url[:200]} sent more than {_MAX_DOCUMENT} bytes"
+                        )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise UpstreamUnavailableError(
                 f"cannot fetch {url[:200]}: {type(exc).__name__}"
             ) from exc
-        if len(body) > _MAX_DOCUMENT:
-            raise UpstreamUnavailableError(f"{url[:200]} sent more than {_MAX_DOCUMENT} bytes")
         try:
             doc = json.loads(body)
         except ValueError as exc:

@@ -132,3 +132,41 @@ async def test_unreachable_issuer_is_503_not_a_client_failure() -> None:
     keys = JwksKeys(KeySourceConfig(url="https://k/jwks"), clock=FakeClock(), fetch=FakeFetcher({}))
     with pytest.raises(UpstreamUnavailableError):
         await keys.key("kid")
+
+
+async def test_http_fetcher_limits() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from vaultside.auth.jwks import HttpFetcher
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response(jwks(rsa_key()))
+
+    async def huge(_: web.Request) -> web.Response:
+        return web.Response(body=b"[" + b"0," * 600_000 + b"0]", content_type="application/json")
+
+    async def moved(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/ok")
+
+    async def missing(_: web.Request) -> web.Response:
+        raise web.HTTPNotFound()
+
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    app.router.add_get("/huge", huge)
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/missing", missing)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        fetch = HttpFetcher(timeout=5)
+        base = f"http://127.0.0.1:{server.port}"
+        assert len((await fetch(base + "/ok"))["keys"]) == 1
+        for path, why in [("/huge", "more than"), ("/moved", "HTTP 302"), ("/missing", "HTTP 404")]:
+            with pytest.raises(UpstreamUnavailableError, match=why):
+                await fetch(base + path)
+        with pytest.raises(InvalidRequestError):
+            await fetch(f"http://10.0.0.1:{server.port}/ok")  # not loopback: never contacted
+    finally:
+        await server.close()

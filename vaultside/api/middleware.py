@@ -266,11 +266,11 @@ _TOKEN_HEADERS = ("X-Vaultside-Token", "X-Vault-Token")
 def _bearer(request: web.Request) -> str | None:
     """The presented token; None if absent or malformed; 400 if two headers disagree."""
     found: list[str | None] = []
-    header = request.headers.get("Authorization")
-    if header is not None:
+    for header in request.headers.getall("Authorization", ()):
         scheme, _, value = header.partition(" ")
         found.append(value.strip() if scheme.lower() == "bearer" and value.strip() else None)
-    found.extend(request.headers[name] for name in _TOKEN_HEADERS if name in request.headers)
+    for name in _TOKEN_HEADERS:
+        found.extend(request.headers.getall(name, ()))
     if not found:
         return None
     # SECURITY: never guess which of two different credentials the client meant.

@@ -94,3 +94,14 @@ async def test_token_headers_that_disagree_are_refused(api: Api, headers: dict[s
     assert "disagree" in (await resp.json())["errors"][0]
     both = {"X-Vault-Token": api.root, "X-Vaultside-Token": other}
     assert (await api.client.get("/v1/auth/token/lookup-self", headers=both)).status == 400
+
+
+async def test_repeated_token_headers_must_agree(api: Api) -> None:
+    from multidict import CIMultiDict
+
+    other = await api.token("default")
+    headers = CIMultiDict([("X-Vault-Token", api.root), ("X-Vault-Token", other)])
+    resp = await api.client.get("/v1/auth/token/lookup-self", headers=headers)
+    assert resp.status == 400
+    same = CIMultiDict([("X-Vault-Token", api.root), ("X-Vault-Token", api.root)])
+    assert (await api.client.get("/v1/auth/token/lookup-self", headers=same)).status == 200

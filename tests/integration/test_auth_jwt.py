@@ -277,6 +277,9 @@ def test_sidecar_logs_in_with_a_projected_token_and_survives_rotation(
     for value in (first, second, jwt1, jwt2, jwt1.split(".")[1]):
         assert value not in text
     assert all(r["status"] == 200 for r in audit_records(url_server))
+    lines = (url_server.data_dir / "audit.log").read_text().splitlines()
+    revokes = [r for r in map(json.loads, lines) if r.get("path") == "/v1/auth/token/revoke-self"]
+    assert [r["status"] for r in revokes] == [204]  # the sidecar gave its token up on exit
 
 
 def test_cli_manages_roles_and_logs_in(

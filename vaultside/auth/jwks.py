@@ -60,11 +60,20 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def parse_jwks(doc: object) -> dict[str, jwt.PyJWK]:
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """One public key of a JWKS: its id, the key object, and the ``alg`` the JWK declares."""
+
+    kid: str
+    key: Any
+    alg: str | None
+
+
+def parse_jwks(doc: object) -> dict[str, VerificationKey]:
     """The usable asymmetric keys of a JWKS document, by ``kid`` ("" for a key without one)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise UpstreamUnavailableError("JWKS is not an object with a 'keys' list")
-    keys: dict[str, jwt.PyJWK] = {}
+    keys: dict[str, VerificationKey] = {}
     for entry in doc["keys"]:
         if not isinstance(entry, dict) or entry.get("kty") not in _ASYMMETRIC:
             continue  # SECURITY: no symmetric keys, ever
@@ -75,7 +84,9 @@ def parse_jwks(doc: object) -> dict[str, jwt.PyJWK]:
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
             log.warning("JWKS key skipped: unusable", extra={"kid": str(entry.get("kid"))[:64]})
             continue
-        keys[str(entry.get("kid") or "")] = key
+        kid = str(entry.get("kid") or "")
+        alg = entry.get("alg")
+        keys[kid] = VerificationKey(kid, key.key, alg if isinstance(alg, str) else None)
     return keys
 
 
@@ -149,13 +160,13 @@ class JwksKeys:
         self._fetch = fetch
         self._cache_ttl = cache_ttl
         self._refetch_interval = refetch_interval
-        self._keys: dict[str, jwt.PyJWK] = {}
+        self._keys: dict[str, VerificationKey] = {}
         self._loaded_at: float | None = None
         self._file_stamp: tuple[int, int] | None = None
         self._last_error: UpstreamUnavailableError | None = None
         self._lock = asyncio.Lock()
 
-    async def key(self, kid: str) -> jwt.PyJWK:
+    async def key(self, kid: str) -> VerificationKey:
         """The key for ``kid`` ("" = the token named none: only if there is one key)."""
         await self._refresh(force=False)
         found = self._lookup(kid)
@@ -169,7 +180,7 @@ class JwksKeys:
             raise PermissionDeniedError("JWT login refused: signed by an unknown key")
         return found
 
-    def _lookup(self, kid: str) -> jwt.PyJWK | None:
+    def _lookup(self, kid: str) -> VerificationKey | None:
         if kid:
             return self._keys.get(kid)
         return next(iter(self._keys.values())) if len(self._keys) == 1 else None

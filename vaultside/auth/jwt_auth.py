@@ -180,6 +180,9 @@ class JwtAuth:
             raise PermissionDeniedError("JWT login refused: signature algorithm not allowed")
         kid = header.get("kid", "")
         key = await self._keys.key(kid if isinstance(kid, str) else "")
+        if key.alg is not None and key.alg != alg:
+            # The JWK says which algorithm its key is for (RFC 7517 4.4): no other.
+            raise PermissionDeniedError("JWT login refused: algorithm does not match the key")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

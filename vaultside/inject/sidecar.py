@@ -67,6 +67,10 @@ class SessionAuth(Protocol):
         """The server refused the token: log in again at the next refresh."""
         ...
 
+    async def close(self) -> None:
+        """Give the token up (revoke it); never raises."""
+        ...
+
 
 class HoldingsReporter(Protocol):
     """Tells the server which secret versions this consumer holds."""

@@ -11,8 +11,9 @@ most every ``check_interval`` seconds and
 - logs in again after ``expired()`` (the server refused the token).
 
 A failed re-login keeps the current token (it may still be valid) and is retried at the next
-check; only the first login's failure is raised (``VaultsideError``). The JWT is read fresh
-for every login, kept in no attribute, and never logged.
+check; only the first login's failure is raised (``VaultsideError``). ``close()`` revokes the
+token when the sidecar exits. The JWT is read fresh for every login, kept in no attribute,
+and never logged.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class LoginClient(Protocol):
 
     async def renew_self(self, increment: str | float | None = None) -> dict[str, Any]:
         """Renew the current token."""
+        ...
+
+    async def revoke_self(self) -> None:
+        """Revoke the current token."""
         ...
 
 
@@ -97,6 +102,15 @@ class JwtSession:
     async def start(self) -> None:
         """The first login; raises ``VaultsideError`` if it fails."""
         await self._login()
+
+    async def close(self) -> None:
+        """Revoke the session's token (best-effort): it is useless once the sidecar exits."""
+        if self.logins == 0:
+            return
+        try:
+            await self.client.revoke_self()
+        except VaultsideError as exc:
+            log.warning("revoking the sidecar token failed", extra={"error": exc.message})
 
     def expired(self) -> None:
         """The server refused the token: log in again at the next ``refresh``."""

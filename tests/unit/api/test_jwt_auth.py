@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.k8s_tokens import (
@@ -41,7 +42,14 @@ async def jwt_api(make_api: ApiFactory, tmp_path: Path, key: SigningKey) -> Api:
     keys_file = tmp_path / "jwks.json"
     keys_file.write_text(json.dumps(jwks(key)))
     api: Api = await make_api(
-        auth={"jwt": {"issuer": ISSUER, "jwks_file": str(keys_file), "clock_skew": 5}},
+        auth={
+            "jwt": {
+                "issuer": ISSUER,
+                "jwks_file": str(keys_file),
+                "clock_skew": 5,
+                "algorithms": ["RS256", "PS256", "ES256"],
+            }
+        },
         audit={"summary_interval": 0},  # every refusal gets its own record
     )
     await api.policy("app-read", [{"path": "secrets/app/*", "capabilities": ["read"]}])
@@ -115,6 +123,7 @@ async def test_forged_tokens_are_refused(jwt_api: Api, key: SigningKey) -> None:
         (hmac_with_public_key(key, claims), "algorithm"),
         (sign(rsa_key(), claims, kid=key.kid), "signature"),
         (sign(rsa_key(), claims), "unknown key"),
+        (jwt.encode(claims, key.private, algorithm="PS256", headers={"kid": key.kid}), "match"),
         ("not.a.jwt", "malformed"),
     ]:
         status, body = await login(jwt_api, token)

@@ -60,7 +60,7 @@ async def test_unknown_kid_refetches_at_most_once_per_interval() -> None:
     keys = JwksKeys(
         KeySourceConfig(url="https://k/jwks"), clock=clock, fetch=fetch, refetch_interval=10
     )
-    assert (await keys.key(old.kid)).key_id == old.kid
+    assert (await keys.key(old.kid)).kid == old.kid
     assert len(fetch.calls) == 1
     fetch.docs["https://k/jwks"] = jwks(old, new)  # the issuer rotates
     for _ in range(5):
@@ -68,14 +68,14 @@ async def test_unknown_kid_refetches_at_most_once_per_interval() -> None:
             await keys.key(new.kid)  # within the interval: no refetch storm
     assert len(fetch.calls) == 1
     await clock.advance(10)
-    assert (await keys.key(new.kid)).key_id == new.kid
+    assert (await keys.key(new.kid)).kid == new.kid
     assert len(fetch.calls) == 2
     await clock.advance(10)
     for _ in range(3):
         with pytest.raises(PermissionDeniedError):
             await keys.key("made-up")
     assert len(fetch.calls) == 3
-    assert (await keys.key(old.kid)).key_id == old.kid  # a known kid never refetches
+    assert (await keys.key(old.kid)).kid == old.kid  # a known kid never refetches
     assert len(fetch.calls) == 3
 
 
@@ -106,7 +106,7 @@ async def test_discovery_follows_jwks_uri_of_the_same_issuer() -> None:
         }
     )
     keys = JwksKeys(KeySourceConfig(discovery_issuer=ISSUER), clock=clock, fetch=fetch)
-    assert (await keys.key(key.kid)).key_id == key.kid
+    assert (await keys.key(key.kid)).kid == key.kid
     assert fetch.calls == [
         f"{ISSUER}/.well-known/openid-configuration",
         "https://10.0.0.1:6443/openid/v1/jwks",

@@ -26,6 +26,7 @@ class FakeServer:
         self.token = ""
         self.refuse_login = False
         self.refuse_renew = False
+        self.revoked: list[str] = []
         self._issued = 0.0
 
     def use_token(self, token: str) -> None:
@@ -38,6 +39,9 @@ class FakeServer:
         self._issued = self.clock.now()
         expire = datetime.fromtimestamp(self._issued + self.ttl, UTC).isoformat()
         return TokenAuth(f"vs.{len(self.jwts_seen)}", "acc", ("p",), expire, self.ttl, True)
+
+    async def revoke_self(self) -> None:
+        self.revoked.append(self.token)
 
     async def renew_self(self, increment: str | float | None = None) -> dict[str, Any]:
         if self.refuse_renew:
@@ -75,6 +79,8 @@ async def test_logs_in_and_again_when_the_file_rotates(tmp_path: Path, clock: Fa
     await clock.advance(1)
     await session.refresh()
     assert server.jwts_seen == [first, second] and server.token == "vs.2"
+    await session.close()
+    assert server.revoked == ["vs.2"]  # the token dies with the sidecar
 
 
 async def test_renews_at_two_thirds_and_logs_in_at_max_ttl(

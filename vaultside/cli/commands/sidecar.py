@@ -114,6 +114,8 @@ async def _run(
             sidecar.stop_cleanup()
         if probe is not None:
             await probe.stop()
+        if sidecar.auth is not None:
+            await sidecar.auth.close()
         await client.close()
         if engine is not None:
             await engine.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import re
 from typing import Annotated, Any
 
@@ -216,8 +217,12 @@ class JwtAuth:
     def _check_times(self, claims: dict[str, Any]) -> None:
         now = self._clock.now()
         for name in ("exp", "nbf", "iat"):
-            if name in claims and not isinstance(claims[name], int | float):
+            value = claims.get(name, 0)
+            # SECURITY: JSON parsers accept NaN and Infinity; neither may mean "never expires".
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 raise PermissionDeniedError(f"JWT login refused: {name} is not a number")
+            if not math.isfinite(value):
+                raise PermissionDeniedError(f"JWT login refused: {name} is not a finite number")
         if now - self._skew >= claims["exp"]:
             raise PermissionDeniedError("JWT login refused: token expired")
         if "nbf" in claims and now + self._skew < claims["nbf"]:
@@ -231,9 +236,11 @@ class JwtAuth:
         meta: dict[str, str] = {}
         sa = _SA_SUB.fullmatch(claims["sub"])
         k8s = claims.get("kubernetes.io")
+        if k8s is not None and not isinstance(k8s, dict):
+            raise PermissionDeniedError("JWT login refused: malformed kubernetes.io claim")
         if sa is not None:
             namespace, name = sa.group(1), sa.group(2)
-            if isinstance(k8s, dict):
+            if k8s is not None:
                 sa_claim = k8s.get("serviceaccount")
                 claimed_name = sa_claim.get("name") if isinstance(sa_claim, dict) else None
                 if k8s.get("namespace") != namespace or claimed_name != name:

@@ -48,7 +48,9 @@ async def jwt_api(make_api: ApiFactory, tmp_path: Path, key: SigningKey) -> Api:
                 "jwks_file": str(keys_file),
                 "clock_skew": 5,
                 "algorithms": ["RS256", "PS256", "ES256"],
-            }
+            },
+            # failures beyond the burst are held on the (fake) clock: keep them all at once
+            "throttle_burst": 1000,
         },
         audit={"summary_interval": 0},  # every refusal gets its own record
     )
@@ -192,3 +194,52 @@ async def test_failures_are_throttled_and_audited(jwt_api: Api, key: SigningKey)
 async def test_login_while_not_configured_is_400(api: Api) -> None:
     resp = await api.client.post("/v1/auth/jwt/login", json={"role": "r", "jwt": "x.y.z"})
     assert resp.status == 400
+
+
+def _raw(header: object, payload: object, sig: str = "c2ln") -> str:
+    import base64
+
+    def enc(obj: object) -> str:
+        raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{enc(header)}.{enc(payload)}.{sig}"
+
+
+async def test_hostile_inputs_are_4xx_never_5xx(jwt_api: Api, key: SigningKey) -> None:
+    m = minter(jwt_api, key)
+    claims = m.claims()
+    signed = [
+        m.mint(exp="soon"),
+        m.mint(exp=float("nan")),
+        m.mint(exp=float("inf")),
+        m.mint(iat=float("-inf")),
+        m.mint(nbf=[1]),
+        m.mint(aud=5),
+        m.mint(sub=["system:serviceaccount:apps:web"]),
+        m.mint(**{"kubernetes.io": "apps"}),
+        m.mint(**{"kubernetes.io": {"namespace": "apps", "serviceaccount": "web"}}),
+        m.mint(sub="system:serviceaccount:apps:web:extra"),
+        m.mint(iss=None),
+    ]
+    raw = [
+        _raw([1, 2], claims),
+        _raw({"alg": 256, "kid": key.kid}, claims),
+        _raw({"alg": "RS256", "kid": 7}, claims),
+        _raw({"alg": "RS256", "kid": key.kid}, b"not json"),
+        _raw({"alg": "RS256", "kid": key.kid}, claims, sig="!!!"),
+        "a.b", "....", "x" * 20000, "é.é.é",
+    ]  # fmt: skip
+    for token in signed + raw:
+        resp = await jwt_api.client.post("/v1/auth/jwt/login", json={"role": "web", "jwt": token})
+        assert 400 <= resp.status < 500, ((signed + raw).index(token), resp.status)
+    bodies: list[dict[str, Any]] = [
+        {"role": "web"},
+        {"jwt": "a.b.c"},
+        {"role": 1, "jwt": "a"},
+        {"role": "../x", "jwt": "a"},
+        {"role": "web", "jwt": "a", "x": 1},
+    ]
+    for body in bodies:
+        resp = await jwt_api.client.post("/v1/auth/jwt/login", json=body)
+        assert 400 <= resp.status < 500, (body, resp.status)

@@ -38,7 +38,7 @@ from vaultside.storage.base import StorageBackend
 
 _ROLE_KEY = "auth/jwt/role/"
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_SA_SUB = re.compile(r"system:serviceaccount:([^:]+):([^:]+)")
+_SA_SUB = re.compile(r"system:serviceaccount:([^:]{1,253}):([^:]{1,253})")  # k8s name limits
 _MAX_JWT = 16 * 1024
 
 Pattern = Annotated[str, Field(min_length=1, max_length=253)]

@@ -220,6 +220,7 @@ async def test_hostile_inputs_are_4xx_never_5xx(jwt_api: Api, key: SigningKey) -
         m.mint(**{"kubernetes.io": "apps"}),
         m.mint(**{"kubernetes.io": {"namespace": "apps", "serviceaccount": "web"}}),
         m.mint(sub="system:serviceaccount:apps:web:extra"),
+        m.mint(sub="system:serviceaccount:" + "a" * 600 + ":web"),
         m.mint(iss=None),
     ]
     raw = [

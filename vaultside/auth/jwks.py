@@ -1,7 +1,7 @@
 """Public keys that verify JWTs: a JWKS file, a JWKS URL, or OIDC discovery of the issuer.
 
 ``JwksKeys.key(kid)`` returns the verification key for a key id. Keys are cached: a file is
-re-read when its modification time or size changes; remote keys after ``cache_ttl``, and
+re-read when its inode, modification time or size changes; remote keys after ``cache_ttl``, and
 sooner when a token names a key id the cache does not hold (a rotation), but never more often
 than ``refetch_interval`` so a flood of made-up key ids cannot turn into a flood of fetches.
 
@@ -162,7 +162,7 @@ class JwksKeys:
         self._refetch_interval = refetch_interval
         self._keys: dict[str, VerificationKey] = {}
         self._loaded_at: float | None = None
-        self._file_stamp: tuple[int, int] | None = None
+        self._file_stamp: tuple[int, int, int] | None = None
         self._last_error: UpstreamUnavailableError | None = None
         self._lock = asyncio.Lock()
 
@@ -224,7 +224,7 @@ class JwksKeys:
         assert path is not None
         try:
             st = await asyncio.to_thread(path.stat)
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
             if stamp == self._file_stamp:
                 return
             self._keys = parse_jwks(json.loads(await asyncio.to_thread(path.read_bytes)))

@@ -100,8 +100,14 @@ class JwtSession:
         self._stale = False
 
     async def start(self) -> None:
-        """The first login; raises ``VaultsideError`` if it fails."""
-        await self._login()
+        """The first login; raises ``VaultsideError`` if it fails (``InvalidRequestError``
+        when the JWT file cannot be read)."""
+        try:
+            await self._login()
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"cannot read the JWT file {self.jwt_file}: {exc.strerror or type(exc).__name__}"
+            ) from None
 
     async def close(self) -> None:
         """Revoke the session's token (best-effort): it is useless once the sidecar exits."""

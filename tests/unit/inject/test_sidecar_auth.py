@@ -12,7 +12,7 @@ import pytest
 
 from vaultside.client import TokenAuth
 from vaultside.clock import FakeClock
-from vaultside.errors import PermissionDeniedError
+from vaultside.errors import InvalidRequestError, PermissionDeniedError
 from vaultside.inject.sidecar_auth import JwtSession
 
 
@@ -146,5 +146,5 @@ async def test_first_login_failure_is_raised(tmp_path: Path, clock: FakeClock) -
     server.refuse_login = True
     with pytest.raises(PermissionDeniedError):
         await JwtSession(server, "web", path, clock=clock).start()
-    with pytest.raises(OSError):
+    with pytest.raises(InvalidRequestError, match="cannot read the JWT file"):
         await JwtSession(server, "web", tmp_path / "missing", clock=clock).start()

@@ -244,3 +244,25 @@ async def test_hostile_inputs_are_4xx_never_5xx(jwt_api: Api, key: SigningKey) -
     for body in bodies:
         resp = await jwt_api.client.post("/v1/auth/jwt/login", json=body)
         assert 400 <= resp.status < 500, (body, resp.status)
+
+
+async def test_failed_logins_spend_the_client_budget_valid_ones_pass(
+    make_api: ApiFactory, tmp_path: Path, key: SigningKey
+) -> None:
+    keys_file = tmp_path / "jwks2.json"
+    keys_file.write_text(json.dumps(jwks(key)))
+    api: Api = await make_api(
+        auth={
+            "jwt": {"issuer": ISSUER, "jwks_file": str(keys_file)},
+            "throttle_burst": 2,
+            "throttle_max_wait": 0,
+        }
+    )
+    await api.policy("app-read", [{"path": "secrets/app/*", "capabilities": ["read"]}])
+    assert (
+        await api.client.put("/v1/auth/jwt/roles/web", json=ROLE, headers=api.auth())
+    ).status == 204
+    bad = minter(api, key).mint(aud=["other"])
+    assert [(await login(api, bad))[0] for _ in range(3)] == [403, 403, 429]
+    # SECURITY: validate first: a good JWT from the same client is not refused.
+    assert (await login(api, minter(api, key).mint()))[0] == 200

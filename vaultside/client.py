@@ -531,6 +531,36 @@ class VaultsideClient:
         """Delete a policy."""
         await self.request("DELETE", f"sys/policies/{_check_path(name)}")
 
+    # ---- JWT auth (Kubernetes ServiceAccount tokens) -------------------------------------
+
+    def use_token(self, token: str) -> None:
+        """Send ``token`` from now on (e.g. the one a login returned)."""
+        self._token = token
+
+    async def jwt_login(self, role: str, jwt: str) -> TokenAuth:
+        """Exchange a signed JWT for a token of ``role`` (sends no token itself)."""
+        body = {"role": role, "jwt": jwt}
+        _, obj, _ = await self.request("POST", "auth/jwt/login", body=body, auth=False)
+        return TokenAuth.from_json(obj["auth"])
+
+    async def list_jwt_roles(self) -> list[str]:
+        """Names of the JWT auth roles (sudo)."""
+        _, obj, _ = await self.request("GET", "auth/jwt/roles")
+        return [str(r) for r in obj.get("roles") or []]
+
+    async def read_jwt_role(self, name: str) -> dict[str, Any]:
+        """One JWT auth role (sudo)."""
+        _, obj, _ = await self.request("GET", f"auth/jwt/roles/{_check_path(name)}")
+        return obj
+
+    async def write_jwt_role(self, name: str, role: Mapping[str, Any]) -> None:
+        """Create or replace a JWT auth role (sudo)."""
+        await self.request("PUT", f"auth/jwt/roles/{_check_path(name)}", body=dict(role))
+
+    async def delete_jwt_role(self, name: str) -> None:
+        """Delete a JWT auth role (sudo)."""
+        await self.request("DELETE", f"auth/jwt/roles/{_check_path(name)}")
+
     # ---- sys -----------------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:

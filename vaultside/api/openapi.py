@@ -171,6 +171,8 @@ HEALTH: _S = {
     "properties": {
         "initialized": {"type": "boolean"},
         "sealed": {"type": "boolean"},
+        "standby": {"type": "boolean"},
+        "server_time_utc": {"type": "integer"},
         "version": _STR,
     },
 }
@@ -222,6 +224,13 @@ _RESOLVED: _S = {
         }
     },
 }
+
+_CODE: _S = {"type": "integer", "minimum": 200, "maximum": 599}
+_HEALTH_CODES = ("activecode", "standbycode", "sealedcode", "uninitcode")
+_HEALTH_PARAMS: tuple[_S, ...] = (
+    *(_S(name=n, schema=_CODE) | {"in": "query"} for n in _HEALTH_CODES),
+    {"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/secrets", "List top-level keys (needs ?list=true).",
@@ -305,8 +314,10 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(_NAME_PARAM,)),
     Operation("DELETE", "/v1/sys/policies/{name}", "Delete a policy.",
               "delete on sys/policies/{name}", status=204, params=(_NAME_PARAM,)),
-    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed.", None,
-              response=HEALTH, errors=(503,)),
+    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed, 501 when not "
+              "initialized; HEAD too. Vault's query overrides activecode, sealedcode, "
+              "uninitcode, standbycode (200-599) and standbyok pick other codes.", None,
+              response=HEALTH, errors=(400, 501, 503), params=_HEALTH_PARAMS),
     Operation("GET", "/v1/sys/seal-status", "Sealed or not, and why.", None,
               response={"type": "object"}, errors=()),
     Operation("POST", "/v1/sys/rotate-key", "New active barrier key; rewrap in background.",

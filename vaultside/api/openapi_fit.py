@@ -13,7 +13,9 @@
 - shared components: every schema equal to a named one (``Error``, ``SecretMeta``, request
   bodies of pydantic models...) becomes a ``$ref``, and every error response a ``$ref`` to one
   ``components/responses`` entry per status;
-- at least one 4xx response (400: the request pipeline can always refuse a malformed request).
+- at least one 4xx response (400: the request pipeline can always refuse a malformed request);
+- JSON Schema bounds where pydantic leaks its own (``Field(gt=0)`` on an ``Annotated`` type
+  with a validator, e.g. ``Duration``, comes out as ``"gt": 0``): ``exclusiveMinimum`` etc.
 
 The result is checked by ``@redocly/cli lint`` (recommended rules) in ``make test``
 (tests/unit/api/test_openapi_lint.py).
@@ -102,6 +104,31 @@ def _error_response(status: int) -> _S:
     return out
 
 
+# pydantic constraint names -> JSON Schema keywords (see the module docstring).
+_BOUNDS: Mapping[str, str] = {
+    "gt": "exclusiveMinimum",
+    "ge": "minimum",
+    "lt": "exclusiveMaximum",
+    "le": "maximum",
+}
+
+
+def json_schema_bounds(node: Any) -> Any:
+    """``node`` with pydantic's leaked ``gt``/``ge``/``lt``/``le`` numbers as JSON Schema."""
+    if isinstance(node, dict):
+        out: _S = {}
+        for key, value in node.items():
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if key in _BOUNDS and numeric and "type" in node:
+                out.setdefault(_BOUNDS[key], value)
+            else:
+                out[key] = json_schema_bounds(value)
+        return out
+    if isinstance(node, list):
+        return [json_schema_bounds(v) for v in node]
+    return node
+
+
 def _share(node: Any, named: list[tuple[str, _S]], *, skip_root: bool = False) -> Any:
     """``node`` with every sub-schema equal to a named schema replaced by its ``$ref``."""
     if isinstance(node, dict):
@@ -123,6 +150,8 @@ def fit_for_generators(
     ``schemas`` names the schemas to share (``{"Error": {...}, "SecretWrite": {...}}``); a
     pydantic ``$defs`` section is hoisted into ``components/schemas``.
     """
+    doc = json_schema_bounds(doc)
+    schemas = {name: json_schema_bounds(schema) for name, schema in schemas.items()}
     components: _S = dict(doc.get("components") or {})
     shared: dict[str, _S] = dict(components.get("schemas") or {})
     named: list[tuple[str, _S]] = []

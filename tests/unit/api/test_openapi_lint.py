@@ -86,6 +86,20 @@ def test_a_new_operation_gets_the_same_treatment() -> None:
     assert op["responses"]["400"] == {"$ref": "#/components/responses/BadRequest"}
 
 
+def test_pydantic_bounds_become_json_schema_keywords() -> None:
+    from vaultside.api.openapi_fit import json_schema_bounds
+
+    leaked = {"type": "object", "properties": {"ttl": {"type": "number", "gt": 0, "le": 60}}}
+    assert json_schema_bounds(leaked)["properties"]["ttl"] == {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 60,
+    }
+    # a property that happens to be named "gt" is left alone
+    named = {"type": "object", "properties": {"gt": {"type": "integer"}}}
+    assert json_schema_bounds(named) == named
+
+
 def test_two_operations_with_one_id_fail_the_build() -> None:
     from vaultside.api.openapi import Operation
 

@@ -16,6 +16,7 @@ import click
 from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_raw,
@@ -60,11 +61,13 @@ def cli() -> None:
 )
 @click.option("--field", type=click.Choice(["token", "accessor"]), default=None,
               help="Print only this field (for scripts).")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def login(role: str, jwt_file: str, field: str | None, as_json: bool) -> None:
     """Exchange the JWT for a vaultside token of ROLE; the token is shown only now.
 
-    Example: vaultside jwt login --role web --field token
+    \b
+    Example:
+      vaultside jwt login --role web --field token
     """
     token = read_jwt(jwt_file)
 
@@ -108,7 +111,9 @@ def write(
 ) -> None:
     """Create or replace role NAME.
 
-    Example: vaultside jwt role write web --policy app-read --sa-name web --sa-namespace apps
+    \b
+    Example:
+      vaultside jwt role write web --policy app-read --sa-name web --sa-namespace apps
     """
     doc: dict[str, Any] = {
         "policies": list(policies),
@@ -128,9 +133,14 @@ def write(
 
 @role.command("read")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def read(name: str, as_json: bool) -> None:
-    """Show role NAME."""
+    """Show role NAME.
+
+    \b
+    Example:
+      vaultside jwt role read web --format json
+    """
 
     async def call(c: VaultsideClient) -> dict[str, Any]:
         return await c.read_jwt_role(name)
@@ -143,9 +153,14 @@ def read(name: str, as_json: bool) -> None:
 
 
 @role.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def list_(as_json: bool) -> None:
-    """List role names."""
+    """List role names.
+
+    \b
+    Example:
+      vaultside jwt role list
+    """
 
     async def call(c: VaultsideClient) -> list[str]:
         return await c.list_jwt_roles()
@@ -161,7 +176,12 @@ def list_(as_json: bool) -> None:
 @role.command("delete")
 @click.argument("name")
 def delete(name: str) -> None:
-    """Delete role NAME."""
+    """Delete role NAME.
+
+    \b
+    Example:
+      vaultside jwt role delete web
+    """
 
     async def call(c: VaultsideClient) -> None:
         await c.delete_jwt_role(name)

@@ -1,8 +1,9 @@
 """``vaultside scan``: find leaked credentials in images, containers, archives and directories.
 
 Exit codes (for CI gates): 0 nothing at or above ``--fail-on``; 1 findings at or above it;
-2 bad input (corrupt or truncated archive, bad rules/baseline file); 4 image not found;
-6 Docker engine or vaultside server unreachable.
+2 bad input (corrupt or truncated archive, bad rules/baseline file, bad image reference);
+3 registry access denied; 4 image (or platform) not found; 6 Docker engine, registry or
+vaultside server unreachable (registry TLS failures too).
 """
 
 from __future__ import annotations
@@ -251,17 +252,90 @@ def cli() -> None:
     """Find plaintext credentials (and vaultside-managed secrets) where containers leak them."""
 
 
+def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option(
+            "--platform",
+            metavar="OS/ARCH[/VARIANT]",
+            help="which image of a multi-platform index (default: this machine's, linux/…)",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="PEM CA bundle to verify the registry's TLS certificate",
+        ),
+        click.option(
+            "--plain-http",
+            is_flag=True,
+            help="plain http instead of https (loopback registries only)",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _registry_sources(refs: Sequence[str], opts: dict[str, Any]) -> list[Source]:
+    from vaultside.scan.sources.registry import RegistrySource
+
+    limits = Limits(max_depth=opts["max_depth"])
+    platform, ca_file, plain_http = (
+        opts.pop("platform"),
+        opts.pop("ca_file"),
+        opts.pop("plain_http"),
+    )
+    try:
+        return [
+            RegistrySource(
+                r, platform=platform, ca_file=ca_file, plain_http=plain_http, limits=limits
+            )
+            for r in refs
+        ]
+    except errors.VaultsideError as exc:
+        _fail(exc)
+
+
 @cli.command("image")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--docker-host", envvar="DOCKER_HOST", help="engine URL (default: DOCKER_HOST)")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="pull NAMES from their registry without a daemon (as 'scan registry')",
+)
+@_registry_options
 @_options
-def image_cmd(names: tuple[str, ...], docker_host: str | None, **opts: Any) -> None:
-    """Scan local images through the engine: config, history and every layer."""
+def image_cmd(names: tuple[str, ...], docker_host: str | None, remote: bool, **opts: Any) -> None:
+    """Scan local images through the engine: config, history and every layer.
+
+    With --remote, NAMES are registry references (HOST/REPO:TAG) read from the registry.
+    """
+    if remote:
+        _run(_registry_sources(names, opts), opts)
+        return
     from vaultside.scan.sources.image import ImageSource
 
     client = _docker(docker_host)
     limits = Limits(max_depth=opts["max_depth"])
     _run([ImageSource(client, n, limits=limits) for n in names], opts)
+
+
+@cli.command("registry")
+@click.argument("refs", nargs=-1, required=True, metavar="HOST/REPO[:TAG|@DIGEST]...")
+@_registry_options
+@_options
+def registry_cmd(refs: tuple[str, ...], **opts: Any) -> None:
+    """Scan images straight from a registry, without a Docker engine.
+
+    Speaks the OCI distribution API (Docker v2 and OCI manifests, multi-platform indexes:
+    --platform). Layers are streamed and never written to disk. Credentials: the
+    VAULTSIDE_REGISTRY_USERNAME and VAULTSIDE_REGISTRY_PASSWORD environment variables, else
+    auths.<host>.auth in $DOCKER_CONFIG/config.json (~/.docker/config.json); Bearer token and
+    Basic auth. TLS is verified (--ca-file for a private CA); plain http only for loopback.
+    Exit codes: 3 access denied, 4 image or platform not found, 6 registry unreachable or TLS
+    failure.
+    """
+    _run(_registry_sources(refs, opts), opts)
 
 
 @cli.command("containers")

@@ -328,3 +328,10 @@ def test_nothing_is_written_to_disk(
     assert res.returncode == 1, res.stderr
     assert P["file"] in res.stdout or json.loads(res.stdout)["findings"]
     assert "WRITES=[]" in res.stderr, res.stderr[-2000:]
+    # the check can fail: a report written with --output is seen
+    out = Path(clean_env["DOCKER_CONFIG"]) / "report.json"
+    seen = subprocess.run(
+        [sys.executable, "-c", _NO_WRITES, "registry", ref, "--no-progress", "-o", str(out)],
+        env=clean_env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert f"WRITES=['{out}']" in seen.stderr, seen.stderr[-2000:]

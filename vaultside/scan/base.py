@@ -232,6 +232,19 @@ class Splittable(Protocol):
         ...
 
 
+@runtime_checkable
+class Measured(Protocol):
+    """A source that knows how many input bytes it will read (for overall progress)."""
+
+    def size_hint(self) -> int | None:
+        """Input bytes ``chunks`` will count in ``ScanStats.bytes_read``, if known up front.
+
+        A source that answers does not touch ``bytes_total``; one that answers None may add
+        to it once it knows (e.g. after reading a manifest).
+        """
+        ...
+
+
 class Detector(Protocol):
     """Pure: bytes in, candidates out; no I/O."""
 

@@ -20,6 +20,7 @@ from vaultside.scan.base import (
     Detector,
     Filter,
     Finding,
+    Measured,
     ScanStats,
     Source,
     Splittable,
@@ -175,7 +176,11 @@ class Scanner:
         """
         stats = ScanStats()
         findings: list[Finding] = []
-        for src in sources:
+        hints = [src.size_hint() if isinstance(src, Measured) else None for src in sources]
+        if any(h is not None for h in hints):
+            stats.bytes_total = sum(h or 0 for h in hints)  # overall, across every source
+        for src, hint in zip(sources, hints, strict=True):
+            read_before = stats.bytes_read
             found: list[Finding] = []
             # more slices than workers: slices differ in cost (nested archives, binaries)
             parts = src.split(jobs * 4) if jobs > 1 and isinstance(src, Splittable) else []
@@ -186,6 +191,10 @@ class Scanner:
                 if progress is not None:
                     progress(stats)
             findings.extend(src.finalize(found))
+            if hint is not None:  # headers and padding a source did not count
+                stats.bytes_read = read_before + hint
+                if progress is not None:
+                    progress(stats)
         findings = _redact_created_by(_dedupe(f.with_fingerprint() for f in findings))
         kept = [
             f

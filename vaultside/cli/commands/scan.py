@@ -8,17 +8,19 @@ vaultside server unreachable (registry TLS failures too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from vaultside import errors
-from vaultside.scan.base import Finding, ScanStats, Severity, Source
+from vaultside.scan.base import Finding, Reporter, ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import rules_with_custom
 from vaultside.scan.leaks import RotationOutcome, leaked_current
@@ -29,7 +31,11 @@ from vaultside.scan.scanner import Allowlist, Scanner, load_baseline, write_base
 from vaultside.scan.sources.content import Limits
 
 EXIT_FINDINGS = 1
-_REPORTERS = {"table": TableReporter, "json": JsonReporter, "sarif": SarifReporter}
+_REPORTERS: dict[str, Callable[[], Reporter]] = {
+    "table": TableReporter,
+    "json": JsonReporter,
+    "sarif": SarifReporter,
+}
 _SEVERITIES = ["info", "low", "medium", "high", "critical", "none"]
 _NO_POLICY = "leaked, no rotation policy (not changed)"
 
@@ -163,6 +169,52 @@ def _echo_rotations(outcomes: Sequence[RotationOutcome]) -> None:
             click.echo(f"not rotated {o.path} (v{o.leaked_version}): {o.note}", err=True)
 
 
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[ScanStats], None]]:
+    """A progress bar on stderr (stdout stays the report's, even when redirected).
+
+    It shows the whole scan (every archive or image), redrawn at most 10 times a second.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[files]} files"),
+        console=Console(stderr=True),
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as bar:
+        task = bar.add_task("scan", total=None, files=0)
+        last = 0.0
+
+        def progress(stats: ScanStats) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last < 0.1:
+                return
+            last = now
+            bar.update(
+                task,
+                completed=stats.bytes_read or stats.bytes_scanned,
+                total=stats.bytes_total,
+                files=stats.files,
+            )
+
+        yield progress
+
+
+def _reporter(fmt: str, output: Path | None) -> Reporter:
+    """The reporter; a table for a terminal gets colours and the terminal's width."""
+    if fmt == "table" and output is None and sys.stdout.isatty():
+        return TableReporter(width=None, color=True)
+    return _REPORTERS[fmt]()
+
+
 def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
     try:
         from_server = opts["known_from_server"] or (
@@ -176,34 +228,7 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         )
         show = opts["progress"] if opts["progress"] is not None else sys.stderr.isatty()
         if show:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TransferSpeedColumn,
-            )
-
-            with Progress(
-                TextColumn("scanning"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TextColumn("{task.fields[files]} files"),
-                console=None,
-                transient=True,
-                redirect_stdout=False,
-            ) as bar:
-                task = bar.add_task("scan", total=None, files=0)
-
-                def progress(stats: ScanStats) -> None:
-                    bar.update(
-                        task,
-                        completed=stats.bytes_read or stats.bytes_scanned,
-                        total=stats.bytes_total,
-                        files=stats.files,
-                    )
-
+            with _progress_bar() as progress:
                 result = scanner.scan(sources, progress=progress, jobs=opts["jobs"])
         else:
             result = scanner.scan(sources, jobs=opts["jobs"])
@@ -221,7 +246,7 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         click.echo(
             f"wrote {len(result.findings)} fingerprint(s) to {opts['write_baseline']}", err=True
         )
-    text = _REPORTERS[opts["fmt"]]().render(result.findings, reveal=opts["reveal"])
+    text = _reporter(opts["fmt"], opts["output"]).render(result.findings, reveal=opts["reveal"])
     if opts["output"] is not None:
         opts["output"].write_text(text if text.endswith("\n") else text + "\n")
     else:

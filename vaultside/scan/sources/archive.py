@@ -159,7 +159,6 @@ class ImageArchiveSource:
             raise ArchiveError(f"cannot open {self.target}: {exc.strerror}") from exc
         try:
             if isinstance(self._opener, Path):
-                stats.bytes_total = self._opener.stat().st_size
                 if is_tar(read_head(raw, 512)):
                     raw.seek(0)
                     yield from self._seekable(raw, stats)
@@ -197,15 +196,18 @@ class ImageArchiveSource:
         """An uncompressed tar on disk: headers and data read with ``pread`` (the fast path)."""
         fd = raw.fileno()
         size = os.fstat(fd).st_size
+        counted = 0  # bytes of this archive already in ``stats.bytes_read``
         try:
             for entry in entries(fd, 0, size):
-                stats.bytes_read = entry.offset + entry.size
                 if not entry.is_file:
                     continue
                 name = norm(entry.name)
                 if name in self._split_layers:
-                    stats.layers += 1  # its files were scanned by ``split`` workers
+                    stats.layers += 1  # its files were scanned (and counted) by ``split`` workers
+                    counted = entry.offset + entry.size
                     continue
+                stats.bytes_read += entry.offset + entry.size - counted
+                counted = entry.offset + entry.size
                 if name.endswith("/layer.tar") or (name.startswith("blobs/") and entry.size > 512):
                     head = os.pread(fd, 512, entry.offset)
                     if is_tar(head):
@@ -228,6 +230,18 @@ class ImageArchiveSource:
                 continue
             loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
             yield from _file_at(fd, entry.offset, entry.size, loc, stats, self.limits)
+
+    def size_hint(self) -> int | None:
+        """Bytes of the archive file (or of every file of a layout directory)."""
+        path = self._opener
+        if not isinstance(path, Path):
+            return None
+        try:
+            if path.is_dir():
+                return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            return path.stat().st_size
+        except OSError:
+            return None
 
     def split(self, parts: int) -> list[LayerFiles]:
         """The plain layers' files cut into ``parts`` slices for parallel workers.

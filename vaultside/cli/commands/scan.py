@@ -22,11 +22,12 @@ import click
 from vaultside import errors
 from vaultside.scan.base import Finding, Reporter, ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
-from vaultside.scan.detectors.rules import rules_with_custom
+from vaultside.scan.filters import default_filters
 from vaultside.scan.leaks import RotationOutcome, leaked_current
 from vaultside.scan.reporters.json import JsonReporter
 from vaultside.scan.reporters.sarif import SarifReporter
 from vaultside.scan.reporters.table import TableReporter
+from vaultside.scan.rulefile import load_rule_file
 from vaultside.scan.scanner import Allowlist, Scanner, load_baseline, write_baseline
 from vaultside.scan.sources.content import Limits
 
@@ -55,7 +56,10 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--reveal", is_flag=True, help="show whole secret values (triage only)"),
         click.option(
-            "--rules", type=click.Path(path_type=Path, exists=True), help="custom rules TOML"
+            "--rules",
+            type=click.Path(path_type=Path, exists=True),
+            help="custom rules TOML: vaultside [[rule]] tables or a gitleaks config ([[rules]]);"
+            " unknown keys are an error",
         ),
         click.option("--allowlist", type=click.Path(path_type=Path, exists=True)),
         click.option("--baseline", type=click.Path(path_type=Path, exists=True)),
@@ -220,8 +224,10 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         from_server = opts["known_from_server"] or (
             opts["rotate_leaked"] and opts["known_index"] is None
         )
+        rules, rule_file = load_rule_file(opts["rules"])
         scanner = Scanner(
-            rules=rules_with_custom(opts["rules"]),
+            rules=rules,
+            filters=[*default_filters(), rule_file] if rule_file is not None else None,
             known=_known(opts["known_index"], from_server),
             allowlist=Allowlist.load(opts["allowlist"]) if opts["allowlist"] else None,
             baseline=load_baseline(opts["baseline"]) if opts["baseline"] else frozenset(),

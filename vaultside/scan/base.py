@@ -100,13 +100,21 @@ class Location:
         return out
 
 
+BUNDLE_SEP = b"\n\0\n"  # ends each file of a bundle: a line end, and NUL is in no secret
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte."""
+    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte.
+
+    A *bundle* of several small files has ``parts``: (offset in ``data``, location) of each
+    file, in order; each file is followed by ``BUNDLE_SEP``.
+    """
 
     data: bytes
     location: Location
     first_line: int = 1
+    parts: tuple[tuple[int, Location], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Synchronous and CPU-bound; async callers (the API) run it with ``asyncio.to_thre
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import json
 import multiprocessing
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import (
+    BUNDLE_SEP,
     Candidate,
     Chunk,
     Detector,
@@ -119,7 +121,30 @@ class Scanner:
         self.allowlist = allowlist or Allowlist()
         self.baseline = baseline
 
+    def _bundle_findings(self, chunk: Chunk) -> list[Finding]:
+        """A bundle of small files: detect once over all, then per file only where it found.
+
+        Detection on a file alone never finds what detection on the bundle misses (files
+        start on a line of their own and ``SEP`` ends them), so a file without a candidate in
+        the bundle has none; files with one are scanned alone, with their own location, so
+        filters, line numbers and cross-file matches are as for any single file.
+        """
+        data, parts = chunk.data, chunk.parts
+        starts = [p[0] for p in parts]
+        hot: set[int] = set()
+        for det in self.detectors:
+            for cand in det.detect(data):
+                hot.add(bisect.bisect_right(starts, cand.start) - 1)
+        out: list[Finding] = []
+        for i in sorted(hot):
+            end = starts[i + 1] if i + 1 < len(parts) else len(data)
+            part = Chunk(data[starts[i] : end - len(BUNDLE_SEP)], parts[i][1])
+            out.extend(self._chunk_findings(part))
+        return out
+
     def _chunk_findings(self, chunk: Chunk) -> list[Finding]:
+        if chunk.parts:
+            return self._bundle_findings(chunk)
         data = chunk.data
         by_span: dict[int, tuple[Candidate, int]] = {}
         for det in self.detectors:

@@ -21,13 +21,13 @@ from typing import IO
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.sources.bundle import WINDOW, bundled
 from vaultside.scan.sources.content import (
     ARCHIVE_ERRORS,
     BLOCK,
     Limits,
     Prefixed,
     archive_kind,
-    bytes_chunks,
     decompressed,
     file_chunks,
     is_tar,
@@ -43,10 +43,9 @@ from vaultside.scan.sources.layers import (
     layer_chunks,
     norm,
 )
-from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, entries
+from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, Window, entries
 
 _MAX_JSON = 8 * 1024 * 1024
-_INLINE = BLOCK  # layer files up to this size are read with one pread
 _META_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories"})
 
 
@@ -71,21 +70,6 @@ class Counting(io.RawIOBase):
         return len(data)
 
 
-def _file_at(
-    fd: int, offset: int, size: int, loc: Location, stats: ScanStats, limits: Limits
-) -> Iterator[Chunk]:
-    """Chunks of the file stored at ``[offset, offset + size)`` of ``fd``."""
-    if size <= _INLINE:
-        data = os.pread(fd, size, offset)
-        if len(data) < size:
-            raise TarFormatError("unexpected end of data")
-        yield from bytes_chunks(data, loc, stats, limits)
-    else:
-        yield from file_chunks(
-            io.BufferedReader(Section(fd, offset, size), BLOCK), loc, stats, limits
-        )
-
-
 @dataclass(frozen=True)
 class LayerFiles:
     """A picklable slice of an on-disk archive's layer files, scanned in a worker process."""
@@ -98,14 +82,18 @@ class LayerFiles:
 
     def chunks(self, stats: ScanStats) -> Iterator[Chunk]:
         """Chunks of every file in the slice."""
-        with self.archive.open("rb") as f:
+        kind, target = self.kind, self.target
+
+        def files() -> Iterator[tuple[Location, int, int]]:
             for key, path, offset, size in self.items:
                 stats.bytes_read += size
-                loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
-                try:
-                    yield from _file_at(f.fileno(), offset, size, loc, stats, self.limits)
-                except TarFormatError as exc:
-                    raise ArchiveError(f"{self.target} is corrupt or truncated ({exc})") from exc
+                yield Location(kind, target, path, None, key), offset, size
+
+        with self.archive.open("rb") as f:
+            try:
+                yield from bundled(Window(f.fileno(), WINDOW), files(), stats, self.limits)
+            except TarFormatError as exc:
+                raise ArchiveError(f"{self.target} is corrupt or truncated ({exc})") from exc
 
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Attribution happens in the parent source's ``finalize``."""
@@ -224,12 +212,16 @@ class ImageArchiveSource:
         stats.layers += 1
         layer = self._seen.layer(key)
         end = layer_entry.offset + layer_entry.size
-        for entry in entries(fd, layer_entry.offset, end):
-            path = norm(entry.name)
-            if not layer.note(path, entry.is_file):
-                continue
-            loc = Location(kind=self.kind, target=self.target, path=path, layer=key)
-            yield from _file_at(fd, entry.offset, entry.size, loc, stats, self.limits)
+        kind, target = self.kind, self.target
+        window = Window(fd, WINDOW)
+
+        def files() -> Iterator[tuple[Location, int, int]]:
+            for entry in entries(fd, layer_entry.offset, end, window):
+                path = norm(entry.name)
+                if layer.note(path, entry.is_file):
+                    yield Location(kind, target, path, None, key), entry.offset, entry.size
+
+        yield from bundled(window, files(), stats, self.limits)
 
     def size_hint(self) -> int | None:
         """Bytes of the archive file (or of every file of a layout directory)."""

@@ -36,7 +36,12 @@ OPAQUE = ".wh..wh..opq"
 
 def norm(name: str) -> str:
     """A member name as a relative posix path (``./a/../b`` -> ``b``)."""
-    return posixpath.normpath("/" + name.lstrip("./")).lstrip("/")
+    if "/." not in name and "//" not in name and name[:1] not in "/." and name[-1:] != "/":
+        return name  # already normal (most names in a layer): skip normpath
+    while name.startswith("./"):
+        name = name[2:]
+    # "/" + name: ".." cannot climb out; leading dots of a name (".env", ".wh.x") are kept
+    return posixpath.normpath("/" + name).lstrip("/")
 
 
 def forget_members(tf: tarfile.TarFile) -> None:
@@ -62,7 +67,7 @@ class LayerIndex:
 
     def note(self, path: str, is_file: bool) -> bool:
         """Record ``path``; True if it is a regular file whose content should be scanned."""
-        base = posixpath.basename(path)
+        base = path.rpartition("/")[2]
         if base == OPAQUE:
             self.opaque.add(posixpath.dirname(path))
             return False

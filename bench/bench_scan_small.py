@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_scan import (  # noqa: E402
+from bench_scan import (
     VENV_BIN,
     Corpus,
     Plant,

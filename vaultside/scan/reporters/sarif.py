@@ -13,7 +13,6 @@ Directory scans use ``%SRCROOT%`` (GitHub's checkout root convention).
 from __future__ import annotations
 
 import json
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import quote
 
@@ -126,6 +125,8 @@ class SarifReporter:
 
     def render(self, findings: list[Finding], *, reveal: bool = False) -> str:
         """A SARIF log as JSON text (``reveal`` is ignored: SARIF files get uploaded)."""
+        from importlib.metadata import PackageNotFoundError, version  # ~10 ms: only here
+
         try:
             ver = version("vaultside")
         except PackageNotFoundError:

@@ -22,9 +22,9 @@ from vaultside.scan.base import BUNDLE_SEP as SEP
 from vaultside.scan.base import Chunk, Location, ScanStats
 from vaultside.scan.sources.content import (
     BLOCK,
+    MAGICS,
     SNIFF,
     Limits,
-    archive_kind,
     bytes_chunks,
     file_chunks,
 )
@@ -32,6 +32,7 @@ from vaultside.scan.sources.tarindex import Section, TarFormatError, Window
 
 BUNDLE = 1 << 20  # bytes of text per bundle chunk
 WINDOW = 1 << 20  # bytes per pread
+_MAGICS = tuple(MAGICS)
 
 
 def file_at(
@@ -61,27 +62,28 @@ def bundled(
     produced lazily by ``entries`` over the same ``window``.
     """
     fd = window.fd
-    pieces: list[bytes] = []
+    pieces: list[bytes | memoryview] = []  # views into window buffers: one copy, in join
     parts: list[tuple[int, Location]] = []
     used = 0
     for loc, offset, size in items:
         if size > BLOCK:
             yield from file_at(fd, offset, size, loc, stats, limits)
             continue
-        data = window.read(offset, size)
-        head = data[:SNIFF]
-        if archive_kind(head) is not None:
-            yield from bytes_chunks(data, loc, stats, limits)
+        buf, rel = window.view(offset, size)
+        end = rel + size
+        # sniff in place (no copy): NUL in the first SNIFF bytes = binary; magic = archive
+        if buf.startswith(_MAGICS, rel) or buf[rel + 257 : rel + 262] == b"ustar":
+            yield from bytes_chunks(buf[rel:end], loc, stats, limits)
             continue
         stats.files += 1
-        if b"\0" in head:
+        if buf.find(b"\0", rel, min(end, rel + SNIFF)) >= 0:
             stats.binary_skipped += 1
             continue
-        if not data:
+        if not size:
             continue
         stats.bytes_scanned += size
         parts.append((used, loc))
-        pieces += (data, SEP)
+        pieces += (memoryview(buf)[rel:end], SEP)
         used += size + len(SEP)
         if used >= BUNDLE:
             yield _bundle(pieces, parts)
@@ -90,7 +92,7 @@ def bundled(
         yield _bundle(pieces, parts)
 
 
-def _bundle(pieces: list[bytes], parts: list[tuple[int, Location]]) -> Chunk:
+def _bundle(pieces: list[bytes | memoryview], parts: list[tuple[int, Location]]) -> Chunk:
     if len(parts) == 1:
-        return Chunk(pieces[0], parts[0][1], 1)
+        return Chunk(bytes(pieces[0]), parts[0][1], 1)
     return Chunk(b"".join(pieces), parts[0][1], 1, parts=tuple(parts))

@@ -79,6 +79,17 @@ class Window:
         self._start = 0
         self._buf = b""
 
+    def view(self, offset: int, n: int) -> tuple[bytes, int]:
+        """(a buffer holding ``[offset, offset + n)``, where it starts in that buffer)."""
+        rel = offset - self._start
+        if rel < 0 or rel + n > len(self._buf):
+            if n > self.size:
+                return self.read(offset, n), 0
+            self._start, self._buf, rel = offset, os.pread(self.fd, self.size, offset), 0
+        if rel + n > len(self._buf):
+            raise TarFormatError("unexpected end of data")
+        return self._buf, rel
+
     def read(self, offset: int, n: int) -> bytes:
         """Exactly ``n`` bytes at ``offset``; ``TarFormatError`` if the file is shorter."""
         rel = offset - self._start

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,10 +24,12 @@ from vaultside import errors
 from vaultside.scan.base import Finding, Reporter, ScanStats, Severity, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.filters import default_filters
-from vaultside.scan.leaks import RotationOutcome, leaked_current
 from vaultside.scan.rulefile import load_rule_file
 from vaultside.scan.scanner import Allowlist, Scanner, load_baseline, write_baseline
 from vaultside.scan.sources.content import Limits
+
+if TYPE_CHECKING:  # the rotation outcome types: imported for --rotate-leaked only
+    from vaultside.scan.leaks import RotationOutcome
 
 EXIT_FINDINGS = 1
 # Imported when chosen: rich (the table) alone costs ~70 ms of every scan's start-up.
@@ -134,6 +136,7 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
 
     from vaultside.cli.render import run_client
     from vaultside.client import VaultsideClient
+    from vaultside.scan.leaks import RotationOutcome, leaked_current
 
     async def rotate(client: VaultsideClient) -> list[RotationOutcome]:
         out: list[RotationOutcome] = []

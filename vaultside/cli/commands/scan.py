@@ -44,7 +44,13 @@ _NO_POLICY = "leaked, no rotation policy (not changed)"
 
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--format", "fmt", type=click.Choice(list(_REPORTERS)), default="table"),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(_REPORTERS)),
+            default="table",
+            help="table (coloured on a terminal), json, or sarif (for GitHub code scanning)",
+        ),
         click.option(
             "--output", "-o", type=click.Path(path_type=Path), help="write the report here"
         ),
@@ -97,7 +103,9 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="worker processes for archives on disk",
         ),
         click.option(
-            "--progress/--no-progress", default=None, help="default: when stderr is a tty"
+            "--progress/--no-progress",
+            default=None,
+            help="a progress bar for the whole scan, on stderr (default: when stderr is a tty)",
         ),
     ]
     for opt in reversed(opts):

@@ -109,3 +109,8 @@ def test_select_platform() -> None:
     assert select_platform(index, "linux/arm64/v8")["digest"] == "sha256:b"
     with pytest.raises(NotFoundError, match=r"has: linux/amd64, linux/arm64/v8\)"):
         select_platform(index, "linux/s390x")
+
+
+def test_registry_options_need_remote() -> None:
+    res = CliRunner().invoke(cli, ["scan", "image", "app:1", "--platform", "linux/arm64"])
+    assert res.exit_code == 2 and "need --remote" in res.output

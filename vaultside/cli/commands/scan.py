@@ -356,6 +356,8 @@ def image_cmd(names: tuple[str, ...], docker_host: str | None, remote: bool, **o
     if remote:
         _run(_registry_sources(names, opts), opts)
         return
+    if opts["platform"] or opts["ca_file"] or opts["plain_http"]:
+        raise click.UsageError("--platform, --ca-file and --plain-http need --remote")
     from vaultside.scan.sources.image import ImageSource
 
     client = _docker(docker_host)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import gc
 import json
 import multiprocessing
 import tomllib
@@ -177,18 +178,22 @@ class Scanner:
     def _parallel(
         self, parts: Sequence[Source], jobs: int, stats: ScanStats, progress: Progress | None
     ) -> list[Finding]:
-        global _WORKER
-        _WORKER = self
+        global _WORKER, _PARTS
+        _WORKER, _PARTS = self, parts  # inherited through fork: workers get an index only
         found: list[Finding] = []
+        # Objects that exist now are never collected in the workers: the collector then does
+        # not write to (and so copy) every page of the parent's heap in each of them.
+        gc.freeze()
         try:
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for part_found, part_stats in pool.imap_unordered(_scan_part, parts):
+                for part_found, part_stats in pool.imap_unordered(_scan_part, range(len(parts))):
                     found.extend(part_found)
                     stats.merge(part_stats)
                     if progress is not None:
                         progress(stats)
         finally:
-            _WORKER = None
+            gc.unfreeze()
+            _WORKER, _PARTS = None, ()
         return found
 
     def scan(
@@ -232,16 +237,17 @@ class Scanner:
         return ScanResult(kept, len(findings) - len(kept), stats)
 
 
-def _scan_part(part: Source) -> tuple[list[Finding], ScanStats]:
-    """Worker: the findings of one slice, with the scanner inherited through fork."""
+def _scan_part(index: int) -> tuple[list[Finding], ScanStats]:
+    """Worker: the findings of slice ``index``, scanner and slices inherited through fork."""
     if _WORKER is None:
         raise RuntimeError("scan worker started without a scanner")
     stats = ScanStats()
-    found = [f for chunk in part.chunks(stats) for f in _WORKER._chunk_findings(chunk)]
+    found = [f for chunk in _PARTS[index].chunks(stats) for f in _WORKER._chunk_findings(chunk)]
     return found, stats
 
 
 _WORKER: Scanner | None = None
+_PARTS: Sequence[Source] = ()
 
 
 def _redact_created_by(findings: list[Finding]) -> list[Finding]:

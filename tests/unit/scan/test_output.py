@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.unit.scan.credgen import AN, github_token, rnd
 from tests.unit.scan.imagegen import ImageSpec, docker_save
 from vaultside.scan.base import Finding, Location, ScanStats, Secret, Severity
@@ -113,3 +115,13 @@ def test_progress_bar_on_stderr_when_stdout_is_redirected(tmp_path: Path) -> Non
     assert b"scanning" in err, err[-500:]
     text = report.read_text()
     assert text.lstrip().startswith("{") and "scanning" not in text and "\x1b" not in text
+
+
+def test_default_jobs_follow_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaultside.cli.commands import scan as scan_cmd
+
+    monkeypatch.setattr(scan_cmd.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(scan_cmd.os, "getloadavg", lambda: (0.3, 0.2, 0.1))
+    assert scan_cmd.default_jobs() == 3
+    monkeypatch.setattr(scan_cmd.os, "getloadavg", lambda: (2.0, 0.2, 0.1))
+    assert scan_cmd.default_jobs() == 1

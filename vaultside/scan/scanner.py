@@ -125,16 +125,21 @@ class Scanner:
         """A bundle of small files: detect once over all, then per file only where it found.
 
         Detection on a file alone never finds what detection on the bundle misses (files
-        start on a line of their own and ``SEP`` ends them), so a file without a candidate in
-        the bundle has none; files with one are scanned alone, with their own location, so
-        filters, line numbers and cross-file matches are as for any single file.
+        start on a line of their own and ``BUNDLE_SEP`` ends them), so a file without a
+        candidate in the bundle has none; files with one are scanned alone, with their own
+        location, so filters, line numbers and cross-file matches are as for any single file.
+        A candidate that runs across files (a pattern matching NUL and newlines) marks every
+        file it touches, so it cannot hide a match inside the next file. Every detector
+        must see what the single-file scan sees: a decoding step belongs in a detector.
         """
         data, parts = chunk.data, chunk.parts
         starts = [p[0] for p in parts]
         hot: set[int] = set()
         for det in self.detectors:
             for cand in det.detect(data):
-                hot.add(bisect.bisect_right(starts, cand.start) - 1)
+                first = bisect.bisect_right(starts, cand.start) - 1
+                last = bisect.bisect_right(starts, max(cand.start, cand.end - 1)) - 1
+                hot.update(range(max(first, 0), last + 1))
         out: list[Finding] = []
         for i in sorted(hot):
             end = starts[i + 1] if i + 1 < len(parts) else len(data)

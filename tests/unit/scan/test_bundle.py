@@ -68,3 +68,31 @@ def test_bundled_small_files_match_one_by_one(tmp_path: Path) -> None:
     assert not [f for f in results[1].findings if f.location.path.startswith("srv/zz-")]
     assert not [f for f in results[1].findings if f.location.path == "srv/binary.bin"]
     assert sorted(map(_key, results[1].findings)) == sorted(map(_key, results[3].findings))
+
+
+def test_a_match_across_files_does_not_hide_the_next_file(tmp_path: Path) -> None:
+    """A pattern that crosses file ends (DOTALL) must not swallow a real match in file B."""
+    import re
+
+    from vaultside.scan.base import Severity
+    from vaultside.scan.detectors.rules import Rule, default_rules
+
+    rng = random.Random(23)
+    body = rnd(rng, AN, 40)
+    rule = Rule(
+        id="acme-block",
+        description="ACME block",
+        severity=Severity.HIGH,
+        regex=re.compile(rb"(?s)BEGIN ACME(.{10,200}?)END ACME"),
+        keywords=(b"begin acme",),
+        multiline=True,
+    )
+    files: dict[str, bytes | None] = {
+        "a/doc.txt": b"mentions BEGIN ACME in prose\n",
+        "a/key.txt": f"BEGIN ACME{body}END ACME\n".encode(),
+    }
+    files.update({f"a/pad{i}.txt": b"x\n" for i in range(3)})
+    archive = tmp_path / "img.tar"
+    docker_save(ImageSpec([("COPY . /", files)]), archive)
+    found = Scanner(rules=[*default_rules(), rule]).scan([ImageArchiveSource(archive)]).findings
+    assert [f.location.path for f in found if f.rule_id == "acme-block"] == ["a/key.txt"]

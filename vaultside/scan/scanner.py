@@ -9,10 +9,13 @@ import bisect
 import fnmatch
 import gc
 import json
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import hyperscan
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import (
@@ -120,6 +123,18 @@ class Scanner:
         self.filters = list(filters) if filters is not None else list(default_filters())
         self.allowlist = allowlist or Allowlist()
         self.baseline = baseline
+        self._spanning = _keyword_db(
+            sorted(
+                {
+                    kw
+                    for det in self.detectors
+                    if isinstance(det, RuleDetector)
+                    for rule in det.rules
+                    if rule.multiline
+                    for kw in rule.keywords
+                }
+            )
+        )
 
     def _bundle_findings(self, chunk: Chunk) -> list[Finding]:
         """A bundle of small files: detect once over all, then per file only where it found.
@@ -129,12 +144,21 @@ class Scanner:
         candidate in the bundle has none; files with one are scanned alone, with their own
         location, so filters, line numbers and cross-file matches are as for any single file.
         A candidate that runs across files (a pattern matching NUL and newlines) marks every
-        file it touches, so it cannot hide a match inside the next file. Every detector
-        must see what the single-file scan sees: a decoding step belongs in a detector.
+        file it touches, so it cannot hide a match inside the next file; a file with a
+        keyword of a multiline rule is always rescanned. Every detector must see what the
+        single-file scan sees: a decoding step belongs in a detector.
         """
         data, parts = chunk.data, chunk.parts
         starts = [p[0] for p in parts]
         hot: set[int] = set()
+        if self._spanning is not None:
+            # A multiline rule's window (16 KiB) can run from one file over the next one's
+            # keyword, and stop before that file's match ends: a file holding such a keyword
+            # is scanned alone whatever the bundle found.
+            def on_match(_id: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+                hot.add(bisect.bisect_right(starts, to - 1) - 1)
+
+            self._spanning.scan(data, match_event_handler=on_match)
         for det in self.detectors:
             for cand in det.detect(data):
                 first = bisect.bisect_right(starts, cand.start) - 1
@@ -254,6 +278,20 @@ def _scan_part(index: int) -> tuple[list[Finding], ScanStats]:
 
 _WORKER: Scanner | None = None
 _PARTS: Sequence[Source] = ()
+
+
+def _keyword_db(keywords: list[bytes]) -> hyperscan.Database | None:
+    """A Hyperscan database of literal keywords, case-insensitive (None for none)."""
+    if not keywords:
+        return None
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[re.escape(k) for k in keywords],
+        ids=list(range(len(keywords))),
+        elements=len(keywords),
+        flags=[hyperscan.HS_FLAG_CASELESS] * len(keywords),
+    )
+    return db
 
 
 def _redact_created_by(findings: list[Finding]) -> list[Finding]:

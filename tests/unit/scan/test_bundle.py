@@ -96,3 +96,29 @@ def test_a_match_across_files_does_not_hide_the_next_file(tmp_path: Path) -> Non
     docker_save(ImageSpec([("COPY . /", files)]), archive)
     found = Scanner(rules=[*default_rules(), rule]).scan([ImageArchiveSource(archive)]).findings
     assert [f.location.path for f in found if f.rule_id == "acme-block"] == ["a/key.txt"]
+
+
+def test_a_multiline_window_from_one_file_does_not_cut_off_the_next(tmp_path: Path) -> None:
+    """A keyword in file A opens a 16 KiB window that ends inside file B's block."""
+    import re
+
+    from vaultside.scan.base import Severity
+    from vaultside.scan.detectors.rules import Rule, default_rules
+
+    rng = random.Random(29)
+    body = "\n".join(rnd(rng, AN, 60) for _ in range(50))  # ~3 KB
+    rule = Rule(
+        id="acme-block",
+        description="ACME block",
+        severity=Severity.HIGH,
+        regex=re.compile(rb"BEGIN ACME([A-Za-z0-9\n]{10,5000}?)END ACME"),
+        keywords=(b"begin acme",),
+        multiline=True,
+    )
+    files: dict[str, bytes | None] = {"a/doc.txt": b"see BEGIN ACME\n"}
+    files.update({f"a/pad{i}.txt": b"x" * 1000 + b"\n" for i in range(14)})
+    files["a/key.txt"] = f"BEGIN ACME{body}END ACME\n".encode()
+    archive = tmp_path / "img.tar"
+    docker_save(ImageSpec([("COPY . /", files)]), archive)
+    found = Scanner(rules=[*default_rules(), rule]).scan([ImageArchiveSource(archive)]).findings
+    assert [f.location.path for f in found if f.rule_id == "acme-block"] == ["a/key.txt"]

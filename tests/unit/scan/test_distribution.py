@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from vaultside.cli.main import cli
 from vaultside.errors import InvalidRequestError, NotFoundError
-from vaultside.scan.sources.distribution import (
+from vaultside.scan.sources.distribution import RegistryClient
+from vaultside.scan.sources.imageref import (
     Credentials,
     Reference,
-    RegistryClient,
     credentials_for,
     is_loopback,
     select_platform,

@@ -16,12 +16,8 @@ from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Chunk, Finding, Location, ScanStats
 from vaultside.scan.sources.archive import ArchiveError, Counting
 from vaultside.scan.sources.content import ARCHIVE_ERRORS, BLOCK, Limits
-from vaultside.scan.sources.distribution import (
-    Credentials,
-    Reference,
-    RegistryClient,
-    credentials_for,
-)
+from vaultside.scan.sources.distribution import RegistryClient
+from vaultside.scan.sources.imageref import Credentials, Reference, credentials_for
 from vaultside.scan.sources.layers import Attribution, config_chunks, image_info, layer_chunks
 
 

@@ -9,10 +9,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .data
-TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3
+TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3 docker-registry
 PYTEST_ARGS ?=
 
-.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean redocly
+.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean redocly sarif-tool
 
 help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
@@ -57,7 +57,15 @@ lint: dev-deps
 	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
 	exit $$status
 
-unit: dev-deps
+# The SARIF multitool (GitHub code-scanning rules) for the scanner's SARIF test: npm, repo-local.
+SARIF_MULTITOOL := .tools/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+$(SARIF_MULTITOOL):
+	npm install --no-audit --no-fund --prefix .tools/sarif @microsoft/sarif-multitool-linux@5.7.0
+	chmod u+x $@
+
+sarif-tool: $(SARIF_MULTITOOL)
+
+unit: dev-deps sarif-tool
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)
 
 integration: dev-deps system-deps
@@ -76,7 +84,7 @@ $(REDOCLY):
 redocly: $(REDOCLY)
 
 # pytest exits 5 when it collects nothing: that fails the target like any other error.
-test: dev-deps system-deps redocly lint
+test: dev-deps system-deps redocly sarif-tool lint
 	$(VENV)/bin/pytest -ra tests $(PYTEST_ARGS)
 
 bench: dev-deps system-deps

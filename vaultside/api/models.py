@@ -6,14 +6,13 @@ extra fields so a typo is a 400 naming the field rather than a silently ignored 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from vaultside.kv.models import SECRET_TYPES
+from vaultside.numeric import parse_seconds
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _MAX_DURATION = 10 * 365 * 86400.0
 
 
@@ -21,25 +20,7 @@ def parse_duration(value: object) -> float | None:
     """Seconds from ``3600``, ``"3600"``, ``"1h"``, ``"1h30m"``, ``"2d"``; ``None`` stays None."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        match = _DURATION.match(text) if text else None
-        if text.isdigit():
-            seconds = float(text)
-        elif match is not None:
-            d, h, m, s = (int(g) if g else 0 for g in match.groups())
-            seconds = float(d * 86400 + h * 3600 + m * 60 + s)
-        else:
-            raise ValueError("must be seconds or a duration like '1h30m'")
-    else:
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if not 0 < seconds <= _MAX_DURATION:
-        raise ValueError("must be positive and at most 10 years")
-    return seconds
+    return parse_seconds(value, _MAX_DURATION)
 
 
 Duration = Annotated[float | None, BeforeValidator(parse_duration)]

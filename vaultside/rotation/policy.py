@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -22,11 +21,11 @@ from pydantic import (
     model_validator,
 )
 
+from vaultside import numeric
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import parse_ref
 from vaultside.rotation.cron import CronError, CronSchedule
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _MAX_SECONDS = 10 * 365 * 86400.0
 _FIELD_NAME = r"^[A-Za-z0-9._-]{1,128}$"
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
@@ -40,25 +39,7 @@ CLASSES: dict[str, str] = {
 
 def parse_seconds(value: object) -> float:
     """Seconds from ``90``, ``"90"``, ``"1h30m"``, ``"2d"`` (0 allowed; at most 10 years)."""
-    if isinstance(value, bool):
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        match = _DURATION.match(text)
-        if text.isdigit():
-            seconds = float(text)
-        elif match is not None:
-            d, h, m, s = (int(g) if g else 0 for g in match.groups())
-            seconds = float(d * 86400 + h * 3600 + m * 60 + s)
-        else:
-            raise ValueError("must be seconds or a duration like '1h30m'")
-    else:
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if not 0 <= seconds <= _MAX_SECONDS:
-        raise ValueError("must be between 0 and 10 years")
-    return seconds
+    return numeric.parse_seconds(value, _MAX_SECONDS, allow_zero=True)
 
 
 Seconds = Annotated[float, BeforeValidator(parse_seconds)]

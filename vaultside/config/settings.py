@@ -29,6 +29,10 @@ class ServerSettings(BaseModel):
     tls_require_client_cert: bool = False
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Seconds a client has to send a complete request head (slow-header clients are dropped).
+    header_read_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Seconds an idle kept-alive connection stays open between requests.
+    keepalive_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
 class StorageSettings(BaseModel):

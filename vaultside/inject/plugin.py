@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from vaultside.errors import InternalError, InvalidRequestError, NotFoundError, VaultsideError
 from vaultside.inject.volumes import VolumeManager
+from vaultside.unix_socket import bind_unix
 
 log = logging.getLogger(__name__)
 PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -139,14 +139,10 @@ class PluginServer:
         """Recover state, then listen."""
         await self.manager.recover()
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.socket_path.is_socket():
-            self.socket_path.unlink()
         self._runner = web.AppRunner(make_app(self.manager), access_log=None)
         await self._runner.setup()
-        site = web.UnixSite(self._runner, str(self.socket_path))
-        await site.start()
-        # SECURITY: only root (dockerd) may talk to the plugin.
-        os.chmod(self.socket_path, 0o600)
+        # SECURITY: only root (dockerd) may talk to the plugin; the mode is set before listen.
+        await web.SockSite(self._runner, bind_unix(self.socket_path, 0o600)).start()
         log.info("volume plugin listening", extra={"socket": str(self.socket_path)})
 
     async def stop(self) -> None:

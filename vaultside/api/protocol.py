@@ -12,12 +12,15 @@ module closes those gaps without forking aiohttp:
   ``MALFORMED`` set, so it goes through the whole middleware pipeline: a request id, the
   ``{"errors": [...]}`` body, ``Server: vaultside`` and exactly one audit record. The parser's
   own message quotes the input, so only the exception's class name is passed on.
+- A parser error in the body of a request already being handled fails that request's body
+  read (the error boundary answers 400) instead of queueing a second, never-read answer.
 - ``Expect`` is removed from the request before the app sees it (aiohttp would answer it before
   the middlewares) and kept under ``EXPECT``; ``continue_middleware`` answers it after the
   size check and authentication.
 
 It relies on aiohttp internals (``_make_error_handler``, ``_request_count``, ``_waiter``,
-``_request_in_progress``); ``tests/unit/api/test_protocol.py`` fails loudly if they change.
+``_messages``, ``_current_request``, ``_request_in_progress``):
+``tests/unit/api/test_protocol.py`` fails loudly if they change.
 """
 
 from __future__ import annotations
@@ -67,11 +70,25 @@ class GuardedRequestHandler(RequestHandler):
         heads_before = self._request_count
         idle = self._request_count == 0 or (self._waiter is not None and not self._waiter.done())
         super().data_received(data)
+        self._fail_body_in_progress()
         if self._request_count != heads_before:
             self._disarm_header_deadline()
         elif idle and self._header_handle is None:
             # The first byte of the next request head on a kept-alive connection.
             self._arm_header_deadline()
+
+    def _fail_body_in_progress(self) -> None:
+        """A parser error in the body of a request being handled (e.g. a bad deflate stream)
+        ends that request's body with an error instead of queueing a second answer: the
+        handler would otherwise wait for the rest of a body that never comes."""
+        request = self._current_request
+        if request is None or not self._messages or not isinstance(self._messages[-1][0], _ErrInfo):
+            return
+        err_info = self._messages.pop()[0]
+        assert isinstance(err_info, _ErrInfo)
+        failure = RequestPayloadError("request body cannot be decoded")
+        failure.__cause__ = err_info.exc
+        request.content.set_exception(failure)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm_header_deadline()

@@ -60,6 +60,6 @@ def parse_seconds(
     # Compared before any float() of an int: a 400-digit int overflows a float.
     low_ok = value >= 0 if allow_zero else value > 0
     if not (low_ok and value <= maximum) or not math.isfinite(value):
-        lowest = "0" if allow_zero else "above 0"
+        lowest = "from 0" if allow_zero else "above 0"
         raise _rule(name, f"must be {lowest} and at most {maximum:.0f} seconds")
     return float(value)

@@ -10,6 +10,7 @@ import gzip
 import secrets
 import socket
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -164,13 +165,18 @@ def test_error_messages_name_the_field_never_the_input(server: VaultsideServer) 
         ("POST", "/v1/auth/token/renew-self", {"increment": marker}, "increment"),
         ("POST", "/v1/resolve", {"refs": [f"kv:app/{marker}#password"]}, "reference"),
         ("POST", "/v1/resolve", {"refs": [f"kv:app/db#password@{marker}"]}, "version"),
+        ("PUT", f"/v1/secrets/app/{quote(marker)}", {"data": {"p": "x"}}, "segment"),
+        ("PUT", "/v1/secrets/app/db", {"data": {f"f{marker}": "x"}}, "field name"),
+        ("PUT", "/v1/secrets/app/db", {"data": {"p": "x"}, "cas": 987654321}, "cas"),
+        ("GET", f"/v1/nowhere/{quote(marker)}", None, "no route"),
+        ("PATCH", f"/v1/secrets/app/{quote(marker)}", None, "not allowed"),
     ]
     for method, path, body, field in cases:
         reply = call(server, method, path, body)
-        assert reply.status == 400, (path, reply.body)
+        assert 400 <= reply.status < 500, (path, reply.body)
         text = reply.body.decode()
         assert field in text, text
-        assert marker not in text and marker.encode().hex() not in text, text
+        assert marker not in text and quote(marker) not in text and "987654321" not in text, text
         assert "could not convert" not in text and "invalid literal" not in text, text
 
 

@@ -77,11 +77,12 @@ def error_response(request: web.Request, exc: VaultsideError) -> web.Response:
 
 def _translate_http(request: web.Request, exc: web.HTTPException) -> VaultsideError:
     if isinstance(exc, web.HTTPNotFound):
-        return NotFoundError(f"no route for {request.method} {request.path[:200]}")
+        # SECURITY: the path is client input: not echoed (it is in the audit record).
+        return NotFoundError(f"no route for {request.method[:16]} on this path")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
         return MethodNotAllowedError(
-            f"method {request.method} not allowed on {request.path[:200]}; allowed: {allowed}"
+            f"method {request.method[:16]} not allowed on this path; allowed: {allowed}"
         )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SERVICES].settings.server.max_body_bytes

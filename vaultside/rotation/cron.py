@@ -127,4 +127,4 @@ class CronSchedule:
                 dt += timedelta(minutes=1)
                 continue
             return dt.timestamp()
-        raise CronError(f"{self.expression!r} never matches (e.g. 30 February)")
+        raise CronError("the expression never matches (e.g. 30 February)")

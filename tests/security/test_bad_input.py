@@ -221,3 +221,27 @@ def test_an_unknown_expectation_is_417_in_our_shape(server: VaultsideServer) -> 
     assert reply.status == 417
     assert marker not in reply.body.decode()
     _assert_4xx_audited_once(server, reply)
+
+
+def test_garbage_after_a_valid_request_on_one_connection_gets_its_own_answer(
+    server: VaultsideServer,
+) -> None:
+    body = b'{"data":{"password":"' + secrets.token_hex(8).encode() + b'"}}'
+    valid = (
+        b"PUT /v1/secrets/app/kept-alive HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + server.root_token.encode() + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(valid)
+        first = b""
+        while b"\r\n\r\n" not in first or not first.rstrip().endswith(b"}"):
+            first += sock.recv(65536)
+        sock.sendall(b"GARBAGE\r\n\r\n")
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    assert parse(first).status == 200, first[:300]
+    second = parse(out)
+    assert second.status == 400 and second.headers["server"] == "vaultside", out[:300]
+    _assert_4xx_audited_once(server, second)

@@ -84,6 +84,8 @@ class GuardedRequestHandler(RequestHandler):
         request = self._current_request
         if request is None or not self._messages or not isinstance(self._messages[-1][0], _ErrInfo):
             return
+        if request.content.is_eof():
+            return  # the body was complete: the error is the next (pipelined) request's own
         err_info = self._messages.pop()[0]
         assert isinstance(err_info, _ErrInfo)
         failure = RequestPayloadError("request body cannot be decoded")

@@ -2,14 +2,17 @@
 
 Contract:
 
-- ``parse_int(text, name, low, high)`` accepts only ``[0-9]+`` (no sign, no spaces, no
+- ``parse_int(text, low, high, name="")`` accepts only ``[0-9]+`` (no sign, no spaces, no
   Unicode digits such as ``²`` or ``٣``, which ``str.isdigit()`` and ``int()`` accept or
   choke on) of at most as many digits as ``high`` has, and returns a value in
   ``[low, high]``. Anything else raises ``ValueError``.
-- ``parse_seconds(value, name, minimum, maximum)`` accepts a JSON number, ``"90"`` or a
-  duration such as ``"1h30m"`` / ``"2d"`` and returns float seconds in range.
-- Every ``ValueError`` message names the field (``name``) and the rule, never the input: the
-  messages reach clients and logs. Callers wrap them in their own error type
+- ``parse_seconds(value, maximum, allow_zero=False, name="")`` accepts a JSON number,
+  ``"90"`` or a duration such as ``"1h30m"`` / ``"2d"`` (ASCII digits, at most 9 per unit)
+  and returns float seconds above 0 (or from 0) up to ``maximum``; NaN, infinities and
+  integers too large for a float are refused before any conversion.
+- ``is_ascii_int(text)`` is what ``str.isdigit()`` is often mistaken for.
+- Every ``ValueError`` message names the field (``name``, when given) and the rule, never the
+  input: the messages reach clients and logs. Callers wrap them in their own error type
   (``InvalidRequestError``, pydantic's value error, ``CronError``).
 """
 

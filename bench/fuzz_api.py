@@ -94,7 +94,8 @@ def run_pass(
     ]  # fmt: skip
     env = {**os.environ, "FUZZ_AUTH": f"Bearer {token}"}
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    # cwd: schemathesis keeps a crash cache (.schemathesis/) in its working directory.
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=out, check=False)
     report = json.loads((out / "report.json").read_text())
     failures = [
         {k: f.get(k) for k in ("operation", "title", "message", "status_code")}

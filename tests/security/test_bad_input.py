@@ -75,19 +75,21 @@ def test_unicode_and_huge_durations_are_400(server: VaultsideServer, ttl: object
 
 
 @pytest.mark.parametrize(
-    "raw_body",
+    ("method", "path", "raw_body"),
     [
-        b'{"\\ud800":1}',
-        b'{"meta":{"\\ud800":"x"}}',
-        b'{"meta":{"k":"a\\udfff"}}',
-        b'{"data":{"password":"\\ud83d"}}',
+        ("POST", "/v1/auth/token/create", b'{"\\ud800":1}'),
+        ("PUT", "/v1/sys/policies/x", b'{"\\ud800":1}'),
+        ("PUT", "/v1/rotation/policies/app/db", b'{"\\ud800":1}'),
+        ("POST", "/v1/consumers", b'{"\\ud800":1}'),
+        ("POST", "/v1/auth/token/create", b'{"meta":{"\\ud800":"x"}}'),
+        ("POST", "/v1/auth/token/create", b'{"meta":{"k":"a\\udfff"}}'),
+        ("POST", "/v1/secrets/app/x", b'{"data":{"password":"\\ud83d"}}'),
     ],
 )
 def test_lone_surrogate_in_json_is_400_and_audited(
-    server: VaultsideServer, raw_body: bytes
+    server: VaultsideServer, method: str, path: str, raw_body: bytes
 ) -> None:
-    path = "/v1/secrets/app/x" if b"data" in raw_body else "/v1/auth/token/create"
-    reply = call(server, "POST", path, raw_body=raw_body)
+    reply = call(server, method, path, raw_body=raw_body)
     _assert_4xx_audited_once(server, reply)
     assert reply.status == 400
 

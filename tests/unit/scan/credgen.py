@@ -141,7 +141,8 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
     "databricks-token": _p("dapi", HEX, 32, alt_prefix="dapj"),
     "github-token": _simple(
         lambda r: github_token(r),
-        lambda r: [github_token(r, valid=False), github_token(r)[:-1], "ghx_" + rnd(r, AN, 36)],
+        # a bad checksum is still reported (lower): the checksum raises confidence only
+        lambda r: [github_token(r)[:-1], "ghx_" + rnd(r, AN, 36)],
         "GITHUB_TOKEN={}",
     ),
     "github-fine-grained-pat": _simple(
@@ -319,5 +320,52 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             "secret: {{ .Values.secret }}",
             "PASSWORD_FILE=/run/secrets/db",
         ],
+    ),
+    "cli-secret-flag": lambda r: (
+        [
+            f"vault login --token {rnd(r, AN, 26)}",
+            f'exec app --db-host db --password="{rnd(r, AN + "#!@", 20)}"',
+            f"--api-key={rnd(r, AN, 32)}",
+        ],
+        [
+            "app --password-file /run/secrets/db",
+            "app --token $API_TOKEN",
+            'app --password "${DB_PASSWORD}"',
+            "app --token -v",
+            "ls --secret-dir /etc/app",
+        ],
+    ),
+    "cli-password-argument": lambda r: (
+        [
+            f"mysql -h db -u root -p{rnd(r, AN, 16)} app < dump.sql",
+            f"RUN mysqldump -uroot -p'{rnd(r, AN + '#%', 14)}' shop > /tmp/x",
+            f"sshpass -p {rnd(r, AN, 12)} ssh deploy@host",
+            f"docker login -u ci -p {rnd(r, AN, 20)} registry.internal",
+            f"curl -fsS -u admin:{rnd(r, AN, 18)} https://nexus.internal/api",
+        ],
+        [
+            "mysql -h db -u root -p app",
+            "mkdir -p /var/lib/mysql",
+            'mysql -u root -p"$MYSQL_ROOT_PASSWORD"',
+            "docker login -u ci --password-stdin registry",
+            "curl -u admin https://x",
+        ],
+    ),
+    "bearer-token": _simple(
+        lambda r: rnd(r, URLS + ".", 40),
+        lambda r: ["token", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "$TOKEN"],
+        'curl -H "Authorization: Bearer {}" https://api.internal',
+    ),
+    "netrc-password": lambda r: (
+        [
+            f"machine api.heroku.com login ci@acme.io password {rnd(r, AN, 20)}",
+            f"machine git.internal\n  login bot\n  password {rnd(r, AN, 16)}",
+        ],
+        ["machine api.heroku.com login ci@acme.io", "machine x login y password aaaa"],
+    ),
+    "npmrc-auth": _simple(
+        lambda r: base64.b64encode(f"ci:{rnd(r, AN, 18)}".encode()).decode(),
+        lambda r: [base64.b64encode(rnd(r, AN, 18).encode()).decode()],
+        "//npm.internal/:_auth={}",
     ),
 }

@@ -117,7 +117,7 @@ _DOCUMENTED_EXAMPLES = frozenset(
 # jwt.io's example claims, reused with other signatures all over documentation
 _EXAMPLE_JWT_CLAIMS = (b'"John Doe"', b'"name": "John Doe"')
 _REFERENCE = re.compile(
-    r"^(?:\$\{?[A-Za-z_]|\$\(|%\(|%[A-Za-z_]+%|\{\{|\{%|#\{|<%|@[A-Za-z_]+@|"
+    r"^(?:\$\{?[A-Za-z_]|\$\(|%\(|%[A-Za-z_][A-Za-z0-9_]*%(?:$|[\\/;])|\{\{|\{%|#\{|<%|@[A-Za-z_]+@|"
     r"(?:process\.env|os\.environ|os\.getenv|env|secrets|vars|ENV)[.\[(]|"
     r"(?:kv|vault|file|env):[A-Za-z0-9_./-]+)"
 )
@@ -133,6 +133,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z_$]*(?:[.\-][A-Za-z_$]+)*(?:\(\))?$
 _DOTTED_NAME = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(\))?$")
 _CONSTANT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY)[A-Z0-9_]*$")
 _WORD = re.compile(r"[A-Z]?[a-z]{3,}")
+# letter runs no English word has: 4 consonants, 4 vowels, or 5 letters without a vowel
+_UNWORDLIKE = re.compile(r"[^aeiouy]{4}|[aeiou]{4}|[^aeiou]{5}")
 _QUERY = re.compile(r"&\w+=")
 _B64_TEXT = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 _PUBLIC_MARKERS = (
@@ -202,7 +204,11 @@ def _decodes_to_placeholder(value: str) -> bool:
 
 
 def _mostly_words(value: str) -> bool:
-    words = _WORD.findall(value)
+    """Names such as ``PKCS7PrivateKeyTypes`` or ``boto3_client``: words, at most two digits
+    (random strings also have lowercase runs, but more digits)."""
+    if sum(c.isdigit() for c in value) > 2:
+        return False
+    words = [w for w in _WORD.findall(value) if not _UNWORDLIKE.search(w.lower())]
     return len(words) >= 2 and sum(map(len, words)) >= 0.6 * len(value)
 
 
@@ -264,8 +270,11 @@ class GenericValueFilter:
             or "%20" in value
         ):
             return True
-        if value[0] in ":.=>-*&|/" or "::" in value or "->" in value or _QUERY.search(value):
-            return True  # C++/Rust scopes, pointers, operators, paths, query strings: code
+        quoted = data[cand.start - 1 : cand.start] in (b'"', b"'")
+        if (not quoted and value[0] in ":.=>-*&|/") or "::" in value or "->" in value:
+            return True  # C++/Rust scopes, pointers, operators, paths: code
+        if _QUERY.search(value):
+            return True  # query strings
         if _mostly_words(value):
             return True  # mostly words (PKCS7PrivateKeyTypes, boto3_client): a name, not random
         if not any(c.isdigit() for c in value) and ("." in value or value.islower()):
@@ -279,12 +288,13 @@ class GenericValueFilter:
 
 _DOC_DIRS = ("/share/doc/", "/share/man/", "/share/info/", "/share/gtk-doc/", "/share/help/")
 _DOC_NAMES = re.compile(
-    r"^(?:readme|changelog|changes|history|news|authors|contributing|contributors|copying|"
-    r"license|notice|pkg-info|metadata|description\.rst)(?:[._\-].*)?$",
+    r"^(?:(?:readme|changelog|news|authors|contributing|contributors|copying|license|notice|"
+    r"pkg-info|metadata)(?:[._\-].*)?|(?:changes|history)\.(?:md|rst|txt)|description\.rst)$",
     re.IGNORECASE,
 )
 _DOC_EXT = re.compile(r"\.(?:md|markdown|rst|txt|adoc|html?|texi|tex|[1-9][a-z]?)(?:\.gz)?$", re.I)
 _DOC_SEGMENTS = frozenset({"doc", "docs", "man", "examples", "example", "samples"})
+_PSEUDO_PATHS = ("config/Env", "config/Labels", "config/history", "container/")
 _PACKAGE_DIRS = frozenset({"site-packages", "dist-packages", "node_modules", "vendor", "gems"})
 
 
@@ -312,6 +322,8 @@ class DocumentationFilter:
         """True for a generic or contextual match in a documentation file."""
         if not (cand.generic or cand.contextual):
             return False
+        if not location.nested and location.path.startswith(_PSEUDO_PATHS):
+            return False  # image config and container inspect data, not files
         return any(is_documentation(p) for p in (location.path, *location.nested))
 
 

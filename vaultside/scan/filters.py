@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from vaultside.scan.base import Candidate, Filter, Location
-from vaultside.scan.detectors.entropy import shannon_entropy
+from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
 
 # Placeholders are judged on the WHOLE value. Long markers almost never occur by chance in
 # random text (a 1,700-character PEM body contains a given 7-letter word with odds ~1e-8):
@@ -117,7 +117,7 @@ _DOCUMENTED_EXAMPLES = frozenset(
 # jwt.io's example claims, reused with other signatures all over documentation
 _EXAMPLE_JWT_CLAIMS = (b'"John Doe"', b'"name": "John Doe"')
 _REFERENCE = re.compile(
-    r"^(?:\$\{?[A-Za-z_]|\$\(|%\(|%[A-Za-z_][A-Za-z0-9_]*%(?:$|[\\/;])|\{\{|\{%|#\{|<%|@[A-Za-z_]+@|"
+    r"^(?:\$\{|\$[A-Za-z_][A-Za-z0-9_]*(?:$|[/:@.\-])|\$\(|%\(|%[A-Za-z_][A-Za-z0-9_]*%(?:$|[\\/;])|\{\{|\{%|#\{|<%|@[A-Za-z_]+@|"
     r"(?:process\.env|os\.environ|os\.getenv|env|secrets|vars|ENV)[.\[(]|"
     r"(?:kv|vault|file|env):[A-Za-z0-9_./-]+)"
 )
@@ -135,7 +135,8 @@ _CONSTANT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PA
 _WORD = re.compile(r"[A-Z]?[a-z]{3,}")
 # letter runs no English word has: 4 consonants, 4 vowels, or 5 letters without a vowel
 _UNWORDLIKE = re.compile(r"[^aeiouy]{4}|[aeiou]{4}|[^aeiou]{5}")
-_QUERY = re.compile(r"&\w+=")
+# a query string: only URL-safe characters, and "&name=" pairs (not "&7=" of a random key)
+_QUERY = re.compile(r"^[\w.\-%+~/:=]*(?:&[A-Za-z_]\w*=[\w.\-%+~/:]*)+$")
 _B64_TEXT = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 _PUBLIC_MARKERS = (
     b"BEGIN CERTIFICATE",
@@ -250,6 +251,26 @@ class ReferenceFilter:
         return bool(_REFERENCE.match(value)) or "${" in value or "{{" in value
 
 
+# Hex is how random keys are written too (Rails' secret_key_base, Flask's os.urandom().hex()):
+# a hex value is a digest only when its name says so.
+_DIGEST_NAME = re.compile(
+    rb"(?i)(?:sha|md5|hash|digest|checksum|commit|integrity|fingerprint|etag|revision|"
+    rb"[_\-.]id\b|[_\-.]ids?[\"']?\s*[:=>])"
+)
+
+
+def _mixed(value: str) -> bool:
+    """Upper and lower case letters and digits: random, not a path or an operator."""
+    return char_classes(value.strip(":.=>-*&|/")) >= 3
+
+
+def _names_a_digest(data: bytes, start: int) -> bool:
+    """The text before a hex value on its line names a digest or an id (or there is none)."""
+    lo = data.rfind(b"\n", max(0, start - 256), start) + 1
+    before = data[lo:start]
+    return not before.strip() or bool(_DIGEST_NAME.search(before))
+
+
 class GenericValueFilter:
     """For generic assignment rules only: hashes, UUIDs, integrity strings, code, public keys."""
 
@@ -260,9 +281,10 @@ class GenericValueFilter:
         value = cand.secret.reveal()
         if posixpath.basename(location.path).lower() in LOCKFILES:
             return True
+        if _HEX_HASH.match(value) and _names_a_digest(data, cand.start):
+            return True
         if (
-            _HEX_HASH.match(value)
-            or _PREFIXED_HASH.match(value)
+            _PREFIXED_HASH.match(value)
             or _CRYPT_HASH.match(value)
             or _UUID.match(value)
             or _IDENTIFIER.match(value)
@@ -271,7 +293,8 @@ class GenericValueFilter:
         ):
             return True
         quoted = data[cand.start - 1 : cand.start] in (b'"', b"'")
-        if (not quoted and value[0] in ":.=>-*&|/") or "::" in value or "->" in value:
+        lead = not quoted and value[0] in ":.=>-*&|/" and not _mixed(value)
+        if lead or "::" in value or "->" in value:
             return True  # C++/Rust scopes, pointers, operators, paths: code
         if _QUERY.search(value):
             return True  # query strings

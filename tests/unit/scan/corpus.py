@@ -145,6 +145,7 @@ NAMED: dict[str, tuple[Maker, str]] = {
     "aws-secret-access-key": (lambda r: rnd(r, AN + "/+", 40), "AWS_SECRET_ACCESS_KEY"),
     "generic-password": (lambda r: rnd(r, SYM, 22), "DB_PASSWORD"),
     "generic-api-secret": (lambda r: rnd(r, AN, 32), "PAYMENTS_CLIENT_SECRET"),
+    "hex-secret-key": (lambda r: rnd(r, HEX, 64), "SECRET_KEY_BASE"),
 }
 
 
@@ -375,6 +376,14 @@ def _structured(b: _Builder, kind: str, typ: str) -> None:
             ["[sso]", f"redirect=https://sso.internal/cb?dsn={enc}&v=2"],
             [(typ, pw, 2, (enc, url))],
         )
+    elif typ == "compressed-log":
+        pw = rnd(r, AN, 20)
+        lines = [f"2026-01-0{i} INFO request ok" for i in range(1, 6)]
+        lines.insert(3, f"2026-01-03 DEBUG connecting with password={pw} to db")
+        data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+        path = f"{base}var/log/app-{u}.log.gz"
+        (b.spec.deleted if kind == "deleted-file" else b.spec.files)[path] = data
+        b.spec.plants.append(Plant(typ, kind, pw, path, None))
     elif typ == "terraform-state":
         pw = rnd(r, SYM, 20)
         doc = {
@@ -399,7 +408,7 @@ STRUCTURED = (
     "private-key-rsa", "private-key-openssh", "gcp-service-account", "kubeconfig-client-key",
     "k8s-secret-data", "docker-config-auth", "npmrc-auth", "netrc", "git-credentials",
     "django-secret-key", "maven-settings-password", "script-cli-password", "bearer-header",
-    "percent-encoded-url", "terraform-state",
+    "percent-encoded-url", "terraform-state", "compressed-log",
 )  # fmt: skip
 
 
@@ -463,7 +472,7 @@ def build_corpus(seed: int = 13, per_type: int = 3) -> CorpusSpec:
             f"mysql -h db -uroot -p{pw} -e 'select 1' || true",
             f"app-cli configure --api-key {tok} || true",
             f"curl -fsS -u deploy:{cpw} https://nexus.internal/ping || true",
-            f"echo {b64cmd} | base64 -d > /etc/profile.d/ci.sh",
+            f"echo {b64cmd} | base64 -d > /dev/null",
         ]
         spec.plants += [
             Plant("mysql-cli-password", "history", pw),

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from vaultside.scan.base import Candidate, Filter, Location
-from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
+from vaultside.scan.detectors.entropy import shannon_entropy
 
 # Placeholders are judged on the WHOLE value. Long markers almost never occur by chance in
 # random text (a 1,700-character PEM body contains a given 7-letter word with odds ~1e-8):
@@ -213,6 +213,14 @@ def _mostly_words(value: str) -> bool:
     return len(words) >= 2 and sum(map(len, words)) >= 0.6 * len(value)
 
 
+def _prose(value: str) -> bool:
+    """Words separated by spaces (``AWS Access Key``, ``italic #A3AAB2``): a label, not a key."""
+    tokens = value.split()
+    if len(tokens) < 2:
+        return False
+    return 2 * sum(1 for t in tokens if t.isalpha()) >= len(tokens)
+
+
 def is_placeholder(value: str) -> bool:
     """A templated or low-entropy stand-in, judged on the whole value (never a long random
     value because a short word occurs in it by chance)."""
@@ -261,7 +269,11 @@ _DIGEST_NAME = re.compile(
 
 def _mixed(value: str) -> bool:
     """Upper and lower case letters and digits: random, not a path or an operator."""
-    return char_classes(value.strip(":.=>-*&|/")) >= 3
+    return (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    )
 
 
 def _names_a_digest(data: bytes, start: int) -> bool:
@@ -298,7 +310,7 @@ class GenericValueFilter:
             return True  # C++/Rust scopes, pointers, operators, paths: code
         if _QUERY.search(value):
             return True  # query strings
-        if _mostly_words(value):
+        if _mostly_words(value) or _prose(value):
             return True  # mostly words (PKCS7PrivateKeyTypes, boto3_client): a name, not random
         if not any(c.isdigit() for c in value) and ("." in value or value.islower()):
             return True  # dotted names and lowercase words: code, not a random secret
@@ -347,7 +359,10 @@ class DocumentationFilter:
             return False
         if not location.nested and location.path.startswith(_PSEUDO_PATHS):
             return False  # image config and container inspect data, not files
-        return any(is_documentation(p) for p in (location.path, *location.nested))
+        paths = [location.path, *location.nested]
+        if location.kind == "path":  # a directory scan: paths are relative to the target
+            paths.append(posixpath.join(location.target, location.path))
+        return any(is_documentation(p) for p in paths)
 
 
 def default_filters() -> Sequence[Filter]:

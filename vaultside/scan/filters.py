@@ -137,6 +137,7 @@ _WORD = re.compile(r"[A-Z]?[a-z]{3,}")
 _UNWORDLIKE = re.compile(r"[^aeiouy]{4}|[aeiou]{4}|[^aeiou]{5}")
 # a query string: only URL-safe characters, and "&name=" pairs (not "&7=" of a random key)
 _QUERY = re.compile(r"^[\w.\-%+~/:=]*(?:&[A-Za-z_]\w*=[\w.\-%+~/:]*)+$")
+_NUMBER = re.compile(r"^[0-9.:+\-eE/ T]+$")  # numbers, timestamps, dates, versions, addresses
 _B64_TEXT = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 _PUBLIC_MARKERS = (
     b"BEGIN CERTIFICATE",
@@ -310,7 +311,7 @@ class GenericValueFilter:
             return True  # C++/Rust scopes, pointers, operators, paths: code
         if _QUERY.search(value):
             return True  # query strings
-        if _mostly_words(value) or _prose(value):
+        if _mostly_words(value) or _prose(value) or _NUMBER.match(value):
             return True  # mostly words (PKCS7PrivateKeyTypes, boto3_client): a name, not random
         if not any(c.isdigit() for c in value) and ("." in value or value.islower()):
             return True  # dotted names and lowercase words: code, not a random secret

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from tests.unit.scan.credgen import AN, B32, BECH, HEX, URLS, D, U, github_token, jwt, rnd
+from tests.unit.scan.credgen import AN, B32, B64, BECH, HEX, URLS, D, U, github_token, jwt, rnd
 from tests.unit.scan.decoys import decoy_files
 
 KINDS = (
@@ -384,6 +384,37 @@ def _structured(b: _Builder, kind: str, typ: str) -> None:
         path = f"{base}var/log/app-{u}.log.gz"
         (b.spec.deleted if kind == "deleted-file" else b.spec.files)[path] = data
         b.spec.plants.append(Plant(typ, kind, pw, path, None))
+    elif typ == "wp-config":
+        pw = rnd(r, SYM, 22)
+        lines = ["<?php", "define('DB_NAME', 'wordpress');", "define('DB_USER', 'wp');",
+                 f"define('DB_PASSWORD', '{pw}');", "define('DB_HOST', 'db');"]  # fmt: skip
+        b.file(kind, f"{base}var/www/site{u}/wp-config.php", lines, [(typ, pw, 4, ())])
+    elif typ == "redis-requirepass":
+        pw = rnd(r, AN, 26)
+        lines = ["bind 0.0.0.0", "port 6379", f"requirepass {pw}", "appendonly yes"]
+        b.file(kind, f"{base}etc/redis/redis-{u}.conf", lines, [(typ, pw, 3, ())])
+    elif typ == "ansible-inventory":
+        pw = rnd(r, AN, 18)
+        lines = [
+            "[web]",
+            f"web1 ansible_host=10.0.0.5 ansible_user=deploy ansible_become_pass={pw}",
+        ]
+        b.file(kind, f"{base}srv/ansible-{u}/inventory.ini", lines, [(typ, pw, 2, ())])
+    elif typ == "jdbc-url-param":
+        pw = rnd(r, AN, 16)
+        url = f"jdbc:mysql://db:3306/app?user=app&password={pw}&useSSL=true"
+        b.file(
+            kind,
+            f"{base}opt/app-{u}/application.properties",
+            ["server.port=8080", f"spring.datasource.url={url}"],
+            [(typ, pw, 2, ())],
+        )
+    elif typ == "putty-key":
+        body = base64.b64encode(r.randbytes(32)).decode()
+        lines = ["PuTTY-User-Key-File-3: ssh-ed25519", "Encryption: none", "Comment: deploy",
+                 "Public-Lines: 2", rnd(r, B64, 64), rnd(r, B64, 4), "Private-Lines: 1", body,
+                 f"Private-MAC: {rnd(r, HEX, 64)}"]  # fmt: skip
+        b.file(kind, f"{base}home/app/keys-{u}/deploy.ppk", lines, [(typ, body, 1, ())])
     elif typ == "terraform-state":
         pw = rnd(r, SYM, 20)
         doc = {
@@ -408,7 +439,8 @@ STRUCTURED = (
     "private-key-rsa", "private-key-openssh", "gcp-service-account", "kubeconfig-client-key",
     "k8s-secret-data", "docker-config-auth", "npmrc-auth", "netrc", "git-credentials",
     "django-secret-key", "maven-settings-password", "script-cli-password", "bearer-header",
-    "percent-encoded-url", "terraform-state", "compressed-log",
+    "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
+    "ansible-inventory", "jdbc-url-param", "putty-key",
 )  # fmt: skip
 
 

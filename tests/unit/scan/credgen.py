@@ -307,6 +307,9 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             f'api_key: "{rnd(r, AN + "!#%", 24)}"',
             f"export CLIENT_SECRET='{rnd(r, AN, 32)}'",
             f'"password": "{rnd(r, AN, 16)}"',
+            f"define('DB_PASSWORD', '{rnd(r, AN + '#!', 20)}');",
+            f"web1 ansible_become_pass={rnd(r, AN, 18)}",
+            f"jdbc:mysql://db/app?user=app&password={rnd(r, AN, 16)}&useSSL=true",
         ],
         [
             "DB_PASSWORD=${DB_PASSWORD}",
@@ -367,5 +370,21 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
         lambda r: base64.b64encode(f"ci:{rnd(r, AN, 18)}".encode()).decode(),
         lambda r: [base64.b64encode(rnd(r, AN, 18).encode()).decode()],
         "//npm.internal/:_auth={}",
+    ),
+    "config-directive-password": lambda r: (
+        [
+            f"requirepass {rnd(r, AN, 24)}",
+            f"  masterauth '{rnd(r, AN + '#!', 20)}'",
+            f"rootpw {rnd(r, AN, 16)}",
+        ],
+        ["requirepass foobared", "# password is set below", "secret keys are rotated daily"],
+    ),
+    "putty-private-key": lambda r: (
+        [
+            "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy\n"
+            f"Public-Lines: 2\n{rnd(r, B64, 64)}\n{rnd(r, B64, 16)}\nPrivate-Lines: 1\n"
+            f"{rnd(r, B64, 44)}\nPrivate-MAC: {rnd(r, HEX, 64)}"
+        ],
+        ["PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy"],
     ),
 }

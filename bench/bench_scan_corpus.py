@@ -9,7 +9,8 @@ documentation) and real OS noise (``/usr/share/doc``, the Python stdlib, ``node_
 up to ``--noise-mb``) surround them. The image is built on a real, dedicated dockerd
 (``FROM scratch`` + static busybox) and the container is created from it.
 
-- vaultside:       ``scan image`` and ``scan containers --all`` through the engine
+- vaultside:       ``scan image`` and ``scan containers --all`` through the engine (and,
+                   with ``--baseline DIR``, the same with another checkout's package)
 - kingfisher:      ``scan docker`` on the saved image, plus the image config and container
                    inspect JSON as files
 - betterleaks:     ``fs`` on the extracted layers plus the same JSON files
@@ -126,14 +127,22 @@ def build(engine: DockerEngine, spec: CorpusSpec, work: Path, noise_mb: int) -> 
     return noise
 
 
-def vaultside_reports(engine: DockerEngine, work: Path) -> tuple[list[Reported], float]:
-    """``scan image`` + ``scan containers --all``; findings and seconds."""
+def vaultside_reports(
+    engine: DockerEngine, work: Path, source: Path | None = None
+) -> tuple[list[Reported], float]:
+    """``scan image`` + ``scan containers --all``; findings and seconds. ``source``: run the
+    vaultside package of another checkout (e.g. ``main``) instead of this one."""
     reps: list[Reported] = []
     total = 0.0
     env_argv = ["env", f"DOCKER_HOST={engine.base_url}"]
+    exe = [str(VENV_BIN / "vaultside")]
+    if source is not None:
+        env_argv.append(f"PYTHONPATH={source}")
+        exe = [sys.executable, "-m", "vaultside"]
+    tag = "vaultside" if source is None else "baseline"
     for name, args in (("image", ["image", TAG]), ("containers", ["containers", "--all"])):
-        out = work / f"vaultside-{name}.json"
-        argv = [*env_argv, str(VENV_BIN / "vaultside"), "scan", *args, "--format", "json",
+        out = work / f"{tag}-{name}.json"
+        argv = [*env_argv, *exe, "scan", *args, "--format", "json",
                 "--reveal", "--fail-on", "none", "--no-progress"]  # fmt: skip
         dt, _rss, _code = timed(argv, out)
         total += dt
@@ -297,6 +306,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--skip", action="append", default=[], help="a peer to leave out")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    ap.add_argument(
+        "--baseline", type=Path, help="also run the vaultside package of this checkout (a column)"
+    )
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-corpus-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -313,6 +325,9 @@ def main() -> None:
         seconds: dict[str, float] = {}
         reps, seconds["vaultside"] = vaultside_reports(engine, work)
         scores["vaultside"] = score(reps, spec.plants, classify)
+        if args.baseline is not None:
+            reps, seconds["vaultside@baseline"] = vaultside_reports(engine, work, args.baseline)
+            scores["vaultside@baseline"] = score(reps, spec.plants, classify)
         archive, tree = export(engine, work)
         peers = {
             "kingfisher": lambda: kingfisher_reports(archive, tree, work),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MIN_BINARY_SECRET = 16  # bytes of non-text data in a Secret that count as key material
+_MAX_BACK = 4096  # how far back from a keyword an encoded value may start (minified lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +135,19 @@ class EscapedPem:
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/=_\-]+")
 
 
+def _run_start(data: bytes, lo: int, pos: int, run: re.Pattern[bytes]) -> int:
+    """Where the run of ``run`` characters that ends at ``pos`` starts (``_MAX_BACK`` at most)."""
+    start = pos
+    floor = max(lo, pos - _MAX_BACK)
+    while start > floor and run.fullmatch(data[start - 1 : start]):
+        start -= 1
+    return start
+
+
 def _token_at(data: bytes, pos: int) -> tuple[int, int]:
     """The maximal run of base64 characters around ``pos``."""
     lo, hi = _line_bounds(data, pos)
-    start = pos
-    while start > lo and _B64_RUN.fullmatch(data[start - 1 : start]):
-        start -= 1
+    start = _run_start(data, lo, pos, _B64_RUN)
     m = _B64_RUN.match(data, pos, hi)
     return start, m.end() if m else pos
 
@@ -233,9 +241,7 @@ class PercentEncoded:
     def regions(self, data: bytes, pos: int) -> Iterator[Encoded]:
         """The encoded run around the ``%3A%2F%2F``, decoded."""
         lo, hi = _line_bounds(data, pos)
-        start = pos
-        while start > lo and _PERCENT_RUN.fullmatch(data[start - 1 : start]):
-            start -= 1
+        start = _run_start(data, lo, pos, _PERCENT_RUN)
         if data[start : start + 1] in (b"=", b"&", b"?"):
             start += 1
         m = _PERCENT_RUN.match(data, pos, hi)

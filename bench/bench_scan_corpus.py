@@ -144,7 +144,8 @@ def vaultside_reports(
         out = work / f"{tag}-{name}.json"
         argv = [*env_argv, *exe, "scan", *args, "--format", "json",
                 "--reveal", "--fail-on", "none", "--no-progress"]  # fmt: skip
-        dt, _rss, _code = timed(argv, out)
+        # from the other checkout's directory: ``python -m`` puts the cwd first on sys.path
+        dt, _rss, _code = timed(argv, out, cwd=source)
         total += dt
         for f in json.loads(out.read_text())["findings"]:
             if "value" not in f:

@@ -139,6 +139,10 @@ TOKENS: dict[str, tuple[Maker, str]] = {
     "databricks-token": (lambda r: "dapi" + rnd(r, HEX, 32), "DATABRICKS_HOST_AUTH"),
     "flyio-token": (lambda r: "fo1_" + rnd(r, URLS, 43), "FLY_API"),
     "mailgun-api-key": (lambda r: "key-" + rnd(r, HEX, 32), "MAILGUN"),
+    "mapbox-secret-token": (
+        lambda r: "sk.eyJ1IjoiYWNtZSIsImEiOi" + rnd(r, URLS, 20) + "." + rnd(r, URLS, 22),
+        "MAPBOX_TOKEN",
+    ),
 }
 # ---- context types: found by the name or syntax around them ------------------------------
 NAMED: dict[str, tuple[Maker, str]] = {
@@ -146,6 +150,11 @@ NAMED: dict[str, tuple[Maker, str]] = {
     "generic-password": (lambda r: rnd(r, SYM, 22), "DB_PASSWORD"),
     "generic-api-secret": (lambda r: rnd(r, AN, 32), "PAYMENTS_CLIENT_SECRET"),
     "hex-secret-key": (lambda r: rnd(r, HEX, 64), "SECRET_KEY_BASE"),
+    "laravel-app-key": (
+        lambda r: "base64:" + base64.b64encode(r.randbytes(32)).decode(),
+        "APP_KEY",
+    ),
+    "encryption-key": (lambda r: rnd(r, AN, 32), "FIELD_ENCRYPTION_KEY"),
 }
 
 
@@ -415,6 +424,15 @@ def _structured(b: _Builder, kind: str, typ: str) -> None:
                  "Public-Lines: 2", rnd(r, B64, 64), rnd(r, B64, 4), "Private-Lines: 1", body,
                  f"Private-MAC: {rnd(r, HEX, 64)}"]  # fmt: skip
         b.file(kind, f"{base}home/app/keys-{u}/deploy.ppk", lines, [(typ, body, 1, ())])
+    elif typ == "azure-service-bus":
+        key = base64.b64encode(r.randbytes(32)).decode()
+        cs = f"Endpoint=sb://acme{u}.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={key}"
+        b.file(
+            kind,
+            f"{base}srv/worker-{u}/appsettings.json",
+            ["{", f'  "ServiceBus": "{cs}"', "}"],
+            [(typ, key, 2, ())],
+        )
     elif typ == "terraform-state":
         pw = rnd(r, SYM, 20)
         doc = {
@@ -440,7 +458,7 @@ STRUCTURED = (
     "k8s-secret-data", "docker-config-auth", "npmrc-auth", "netrc", "git-credentials",
     "django-secret-key", "maven-settings-password", "script-cli-password", "bearer-header",
     "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
-    "ansible-inventory", "jdbc-url-param", "putty-key",
+    "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus",
 )  # fmt: skip
 
 

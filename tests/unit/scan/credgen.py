@@ -310,6 +310,8 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             f"define('DB_PASSWORD', '{rnd(r, AN + '#!', 20)}');",
             f"web1 ansible_become_pass={rnd(r, AN, 18)}",
             f"jdbc:mysql://db/app?user=app&password={rnd(r, AN, 16)}&useSSL=true",
+            f"APP_KEY=base64:{rnd(r, B64, 43)}=",
+            f"ENCRYPTION_KEY={rnd(r, AN, 32)}",
         ],
         [
             "DB_PASSWORD=${DB_PASSWORD}",
@@ -386,5 +388,15 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             f"{rnd(r, B64, 44)}\nPrivate-MAC: {rnd(r, HEX, 64)}"
         ],
         ["PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy"],
+    ),
+    "azure-shared-access-key": _simple(
+        lambda r: rnd(r, B64, 43) + "=",
+        lambda r: [rnd(r, B64, 30) + "="],
+        "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={}",
+    ),
+    "mapbox-secret-token": _simple(
+        lambda r: "sk.eyJ1IjoiYWNtZSIsImEiOi" + rnd(r, URLS, 20) + "." + rnd(r, URLS, 22),
+        lambda r: ["pk.eyJ1IjoiYWNtZSIsImEiOi" + rnd(r, URLS, 20) + "." + rnd(r, URLS, 22)],
+        "MAPBOX_TOKEN={}",
     ),
 }

@@ -7,6 +7,7 @@ Docker engine: the image as a ``docker save`` archive, the containers as inspect
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import cast
 
 from tests.unit.scan.corpus import (
@@ -21,9 +22,20 @@ from tests.unit.scan.imagegen import ImageSpec, docker_save
 from vaultside.scan.base import Finding
 from vaultside.scan.scanner import Scanner
 from vaultside.scan.sources.archive import ImageArchiveSource
-from vaultside.scan.sources.container import container_chunks
+from vaultside.scan.sources.container import ContainerSource
 
 STDLIB = Path("/usr/lib/python3.11")
+
+
+class FakeEngine:
+    """The part of a Docker client ``ContainerSource`` uses: ``containers.list``."""
+
+    def __init__(self, attrs: list[dict[str, object]]) -> None:
+        self.containers = self
+        self._attrs = attrs
+
+    def list(self, all: bool = False) -> list[SimpleNamespace]:
+        return [SimpleNamespace(attrs=a) for a in self._attrs]
 
 
 def stdlib_noise(limit: int = 4 << 20) -> dict[str, bytes]:
@@ -59,11 +71,9 @@ def test_recall_and_precision_on_a_generated_corpus(tmp_path: Path) -> None:
     assert {p.kind for p in spec.plants} == set(KINDS)
     archive = tmp_path / "image.tar"
     docker_save(cast(ImageSpec, image_spec(spec, stdlib_noise())), archive)
-    scanner = Scanner()
-    findings = scanner.scan([ImageArchiveSource(archive)]).findings
-    for attrs in container_attrs(spec):
-        for chunk in container_chunks(attrs):
-            findings += scanner._chunk_findings(chunk)
+    engine = FakeEngine(container_attrs(spec))
+    sources = [ImageArchiveSource(archive), ContainerSource(engine, all_containers=True)]
+    findings = Scanner().scan(sources).findings
     s = score(reported(findings), spec.plants)
     missed = [f"{t}: {f}/{n}" for t, (f, n) in s.by_type.items() if f < n]
     assert s.recall >= 0.97, (f"recall {s.recall:.3f}", missed)

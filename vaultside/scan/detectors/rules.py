@@ -13,7 +13,7 @@ import json
 import re
 import tomllib
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -28,6 +28,7 @@ from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
 _BACK = 64  # default bytes looked at before a keyword hit (never before the start of its line)
 _AHEAD = 4096  # bytes looked at after a hit on single-line rules
 _MULTILINE_AHEAD = 16384  # e.g. a PEM private key block
+_ANCHORED_MULTILINE_AHEAD = 1024  # an anchored multi-line rule (a .netrc entry)
 MAX_DECODE_DEPTH = 2  # encodings inside encodings (a dockerconfigjson in a Secret)
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -94,6 +95,7 @@ class Rule:
     stopwords: tuple[str, ...] = ()  # lowercase substrings that make a match a placeholder
     checksum: str | None = None  # a validator that raises confidence instead of dropping
     contextual: bool = False  # found by its context (names, syntax): not in documentation
+    anchored: bool = False  # a match starts at its keyword: one ``match`` per hit, no search
 
     def accepts(self, value: str) -> bool:
         """Entropy, stopword and validator checks on a matched value."""
@@ -138,6 +140,7 @@ def _rule_from(obj: dict[str, object], origin: str) -> Rule:
             stopwords=tuple(str(w).lower() for w in stopwords),
             checksum=str(checksum) if checksum is not None else None,
             contextual=bool(obj.get("contextual", False)),
+            anchored=bool(obj.get("anchored", False)),
         )
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise InvalidRequestError(f"{origin}: rule {rid!r} is invalid: {exc}") from exc
@@ -209,9 +212,16 @@ class RuleDetector:
                 flags=[hyperscan.HS_FLAG_CASELESS] * len(self._kws),
             )
 
-    def _run(self, idx: int, data: bytes, lo: int, hi: int) -> Iterator[Candidate]:
+    def _run(
+        self, idx: int, data: bytes, lo: int, hi: int, anchored: bool = False
+    ) -> Iterator[Candidate]:
         rule = self.rules[idx]
-        for m in rule.regex.finditer(data, lo, hi):
+        if anchored:
+            one = rule.regex.match(data, lo, hi)
+            matches: Iterable[re.Match[bytes]] = () if one is None else (one,)
+        else:
+            matches = rule.regex.finditer(data, lo, hi)
+        for m in matches:
             # the first group that took part (alternatives: "quoted" | 'quoted' | bare)
             g = next((i for i in range(1, m.re.groups + 1) if m.start(i) >= 0), 0)
             raw = m.group(g)
@@ -279,16 +289,28 @@ class RuleDetector:
         seen: set[tuple[int, int]] = set()
         decoded: set[tuple[int, int]] = set()
         for pos, kw in hits:
-            if depth < MAX_DECODE_DEPTH:
-                for d in self._kw_decoders[kw]:
+            decoders = self._kw_decoders[kw]
+            if decoders and depth < MAX_DECODE_DEPTH:
+                for d in decoders:
                     for enc in self.decoders[d].regions(data, pos):
                         if (enc.start, enc.end) not in decoded:
                             decoded.add((enc.start, enc.end))
                             yield from self._decoded(enc, depth)
             for idx in self._kw_rules[kw]:
+                rule = self.rules[idx]
+                if rule.anchored:  # one attempt where the keyword starts, to the end of line
+                    if rule.multiline:
+                        hi = min(n, pos + _ANCHORED_MULTILINE_AHEAD)
+                    else:
+                        nl = data.find(b"\n", pos, pos + _AHEAD)
+                        hi = nl if nl >= 0 else min(n, pos + _AHEAD)
+                    for cand in self._run(idx, data, pos, hi, anchored=True):
+                        if (idx, cand.start) not in seen:
+                            seen.add((idx, cand.start))
+                            yield cand
+                    continue
                 if covered.get(idx, -1) > pos:
                     continue
-                rule = self.rules[idx]
                 floor = max(0, pos - rule.back)
                 lo = data.rfind(b"\n", floor, pos) + 1 or floor
                 if rule.multiline:

@@ -433,6 +433,25 @@ def _structured(b: _Builder, kind: str, typ: str) -> None:
             ["{", f'  "ServiceBus": "{cs}"', "}"],
             [(typ, key, 2, ())],
         )
+    elif typ == "dotnet-app-config":
+        pw = rnd(r, AN, 20)
+        lines = ["<configuration>", "  <appSettings>", '    <add key="Environment" value="prod" />',
+                 f'    <add key="SmtpPassword" value="{pw}" />', "  </appSettings>", "</configuration>"]  # fmt: skip
+        b.file(kind, f"{base}app/site{u}/Web.config", lines, [(typ, pw, 4, ())])
+    elif typ == "tomcat-keystore":
+        pw = rnd(r, AN, 16)
+        lines = ["<Server port=\"8005\">", f'  <Connector port="8443" keystoreFile="conf/ks.jks" keystorePass="{pw}" />', "</Server>"]  # fmt: skip
+        b.file(kind, f"{base}usr/local/tomcat{u}/conf/server.xml", lines, [(typ, pw, 2, ())])
+    elif typ == "rclone-pass":
+        pw = rnd(r, URLS, 40)
+        lines = [
+            f"[backup{u}]",
+            "type = sftp",
+            "host = files.internal",
+            "user = backup",
+            f"pass = {pw}",
+        ]
+        b.file(kind, f"{base}root/.config/rclone-{u}/rclone.conf", lines, [(typ, pw, 5, ())])
     elif typ == "terraform-state":
         pw = rnd(r, SYM, 20)
         doc = {
@@ -458,7 +477,8 @@ STRUCTURED = (
     "k8s-secret-data", "docker-config-auth", "npmrc-auth", "netrc", "git-credentials",
     "django-secret-key", "maven-settings-password", "script-cli-password", "bearer-header",
     "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
-    "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus",
+    "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus", "dotnet-app-config",
+    "tomcat-keystore", "rclone-pass",
 )  # fmt: skip
 
 

@@ -312,6 +312,9 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             f"jdbc:mysql://db/app?user=app&password={rnd(r, AN, 16)}&useSSL=true",
             f"APP_KEY=base64:{rnd(r, B64, 43)}=",
             f"ENCRYPTION_KEY={rnd(r, AN, 32)}",
+            f'<add key="DbPassword" value="{rnd(r, AN, 20)}" />',
+            f'<Connector port="8443" keystorePass="{rnd(r, AN, 16)}" />',
+            f"pass = {rnd(r, AN, 24)}",
         ],
         [
             "DB_PASSWORD=${DB_PASSWORD}",
@@ -323,6 +326,8 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             "request_token = 123e4567-e89b-12d3-a456-426614174000",
             "password=aaaaaaaaaaaa",
             "secret: {{ .Values.secret }}",
+            "passthrough: enabled_always",
+            '<add key="Password" value="${DB_PASSWORD}" />',
             "PASSWORD_FILE=/run/secrets/db",
         ],
     ),
@@ -331,6 +336,7 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             f"vault login --token {rnd(r, AN, 26)}",
             f'exec app --db-host db --password="{rnd(r, AN + "#!@", 20)}"',
             f"--api-key={rnd(r, AN, 32)}",
+            f"keytool -importkeystore -srcstorepass {rnd(r, AN, 14)} -destkeystore x.p12",
         ],
         [
             "app --password-file /run/secrets/db",
@@ -338,6 +344,7 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             'app --password "${DB_PASSWORD}"',
             "app --token -v",
             "ls --secret-dir /etc/app",
+            "keytool -list -keystore ks.jks -storepass changeit",
         ],
     ),
     "cli-password-argument": lambda r: (

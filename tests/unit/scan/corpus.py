@@ -435,12 +435,19 @@ def _structured(b: _Builder, kind: str, typ: str) -> None:
         )
     elif typ == "dotnet-app-config":
         pw = rnd(r, AN, 20)
-        lines = ["<configuration>", "  <appSettings>", '    <add key="Environment" value="prod" />',
-                 f'    <add key="SmtpPassword" value="{pw}" />', "  </appSettings>", "</configuration>"]  # fmt: skip
+        lines = [
+            "<configuration>",
+            "  <appSettings>",
+            '    <add key="Environment" value="prod" />',
+            f'    <add key="SmtpPassword" value="{pw}" />',
+            "  </appSettings>",
+            "</configuration>",
+        ]
         b.file(kind, f"{base}app/site{u}/Web.config", lines, [(typ, pw, 4, ())])
     elif typ == "tomcat-keystore":
         pw = rnd(r, AN, 16)
-        lines = ["<Server port=\"8005\">", f'  <Connector port="8443" keystoreFile="conf/ks.jks" keystorePass="{pw}" />', "</Server>"]  # fmt: skip
+        conn = f'<Connector port="8443" keystoreFile="conf/ks.jks" keystorePass="{pw}" />'
+        lines = ['<Server port="8005">', f"  {conn}", "</Server>"]
         b.file(kind, f"{base}usr/local/tomcat{u}/conf/server.xml", lines, [(typ, pw, 2, ())])
     elif typ == "rclone-pass":
         pw = rnd(r, URLS, 40)

@@ -1,9 +1,10 @@
 """Leak-scanner quality benchmark: recall and precision per source kind and per type, side
 by side with kingfisher, betterleaks and detect-secrets, on a corpus generated now.
 
-The corpus (``tests/unit/scan/corpus.py``) plants credentials of ~60 types in every source
-kind: image ENV and LABEL, build args and RUN lines (history), layer files, files deleted in
-a later layer, nested archives (tgz, jar), and a container's env, labels and args. Decoys
+The corpus (``tests/unit/scan/corpus.py``, scored by ``corpus_score.py``) plants
+credentials of ~75 types in every source kind: image ENV and LABEL, build args and RUN
+lines (history), layer files, files deleted in a later layer, nested archives (tgz, jar),
+and a container's env, labels and args. Decoys
 (placeholders, documented examples, hashes, lockfile integrity, public keys, certificates,
 documentation) and real OS noise (``/usr/share/doc``, the Python stdlib, ``node_modules``,
 up to ``--noise-mb``) surround them. The image is built on a real, dedicated dockerd
@@ -41,15 +42,8 @@ from tests.integration.services.docker_engine import (  # noqa: E402
     DockerEngine,
     build_busybox_image,
 )
-from tests.unit.scan.corpus import (  # noqa: E402
-    KINDS,
-    CorpusSpec,
-    Reported,
-    Score,
-    build_corpus,
-    kind_of_path,
-    score,
-)
+from tests.unit.scan.corpus import KINDS, CorpusSpec, build_corpus  # noqa: E402
+from tests.unit.scan.corpus_score import Reported, Score, kind_of_path, score  # noqa: E402
 
 NOISE = [
     ("/usr/share/doc", "usr/share/doc"),

@@ -10,14 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
-from tests.unit.scan.corpus import (
-    KINDS,
-    Reported,
-    build_corpus,
-    container_attrs,
-    image_spec,
-    score,
-)
+from tests.unit.scan.corpus import KINDS, build_corpus, container_attrs, image_spec
+from tests.unit.scan.corpus_score import Reported, score
 from tests.unit.scan.imagegen import ImageSpec, docker_save
 from vaultside.scan.base import Finding
 from vaultside.scan.scanner import Scanner

@@ -324,8 +324,8 @@ class GenericValueFilter:
 
 _DOC_DIRS = ("/share/doc/", "/share/man/", "/share/info/", "/share/gtk-doc/", "/share/help/")
 _DOC_NAMES = re.compile(
-    r"^(?:(?:readme|changelog|news|authors|contributing|contributors|copying|license|notice|"
-    r"pkg-info|metadata)(?:[._\-].*)?|(?:changes|history)\.(?:md|rst|txt)|description\.rst)$",
+    r"^(?:(?:readme|changelog|news|authors|contributing|contributors|copying|license|notice)"
+    r"(?:[._\-].*)?|pkg-info|metadata|(?:changes|history)\.(?:md|rst|txt)|description\.rst)$",
     re.IGNORECASE,
 )
 _DOC_EXT = re.compile(r"\.(?:md|markdown|rst|txt|adoc|html?|texi|tex|[1-9][a-z]?)(?:\.gz)?$", re.I)

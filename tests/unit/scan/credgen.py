@@ -327,6 +327,7 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             "password=aaaaaaaaaaaa",
             "secret: {{ .Values.secret }}",
             "passthrough: enabled_always",
+            "PASS: ld-ifunc/ifunc-10-x86-64",
             '<add key="Password" value="${DB_PASSWORD}" />',
             "PASSWORD_FILE=/run/secrets/db",
         ],

@@ -96,6 +96,7 @@ class Rule:
     checksum: str | None = None  # a validator that raises confidence instead of dropping
     contextual: bool = False  # found by its context (names, syntax): not in documentation
     anchored: bool = False  # a match starts at its keyword: one ``match`` per hit, no search
+    group: int | None = None  # the secret's capture group (gitleaks secretGroup); None: 1 or 0
 
     def accepts(self, value: str) -> bool:
         """Entropy, stopword and validator checks on a matched value."""
@@ -222,8 +223,11 @@ class RuleDetector:
         else:
             matches = rule.regex.finditer(data, lo, hi)
         for m in matches:
-            # the first group that took part (alternatives: "quoted" | 'quoted' | bare)
-            g = next((i for i in range(1, m.re.groups + 1) if m.start(i) >= 0), 0)
+            if rule.group is not None:
+                g = rule.group if m.start(rule.group) >= 0 else 0
+            else:
+                # the first group that took part (alternatives: "quoted" | 'quoted' | bare)
+                g = next((i for i in range(1, m.re.groups + 1) if m.start(i) >= 0), 0)
             raw = m.group(g)
             value = raw.decode("utf-8", "replace")
             if not rule.accepts(value):

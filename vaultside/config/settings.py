@@ -161,6 +161,10 @@ class InjectSettings(Section):
     roles_file: Path | None = None
     docker_host: str | None = None
     docker_data_root: Path | None = None
+    # How the plugin finds the container a volume is mounted for: "api" (the engine's container
+    # list) or "engine_state" (read-only scan of <docker_data_root>/containers; no Docker API,
+    # used by the managed plugin, which has no Docker socket: reload actions are then off).
+    container_lookup: Literal["api", "engine_state"] = "api"
     audit_file: Path = Path("inject-audit.log")
     admission: AdmissionSettings = AdmissionSettings()
     # Run the plugin (and re-delivery) inside ``serve`` instead of ``vaultside plugin``.

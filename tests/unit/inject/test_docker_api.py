@@ -26,7 +26,7 @@ async def test_facts_from_disk(tmp_path: Path) -> None:
         {
             "Name": "/web-1",
             "Image": "sha256:" + "a" * 64,
-            "Config": {"User": "1000:2000", "Labels": {"vaultside.role": "web"}, "Image": "app:1"},
+            "Config": {"User": "1000:2000", "Labels": {"io.vaultside.role": "web"}, "Image": "app:1"},
             "MountPoints": {
                 "/data": {"Source": "/srv/data", "Destination": "/data", "Type": "bind"},
             },
@@ -35,7 +35,7 @@ async def test_facts_from_disk(tmp_path: Path) -> None:
     )
     facts = await DockerEngine("unix:///nonexistent.sock", data_root=tmp_path).facts(CID)
     assert (facts.name, facts.image, facts.image_id) == ("web-1", "app:1", "sha256:" + "a" * 64)
-    assert facts.labels == {"vaultside.role": "web"} and facts.numeric_user == (1000, 2000)
+    assert facts.labels == {"io.vaultside.role": "web"} and facts.numeric_user == (1000, 2000)
     assert not facts.privileged and not facts.docker_socket_mounted and not facts.runs_as_root
     assert (facts.memory_limit, facts.pids_limit, facts.readonly_rootfs) == (1 << 26, 64, True)
 

@@ -34,8 +34,10 @@ def test_plugin_restart_recovers_mounts(stack: Stack) -> None:
         out = stack.docker("exec", name, "cat", "/run/secrets/pw")
         assert out.stdout == stack.values["password"]
         # A second container can start with the restarted plugin while the first runs.
-        ok = stack.run(stack.volume(), {"secret.pw": "kv:app/api#token"},
-                       [*SAFE, "--label", "io.vaultside.role=web"], "cat /run/secrets/pw")  # fmt: skip
+        ok = stack.run(
+            stack.volume(), {"secret.pw": "kv:app/api#token"},
+            [*SAFE, "--label", "io.vaultside.role=web"], "cat /run/secrets/pw",
+        )  # fmt: skip
         assert ok.stdout == stack.values["token"], ok.stderr
     finally:
         stack.docker("rm", "-f", name)

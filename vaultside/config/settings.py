@@ -49,6 +49,16 @@ class ServerSettings(Section):
     trusted_proxies: list[IPvAnyNetwork] = []
 
 
+class MetricsSettings(Section):
+    """Where ``/metrics`` is served, and whether it needs a token (docs/operations.md)."""
+
+    # ``host:port`` of a listener that serves /metrics only; the API port then answers 404
+    # there. None: /metrics stays on the API listener.
+    listen: str | None = None
+    # A token with ``read`` on ``sys/metrics`` is needed (on whichever listener serves it).
+    require_token: bool = False
+
+
 class StorageSettings(Section):
     """Where ciphertext lives."""
 
@@ -256,6 +266,7 @@ class Settings(BaseSettings):
     inject: InjectSettings = InjectSettings()
     rotation: RotationSettings = RotationSettings()
     scan: ScanSettings = ScanSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

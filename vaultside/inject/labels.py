@@ -41,6 +41,10 @@ def canonical_labels(labels: Mapping[str, str], *, owner: str) -> dict[str, str]
             del _warned[next(iter(_warned))]
         log.warning(
             "deprecated label names; use io.vaultside.*",
-            extra={"owner": owner[:64], "labels": legacy, "use": [canonical_name(k) for k in legacy]},
+            extra={
+                "owner": owner[:64],
+                "labels": legacy,
+                "use": [canonical_name(k) for k in legacy],
+            },
         )
     return out

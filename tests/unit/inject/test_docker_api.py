@@ -26,7 +26,11 @@ async def test_facts_from_disk(tmp_path: Path) -> None:
         {
             "Name": "/web-1",
             "Image": "sha256:" + "a" * 64,
-            "Config": {"User": "1000:2000", "Labels": {"io.vaultside.role": "web"}, "Image": "app:1"},
+            "Config": {
+                "User": "1000:2000",
+                "Labels": {"io.vaultside.role": "web"},
+                "Image": "app:1",
+            },
             "MountPoints": {
                 "/data": {"Source": "/srv/data", "Destination": "/data", "Type": "bind"},
             },

@@ -58,7 +58,10 @@ class DockerEngine:
 
     def _api(self) -> Any:
         if not self.api_lookup:
-            raise docker.errors.DockerException("no Docker API (container_lookup = engine_state)")
+            # Raised before any call is made (``self._api().kill`` is evaluated by the caller).
+            raise UpstreamUnavailableError(
+                "docker: no engine API in this plugin (inject.container_lookup = engine_state)"
+            )
         if self._client is None:
             kwargs: dict[str, Any] = {"timeout": 30}
             if self.base_url:

@@ -264,6 +264,24 @@ def test_allowed_container_starts(stack: Stack) -> None:
     assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
 
 
+def test_deprecated_role_label_still_works_and_is_warned(stack: Stack) -> None:
+    vol = stack.volume()
+    res = stack.run(
+        vol, {"secret.pw": "kv:app/db#password"}, [*SAFE, "--label", "vaultside.role=web"],
+        "cat /run/secrets/pw",
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
+    log = (stack.root / "plugin.log").read_text()
+    assert "deprecated label names; use io.vaultside.*" in log
+    # the new name wins: a container naming an unknown role under it is refused
+    both = stack.run(
+        stack.volume(), {"secret.pw": "kv:app/db#password"},
+        [*SAFE, "--label", "vaultside.role=web", "--label", "io.vaultside.role=nope"],
+        "cat /run/secrets/pw",
+    )  # fmt: skip
+    assert both.returncode != 0 and "io.vaultside.role='nope'" in both.stderr
+
+
 def test_role_outside_its_policy_is_refused(stack: Stack) -> None:
     opts = {"secret.pw": "kv:app/db#password"}
     # Server policy: the apionly token may not read app/db -> 403 from the server.

@@ -23,7 +23,8 @@ from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
 from .test_deploy_support import REPO, build_vaultside_image, unavailable
 from .test_inject_plugin import SAFE, api, make_token
 
-pytestmark = pytest.mark.docker
+# The image build (apt-get + pip wheel) and `docker plugin create` take minutes on a busy host.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
 @dataclass

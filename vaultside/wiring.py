@@ -37,6 +37,7 @@ from vaultside.storage.base import StorageBackend
 from vaultside.storage.sqlite import SqliteStorage
 
 if TYPE_CHECKING:
+    from vaultside.auth.jwt_auth import JwtAuth
     from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class Services:
     rotation: RotationService | None = None
     # Leak scans run in the server (``/v1/scans``; periodic container scans if configured).
     scans: ScanService | None = None
+    # The JWT auth method (``/v1/auth/jwt/*``), when ``auth.jwt.issuer`` is set.
+    jwt: JwtAuth | None = None
     # Started after unseal, closed (in reverse order) before storage closes.
     components: list[Component] = field(default_factory=list)
     _started: bool = False
@@ -259,6 +262,56 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     return scans
 
 
+def build_jwt(settings: Settings, services: Services) -> JwtAuth | None:
+    """The JWT auth method over the configured key source, or None when not configured."""
+    cfg = settings.auth.jwt
+    if cfg.issuer is None:
+        return None
+    from vaultside.auth.jwks import (
+        DISCOVERY_PATH,
+        HttpFetcher,
+        JwksKeys,
+        KeySourceConfig,
+        check_url,
+    )
+    from vaultside.auth.jwt_auth import JwtAuth, JwtRoleStore
+
+    # A plain-http key URL to a non-loopback host is refused at start-up, not at first login.
+    if cfg.jwks_url is not None:
+        check_url(cfg.jwks_url)
+    if cfg.discovery:
+        check_url(cfg.issuer.rstrip("/") + DISCOVERY_PATH)
+    source = KeySourceConfig(
+        file=settings.resolve(cfg.jwks_file) if cfg.jwks_file is not None else None,
+        url=cfg.jwks_url,
+        discovery_issuer=cfg.issuer if cfg.discovery else None,
+    )
+    fetch = HttpFetcher(
+        timeout=cfg.fetch_timeout,
+        ca_file=settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None,
+        token_file=(
+            settings.resolve(cfg.fetch_token_file) if cfg.fetch_token_file is not None else None
+        ),
+    )
+    keys = JwksKeys(
+        source,
+        clock=services.clock,
+        fetch=fetch,
+        cache_ttl=cfg.jwks_cache_ttl,
+        refetch_interval=cfg.jwks_refetch_interval,
+    )
+    return JwtAuth(
+        issuer=cfg.issuer,
+        keys=keys,
+        roles=JwtRoleStore(services.barrier),
+        tokens=services.tokens,
+        clock=services.clock,
+        audiences=cfg.audiences,
+        algorithms=list(cfg.algorithms),
+        clock_skew=cfg.clock_skew,
+    )
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Build every service from settings. Nothing is opened or unsealed yet."""
     clock = clock or SystemClock()
@@ -305,6 +358,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
     )
     services.sources["kv"] = KVSecretSource(kv)
+    services.jwt = build_jwt(settings, services)
     if settings.auth.token_tidy_interval > 0:
         services.components.append(
             TokenTidier(

@@ -19,6 +19,7 @@ from vaultside.api.metrics import ApiMetrics
 from vaultside.api.middleware import MIDDLEWARES
 from vaultside.api.routes import (
     broker,
+    jwt_auth,
     policies,
     resolve,
     rotation,
@@ -46,7 +47,7 @@ from vaultside.wiring import Services
 log = logging.getLogger(__name__)
 
 # Each routes module exposes ``add_routes(app)``; a new route group is one line here.
-ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation)
+ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation, jwt_auth)
 _UNSEAL_RETRY_MIN = 0.5
 _UNSEAL_RETRY_MAX = 5.0
 

@@ -33,6 +33,7 @@ from vaultside.api.state import (
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
     InternalError,
+    InvalidRequestError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
@@ -47,6 +48,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that answer without a token and while sealed (probes, scrapers, docs).
 PUBLIC_PATHS = frozenset({"/v1/sys/health", "/v1/sys/seal-status", "/metrics", "/v1/openapi.json"})
+# Paths that take no token but stay behind the seal gate (they issue tokens themselves).
+LOGIN_PATHS = frozenset({"/v1/auth/jwt/login"})
 # High-frequency probes carry no identity and touch no secret: not audited.
 UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
 _MAX_TOKEN = 512
@@ -266,20 +269,35 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+# Headers that may carry the token: ``Authorization: Bearer``, ours, and Vault's (so
+# Vault-habit tooling just works). Several may be sent, but they must carry the same token.
+_TOKEN_HEADERS = ("X-Vaultside-Token", "X-Vault-Token")
+
+
 def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization")
-    if header is not None:
+    """The presented token; None if absent or malformed; 400 if two headers disagree."""
+    found: list[str | None] = []
+    for header in request.headers.getall("Authorization", ()):
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+        found.append(value.strip() if scheme.lower() == "bearer" and value.strip() else None)
+    for name in _TOKEN_HEADERS:
+        found.extend(request.headers.getall(name, ()))
+    if not found:
         return None
-    return request.headers.get("X-Vaultside-Token")
+    # SECURITY: never guess which of two different credentials the client meant.
+    if any(value != found[0] for value in found[1:]):
+        raise InvalidRequestError(
+            "the token headers (Authorization, X-Vaultside-Token, "
+            "X-Vault-Token) disagree; send one token"
+        )
+    return found[0]
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate the token (Bearer or ``X-Vaultside-Token``) of every non-public request."""
-    if is_public(request):
+    """Authenticate the token (Bearer, ``X-Vaultside-Token`` or ``X-Vault-Token``) of every
+    non-public request."""
+    if is_public(request) or request.path in LOGIN_PATHS:
         return await handler(request)
     services = request.app[SERVICES]
     token = _bearer(request)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from vaultside import __version__
 from vaultside.api import models
+from vaultside.api.openapi_fit import fit_for_generators
 
 _S = dict[str, object]
 _STR: _S = {"type": "string"}
@@ -170,6 +171,8 @@ HEALTH: _S = {
     "properties": {
         "initialized": {"type": "boolean"},
         "sealed": {"type": "boolean"},
+        "standby": {"type": "boolean"},
+        "server_time_utc": {"type": "integer"},
         "version": _STR,
     },
 }
@@ -221,6 +224,13 @@ _RESOLVED: _S = {
         }
     },
 }
+
+_CODE: _S = {"type": "integer", "minimum": 200, "maximum": 599}
+_HEALTH_CODES = ("activecode", "standbycode", "sealedcode", "uninitcode")
+_HEALTH_PARAMS: tuple[_S, ...] = (
+    *(_S(name=n, schema=_CODE) | {"in": "query"} for n in _HEALTH_CODES),
+    {"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/secrets", "List top-level keys (needs ?list=true).",
@@ -304,8 +314,10 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(_NAME_PARAM,)),
     Operation("DELETE", "/v1/sys/policies/{name}", "Delete a policy.",
               "delete on sys/policies/{name}", status=204, params=(_NAME_PARAM,)),
-    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed.", None,
-              response=HEALTH, errors=(503,)),
+    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed, 501 when not "
+              "initialized; HEAD too. Vault's query overrides activecode, sealedcode, "
+              "uninitcode, standbycode (200-599) and standbyok pick other codes.", None,
+              response=HEALTH, errors=(400, 501, 503), params=_HEALTH_PARAMS),
     Operation("GET", "/v1/sys/seal-status", "Sealed or not, and why.", None,
               response={"type": "object"}, errors=()),
     Operation("POST", "/v1/sys/rotate-key", "New active barrier key; rewrap in background.",
@@ -366,7 +378,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/consumers", "Heartbeat: which secret versions a sidecar/plugin "
               "holds.", "update on consumers/{consumer}", body={"type": "object"}, status=204,
               errors=(400, 403)),
-    Operation("GET", "/metrics", "Prometheus metrics (no secret data).", None, errors=()),
+    Operation("GET", "/metrics", "Prometheus metrics (no secret data); OpenMetrics when "
+              "Accept asks for application/openmetrics-text. 403 without a token that may "
+              "read sys/metrics (metrics.require_token); 404 on the API port when "
+              "metrics.listen serves them.", None, errors=(403, 404)),
     Operation("GET", "/v1/openapi.json", "This document.", None, errors=()),
 )  # fmt: skip
 
@@ -409,14 +424,36 @@ def _operation(op: Operation) -> _S:
     return out
 
 
+# Shared as components/schemas wherever an equal schema appears (vaultside.api.openapi_fit).
+SHARED_SCHEMAS: dict[str, _S] = {
+    "TokenInfo": TOKEN_INFO,
+    "TokenAuth": TOKEN_AUTH,
+    "Policy": POLICY,
+    "PolicyWrite": POLICY_WRITE,
+    "Health": HEALTH,
+    "RotationPolicy": ROTATION_POLICY,
+}
+
+
 def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, object]:
-    """The OpenAPI 3.1 document for ``operations``."""
+    """The OpenAPI 3.1 document for ``operations``, fit for client generators."""
     paths: dict[str, dict[str, object]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    models_used = {
+        op.body.__name__: _schema(op.body) for op in operations if isinstance(op.body, type)
+    }
+    return fit_for_generators(_core_document(paths), {**SHARED_SCHEMAS, **models_used})
+
+
+def _core_document(paths: dict[str, dict[str, object]]) -> dict[str, object]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "vaultside", "version": __version__},
+        "info": {
+            "title": "vaultside",
+            "version": __version__,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,8 +101,46 @@ class AuditSettings(Section):
     chain_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 
+# Only asymmetric signatures: an HMAC "verified" with a public key would be forgeable.
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
+]
+
+
+class JwtSettings(Section):
+    """The JWT auth method (``/v1/auth/jwt/login``): Kubernetes ServiceAccount tokens.
+
+    Off while ``issuer`` is unset. Keys come from exactly one of ``jwks_file``, ``jwks_url``
+    or ``discovery`` (OIDC discovery: ``<issuer>/.well-known/openid-configuration``).
+    """
+
+    issuer: str | None = None
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    discovery: bool = False
+    # CA bundle for jwks_url / discovery over https (in-cluster: the ServiceAccount ca.crt).
+    ca_file: Path | None = None
+    # Bearer token file sent to jwks_url / discovery (if the issuer wants one).
+    fetch_token_file: Path | None = None
+    # Accepted audiences when a role names none.
+    audiences: list[str] = Field(default=["vaultside"], min_length=1)
+    algorithms: list[JwtAlgorithm] = Field(default=["RS256", "ES256"], min_length=1)
+    clock_skew: Duration = Field(default=30.0, ge=0, le=300)
+    # Remote keys are re-read after this long, and at most this often on an unknown kid.
+    jwks_cache_ttl: Duration = Field(default=3600.0, ge=1, le=86400)
+    jwks_refetch_interval: Duration = Field(default=10.0, ge=0, le=3600)
+    fetch_timeout: Duration = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> JwtSettings:
+        sources = [self.jwks_file is not None, self.jwks_url is not None, self.discovery]
+        if self.issuer is not None and sum(sources) != 1:
+            raise ValueError("set exactly one of jwks_file, jwks_url or discovery")
+        return self
+
+
 class AuthSettings(Section):
-    """Token housekeeping."""
+    """Token housekeeping and the JWT auth method."""
 
     # How often expired tokens' records are reclaimed, by one server at a time; 0 = never.
     token_tidy_interval: Duration = Field(default=600.0, ge=0, le=7 * 86400)
@@ -112,6 +150,7 @@ class AuthSettings(Section):
     throttle_rate: float = Field(default=1.0, gt=0, le=10_000)
     throttle_max_wait: Duration = Field(default=8.0, ge=0, le=300)
     throttle_max_clients: int = Field(default=10_000, ge=1, le=10_000_000)
+    jwt: JwtSettings = JwtSettings()
 
 
 class KVSettings(Section):

@@ -3,11 +3,15 @@
 Supports ``*``, numbers, ranges ``a-b``, lists ``a,b``, steps ``*/n`` and ``a-b/n``, month
 and weekday names (``jan``, ``mon``), and ``7`` as Sunday. As in Vixie cron, when both
 day-of-month and day-of-week are restricted a day matches if *either* matches.
+
+The macros Kubernetes CronJob users type first are accepted too (case-insensitive):
+``@yearly``/``@annually``, ``@monthly``, ``@weekly``, ``@daily``/``@midnight``, ``@hourly``.
+``@reboot`` and ``@every`` are not (a rotation schedule has no "boot").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -21,6 +25,16 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("day of week", 0, 7, _DAYS),
 )
 _SEARCH_YEARS = 5
+# The Vixie cron / Kubernetes CronJob macros and the five fields each stands for.
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class CronError(ValueError):
@@ -79,7 +93,15 @@ class CronSchedule:
 
     @classmethod
     def parse(cls, expression: str) -> CronSchedule:
-        """Parse five space-separated fields; ``CronError`` names the field that is wrong."""
+        """Parse five space-separated fields or a macro (``@daily``); ``CronError`` names
+        the field that is wrong."""
+        macro = expression.strip().lower()
+        if macro.startswith("@"):
+            if macro not in _MACROS:
+                known = ", ".join(_MACROS)
+                raise CronError(f"unknown macro {macro[:20]!r}; known: {known}")
+            parsed = cls.parse(_MACROS[macro])
+            return replace(parsed, expression=macro)
         parts = expression.split()
         if len(parts) != 5:
             raise CronError(f"expected 5 fields (minute hour day month weekday), got {len(parts)}")

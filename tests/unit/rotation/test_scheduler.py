@@ -176,3 +176,17 @@ async def test_disabled_policy_does_not_run(
     await clock.advance(7200)
     await service.scheduler.tick()
     assert not await kv.exists("d")
+
+
+async def test_cron_macro_on_the_fake_clock(
+    service: RotationService, kv: KVStore, clock: FakeClock, root: TokenInfo
+) -> None:
+    # START is 2023-11-14 22:13:20 UTC; "@hourly" is next due at 23:00, then every hour.
+    await service.set_policy("h", policy(cron="@hourly"), by=root)
+    await service.scheduler.tick()
+    due = datetime(2023, 11, 14, 23, 0, tzinfo=UTC).timestamp()
+    assert service.scheduler.planned("h") == due
+    await clock.advance(due - START)
+    await service.scheduler.tick()
+    assert await version(kv, "h") == 1
+    assert service.scheduler.planned("h") == due + 3600

@@ -12,7 +12,14 @@ import click
 from vaultside.audit.chain import Link
 from vaultside.audit.hmac import AuditHasher, load_key
 from vaultside.audit.verify import verify_chain
-from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail, print_json, print_table
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    exit_code_for,
+    fail,
+    output_format,
+    print_json,
+    print_table,
+)
 from vaultside.errors import VaultsideError
 
 
@@ -23,7 +30,7 @@ def cli() -> None:
 
 @cli.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+@output_format()
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -43,6 +50,10 @@ def verify(
 
     Detects edited, removed, inserted and moved records; with --data-dir also records
     re-chained without the key, a truncated tail, a deleted file and a restarted chain.
+
+    \b
+    Example:
+      vaultside audit verify /var/lib/vaultside/audit.log --data-dir /var/lib/vaultside
     """
     key: bytes | None = None
     anchor: Link | None = None
@@ -119,6 +130,10 @@ def hash_value(key_file: Path | None, value: str | None) -> None:
 
     VALUE is read from stdin when omitted or "-" (so it stays out of argv and shell
     history); one trailing newline is dropped.
+
+    \b
+    Example:
+      printf %s "$VALUE" | vaultside audit hash
     """
     if value is None or value == "-":
         value = sys.stdin.read()

@@ -59,6 +59,10 @@ def cli(
     """Serve the Docker volume plugin (secrets as files on tmpfs). Needs root.
 
     The vaultside server is VAULTSIDE_ADDR; each role resolves with its own token file.
+
+    \b
+    Example:
+      vaultside plugin --name vaultside --roles /etc/vaultside/roles.toml
     """
     settings = settings_or_exit()
     setup_logging(settings.log_level, settings.log_format)

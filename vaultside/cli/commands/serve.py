@@ -139,7 +139,12 @@ def cli(
     overrides_json: str | None,
     unix_fd: int | None,
 ) -> None:
-    """Run the vaultside HTTP API until SIGTERM / SIGINT."""
+    """Run the vaultside HTTP API until SIGTERM / SIGINT.
+
+    \b
+    Example:
+      vaultside serve --listen 0.0.0.0:8200 --tls-cert cert.pem --tls-key key.pem
+    """
     try:
         if worker:
             _run_worker(json.loads(overrides_json or "{}"), unix_fd)

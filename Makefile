@@ -22,6 +22,7 @@ help:
 	@echo "make unit         unit tests only (no services)"
 	@echo "make integration  integration tests (real dockerd, OpenBao, PostgreSQL)"
 	@echo "make bench        run every benchmark in bench/"
+	@echo "make fuzz         schemathesis against a dev server, 2 x 150 s (FUZZ_ARGS=--max-time 30)"
 	@echo "make image        build the server image (deploy/Dockerfile) from a local wheelhouse"
 	@echo "make plugin       the managed Docker volume plugin (config.json + rootfs) in $(PLUGIN_DIR)/"
 
@@ -111,3 +112,9 @@ plugin: image
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+
+# Schema-driven fuzzing of the API (root + narrow token): fails on any 5xx or undocumented status.
+FUZZ_ARGS ?= --max-time 150
+.PHONY: fuzz
+fuzz: dev-deps
+	$(PY) bench/fuzz_api.py $(FUZZ_ARGS)

@@ -54,3 +54,17 @@ def test_rotation_policies_and_the_api_share_the_parser() -> None:
     assert TokenCreate.model_validate({"ttl": "0.5"}).ttl == 0.5
     with pytest.raises(ValidationError, match="must be positive"):
         TokenCreate.model_validate({"ttl": 0})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["²", "٣h", "1h ²", "\uff11m", "9" * 5000, "1" * 10 + "d", 10**400, float("inf"),
+     float("nan"), -0.5],
+)  # fmt: skip
+def test_hostile_input_is_refused_without_echoing_it(value: object) -> None:
+    # Unicode digits (which \\d and float() accept), huge ints (which overflow float()),
+    # NaN and infinities: a ValueError (a 4xx), never OverflowError or an echo of the input.
+    with pytest.raises(ValueError) as err:
+        parse_duration(value)
+    if isinstance(value, str):
+        assert value.strip()[:20] not in str(err.value)

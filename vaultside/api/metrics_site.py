@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 
 from vaultside.api.middleware import MIDDLEWARES
+from vaultside.api.protocol import GuardedAppRunner
 from vaultside.api.routes.sys import metrics
 from vaultside.api.state import (
     AUDIT_STATE,
@@ -41,10 +42,25 @@ def make_metrics_app(api: web.Application) -> web.Application:
 
 
 async def start_metrics_listener(
-    api: web.Application, host: str, port: int, *, reuse_port: bool = False
+    api: web.Application,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    header_read_timeout: float,
+    keepalive_timeout: float,
 ) -> tuple[web.AppRunner, str]:
-    """Listen on ``host:port`` (``metrics.listen``); returns (runner, URL of /metrics)."""
-    runner = web.AppRunner(make_metrics_app(api), access_log=None, handle_signals=False)
+    """Listen on ``host:port`` (``metrics.listen``); returns (runner, URL of /metrics).
+
+    The connections get the API port's guards (header-read deadline, keep-alive timeout).
+    """
+    runner = GuardedAppRunner(
+        make_metrics_app(api),
+        access_log=None,
+        handle_signals=False,
+        header_read_timeout=header_read_timeout,
+        keepalive_timeout=keepalive_timeout,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)

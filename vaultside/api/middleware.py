@@ -1,5 +1,5 @@
-"""The request pipeline, outermost first: request id + metrics, audit, error boundary,
-seal gate + body limit, authentication.
+"""The request pipeline, outermost first: request id + metrics + response headers, audit,
+error boundary, seal gate + body limit, authentication, ``100 Continue``.
 
 Order matters: the error boundary turns every exception into a response, so the audit
 middleware around it records the status the client gets; if the audit write itself fails
@@ -15,7 +15,9 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from vaultside.api.body import dumps
 from vaultside.api.clients import Client
@@ -24,6 +26,8 @@ from vaultside.api.state import (
     CLIENT,
     CLIENTS,
     ERROR,
+    EXPECT,
+    MALFORMED,
     METRICS,
     REQUEST_ID,
     SEAL_STATE,
@@ -32,6 +36,7 @@ from vaultside.api.state import (
 )
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
+    ExpectationFailedError,
     InternalError,
     InvalidRequestError,
     MethodNotAllowedError,
@@ -87,11 +92,12 @@ def error_response(request: web.Request, exc: VaultsideError) -> web.Response:
 
 def _translate_http(request: web.Request, exc: web.HTTPException) -> VaultsideError:
     if isinstance(exc, web.HTTPNotFound):
-        return NotFoundError(f"no route for {request.method} {request.path[:200]}")
+        # SECURITY: the path is client input: not echoed (it is in the audit record).
+        return NotFoundError(f"no route for {request.method[:16]} on this path")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
         return MethodNotAllowedError(
-            f"method {request.method} not allowed on {request.path[:200]}; allowed: {allowed}"
+            f"method {request.method[:16]} not allowed on this path; allowed: {allowed}"
         )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SERVICES].settings.server.max_body_bytes
@@ -116,6 +122,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     response.headers["X-Request-Id"] = request_id
     # Instead of aiohttp's default, which names the Python and aiohttp versions.
     response.headers["Server"] = "vaultside"
+    # SECURITY: responses carry tokens and secret values: never cached, never content-sniffed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     request.app[METRICS].observe(
         route_template(request), request.method, response.status, time.perf_counter() - started
     )
@@ -248,7 +257,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(request, _translate_http(request, exc))
+        response = error_response(request, _translate_http(request, exc))
+        if response.status == web.HTTPRequestEntityTooLarge.status_code:
+            response.force_close()  # rather than reading (lingering on) the unwanted body
+        return response
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # A body aiohttp cannot decode (bad gzip/deflate, broken chunking): the client's fault.
+        # SECURITY: the exception's message may quote the body; only its class is shown.
+        kind = type(exc.__cause__ or exc).__name__
+        response = error_response(
+            request, InvalidRequestError(f"request body cannot be read ({kind})")
+        )
+        response.force_close()
+        return response
     except Exception as exc:
         return error_response(request, _internal(request, exc))
 
@@ -256,6 +277,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse oversized bodies early (413) and everything but public paths while sealed (503)."""
+    malformed = request.get(MALFORMED)
+    if malformed is not None:
+        raise InvalidRequestError(f"malformed HTTP request ({malformed})")
     length = request.content_length
     if length is not None and length > request.app[SERVICES].settings.server.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(
@@ -265,7 +289,7 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     state = request.app[SEAL_STATE]
     if state.sealed:
-        raise SealedError(f"vaultside is sealed: {state.reason}")
+        raise SealedError(f"vaultside is sealed: {state.public_reason}")
     return await handler(request)
 
 
@@ -315,10 +339,24 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+@web.middleware
+async def continue_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer ``Expect: 100-continue`` only once the size check and authentication passed."""
+    expect = request.get(EXPECT)
+    if expect is not None:
+        if expect.lower() != "100-continue":
+            raise ExpectationFailedError("unsupported Expect header; only 100-continue")
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+    return await handler(request)
+
+
 MIDDLEWARES = (
     request_id_middleware,
     audit_middleware,
     error_middleware,
     gate_middleware,
     auth_middleware,
+    continue_middleware,
 )

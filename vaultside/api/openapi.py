@@ -386,6 +386,22 @@ OPERATIONS: tuple[Operation, ...] = (
 )  # fmt: skip
 
 
+def pipeline_errors(op: Operation) -> tuple[int, ...]:
+    """Statuses the middleware pipeline can give any request to ``op``, whatever its handler.
+
+    400 malformed request (parser error, bad query or body), 413 body over
+    ``server.max_body_bytes``, 417 an ``Expect`` other than ``100-continue``; with a path
+    parameter, 404 (e.g. an unknown ``:suffix`` matches no route); with a token, 403 (missing,
+    bad or not allowed), 429 (auth throttle) and 503 (sealed, or the audit log unavailable).
+    """
+    statuses = [400, 413, 417]
+    if "{" in op.path:
+        statuses.append(404)
+    if op.capability is not None:
+        statuses += [403, 429, 503]
+    return tuple(statuses)
+
+
 def _schema(body: type[BaseModel] | _S) -> _S:
     if isinstance(body, dict):
         return body
@@ -410,16 +426,12 @@ def _operation(op: Operation) -> _S:
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": op.response}}
     responses: dict[str, object] = {str(op.status): ok}
-    for status in op.errors:
+    for status in sorted(set(op.errors) | set(pipeline_errors(op))):
         desc = "not modified" if status == 304 else "error"
         entry: _S = {"description": desc}
         if status != 304:
             entry["content"] = {"application/json": {"schema": _ERROR}}
         responses[str(status)] = entry
-    if op.capability is not None:
-        responses.setdefault(
-            "503", {"description": "sealed", "content": {"application/json": {"schema": _ERROR}}}
-        )
     out["responses"] = responses
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,9 @@ from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
 from vaultside.wiring import Services
 
+# Any run of non-blanks ending in "/" that is followed by a name: a path's directories.
+_DIRECTORIES = re.compile(r"\S*/(?=[^/\s])")
+
 
 @dataclass
 class SealState:
@@ -22,6 +26,12 @@ class SealState:
     sealed: bool = True
     reason: str = "not unsealed yet"
     attempts: int = 0
+
+    @property
+    def public_reason(self) -> str:
+        """``reason`` with every directory part removed (``/srv/x/vaultside.key`` →
+        ``vaultside.key``): it is shown to unauthenticated clients; the log has it all."""
+        return _DIRECTORIES.sub("", self.reason)
 
 
 @dataclass
@@ -62,6 +72,10 @@ TOKEN = web.RequestKey("token", TokenInfo)
 CLIENT = web.RequestKey("client", Client)
 # "code: first public message" of the error response, for the audit record.
 ERROR = web.RequestKey("error", str)
+# Set by ``api.protocol`` on a request aiohttp's parser rejected: the exception's class name.
+MALFORMED = web.RequestKey("malformed", str)
+# The ``Expect`` header ``api.protocol`` took off the request, answered by a middleware.
+EXPECT = web.RequestKey("expect", str)
 
 
 def token_of(request: web.Request) -> TokenInfo:

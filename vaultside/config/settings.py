@@ -47,6 +47,10 @@ class ServerSettings(Section):
     # Reverse proxies (CIDRs) whose X-Forwarded-For names the client; from any other peer
     # the header is ignored. See docs/auth-audit.md.
     trusted_proxies: list[IPvAnyNetwork] = []
+    # Seconds a client has to send a complete request head (slow-header clients are dropped).
+    header_read_timeout: Duration = Field(default=10.0, gt=0, le=3600)
+    # Seconds an idle kept-alive connection stays open between requests.
+    keepalive_timeout: Duration = Field(default=30.0, gt=0, le=3600)
 
 
 class MetricsSettings(Section):

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from vaultside.numeric import is_ascii_int, parse_int
+
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # (name, low, high, names that map to low+index)
@@ -45,12 +47,12 @@ def _value(text: str, name: str, low: int, high: int, names: tuple[str, ...]) ->
     lowered = text.lower()
     if lowered in names:
         return low + names.index(lowered)
-    if not text.isdigit():
-        raise CronError(f"{name}: {text!r} is not a number or name")
-    n = int(text)
-    if not low <= n <= high:
-        raise CronError(f"{name}: {n} is outside {low}-{high}")
-    return n
+    if not is_ascii_int(text):
+        raise CronError(f"{name}: not a number or name")
+    try:
+        return parse_int(text, low, high, name)
+    except ValueError as exc:
+        raise CronError(str(exc)) from None
 
 
 def _field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> frozenset[int]:
@@ -61,16 +63,17 @@ def _field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) ->
         base, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{name}: step {step_text!r} must be a positive number")
-            step = int(step_text)
+            try:
+                step = parse_int(step_text, 1, high, f"{name} step")
+            except ValueError as exc:
+                raise CronError(str(exc)) from None
         if base == "*":
             start, end = low, high
         elif "-" in base:
             a, _, b = base.partition("-")
             start, end = _value(a, name, low, high, names), _value(b, name, low, high, names)
             if start > end:
-                raise CronError(f"{name}: range {base!r} runs backwards")
+                raise CronError(f"{name}: range runs backwards")
         else:
             start = _value(base, name, low, high, names)
             end = high if step_text else start
@@ -146,4 +149,4 @@ class CronSchedule:
                 dt += timedelta(minutes=1)
                 continue
             return dt.timestamp()
-        raise CronError(f"{self.expression!r} never matches (e.g. 30 February)")
+        raise CronError("the expression never matches (e.g. 30 February)")

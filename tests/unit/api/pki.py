@@ -36,6 +36,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
+    path.chmod(0o600)  # the server refuses a private key others can read
 
 
 def _issue(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vaultside.api.body import json_response, no_content, read_json
+from vaultside.api.body import json_response, no_content, query_int, read_json
 from vaultside.api.state import METRICS, SERVICES, authorize
-from vaultside.errors import InvalidRequestError, NotFoundError
+from vaultside.errors import NotFoundError
 from vaultside.kv.models import rfc3339
 from vaultside.kv.paths import validate_path
 from vaultside.rotation.propagate import parse_heartbeat
@@ -108,9 +108,7 @@ async def history(request: web.Request) -> web.Response:
     path = _path(request)
     await authorize(request, f"rotation/{path}", "read")
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
-        raise InvalidRequestError("limit: must be an integer from 1 to 50")
-    runs = await _service(request).history(path, int(raw))
+    runs = await _service(request).history(path, query_int(raw, "limit", 1, 50))
     return json_response({"runs": [_times(r.to_json()) for r in runs]})
 
 

@@ -96,7 +96,8 @@ async def seal_status(request: web.Request) -> web.Response:
         "sealed": state.sealed,
         "initialized": _initialized(services),
         "seal_type": services.seal.kind,
-        "reason": state.reason if state.sealed else None,
+        # SECURITY: unauthenticated: no absolute paths of the key material.
+        "reason": state.public_reason if state.sealed else None,
         "unseal_attempts": state.attempts,
         "version": __version__,
     }

@@ -142,3 +142,33 @@ async def test_stale_header_then_503_then_recovery_through_the_api(
         async with s.get(f"{server.addr}/metrics") as resp:
             metrics = await resp.text()
         assert 'vaultside_broker_stale_reads_total{broker="corp"}' in metrics
+
+
+async def test_kv1_reads_have_no_version_field(
+    openbao: OpenBaoServer,
+    vaultside_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """KV v1 keeps no versions: the API omits ``metadata.version`` and the CLI prints none."""
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    if "kv1/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("kv", path="kv1", options={"version": "1"})
+    value = secrets.token_urlsafe(16)
+    client.secrets.kv.v1.create_or_update_secret(
+        path="api/v1app", secret={"key": value}, mount_point="kv1"
+    )
+    server = start_server(vaultside_server, openbao, tmp_path)
+    async with aiohttp.ClientSession() as s:
+        url = f"{server.addr}/v1/broker/corp/kv1/api/v1app"
+        status, body, _ = await call(s, "GET", url, server.root_token)
+    assert status == 200, body
+    assert body["data"] == {"key": value}
+    assert body["metadata"] == {"kind": "kv1", "stale": False}, body
+
+    env = {**os.environ, "VAULTSIDE_ADDR": server.addr, "VAULTSIDE_TOKEN": server.root_token}
+    out = subprocess.run(
+        [sys.executable, "-m", "vaultside", "broker", "read", "corp/kv1/api/v1app"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "corp/kv1/api/v1app (kv1)" in out.stdout and "version" not in out.stdout, out.stdout

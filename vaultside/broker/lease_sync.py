@@ -59,6 +59,10 @@ class LeaseUpstream(Protocol):
         """Revoke the lease upstream."""
         ...
 
+    async def lookup(self, lease_id: str) -> float | None:
+        """Seconds the lease has left upstream; None once the upstream no longer knows it."""
+        ...
+
 
 Subscriber = Callable[[Lease], Awaitable[None]]
 
@@ -86,11 +90,17 @@ class LeaseSync(ABC):
         retry_interval: float = 2.0,
         lock_ttl: float = 15.0,
         holder: str | None = None,
+        replace_fraction: float = 1 / 3,
+        min_remaining: float = 10.0,
+        verify_interval: float = 1.0,
     ) -> None:
         self._broker = broker
         self._upstream = upstream
         self._clock = clock
         self._fraction = renew_fraction
+        self._replace_fraction = replace_fraction
+        self._min_remaining = min_remaining
+        self._verify_interval = verify_interval
         self._retry = retry_interval
         self._lock_ttl = lock_ttl
         holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -106,6 +116,10 @@ class LeaseSync(ABC):
         self._read_again: set[str] = set()
         self._read_marked: dict[str, str] = {}
         self._next_sub = 0
+        # Max TTLs learned per path; upstream look-ups of leases (when, and in flight).
+        self._learned_max: dict[str, float] = {}
+        self._verified_at: dict[str, float] = {}
+        self._checks: dict[str, asyncio.Task[bool]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -119,6 +133,42 @@ class LeaseSync(ABC):
     def leases(self) -> list[Lease]:
         """Every held lease."""
         return list(self._leases.values())
+
+    @staticmethod
+    def end_of(lease: Lease) -> float | None:
+        """When the credentials stop working for sure: the expiry of a capped or non-renewable
+        lease, else issue time plus a max TTL learned from an earlier lease; None if unknown."""
+        if lease.capped or not lease.renewable:
+            return lease.expires_at
+        if lease.max_ttl:
+            return lease.issued_at + lease.max_ttl
+        return None
+
+    def remaining_life(self, lease: Lease) -> float:
+        """Seconds ``lease`` is known to stay valid (a lower bound while still renewed)."""
+        end = self.end_of(lease)
+        return max(0.0, (lease.expires_at if end is None else end) - self._clock.now())
+
+    def _min_life(self, lease: Lease, end: float) -> float:
+        # A role whose whole max TTL is under twice the minimum: half its life is the best.
+        return min(self._min_remaining, (end - lease.issued_at) / 2)
+
+    def replace_at(self, lease: Lease) -> float | None:
+        """When to replace ``lease``: ``replace_fraction`` of its max TTL (at least the minimum
+        remaining life) ahead of its known end; None while its end is unknown."""
+        end = self.end_of(lease)
+        if end is None:
+            return None
+        life = end - lease.issued_at
+        return end - max(self._replace_fraction * life, self._min_life(lease, end))
+
+    def servable(self, lease: Lease) -> bool:
+        """Valid, with at least the minimum remaining life (a plain reader can plan on it)."""
+        now = self._clock.now()
+        if lease.expires_at <= now:
+            return False
+        end = self.end_of(lease)
+        return end is None or end - now >= self._min_life(lease, end)
 
     async def _mark_read(self, key: str, lease: Lease) -> None:
         self._read_again.add(key)
@@ -204,7 +254,7 @@ class LeaseSync(ABC):
                     await self._adopt(lease, rev)
             elif rev != self._revs.get(key):
                 local.expires_at, local.renewable = lease.expires_at, lease.renewable
-                local.capped = lease.capped
+                local.capped, local.max_ttl = lease.capped, lease.max_ttl
                 self._revs[key] = rev
             task = self._tasks.get(key)
             if self.leader and key in self._leases and (task is None or task.done()):
@@ -223,6 +273,8 @@ class LeaseSync(ABC):
         old = self._leases.get(lease.key)
         self._leases[lease.key] = lease
         self._revs[lease.key] = rev
+        if lease.max_ttl:
+            self._learned_max[lease.key] = lease.max_ttl
         if old is not None and old.lease_id != lease.lease_id:
             self._read_again.discard(lease.key)
             self._start(lease.key)

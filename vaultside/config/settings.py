@@ -103,6 +103,12 @@ class BrokerSettings(BaseModel):
     renew_fraction: float = Field(default=2 / 3, gt=0, lt=1)
     # Several servers: the lease-renewal leader's storage lease; followers re-read every third.
     lease_lock_ttl: float = Field(default=15.0, gt=0)
+    # Dynamic leases: replaced this fraction of their max TTL ahead of its end, never handed
+    # out with less than min_remaining seconds of life left (see docs/broker.md).
+    replace_fraction: float = Field(default=1 / 3, gt=0, lt=1)
+    min_remaining: float = Field(default=10.0, ge=0)
+    # A held lease is looked up upstream at most this often on reads (revoked → new one); <0 off.
+    lease_verify_interval: float = Field(default=1.0)
 
 
 class AdmissionSettings(BaseModel):

@@ -125,6 +125,13 @@ class FakeLeaseEngine:
             raise NotFoundError("no such lease")
         self.revoked.append(lease_id)
 
+    async def lookup(self, lease_id: str) -> float | None:
+        self._check()
+        exp = self.leases.get(lease_id)
+        if exp is None or exp[0] <= self.clock.now():
+            return None
+        return exp[0] - self.clock.now()
+
     def valid(self, lease_id: str) -> bool:
         exp = self.leases.get(lease_id)
         return exp is not None and exp[0] > self.clock.now()

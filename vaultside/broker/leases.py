@@ -70,6 +70,12 @@ class LeaseManager(LeaseSync):
             self._checks[lease.lease_id] = task
         return await asyncio.shield(task)
 
+    def _looked_up(self, lease_id: str) -> None:
+        if len(self._verified_at) > 2 * len(self._leases) + 16:
+            held = {lease.lease_id for lease in self._leases.values()}
+            self._verified_at = {k: v for k, v in self._verified_at.items() if k in held}
+        self._verified_at[lease_id] = self._clock.monotonic()
+
     async def _check(self, lease: Lease) -> bool:
         try:
             left = await self._upstream.lookup(lease.lease_id)
@@ -87,7 +93,7 @@ class LeaseManager(LeaseSync):
         finally:
             self._checks.pop(lease.lease_id, None)
         if left is not None and left > 0:
-            self._verified_at[lease.lease_id] = self._clock.monotonic()
+            self._looked_up(lease.lease_id)
             return True
         log.warning("broker_lease_lost", extra={"broker": self._broker, "error": "gone upstream"})
         LEASE_EVENTS.labels(self._broker, "lost").inc()
@@ -235,6 +241,7 @@ class LeaseManager(LeaseSync):
         self._leases[key] = lease
         self._revs[key] = rev
         self._read_again.discard(key)
+        self._looked_up(lease.lease_id)
         LEASE_EVENTS.labels(self._broker, "issued").inc()
         self._start(key)
         return lease

@@ -243,3 +243,41 @@ async def test_revoke_during_outage_does_not_fail_the_consumer(
     await leases.unsubscribe(sub)
     assert leases.current(KEY) is None and storage.data == {}
     await leases.close()
+
+
+async def test_reads_never_get_less_than_min_remaining_and_later_leases_replace_early(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    """Issue 16: no read gets a lease with less than ``min_remaining`` seconds of life; once
+    the max TTL is known, leases are replaced a third of it (100 s) ahead of their end. (The
+    first lease learns the max TTL only when a renewal is capped, at least (1 - 2/3) x 60 - 1 =
+    19 s before its end, so the minimum here is 15 s.)"""
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
+    leases = LeaseManager("b", engine, storage, clock, min_remaining=15.0)
+    ends: dict[str, float] = {}
+    for _ in range(200):  # 1000 s: several leases
+        lease = await leases.acquire(KEY)
+        ends.setdefault(lease.lease_id, engine.leases[lease.lease_id][1])
+        assert ends[lease.lease_id] - clock.now() >= 15.0
+        assert leases.remaining_life(lease) <= ends[lease.lease_id] - clock.now()
+        await clock.advance(5)
+    issued = sorted(end - 300 for end in ends.values())
+    assert len(issued) >= 4
+    # After the first, each lease is issued 200 s after the one before: 100 s of overlap.
+    assert all(abs(b - a - 200) <= 5 for a, b in zip(issued[1:], issued[2:], strict=False))
+    assert all(lease.max_ttl for lease in leases.leases())
+    await leases.close()
+
+
+async def test_lease_revoked_upstream_is_dropped_and_the_next_read_issues_anew(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
+    leases = LeaseManager("b", engine, storage, clock, verify_interval=1.0)
+    first = await leases.acquire(KEY)
+    await engine.revoke(first.lease_id)  # as `bao lease revoke` would
+    assert (await leases.acquire(KEY)).lease_id == first.lease_id  # looked up < 1 s ago
+    await clock.advance(1.5)
+    second = await leases.acquire(KEY)
+    assert second.lease_id != first.lease_id and engine.valid(second.lease_id)
+    await leases.close()

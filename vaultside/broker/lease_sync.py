@@ -32,6 +32,7 @@ from prometheus_client import Counter
 from vaultside.broker.lease_store import Lease, LeaseStore
 from vaultside.broker.vault import UpstreamSecret
 from vaultside.clock import Clock
+from vaultside.cluster import leaders
 from vaultside.errors import ConflictError, VaultsideError
 from vaultside.storage.base import StorageBackend
 
@@ -105,6 +106,10 @@ class LeaseSync(ABC):
         self._lock_ttl = lock_ttl
         holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._store = LeaseStore(broker, storage, clock, holder)
+        self._storage = storage
+        #: The leader job name (``GET /v1/sys/leaders``, ``vaultside_leader{job}``).
+        self.job = f"broker-lease-renewal/{broker}"
+        self.lock_name = self._store.lock_name
         self.leader = False
         self._lock_until = 0.0
         self._leases: dict[str, Lease] = {}
@@ -225,13 +230,17 @@ class LeaseSync(ABC):
             if not self.leader:
                 log.info("broker_lease_leader", extra={"broker": self._broker})
             self.leader = True
+            await leaders.report(self._storage, self._clock, self.job, self._store.holder, True)
         elif self.leader:
             self._step_down()
+        else:
+            leaders.mark(self.job, self._store.holder, False)
         return held
 
     def _step_down(self) -> None:
         log.warning("broker_lease_leader_lost", extra={"broker": self._broker})
         self.leader = False
+        leaders.mark(self.job, self._store.holder, False)
         current = asyncio.current_task()
         for task in list(self._tasks.values()):
             if task is not current:

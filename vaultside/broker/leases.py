@@ -32,6 +32,7 @@ from vaultside.broker.lease_sync import LeaseUpstream as LeaseUpstream
 from vaultside.broker.lease_sync import Subscriber as Subscriber
 from vaultside.broker.lease_sync import Subscription as Subscription
 from vaultside.broker.vault import UpstreamForbiddenError
+from vaultside.cluster import leaders
 from vaultside.errors import (
     ConflictError,
     NotFoundError,
@@ -204,6 +205,7 @@ class LeaseManager(LeaseSync):
                 await task
         if self.leader:
             self.leader = False
+            leaders.mark(self.job, self._store.holder, False)
             try:
                 await self._store.unlock()
             except Exception:

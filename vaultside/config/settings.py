@@ -146,8 +146,9 @@ class RotationSettings(BaseModel):
     """The rotation scheduler (one leader per store, chosen by a storage lease)."""
 
     scheduler: bool = True
-    # Leader and per-secret leases; a crashed holder's lease frees up after this long.
-    lease_ttl: float = Field(default=30.0, ge=1.0, le=3600.0)
+    # Leader and per-secret leases; a crashed holder's lease frees up after this long, and
+    # another server takes over within lease_ttl * 4/3 (renewed every third: docs/replicas.md).
+    lease_ttl: float = Field(default=4.0, ge=1.0, le=3600.0)
     concurrency: int = Field(default=4, ge=1, le=64)
     # How often the volume plugin re-checks mounted secrets for rotated values.
     redeliver_interval: float = Field(default=0.5, ge=0.05, le=3600.0)

@@ -19,12 +19,14 @@ import heapq
 import logging
 
 from vaultside.clock import Clock
+from vaultside.cluster import leaders
 from vaultside.errors import ConflictError, NotFoundError, SealedError, UpstreamUnavailableError
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
 
 log = logging.getLogger(__name__)
 
 LEADER_LEASE = "rotation/scheduler"
+LEADER_JOB = "rotation-scheduler"
 _ERROR_DELAY = 5.0
 
 
@@ -88,6 +90,7 @@ class RotationScheduler:
                 log.warning("lost the rotation scheduler lease")
             self.leader = False
             self.engine.metrics.leader.set(0)
+            leaders.mark(LEADER_JOB, self.engine.holder, False)
             return self.lease_ttl / 3
         if not self.leader:
             recovered = await self.engine.recover()
@@ -95,6 +98,7 @@ class RotationScheduler:
             self._generation = None
             self.engine.metrics.leader.set(1)
             log.info("rotation scheduler is leader", extra={"recovered": recovered})
+        await leaders.report(storage, self.clock, LEADER_JOB, self.engine.holder, True)
         generation = await self.engine.store.generation()
         if generation != self._generation:
             await self.reload()
@@ -107,11 +111,27 @@ class RotationScheduler:
                 del self._planned[(path, kind)]
                 due.append((path, kind))
         if due:
-            await asyncio.gather(*(self._run_due(path, kind) for path, kind in due))
+            # Runs may outlast the (short) lease: keep it meanwhile, or another server would
+            # take the scheduler over from a leader that is merely busy.
+            keeper = asyncio.create_task(self._keep_lease())
+            try:
+                await asyncio.gather(*(self._run_due(path, kind) for path, kind in due))
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
         delay = self.lease_ttl / 3
         if self._heap:
             delay = min(delay, self._heap[0][0] - self.clock.now())
         return max(delay, 0.0)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await self.clock.sleep(self.lease_ttl / 3)
+            held = await self.engine.storage.try_lock(
+                LEADER_LEASE, self.engine.holder, self.lease_ttl
+            )
+            if not held:
+                log.warning("lost the rotation scheduler lease while running rotations")
 
     async def _run_due(self, path: str, kind: str) -> None:
         async with self._sem:
@@ -180,6 +200,7 @@ class RotationScheduler:
         finally:
             if self.leader:
                 self.leader = False
+                leaders.mark(LEADER_JOB, self.engine.holder, False)
                 try:
                     await asyncio.shield(
                         self.engine.storage.unlock(LEADER_LEASE, self.engine.holder)

@@ -25,6 +25,10 @@ class DictStorage:
         self.down = False
         self._rev = itertools.count(1)
 
+    def leftovers(self) -> dict[str, Record]:
+        """Every record but who-leads records (``cluster/leaders/``, kept by design)."""
+        return {k: v for k, v in self.data.items() if not k.startswith("cluster/leaders/")}
+
     def _check(self, key: str, expect_revision: int | None) -> None:
         if self.down:
             raise UpstreamUnavailableError("storage is unreachable")

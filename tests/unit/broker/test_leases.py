@@ -4,6 +4,7 @@ persistence across a restart, outages."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 from vaultside.broker.leases import Lease, LeaseManager
@@ -74,7 +75,7 @@ async def test_unsubscribed_lease_is_dropped_not_replaced(
     await clock.advance(200)
     assert engine.issued == 1
     assert leases.current(KEY) is None
-    assert storage.data == {}
+    assert storage.leftovers() == {}
     await leases.close()
 
 
@@ -101,7 +102,7 @@ async def test_lease_read_again_is_replaced_ahead_of_expiry_for_pollers(
     assert engine.issued <= issued + 1  # and that unread replacement lapses, nothing new
     settled = engine.issued
     await clock.advance(300)
-    assert engine.issued == settled and leases.current(KEY) is None and storage.data == {}
+    assert engine.issued == settled and leases.current(KEY) is None and storage.leftovers() == {}
     await leases.close()
 
 
@@ -118,7 +119,7 @@ async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) 
     assert engine.revoked == []
     await leases.unsubscribe(b)
     assert engine.revoked == [lease.lease_id]
-    assert leases.current(KEY) is None and storage.data == {}
+    assert leases.current(KEY) is None and storage.leftovers() == {}
     await leases.close()
 
 
@@ -127,8 +128,8 @@ async def test_survives_restart_through_storage(clock: FakeClock, storage: DictS
     before = manager(engine, storage, clock)
     lease = await before.acquire(KEY)
     await before.close()
-    assert len(storage.data) == 1
-    record = json.loads(next(iter(storage.data.values())).value)
+    assert len(storage.leftovers()) == 1
+    record = json.loads(next(iter(storage.leftovers().values())).value)
     assert record["lease_id"] == lease.lease_id
 
     after = manager(engine, storage, clock)
@@ -149,7 +150,7 @@ async def test_expired_persisted_lease_is_discarded(clock: FakeClock, storage: D
     clock._now += 120  # time passes while vaultside is down
     after = manager(engine, storage, clock)
     assert await after.load() == 0
-    assert storage.data == {}
+    assert storage.leftovers() == {}
     await after.close()
 
 
@@ -241,7 +242,7 @@ async def test_revoke_during_outage_does_not_fail_the_consumer(
     sub = await leases.subscribe(KEY, ignore)
     engine.down = True
     await leases.unsubscribe(sub)
-    assert leases.current(KEY) is None and storage.data == {}
+    assert leases.current(KEY) is None and storage.leftovers() == {}
     await leases.close()
 
 
@@ -264,7 +265,7 @@ async def test_reads_never_get_less_than_min_remaining_and_later_leases_replace_
     issued = sorted(end - 300 for end in ends.values())
     assert len(issued) >= 4
     # After the first, each lease is issued 200 s after the one before: 100 s of overlap.
-    assert all(abs(b - a - 200) <= 5 for a, b in zip(issued[1:], issued[2:], strict=False))
+    assert all(abs(b - a - 200) <= 5 for a, b in itertools.pairwise(issued[1:]))
     assert all(lease.max_ttl for lease in leases.leases())
     await leases.close()
 

@@ -2,8 +2,9 @@
 and mint a root token offline.
 
 ``init`` and ``root-token`` work on the local data directory (same settings as ``serve``);
-``seal-status`` and ``rotate-key`` talk to a running server through ``VAULTSIDE_ADDR``
-(and ``VAULTSIDE_TOKEN`` for rotate-key, which needs ``sudo`` on ``sys/rotate-key``).
+``seal-status``, ``rotate-key`` and ``leaders`` talk to a running server through
+``VAULTSIDE_ADDR`` (and ``VAULTSIDE_TOKEN`` for rotate-key, which needs ``sudo`` on
+``sys/rotate-key``, and leaders, which needs ``read`` on ``sys/leaders``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 import click
 
 from vaultside.cli.commands.migrate_storage import cli as migrate_storage
-from vaultside.cli.render import EXIT_INVALID, fail, print_json, print_mapping, run_client
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    fail,
+    print_json,
+    print_mapping,
+    print_table,
+    run_client,
+)
 from vaultside.client import VaultsideClient
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file, init_passphrase_salt
@@ -84,6 +92,31 @@ def rotate_key() -> None:
     result = run_client(call)
     click.echo(f"Active key term is now {result.get('term')}; rewrap runs in the background.")
     click.echo("Follow it with GET /v1/sys/key-status.")
+
+
+@cli.command("leaders")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the API body).")
+def leaders(as_json: bool) -> None:
+    """Which server leads each leader-only job, since and until when (read on sys/leaders)."""
+
+    async def call(client: VaultsideClient) -> dict[str, Any]:
+        _, body, _ = await client.request("GET", "sys/leaders")
+        return body
+
+    body = run_client(call)
+    if as_json:
+        print_json(body)
+        return
+    rows = [
+        (
+            item["job"],
+            item["holder"] or ("-" if item["enabled"] else "(disabled here)"),
+            item["since"] or "-",
+            item["until"] or "-",
+        )
+        for item in body.get("leaders", [])
+    ]
+    print_table(("job", "holder", "since", "until"), rows, title="Leaders")
 
 
 @cli.command("root-token")

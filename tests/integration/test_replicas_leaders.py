@@ -28,7 +28,14 @@ import pytest
 from .services.openbao import OpenBaoServer
 from .services.vaultside_server import VaultsideServer
 from .test_replicas_cluster import Replicas, call, http, replicas
-from .test_replicas_leader import _one_leader, _version_is, current_version, is_leader, wait_for
+from .test_replicas_leader import (
+    _one_leader,
+    _version_is,
+    current_version,
+    is_leader,
+    leaders,
+    wait_for,
+)
 
 __all__ = ["http", "replicas"]  # fixtures used by this module
 
@@ -67,7 +74,7 @@ async def test_default_failover_takes_seconds_and_no_run_is_lost_or_doubled(
 ) -> None:
     servers = replicas.start(3)  # default rotation.lease_ttl
     await wait_for("one leader", 3 * BOUND, lambda: _one_leader(http, servers))
-    lead = next(i for i in range(3) if await is_leader(http, servers[i]))
+    (lead,) = await leaders(http, servers)
     leader, others = servers[lead], [s for i, s in enumerate(servers) if i != lead]
 
     status, body = await call(http, others[0], "PUT", "secrets/app/rotated", {"data": {"k": "x"}})
@@ -175,9 +182,10 @@ async def test_sys_leaders_names_the_holder_before_and_after_a_kill(
     assert cli[sched]["holder"] == after[sched]["holder"]
     table = subprocess.run(
         [sys.executable, "-m", "vaultside", "operator", "leaders"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert table.returncode == 0 and sched in table.stdout, table.stderr
+    assert table.returncode == 0, table.stderr
+    assert sched in table.stdout and after[sched]["holder"] in table.stdout, table.stdout
 
     # The broker's lease-renewal leader moves too (its own lock TTL, 3 s here).
     async def broker_moved() -> bool:

@@ -125,6 +125,8 @@ class LeaseSync(ABC):
         self._learned_max: dict[str, float] = {}
         self._verified_at: dict[str, float] = {}
         self._checks: dict[str, asyncio.Task[bool]] = {}
+        # Keys whose lease a look-up found gone: the next lease goes to their subscribers.
+        self._dropped: set[str] = set()
         self._loop: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -275,6 +277,7 @@ class LeaseSync(ABC):
             if (await self._store.read(key))[0] is None:
                 self._forget(key)
                 if key in wanted:
+                    self._dropped.discard(key)  # told here, not again by _obtain
                     await self._notify(await self._obtain(key))
 
     async def _adopt(self, lease: Lease, rev: int) -> None:

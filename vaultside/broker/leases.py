@@ -102,6 +102,7 @@ class LeaseManager(LeaseSync):
         held = self._leases.get(lease.key)
         if held is not None and held.lease_id == lease.lease_id:
             self._forget(lease.key)
+            self._dropped.add(lease.key)  # its subscribers get the next lease
         stored, rev = await self._store.read(lease.key)
         if stored is not None and stored.lease_id == lease.lease_id:
             with contextlib.suppress(ConflictError):
@@ -124,7 +125,9 @@ class LeaseManager(LeaseSync):
                 await self._adopt(stored, rev)
                 return stored
             lease = await self._issue(key, rev, (stored.generation + 1) if stored else 1)
-            if stored is not None and stored.lease_id != lease.lease_id:
+            dropped = key in self._dropped
+            self._dropped.discard(key)
+            if dropped or (stored is not None and stored.lease_id != lease.lease_id):
                 LEASE_EVENTS.labels(self._broker, "replaced").inc()
                 await self._notify(lease)
             return lease

@@ -282,3 +282,23 @@ async def test_lease_revoked_upstream_is_dropped_and_the_next_read_issues_anew(
     second = await leases.acquire(KEY)
     assert second.lease_id != first.lease_id and engine.valid(second.lease_id)
     await leases.close()
+
+
+async def test_lease_revoked_upstream_reaches_subscribers_through_the_next_read(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
+    leases = LeaseManager("b", engine, storage, clock, verify_interval=1.0)
+    seen: list[Lease] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease)
+
+    first = await leases.acquire(KEY)
+    await leases.subscribe(KEY, on_new)
+    await engine.revoke(first.lease_id)
+    await clock.advance(1.5)
+    second = await leases.acquire(KEY)
+    assert second.lease_id != first.lease_id
+    assert [lease.lease_id for lease in seen] == [second.lease_id]
+    await leases.close()

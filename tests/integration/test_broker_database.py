@@ -212,6 +212,7 @@ async def test_plain_api_reader_never_gets_credentials_about_to_die(
     worst: dict[str, float] = {}
     last: dict[str, dict[str, str]] = {}
     reported: list[tuple[str | None, int | None, float]] = []
+    late_checked: set[str] = set()
     started = time.time()
     async with aiohttp.ClientSession() as s:
         while time.time() - started < 2.4 * SHORT_MAX_TTL:
@@ -229,9 +230,15 @@ async def test_plain_api_reader_never_gets_credentials_about_to_die(
             worst[lease_id] = min(worst.get(lease_id, real), real)
             last[lease_id] = body["data"]
             reported.append((header, lease.get("remaining_life"), real))
+            # Credentials handed out still work just before their end, replaced or not.
+            for seen, end in ends.items():
+                if seen not in late_checked and end - 1.5 <= time.time() < end - 0.5:
+                    late_checked.add(seen)
+                    assert await can_connect(postgres, last[seen]), (seen, end - time.time())
             await asyncio.sleep(0.2)
     print({k.rsplit("/", 1)[-1]: round(v, 2) for k, v in worst.items()})
     assert len(ends) >= 3, ends  # replaced at least twice while polled
+    assert len(late_checked) >= 2, late_checked
     for lease_id, left in worst.items():
         assert left >= MIN_REMAINING - 0.3, (lease_id, left)
     for header, field, real in reported:

@@ -129,6 +129,8 @@ class LeaseManager(LeaseSync):
             self._dropped.discard(key)
             if dropped or (stored is not None and stored.lease_id != lease.lease_id):
                 LEASE_EVENTS.labels(self._broker, "replaced").inc()
+                if stored is not None and not dropped:
+                    await self._extend_to_end(stored)
                 await self._notify(lease)
             return lease
         finally:
@@ -264,22 +266,35 @@ class LeaseManager(LeaseSync):
             lease = self._leases.get(key)
             if lease is None:
                 return
+            final = lease.capped or not lease.renewable  # cannot be extended any more
             replace_at = self.replace_at(lease)
+            # Renewal at ``renew_fraction`` of each granted TTL (fixed, not moved by wake-ups).
+            renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
             if not retrying:
                 now = self._clock.now()
-                wait = (lease.expires_at - now) * self._fraction
+                wake = renew_at
                 if replace_at is not None:
-                    final = lease.capped or not lease.renewable
-                    wait = replace_at - now if final else min(wait, replace_at - now)
-                await self._clock.sleep(max(0.0, wait))
-            retrying = False
+                    if final:
+                        wake = replace_at
+                    elif replace_at > now:
+                        wake = min(wake, replace_at)
+                    else:  # due, but nobody read it again yet: keep renewing, look again
+                        wake = min(wake, now + self._lock_ttl / 3)
+                await self._clock.sleep(max(0.0, wake - now))
+            was_retrying, retrying = retrying, False
             if self._leases.get(key) is not lease or not await self._still_leader():
                 return
             try:
+                now = self._clock.now()
+                final = lease.capped or not lease.renewable
                 replace_at = self.replace_at(lease)
-                if replace_at is not None and self._clock.now() >= replace_at - 0.01:
+                renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
+                due = replace_at is not None and now >= replace_at - 0.01
+                if due and (final or await self._wanted(lease)):
                     await self._replace_or_drop(lease)
                     return
+                if final or (not was_retrying and now < renew_at - 0.01):
+                    continue
                 await self._renew(lease)
             except asyncio.CancelledError:
                 raise
@@ -373,4 +388,19 @@ class LeaseManager(LeaseSync):
         if new.lease_id == lease.lease_id or self._leases.get(key) is not new:
             return  # another server's lease was adopted (and its subscribers told) instead
         LEASE_EVENTS.labels(self._broker, "replaced").inc()
+        await self._extend_to_end(lease)
         await self._notify(new)
+
+    async def _extend_to_end(self, old: Lease) -> None:
+        """Renew a replaced lease once, up to its known end: whoever read it was promised that
+        much life (``remaining_life``), and nobody renews it after its replacement."""
+        end = self.end_of(old)
+        now = self._clock.now()
+        if end is None or old.capped or not old.renewable or min(end, old.expires_at) <= now:
+            return
+        try:
+            await self._upstream.renew(old.lease_id, end - now)
+        except VaultsideError as exc:
+            log.warning(
+                "broker_lease_extend_failed", extra={"broker": self._broker, "error": exc.message}
+            )

@@ -261,6 +261,9 @@ async def test_reads_never_get_less_than_min_remaining_and_later_leases_replace_
         ends.setdefault(lease.lease_id, engine.leases[lease.lease_id][1])
         assert ends[lease.lease_id] - clock.now() >= 15.0
         assert leases.remaining_life(lease) <= ends[lease.lease_id] - clock.now()
+        # Every lease handed out stays valid upstream until its end, replaced or not.
+        for lease_id, end in ends.items():
+            assert engine.valid(lease_id) or end <= clock.now(), (lease_id, end)
         await clock.advance(5)
     issued = sorted(end - 300 for end in ends.values())
     assert len(issued) >= 4

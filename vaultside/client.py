@@ -20,12 +20,12 @@ import aiohttp
 
 from vaultside import errors
 from vaultside.broker.base import ResolvedSecret
+from vaultside.client_env import check_addr, env_retries, env_timeout
 from vaultside.refs import SecretRef, parse_ref
 
 DEFAULT_ADDR: Final = "http://127.0.0.1:8200"
 DEFAULT_TIMEOUT: Final = 30.0
 RESOLVE_BATCH: Final = 256
-
 _BY_STATUS: Final[dict[int, type[errors.VaultsideError]]] = {
     400: errors.InvalidRequestError,
     403: errors.PermissionDeniedError,
@@ -191,8 +191,17 @@ class VaultsideClient:
         unix_socket: Path | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 100,
+        ca_path: Path | str | None = None,
+        tls_server_name: str | None = None,
+        max_retries: int | None = None,
     ) -> None:
+        check_addr(addr)
         self.addr = addr.rstrip("/")
+        self.timeout = timeout
+        # Retries are the transport's business; this is only the caller's limit (None: default).
+        self.max_retries = max_retries
+        self._ca_path = ca_path
+        self._tls_server_name = tls_server_name
         self._token = token
         self._ca_file = ca_file
         self._client_cert = client_cert
@@ -207,8 +216,10 @@ class VaultsideClient:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kw: Any) -> VaultsideClient:
-        """Build from ``VAULTSIDE_ADDR``, ``VAULTSIDE_TOKEN`` / ``VAULTSIDE_TOKEN_FILE``,
-        ``VAULTSIDE_CACERT``, ``VAULTSIDE_CLIENT_CERT``/``_KEY`` and ``VAULTSIDE_SOCKET``."""
+        """Build from the ``client_env.CLIENT_ENV`` variables (Vault's names, ``VAULTSIDE_``).
+
+        Raises ``InvalidRequestError`` naming the variable when one is malformed.
+        """
         env = os.environ if env is None else env
         token = env.get("VAULTSIDE_TOKEN") or None
         token_file = env.get("VAULTSIDE_TOKEN_FILE")
@@ -227,6 +238,12 @@ class VaultsideClient:
         kw.setdefault("ca_file", env.get("VAULTSIDE_CACERT") or None)
         kw.setdefault("client_cert", cert)
         kw.setdefault("unix_socket", env.get("VAULTSIDE_SOCKET") or None)
+        kw.setdefault("ca_path", env.get("VAULTSIDE_CAPATH") or None)
+        kw.setdefault("tls_server_name", env.get("VAULTSIDE_TLS_SERVER_NAME") or None)
+        if "timeout" not in kw and (text := env.get("VAULTSIDE_CLIENT_TIMEOUT", "").strip()):
+            kw["timeout"] = env_timeout(text)
+        if "max_retries" not in kw and (text := env.get("VAULTSIDE_MAX_RETRIES", "").strip()):
+            kw["max_retries"] = env_retries(text)
         return cls(env.get("VAULTSIDE_ADDR") or DEFAULT_ADDR, token, **kw)
 
     async def __aenter__(self) -> VaultsideClient:
@@ -249,7 +266,10 @@ class VaultsideClient:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.addr.startswith("https://"):
             return None
-        ctx = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+        ctx = ssl.create_default_context(
+            cafile=str(self._ca_file) if self._ca_file else None,
+            capath=str(self._ca_path) if self._ca_path else None,
+        )
         if isinstance(self._client_cert, tuple):
             ctx.load_cert_chain(str(self._client_cert[0]), str(self._client_cert[1]))
         elif self._client_cert is not None:
@@ -294,7 +314,12 @@ class VaultsideClient:
         url = f"{self.addr}/v1/{path}"
         try:
             async with self._get_session().request(
-                method, url, json=body, params=params, headers=hdrs
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=hdrs,
+                server_hostname=self._tls_server_name,
             ) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers
@@ -505,6 +530,36 @@ class VaultsideClient:
     async def delete_policy(self, name: str) -> None:
         """Delete a policy."""
         await self.request("DELETE", f"sys/policies/{_check_path(name)}")
+
+    # ---- JWT auth (Kubernetes ServiceAccount tokens) -------------------------------------
+
+    def use_token(self, token: str) -> None:
+        """Send ``token`` from now on (e.g. the one a login returned)."""
+        self._token = token
+
+    async def jwt_login(self, role: str, jwt: str) -> TokenAuth:
+        """Exchange a signed JWT for a token of ``role`` (sends no token itself)."""
+        body = {"role": role, "jwt": jwt}
+        _, obj, _ = await self.request("POST", "auth/jwt/login", body=body, auth=False)
+        return TokenAuth.from_json(obj["auth"])
+
+    async def list_jwt_roles(self) -> list[str]:
+        """Names of the JWT auth roles (sudo)."""
+        _, obj, _ = await self.request("GET", "auth/jwt/roles")
+        return [str(r) for r in obj.get("roles") or []]
+
+    async def read_jwt_role(self, name: str) -> dict[str, Any]:
+        """One JWT auth role (sudo)."""
+        _, obj, _ = await self.request("GET", f"auth/jwt/roles/{_check_path(name)}")
+        return obj
+
+    async def write_jwt_role(self, name: str, role: Mapping[str, Any]) -> None:
+        """Create or replace a JWT auth role (sudo)."""
+        await self.request("PUT", f"auth/jwt/roles/{_check_path(name)}", body=dict(role))
+
+    async def delete_jwt_role(self, name: str) -> None:
+        """Delete a JWT auth role (sudo)."""
+        await self.request("DELETE", f"auth/jwt/roles/{_check_path(name)}")
 
     # ---- sys -----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from vaultside.errors import (
     VaultsideError,
 )
 from vaultside.inject.volumes import VolumeManager
+from vaultside.unix_socket import bind_unix
 
 log = logging.getLogger(__name__)
 PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -156,16 +157,13 @@ class PluginServer:
         await asyncio.to_thread(_refuse_if_served, self.socket_path)
         await self.manager.recover()
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.socket_path.is_socket():
-            self.socket_path.unlink()  # stale: nobody answered on it just now
         self._runner = web.AppRunner(make_app(self.manager), access_log=None)
         await self._runner.setup()
-        site = web.UnixSite(self._runner, str(self.socket_path))
-        await site.start()
+        # SECURITY: only root (dockerd) may talk to the plugin; the mode is set before listen.
+        # (bind_unix replaces a stale socket file: nobody answered on it just now.)
+        await web.SockSite(self._runner, bind_unix(self.socket_path, 0o600)).start()
         st = os.stat(self.socket_path)
         self._created = (st.st_dev, st.st_ino)
-        # SECURITY: only root (dockerd) may talk to the plugin.
-        os.chmod(self.socket_path, 0o600)
         log.info("volume plugin listening", extra={"socket": str(self.socket_path)})
 
     async def stop(self) -> None:

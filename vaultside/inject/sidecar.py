@@ -28,7 +28,7 @@ from typing import Protocol
 from vaultside.broker.base import ResolvedSecret, SecretSource
 from vaultside.client import NotModified, SecretData, VaultsideClient
 from vaultside.clock import Clock, SystemClock
-from vaultside.errors import InvalidRequestError, VaultsideError
+from vaultside.errors import InvalidRequestError, PermissionDeniedError, VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.render import render_volume
 from vaultside.inject.signal import ReloadAction
@@ -49,6 +49,26 @@ class ChangeFeed(Protocol):
 
     async def changed(self) -> bool:
         """True if something changed (the first call primes and returns False)."""
+        ...
+
+
+class SessionAuth(Protocol):
+    """Keeps the client's token valid (``--auth jwt``: see ``inject.sidecar_auth``)."""
+
+    async def start(self) -> None:
+        """Log in; raises ``VaultsideError`` if that fails."""
+        ...
+
+    async def refresh(self) -> None:
+        """Renew or log in again if due; never raises."""
+        ...
+
+    def expired(self) -> None:
+        """The server refused the token: log in again at the next refresh."""
+        ...
+
+    async def close(self) -> None:
+        """Give the token up (revoke it); never raises."""
         ...
 
 
@@ -166,12 +186,14 @@ class Sidecar:
         feed: ChangeFeed | None = None,
         clock: Clock | None = None,
         reporter: HoldingsReporter | None = None,
+        auth: SessionAuth | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.feed = feed
         self.clock = clock or SystemClock()
         self.reporter = reporter
+        self.auth = auth
         self.ready = asyncio.Event()
         self.renders = 0
         self.reloads = 0
@@ -250,6 +272,8 @@ class Sidecar:
     async def start(self) -> None:
         """Check the directory, render everything once, and signal readiness."""
         self.check_output_dir()
+        if self.auth is not None:
+            await self.auth.start()
         if self.feed is not None:
             # Prime first, so a change during the render is seen; a failure here is
             # reported by the render below with the option it concerns.
@@ -273,6 +297,8 @@ class Sidecar:
             await self.clock.sleep(backoff)
             if stop.is_set():
                 break
+            if self.auth is not None:
+                await self.auth.refresh()
             try:
                 due = retry or (
                     self.clock.monotonic() - last_refresh >= self.config.refresh_interval
@@ -295,6 +321,8 @@ class Sidecar:
                 backoff, retry = self.config.poll_interval, False
             except VaultsideError as exc:
                 retry = True
+                if self.auth is not None and isinstance(exc, PermissionDeniedError):
+                    self.auth.expired()
                 # Keep serving the last good files; retry with backoff.
                 backoff = min(MAX_BACKOFF, max(backoff * 2, self.config.poll_interval))
                 log.warning("refresh failed", extra={"error": exc.message, "retry_in": backoff})

@@ -41,6 +41,7 @@ from vaultside.inject.roles import Role
 from vaultside.inject.signal import parse_signal
 from vaultside.inject.spec import VolumeSpec, parse_volume_options
 from vaultside.inject.volumes import VolumeManager
+from vaultside.numeric import is_ascii_int
 from vaultside.refs import parse_ref
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class MountRefresher:
         tracked.holdings = {
             parse_ref(r).path: int(got[r].version)
             for r in spec.refs
-            if r.startswith("kv:") and got[r].version.isdigit()
+            if r.startswith("kv:") and is_ascii_int(got[r].version)
         }
         if not changed:
             return False

@@ -17,11 +17,12 @@ from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
 from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.throttle import AuthThrottle
-from vaultside.auth.tidy import TokenTidier
+from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
 from vaultside.broker.base import SecretSource
 from vaultside.broker.source import BrokerRegistry
 from vaultside.clock import Clock, SystemClock
+from vaultside.cluster.leaders import LeaderJobRef
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, PassphraseSeal, Seal
@@ -31,6 +32,7 @@ from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
+from vaultside.rotation.scheduler import LEADER_JOB, LEADER_LEASE
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
@@ -80,6 +82,8 @@ class Services:
     jwt: JwtAuth | None = None
     # Started after unseal, closed (in reverse order) before storage closes.
     components: list[Component] = field(default_factory=list)
+    # Leader-only jobs this server takes part in (``GET /v1/sys/leaders``).
+    leader_jobs: list[LeaderJobRef] = field(default_factory=list)
     _started: bool = False
 
     async def open(self) -> None:
@@ -235,10 +239,11 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
     container scanner (a component that scans only while it holds the storage lease)."""
     # Imported here: importing wiring does not load the scanner (docker SDK, hyperscan).
-    from vaultside.scan.periodic import PeriodicScanner, ScanMetrics, ScanResults
+    from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner, ScanMetrics, ScanResults
     from vaultside.scan.service import ScanService
 
     periodic = settings.scan.periodic_interval > 0
+    services.leader_jobs.append(LeaderJobRef(PeriodicScanner.job_name, PERIODIC_LEASE, periodic))
     scans = ScanService(
         values=services.kv,
         docker_factory=_docker,
@@ -359,7 +364,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     services.sources["kv"] = KVSecretSource(kv)
     services.jwt = build_jwt(settings, services)
-    if settings.auth.token_tidy_interval > 0:
+    tidy = settings.auth.token_tidy_interval > 0
+    services.leader_jobs.append(LeaderJobRef(TokenTidier.job_name, TIDY_LEASE, tidy))
+    if tidy:
         services.components.append(
             TokenTidier(
                 services.tokens, barrier, clock=clock, interval=settings.auth.token_tidy_interval
@@ -377,6 +384,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
         services.sources["vault"] = brokers
         services.components.append(brokers)
+        for broker in brokers.brokers.values():
+            services.leader_jobs.append(LeaderJobRef(broker.leases.job, broker.leases.lock_name))
     services.rotation = RotationService(
         kv,
         barrier,
@@ -391,6 +400,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         consumer_ttl=settings.rotation.consumer_ttl,
     )
     services.components.append(services.rotation)
+    services.leader_jobs.insert(
+        0, LeaderJobRef(LEADER_JOB, LEADER_LEASE, settings.rotation.scheduler)
+    )
     services.scans = build_scans(settings, services)
     if settings.inject.plugin_in_server:
         from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used

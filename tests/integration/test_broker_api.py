@@ -142,3 +142,74 @@ async def test_stale_header_then_503_then_recovery_through_the_api(
         async with s.get(f"{server.addr}/metrics") as resp:
             metrics = await resp.text()
         assert 'vaultside_broker_stale_reads_total{broker="corp"}' in metrics
+
+
+async def test_kv1_reads_have_no_version_field(
+    openbao: OpenBaoServer,
+    vaultside_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """KV v1 keeps no versions: the API omits ``metadata.version`` and the CLI prints none."""
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    if "kv1/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("kv", path="kv1", options={"version": "1"})
+    value = secrets.token_urlsafe(16)
+    client.secrets.kv.v1.create_or_update_secret(
+        path="api/v1app", secret={"key": value}, mount_point="kv1"
+    )
+    server = start_server(vaultside_server, openbao, tmp_path)
+    async with aiohttp.ClientSession() as s:
+        url = f"{server.addr}/v1/broker/corp/kv1/api/v1app"
+        status, body, _ = await call(s, "GET", url, server.root_token)
+    assert status == 200, body
+    assert body["data"] == {"key": value}
+    assert body["metadata"] == {"kind": "kv1", "stale": False}, body
+
+    env = {**os.environ, "VAULTSIDE_ADDR": server.addr, "VAULTSIDE_TOKEN": server.root_token}
+    out = subprocess.run(
+        [sys.executable, "-m", "vaultside", "broker", "read", "corp/kv1/api/v1app"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "corp/kv1/api/v1app (kv1)" in out.stdout and "version" not in out.stdout, out.stdout
+
+
+async def test_broker_token_gone_upstream_says_which_file_to_fix(
+    openbao: OpenBaoServer,
+    vaultside_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 16: a token-auth broker whose OpenBao token was revoked answers 502 naming its
+    token_file and what to do (never the token); ``vaultside_broker_login_ok`` drops to 0 until
+    a valid token is written to the file, which the next request picks up."""
+    client = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    seed(openbao, "api/lost", {"password": secrets.token_urlsafe(16)})
+    token = client.auth.token.create(policies=["root"], ttl="1h")["auth"]["client_token"]
+    token_file = tmp_path / "broker-token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    server = vaultside_server(
+        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
+        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(token_file),
+        VAULTSIDE_BROKERS__corp__CACHE_TTL=0,
+    )
+    url = f"{server.addr}/v1/broker/corp/secret/api/lost"
+    async with aiohttp.ClientSession() as s:
+        assert (await call(s, "GET", url, server.root_token))[0] == 200
+        client.auth.token.revoke(token)  # like a dev-server restart or an expiry
+        status, body, _ = await call(s, "GET", url, server.root_token)
+        text = str(body["errors"])
+        assert status == 502, body
+        assert str(token_file) in text and "write a valid token to that file" in text, text
+        assert token not in text
+        async with s.get(f"{server.addr}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'vaultside_broker_login_ok{broker="corp"} 0.0' in metrics
+        assert 'vaultside_broker_login_failures_total{broker="corp",method="token"}' in metrics
+
+        fresh = client.auth.token.create(policies=["root"], ttl="1h")["auth"]["client_token"]
+        token_file.write_text(fresh)
+        assert (await call(s, "GET", url, server.root_token))[0] == 200
+        async with s.get(f"{server.addr}/metrics") as resp:
+            assert 'vaultside_broker_login_ok{broker="corp"} 1.0' in await resp.text()
+    assert token not in server.output() and fresh not in server.output()

@@ -162,6 +162,9 @@ async def test_sqlite_to_postgres_and_back_preserves_everything(
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "Verified:" in run.stdout
+    # Piped: the summary alone, on stdout; no progress lines trailing it on stderr (issue 16).
+    assert run.stderr == "", run.stderr
+    assert run.stdout.splitlines()[0].startswith("Copied ") and "Verified:" in run.stdout
     on_sqlite = vaultside_server(
         VAULTSIDE_STORAGE__PATH=str(back), VAULTSIDE_SEAL__KEY_FILE=key_file
     )

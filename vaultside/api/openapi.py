@@ -325,6 +325,16 @@ OPERATIONS: tuple[Operation, ...] = (
                   "term": {"type": "integer"}, "rewrap": _STR}}, errors=(403,)),
     Operation("GET", "/v1/sys/key-status", "Key terms and rewrap progress.",
               "read on sys/key-status", response={"type": "object"}, errors=(403,)),
+    Operation("GET", "/v1/sys/leaders", "Each leader-only job (rotation scheduler, rewrap, "
+              "token tidy, periodic scans, broker lease renewal): its storage lease, holder, "
+              "since and until when (null when nobody holds it).", "read on sys/leaders",
+              response={"type": "object", "properties": {"leaders": {"type": "array", "items": {
+                  "type": "object", "properties": {
+                      "job": _STR, "lease": _STR, "enabled": {"type": "boolean"},
+                      "holder": {"type": ["string", "null"]},
+                      "since": {"type": ["string", "null"]},
+                      "until": {"type": ["string", "null"]}}}}}},
+              errors=(403,)),
     Operation("POST", "/v1/scans", "Start a leak scan in the server (known values included); "
               "rotate_leaked rotates each leaked current managed secret the token may rotate "
               "(rotate on rotation/<path>, checked per secret) that has a rotation policy; "

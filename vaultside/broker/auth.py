@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from prometheus_client import Counter, Gauge
+
 from vaultside.broker.vault import AuthResult, UpstreamForbiddenError, VaultClient
 from vaultside.clock import Clock
 from vaultside.config.settings import BrokerSettings
@@ -29,6 +31,18 @@ from vaultside.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# "The broker cannot log in": 0 after a failed login until the next one succeeds (alert on it).
+LOGIN_OK = Gauge(
+    "vaultside_broker_login_ok",
+    "1 if the broker's last login to Vault/OpenBao succeeded, 0 if it failed",
+    ["broker"],
+)
+LOGIN_FAILURES = Counter(
+    "vaultside_broker_login_failures_total",
+    "Failed broker logins (token lookup, AppRole, JWT, unwrap)",
+    ["broker", "method"],
+)
 
 T = TypeVar("T")
 
@@ -78,7 +92,16 @@ class BrokerAuth:
         s = self._settings
         if s.auth_method == "token":
             token = _read_secret_file(s.token_file, "token_file")
-            result = await self._client.lookup_self(token)
+            try:
+                result = await self._client.lookup_self(token)
+            except UpstreamForbiddenError as exc:
+                # SECURITY: the file is named, never its content.
+                raise UpstreamError(
+                    f"broker {self._client.name!r}: the token in token_file {str(s.token_file)!r}"
+                    f" is refused by {s.address} (expired, revoked, or lost when a dev server"
+                    " restarted; a valid token can at least read auth/token/lookup-self):"
+                    " write a valid token to that file; it is read again on the next request"
+                ) from exc
         elif s.auth_method == "approle":
             role_id = _read_secret_file(s.role_id_file, "role_id_file")
             secret_id = _read_secret_file(s.secret_id_file, "secret_id_file")
@@ -110,7 +133,13 @@ class BrokerAuth:
         async with self._lock:
             if seen_generation is not None and self._generation != seen_generation:
                 return  # someone else already logged in again while we waited
-            result = await self._login_once()
+            try:
+                result = await self._login_once()
+            except VaultsideError:
+                LOGIN_OK.labels(self._client.name).set(0)
+                LOGIN_FAILURES.labels(self._client.name, self._settings.auth_method).inc()
+                raise
+            LOGIN_OK.labels(self._client.name).set(1)
             self.logins += 1
             self._adopt(result)
             log.info(

@@ -35,6 +35,8 @@ class Lease:
     expires_at: float
     capped: bool = False
     generation: int = 1
+    # The upstream's max TTL for this path, learned when an earlier lease hit it (else None).
+    max_ttl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

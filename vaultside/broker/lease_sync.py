@@ -32,6 +32,7 @@ from prometheus_client import Counter
 from vaultside.broker.lease_store import Lease, LeaseStore
 from vaultside.broker.vault import UpstreamSecret
 from vaultside.clock import Clock
+from vaultside.cluster import leaders
 from vaultside.errors import ConflictError, VaultsideError
 from vaultside.storage.base import StorageBackend
 
@@ -57,6 +58,10 @@ class LeaseUpstream(Protocol):
 
     async def revoke(self, lease_id: str) -> None:
         """Revoke the lease upstream."""
+        ...
+
+    async def lookup(self, lease_id: str) -> float | None:
+        """Seconds the lease has left upstream; None once the upstream no longer knows it."""
         ...
 
 
@@ -86,15 +91,25 @@ class LeaseSync(ABC):
         retry_interval: float = 2.0,
         lock_ttl: float = 15.0,
         holder: str | None = None,
+        replace_fraction: float = 1 / 3,
+        min_remaining: float = 10.0,
+        verify_interval: float = 1.0,
     ) -> None:
         self._broker = broker
         self._upstream = upstream
         self._clock = clock
         self._fraction = renew_fraction
+        self._replace_fraction = replace_fraction
+        self._min_remaining = min_remaining
+        self._verify_interval = verify_interval
         self._retry = retry_interval
         self._lock_ttl = lock_ttl
         holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._store = LeaseStore(broker, storage, clock, holder)
+        self._storage = storage
+        #: The leader job name (``GET /v1/sys/leaders``, ``vaultside_leader{job}``).
+        self.job = f"broker-lease-renewal/{broker}"
+        self.lock_name = self._store.lock_name
         self.leader = False
         self._lock_until = 0.0
         self._leases: dict[str, Lease] = {}
@@ -106,6 +121,12 @@ class LeaseSync(ABC):
         self._read_again: set[str] = set()
         self._read_marked: dict[str, str] = {}
         self._next_sub = 0
+        # Max TTLs learned per path; upstream look-ups of leases (when, and in flight).
+        self._learned_max: dict[str, float] = {}
+        self._verified_at: dict[str, float] = {}
+        self._checks: dict[str, asyncio.Task[bool]] = {}
+        # Keys whose lease a look-up found gone: the next lease goes to their subscribers.
+        self._dropped: set[str] = set()
         self._loop: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -119,6 +140,42 @@ class LeaseSync(ABC):
     def leases(self) -> list[Lease]:
         """Every held lease."""
         return list(self._leases.values())
+
+    @staticmethod
+    def end_of(lease: Lease) -> float | None:
+        """When the credentials stop working for sure: the expiry of a capped or non-renewable
+        lease, else issue time plus a max TTL learned from an earlier lease; None if unknown."""
+        if lease.capped or not lease.renewable:
+            return lease.expires_at
+        if lease.max_ttl:
+            return lease.issued_at + lease.max_ttl
+        return None
+
+    def remaining_life(self, lease: Lease) -> float:
+        """Seconds ``lease`` is known to stay valid (a lower bound while still renewed)."""
+        end = self.end_of(lease)
+        return max(0.0, (lease.expires_at if end is None else end) - self._clock.now())
+
+    def _min_life(self, lease: Lease, end: float) -> float:
+        # A role whose whole max TTL is under twice the minimum: half its life is the best.
+        return min(self._min_remaining, (end - lease.issued_at) / 2)
+
+    def replace_at(self, lease: Lease) -> float | None:
+        """When to replace ``lease``: ``replace_fraction`` of its max TTL (at least the minimum
+        remaining life) ahead of its known end; None while its end is unknown."""
+        end = self.end_of(lease)
+        if end is None:
+            return None
+        life = end - lease.issued_at
+        return end - max(self._replace_fraction * life, self._min_life(lease, end))
+
+    def servable(self, lease: Lease) -> bool:
+        """Valid, with at least the minimum remaining life (a plain reader can plan on it)."""
+        now = self._clock.now()
+        if lease.expires_at <= now:
+            return False
+        end = self.end_of(lease)
+        return end is None or end - now >= self._min_life(lease, end)
 
     async def _mark_read(self, key: str, lease: Lease) -> None:
         self._read_again.add(key)
@@ -175,13 +232,17 @@ class LeaseSync(ABC):
             if not self.leader:
                 log.info("broker_lease_leader", extra={"broker": self._broker})
             self.leader = True
+            await leaders.report(self._storage, self._clock, self.job, self._store.holder, True)
         elif self.leader:
             self._step_down()
+        else:
+            leaders.mark(self.job, self._store.holder, False)
         return held
 
     def _step_down(self) -> None:
         log.warning("broker_lease_leader_lost", extra={"broker": self._broker})
         self.leader = False
+        leaders.mark(self.job, self._store.holder, False)
         current = asyncio.current_task()
         for task in list(self._tasks.values()):
             if task is not current:
@@ -204,7 +265,7 @@ class LeaseSync(ABC):
                     await self._adopt(lease, rev)
             elif rev != self._revs.get(key):
                 local.expires_at, local.renewable = lease.expires_at, lease.renewable
-                local.capped = lease.capped
+                local.capped, local.max_ttl = lease.capped, lease.max_ttl
                 self._revs[key] = rev
             task = self._tasks.get(key)
             if self.leader and key in self._leases and (task is None or task.done()):
@@ -216,6 +277,7 @@ class LeaseSync(ABC):
             if (await self._store.read(key))[0] is None:
                 self._forget(key)
                 if key in wanted:
+                    self._dropped.discard(key)  # told here, not again by _obtain
                     await self._notify(await self._obtain(key))
 
     async def _adopt(self, lease: Lease, rev: int) -> None:
@@ -223,6 +285,8 @@ class LeaseSync(ABC):
         old = self._leases.get(lease.key)
         self._leases[lease.key] = lease
         self._revs[lease.key] = rev
+        if lease.max_ttl:
+            self._learned_max[lease.key] = lease.max_ttl
         if old is not None and old.lease_id != lease.lease_id:
             self._read_again.discard(lease.key)
             self._start(lease.key)

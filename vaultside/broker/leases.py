@@ -1,14 +1,21 @@
 """Dynamic-secret leases: one shared lease per upstream path, renewed and replaced on time.
 
 Each lease is renewed at ``renew_fraction`` (about two thirds) of its remaining TTL. When a
-renewal grants less than asked, the lease has hit its max TTL and cannot be extended: new
-credentials are then issued ahead of expiry (at ``renew_fraction`` of what is left) and handed
-to every subscriber's callback; the old lease expires on its own upstream. A lease whose
-last subscriber (on any server) unsubscribes is revoked. A lease nobody subscribed to (plain
-API reads) is kept renewed until its max TTL; then it is replaced ahead of expiry too if it
-was read again since it was issued (a consumer polling ``/v1/resolve``, like the volume
-plugin's re-delivery loop, gets the new credentials on its next read while the old ones
-still work), and otherwise dropped at expiry, not replaced.
+renewal grants less than asked, the lease has hit its max TTL and cannot be extended; that max
+TTL is remembered for the path, so later leases know their end from the start. A lease is
+replaced ``replace_fraction`` of its max TTL (and at least ``min_remaining`` seconds) before
+its end: new credentials are issued and handed to every subscriber's callback; the old lease
+expires on its own upstream. A lease whose last subscriber (on any server) unsubscribes is
+revoked. A lease nobody subscribed to (plain API reads) is kept renewed until its max TTL;
+then it is replaced ahead of its end too if it was read again since it was issued (a consumer
+polling ``/v1/resolve``, like the volume plugin's re-delivery loop, gets the new credentials
+on its next read while the old ones still work), and otherwise dropped at expiry.
+
+Reads never get a lease with less than ``min_remaining`` seconds of known life (half its life
+for a max TTL under twice that): such a read issues the replacement itself (single flight).
+A read also looks the lease up upstream at most every ``verify_interval`` seconds; a lease the
+upstream no longer knows (``bao lease revoke``, "lease not found" on renewal) is dropped at
+once and the read gets a new one.
 
 Several servers on one storage coordinate through ``LeaseSync`` (``lease_sync.py``).
 """
@@ -24,6 +31,8 @@ from vaultside.broker.lease_sync import LEASE_EVENTS, LeaseSync
 from vaultside.broker.lease_sync import LeaseUpstream as LeaseUpstream
 from vaultside.broker.lease_sync import Subscriber as Subscriber
 from vaultside.broker.lease_sync import Subscription as Subscription
+from vaultside.broker.vault import UpstreamForbiddenError
+from vaultside.cluster import leaders
 from vaultside.errors import (
     ConflictError,
     NotFoundError,
@@ -42,10 +51,63 @@ class LeaseManager(LeaseSync):
         """The current lease for ``key``: held, stored by another server, or issued once."""
         await self._ensure_started()
         lease = self.current(key)
-        if lease is not None:
+        if lease is not None and self.servable(lease) and await self._verified(lease):
             await self._mark_read(key, lease)
             return lease
         return await self._obtain(key)
+
+    async def _verified(self, lease: Lease) -> bool:
+        """False if the upstream no longer knows ``lease`` (it is then dropped everywhere)."""
+        if self._verify_interval < 0:
+            return True
+        now = self._clock.monotonic()
+        if now - self._verified_at.get(lease.lease_id, -self._verify_interval) < (
+            self._verify_interval
+        ):
+            return True
+        task = self._checks.get(lease.lease_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._check(lease))
+            self._checks[lease.lease_id] = task
+        return await asyncio.shield(task)
+
+    def _looked_up(self, lease_id: str) -> None:
+        if len(self._verified_at) > 2 * len(self._leases) + 16:
+            held = {lease.lease_id for lease in self._leases.values()}
+            self._verified_at = {k: v for k, v in self._verified_at.items() if k in held}
+        self._verified_at[lease_id] = self._clock.monotonic()
+
+    async def _check(self, lease: Lease) -> bool:
+        try:
+            left = await self._upstream.lookup(lease.lease_id)
+        except UpstreamForbiddenError as exc:
+            # SECURITY: only the capability is named, never the token.
+            log.warning(
+                "broker_lease_lookup_forbidden",
+                extra={"broker": self._broker, "error": exc.message,
+                       "needs": "update on sys/leases/lookup"},
+            )  # fmt: skip
+            self._verify_interval = -1.0  # the policy lacks it: rely on renewal failures
+            return True
+        except VaultsideError:
+            return True  # upstream away: the held credentials may well still work
+        finally:
+            self._checks.pop(lease.lease_id, None)
+        if left is not None and left > 0:
+            self._looked_up(lease.lease_id)
+            return True
+        log.warning("broker_lease_lost", extra={"broker": self._broker, "error": "gone upstream"})
+        LEASE_EVENTS.labels(self._broker, "lost").inc()
+        self._verified_at.pop(lease.lease_id, None)
+        held = self._leases.get(lease.key)
+        if held is not None and held.lease_id == lease.lease_id:
+            self._forget(lease.key)
+            self._dropped.add(lease.key)  # its subscribers get the next lease
+        stored, rev = await self._store.read(lease.key)
+        if stored is not None and stored.lease_id == lease.lease_id:
+            with contextlib.suppress(ConflictError):
+                await self._store.delete(lease.key, rev)
+        return False
 
     async def _obtain(self, key: str) -> Lease:
         task = self._inflight.get(key)
@@ -57,10 +119,20 @@ class LeaseManager(LeaseSync):
     async def _obtain_once(self, key: str) -> Lease:
         try:
             stored, rev = await self._store.read(key)
-            if stored is not None and stored.expires_at > self._clock.now():
+            if stored is not None and stored.max_ttl:
+                self._learned_max[key] = stored.max_ttl
+            if stored is not None and self.servable(stored) and await self._verified(stored):
                 await self._adopt(stored, rev)
                 return stored
-            return await self._issue(key, rev, (stored.generation + 1) if stored else 1)
+            lease = await self._issue(key, rev, (stored.generation + 1) if stored else 1)
+            dropped = key in self._dropped
+            self._dropped.discard(key)
+            if dropped or (stored is not None and stored.lease_id != lease.lease_id):
+                LEASE_EVENTS.labels(self._broker, "replaced").inc()
+                if stored is not None and not dropped:
+                    await self._extend_to_end(stored)
+                await self._notify(lease)
+            return lease
         finally:
             self._inflight.pop(key, None)
 
@@ -138,6 +210,7 @@ class LeaseManager(LeaseSync):
                 await task
         if self.leader:
             self.leader = False
+            leaders.mark(self.job, self._store.holder, False)
             try:
                 await self._store.unlock()
             except Exception:
@@ -159,6 +232,7 @@ class LeaseManager(LeaseSync):
             issued_at=now,
             expires_at=now + secret.lease_duration,
             generation=generation,
+            max_ttl=self._learned_max.get(key),
         )
         try:
             rev = await self._store.write(lease, expect_revision)
@@ -174,6 +248,7 @@ class LeaseManager(LeaseSync):
         self._leases[key] = lease
         self._revs[key] = rev
         self._read_again.discard(key)
+        self._looked_up(lease.lease_id)
         LEASE_EVENTS.labels(self._broker, "issued").inc()
         self._start(key)
         return lease
@@ -191,16 +266,35 @@ class LeaseManager(LeaseSync):
             lease = self._leases.get(key)
             if lease is None:
                 return
+            final = lease.capped or not lease.renewable  # cannot be extended any more
+            replace_at = self.replace_at(lease)
+            # Renewal at ``renew_fraction`` of each granted TTL (fixed, not moved by wake-ups).
+            renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
             if not retrying:
-                left = lease.expires_at - self._clock.now()
-                await self._clock.sleep(max(0.0, left * self._fraction))
-            retrying = False
+                now = self._clock.now()
+                wake = renew_at
+                if replace_at is not None:
+                    if final:
+                        wake = replace_at
+                    elif replace_at > now:
+                        wake = min(wake, replace_at)
+                    else:  # due, but nobody read it again yet: keep renewing, look again
+                        wake = min(wake, now + self._lock_ttl / 3)
+                await self._clock.sleep(max(0.0, wake - now))
+            was_retrying, retrying = retrying, False
             if self._leases.get(key) is not lease or not await self._still_leader():
                 return
             try:
-                if lease.capped or not lease.renewable:
+                now = self._clock.now()
+                final = lease.capped or not lease.renewable
+                replace_at = self.replace_at(lease)
+                renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
+                due = replace_at is not None and now >= replace_at - 0.01
+                if due and (final or await self._wanted(lease)):
                     await self._replace_or_drop(lease)
                     return
+                if final or (not was_retrying and now < renew_at - 0.01):
+                    continue
                 await self._renew(lease)
             except asyncio.CancelledError:
                 raise
@@ -226,6 +320,8 @@ class LeaseManager(LeaseSync):
         lease.renewable = renewable
         if granted < lease.duration - 1:
             lease.capped = True  # the upstream capped us at the max TTL
+            lease.max_ttl = lease.expires_at - lease.issued_at
+            self._learned_max[lease.key] = lease.max_ttl
         try:
             self._revs[lease.key] = await self._store.write(lease, self._revs.get(lease.key))
         except ConflictError:
@@ -292,4 +388,19 @@ class LeaseManager(LeaseSync):
         if new.lease_id == lease.lease_id or self._leases.get(key) is not new:
             return  # another server's lease was adopted (and its subscribers told) instead
         LEASE_EVENTS.labels(self._broker, "replaced").inc()
+        await self._extend_to_end(lease)
         await self._notify(new)
+
+    async def _extend_to_end(self, old: Lease) -> None:
+        """Renew a replaced lease once, up to its known end: whoever read it was promised that
+        much life (``remaining_life``), and nobody renews it after its replacement."""
+        end = self.end_of(old)
+        now = self._clock.now()
+        if end is None or old.capped or not old.renewable or min(end, old.expires_at) <= now:
+            return
+        try:
+            await self._upstream.renew(old.lease_id, end - now)
+        except VaultsideError as exc:
+            log.warning(
+                "broker_lease_extend_failed", extra={"broker": self._broker, "error": exc.message}
+            )

@@ -41,6 +41,8 @@ class BrokeredRead:
     lease_duration: float | None = None
     expires_at: float | None = None
     renewable: bool = False
+    # Seconds the credentials are known to stay valid (see LeaseSync.remaining_life).
+    remaining_life: float | None = None
 
 
 class Broker:
@@ -70,6 +72,9 @@ class Broker:
             clock,
             renew_fraction=settings.renew_fraction,
             lock_ttl=settings.lease_lock_ttl,
+            replace_fraction=settings.replace_fraction,
+            min_remaining=settings.min_remaining,
+            verify_interval=settings.lease_verify_interval,
         )
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
@@ -157,8 +162,7 @@ class Broker:
         secret = result.value
         return BrokeredRead(secret.data, secret.version, kind, result.stale, result.age)
 
-    @staticmethod
-    def _lease_read(lease: Lease) -> BrokeredRead:
+    def _lease_read(self, lease: Lease) -> BrokeredRead:
         return BrokeredRead(
             lease.data,
             lease.lease_id,
@@ -167,6 +171,7 @@ class Broker:
             lease_duration=lease.duration,
             expires_at=lease.expires_at,
             renewable=lease.renewable,
+            remaining_life=self.leases.remaining_life(lease),
         )
 
     async def read_metadata(self, mount: str, path: str) -> dict[str, object]:
@@ -192,6 +197,10 @@ class Broker:
     async def revoke(self, lease_id: str) -> None:
         """Revoke a lease upstream."""
         await self.auth.call(lambda: self.client.revoke_lease(lease_id))
+
+    async def lookup(self, lease_id: str) -> float | None:
+        """Seconds the lease has left upstream; None once it is gone (revoked, expired)."""
+        return await self.auth.call(lambda: self.client.lookup_lease(lease_id))
 
 
 @dataclass(slots=True)

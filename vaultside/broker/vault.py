@@ -253,6 +253,20 @@ class VaultClient:
 
         return await self._run("renew lease", call)
 
+    async def lookup_lease(self, lease_id: str) -> float | None:
+        """Seconds the lease has left upstream, or None if the upstream no longer knows it."""
+
+        def call() -> float | None:
+            try:
+                resp = self._client.sys.read_lease(lease_id=lease_id)
+            except hvac_exc.InvalidRequest as exc:
+                if "invalid lease" in _upstream_errors(exc) or "not found" in _upstream_errors(exc):
+                    return None  # revoked or expired upstream
+                raise
+            return float((resp.get("data") or {}).get("ttl") or 0)
+
+        return await self._run("lease lookup", call)
+
     async def revoke_lease(self, lease_id: str) -> None:
         """Revoke a lease (idempotent upstream)."""
         await self._run("revoke lease", lambda: self._client.sys.revoke_lease(lease_id=lease_id))

@@ -19,6 +19,7 @@ import uuid
 from typing import Generic, TypeVar
 
 from vaultside.clock import Clock
+from vaultside.cluster import leaders
 from vaultside.errors import SealedError, UpstreamUnavailableError
 from vaultside.storage.base import StorageBackend
 
@@ -72,8 +73,10 @@ class LeaderJob(Generic[T]):
         """Take or renew the lease and run the job; its result, or None if not the leader."""
         if not await self.storage.try_lock(self.lease, self.holder, 2 * self.interval):
             self._lead(False)
+            leaders.mark(self.job_name, self.holder, False)
             return None
         self._lead(True)
+        await leaders.report(self.storage, self.clock, self.job_name, self.holder, True)
         return await self.work()
 
     async def run(self) -> None:
@@ -96,6 +99,7 @@ class LeaderJob(Generic[T]):
         finally:
             if self.leader:
                 self._lead(False)
+                leaders.mark(self.job_name, self.holder, False)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.storage.unlock(self.lease, self.holder))
 

@@ -189,6 +189,12 @@ class BrokerSettings(Section):
     renew_fraction: float = Field(default=2 / 3, gt=0, lt=1)
     # Several servers: the lease-renewal leader's storage lease; followers re-read every third.
     lease_lock_ttl: Duration = Field(default=15.0, gt=0)
+    # Dynamic leases: replaced this fraction of their max TTL ahead of its end, never handed
+    # out with less than min_remaining seconds of life left (see docs/broker.md).
+    replace_fraction: float = Field(default=1 / 3, gt=0, lt=1)
+    min_remaining: Duration = Field(default=10.0, ge=0)
+    # A held lease is looked up upstream at most this often on reads (revoked → new one); <0 off.
+    lease_verify_interval: float = Field(default=1.0)
 
 
 class AdmissionSettings(Section):
@@ -253,8 +259,9 @@ class RotationSettings(Section):
     """The rotation scheduler (one leader per store, chosen by a storage lease)."""
 
     scheduler: bool = True
-    # Leader and per-secret leases; a crashed holder's lease frees up after this long.
-    lease_ttl: Duration = Field(default=30.0, ge=1.0, le=3600.0)
+    # Leader and per-secret leases; a crashed holder's lease frees up after this long, and
+    # another server takes over within lease_ttl * 4/3 (renewed every third: docs/replicas.md).
+    lease_ttl: Duration = Field(default=4.0, ge=1.0, le=3600.0)
     concurrency: int = Field(default=4, ge=1, le=64)
     # How often the volume plugin re-checks mounted secrets for rotated values.
     redeliver_interval: Duration = Field(default=0.5, ge=0.05, le=3600.0)

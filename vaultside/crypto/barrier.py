@@ -32,7 +32,7 @@ from vaultside.crypto import aead
 from vaultside.crypto.keyring import KEYRING_KEY, Keyring
 from vaultside.crypto.seal import Seal
 from vaultside.errors import ConflictError, IntegrityError, SealedError
-from vaultside.storage.base import Delete, Op, Put, Record, StorageBackend
+from vaultside.storage.base import Delete, LockInspector, Op, Put, Record, StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,13 @@ class Barrier:
         """Release a lease."""
         self._unsealed()
         await self._backend.unlock(name, holder)
+
+    async def lock_holder(self, name: str) -> tuple[str, float] | None:
+        """Who holds a lease, if the backend can tell (``LockInspector``); else None."""
+        self._unsealed()
+        if isinstance(self._backend, LockInspector):
+            return await self._backend.lock_holder(name)
+        return None
 
     # -- key management ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import heapq
 import logging
 
 from vaultside.clock import Clock
+from vaultside.cluster import leaders
 from vaultside.errors import (
     ConflictError,
     InvalidRequestError,
@@ -37,6 +38,7 @@ from vaultside.rotation.engine import RotationEngine, describe, plan_next
 log = logging.getLogger(__name__)
 
 LEADER_LEASE = "rotation/scheduler"
+LEADER_JOB = "rotation-scheduler"
 _ERROR_DELAY = 5.0
 
 
@@ -128,6 +130,7 @@ class RotationScheduler:
                 log.warning("lost the rotation scheduler lease")
             self.leader = False
             self.engine.metrics.leader.set(0)
+            leaders.mark(LEADER_JOB, self.engine.holder, False)
             return self.lease_ttl / 3
         if not self.leader:
             recovered = await self.engine.recover()
@@ -135,6 +138,7 @@ class RotationScheduler:
             self._generation = None
             self.engine.metrics.leader.set(1)
             log.info("rotation scheduler is leader", extra={"recovered": recovered})
+        await leaders.report(storage, self.clock, LEADER_JOB, self.engine.holder, True)
         self._wake.clear()
         generation = await self.engine.store.generation()
         if generation != self._generation:
@@ -154,15 +158,31 @@ class RotationScheduler:
             _, path, version = heapq.heappop(self._grace)
             expired.append((path, version))
         if due or expired:
-            await asyncio.gather(
-                *(self._run_due(path) for path in due),
-                *(self._run_grace(path, version) for path, version in expired),
-            )
+            # Runs may outlast the (short) lease: keep it meanwhile, or another server would
+            # take the scheduler over from a leader that is merely busy.
+            keeper = asyncio.create_task(self._keep_lease())
+            try:
+                await asyncio.gather(
+                    *(self._run_due(path) for path in due),
+                    *(self._run_grace(path, version) for path, version in expired),
+                )
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
         delay = self.lease_ttl / 3
         for heap in (self._heap, self._grace):
             if heap:
                 delay = min(delay, heap[0][0] - self.clock.now())
         return max(delay, 0.0)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await self.clock.sleep(self.lease_ttl / 3)
+            held = await self.engine.storage.try_lock(
+                LEADER_LEASE, self.engine.holder, self.lease_ttl
+            )
+            if not held:
+                log.warning("lost the rotation scheduler lease while running rotations")
 
     async def _run_due(self, path: str) -> None:
         async with self._sem:
@@ -264,6 +284,7 @@ class RotationScheduler:
         finally:
             if self.leader:
                 self.leader = False
+                leaders.mark(LEADER_JOB, self.engine.holder, False)
                 try:
                     await asyncio.shield(
                         self.engine.storage.unlock(LEADER_LEASE, self.engine.holder)

@@ -94,3 +94,12 @@ class StorageBackend(Protocol):
     async def unlock(self, name: str, holder: str) -> None:
         """Release the lease if ``holder`` holds it."""
         ...
+
+
+@runtime_checkable
+class LockInspector(Protocol):
+    """A backend that can say who holds a lease (for ``GET /v1/sys/leaders``)."""
+
+    async def lock_holder(self, name: str) -> tuple[str, float] | None:
+        """(holder, expires) of the unexpired lease ``name``, or None if nobody holds it."""
+        ...

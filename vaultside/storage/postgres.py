@@ -391,6 +391,18 @@ class PostgresStorage:
         )
         return bool(won == holder)
 
+    async def lock_holder(self, name: str) -> tuple[str, float] | None:
+        """(holder, expires) of the unexpired lease ``name``, or None."""
+        row = await self._run(
+            lambda c: c.fetchrow(
+                "SELECT holder, expires FROM vaultside_leases WHERE name = $1 AND expires > $2",
+                name,
+                self._clock.now(),
+            ),
+            retry_dropped=True,
+        )
+        return (str(row["holder"]), float(row["expires"])) if row else None
+
     async def unlock(self, name: str, holder: str) -> None:
         """Release lease ``name`` if ``holder`` holds it."""
         await self._run(

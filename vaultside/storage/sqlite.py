@@ -361,6 +361,14 @@ class SqliteStorage:
 
         return bool(await self._write(fn))
 
+    async def lock_holder(self, name: str) -> tuple[str, float] | None:
+        """(holder, expires) of the unexpired lease ``name``, or None."""
+        rows = self._read(
+            "SELECT holder, expires FROM leases WHERE name = ? AND expires > ?",
+            (name, self._clock.now()),
+        )
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
     async def unlock(self, name: str, holder: str) -> None:
         """Release lease ``name`` if ``holder`` holds it."""
         await self._write(

@@ -25,6 +25,10 @@ class DictStorage:
         self.down = False
         self._rev = itertools.count(1)
 
+    def leftovers(self) -> dict[str, Record]:
+        """Every record but who-leads records (``cluster/leaders/``, kept by design)."""
+        return {k: v for k, v in self.data.items() if not k.startswith("cluster/leaders/")}
+
     def _check(self, key: str, expect_revision: int | None) -> None:
         if self.down:
             raise UpstreamUnavailableError("storage is unreachable")
@@ -124,6 +128,13 @@ class FakeLeaseEngine:
         if self.leases.pop(lease_id, None) is None:
             raise NotFoundError("no such lease")
         self.revoked.append(lease_id)
+
+    async def lookup(self, lease_id: str) -> float | None:
+        self._check()
+        exp = self.leases.get(lease_id)
+        if exp is None or exp[0] <= self.clock.now():
+            return None
+        return exp[0] - self.clock.now()
 
     def valid(self, lease_id: str) -> bool:
         exp = self.leases.get(lease_id)

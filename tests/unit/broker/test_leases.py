@@ -4,6 +4,7 @@ persistence across a restart, outages."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 from vaultside.broker.leases import Lease, LeaseManager
@@ -74,7 +75,7 @@ async def test_unsubscribed_lease_is_dropped_not_replaced(
     await clock.advance(200)
     assert engine.issued == 1
     assert leases.current(KEY) is None
-    assert storage.data == {}
+    assert storage.leftovers() == {}
     await leases.close()
 
 
@@ -101,7 +102,7 @@ async def test_lease_read_again_is_replaced_ahead_of_expiry_for_pollers(
     assert engine.issued <= issued + 1  # and that unread replacement lapses, nothing new
     settled = engine.issued
     await clock.advance(300)
-    assert engine.issued == settled and leases.current(KEY) is None and storage.data == {}
+    assert engine.issued == settled and leases.current(KEY) is None and storage.leftovers() == {}
     await leases.close()
 
 
@@ -118,7 +119,7 @@ async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) 
     assert engine.revoked == []
     await leases.unsubscribe(b)
     assert engine.revoked == [lease.lease_id]
-    assert leases.current(KEY) is None and storage.data == {}
+    assert leases.current(KEY) is None and storage.leftovers() == {}
     await leases.close()
 
 
@@ -127,8 +128,8 @@ async def test_survives_restart_through_storage(clock: FakeClock, storage: DictS
     before = manager(engine, storage, clock)
     lease = await before.acquire(KEY)
     await before.close()
-    assert len(storage.data) == 1
-    record = json.loads(next(iter(storage.data.values())).value)
+    assert len(storage.leftovers()) == 1
+    record = json.loads(next(iter(storage.leftovers().values())).value)
     assert record["lease_id"] == lease.lease_id
 
     after = manager(engine, storage, clock)
@@ -149,7 +150,7 @@ async def test_expired_persisted_lease_is_discarded(clock: FakeClock, storage: D
     clock._now += 120  # time passes while vaultside is down
     after = manager(engine, storage, clock)
     assert await after.load() == 0
-    assert storage.data == {}
+    assert storage.leftovers() == {}
     await after.close()
 
 
@@ -241,5 +242,66 @@ async def test_revoke_during_outage_does_not_fail_the_consumer(
     sub = await leases.subscribe(KEY, ignore)
     engine.down = True
     await leases.unsubscribe(sub)
-    assert leases.current(KEY) is None and storage.data == {}
+    assert leases.current(KEY) is None and storage.leftovers() == {}
+    await leases.close()
+
+
+async def test_reads_never_get_less_than_min_remaining_and_later_leases_replace_early(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    """Issue 16: no read gets a lease with less than ``min_remaining`` seconds of life; once
+    the max TTL is known, leases are replaced a third of it (100 s) ahead of their end. (The
+    first lease learns the max TTL only when a renewal is capped, at least (1 - 2/3) x 60 - 1 =
+    19 s before its end, so the minimum here is 15 s.)"""
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
+    leases = LeaseManager("b", engine, storage, clock, min_remaining=15.0)
+    ends: dict[str, float] = {}
+    for _ in range(200):  # 1000 s: several leases
+        lease = await leases.acquire(KEY)
+        ends.setdefault(lease.lease_id, engine.leases[lease.lease_id][1])
+        assert ends[lease.lease_id] - clock.now() >= 15.0
+        assert leases.remaining_life(lease) <= ends[lease.lease_id] - clock.now()
+        # Every lease handed out stays valid upstream until its end, replaced or not.
+        for lease_id, end in ends.items():
+            assert engine.valid(lease_id) or end <= clock.now(), (lease_id, end)
+        await clock.advance(5)
+    issued = sorted(end - 300 for end in ends.values())
+    assert len(issued) >= 4
+    # After the first, each lease is issued 200 s after the one before: 100 s of overlap.
+    assert all(abs(b - a - 200) <= 5 for a, b in itertools.pairwise(issued[1:]))
+    assert all(lease.max_ttl for lease in leases.leases())
+    await leases.close()
+
+
+async def test_lease_revoked_upstream_is_dropped_and_the_next_read_issues_anew(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
+    leases = LeaseManager("b", engine, storage, clock, verify_interval=1.0)
+    first = await leases.acquire(KEY)
+    await engine.revoke(first.lease_id)  # as `bao lease revoke` would
+    assert (await leases.acquire(KEY)).lease_id == first.lease_id  # looked up < 1 s ago
+    await clock.advance(1.5)
+    second = await leases.acquire(KEY)
+    assert second.lease_id != first.lease_id and engine.valid(second.lease_id)
+    await leases.close()
+
+
+async def test_lease_revoked_upstream_reaches_subscribers_through_the_next_read(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
+    leases = LeaseManager("b", engine, storage, clock, verify_interval=1.0)
+    seen: list[Lease] = []
+
+    async def on_new(lease: Lease) -> None:
+        seen.append(lease)
+
+    first = await leases.acquire(KEY)
+    await leases.subscribe(KEY, on_new)
+    await engine.revoke(first.lease_id)
+    await clock.advance(1.5)
+    second = await leases.acquire(KEY)
+    assert second.lease_id != first.lease_id
+    assert [lease.lease_id for lease in seen] == [second.lease_id]
     await leases.close()

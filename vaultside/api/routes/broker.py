@@ -4,6 +4,9 @@
 ``broker/{broker}/{mount}/{path}``; ``GET .../{path}:metadata`` returns KV v2 metadata (no
 values). Apps need only a vaultside token: the broker's own Vault token never leaves it.
 A value served from cache while the upstream is unreachable carries ``X-Vaultside-Stale: true``.
+A dynamic secret carries its lease, with ``remaining_life`` (whole seconds the credentials are
+known to stay valid) also in the ``X-Vaultside-Lease-Remaining`` header. KV v1 secrets have no
+version: ``metadata.version`` is omitted for them.
 """
 
 from __future__ import annotations
@@ -57,17 +60,23 @@ async def read_brokered(request: web.Request) -> web.Response:
             "lease_duration": read.lease_duration,
             "expires_time": rfc3339(read.expires_at) if read.expires_at else None,
             "renewable": read.renewable,
+            "remaining_life": _whole(read.remaining_life),
         }
-    body = {
-        "data": read.data,
-        "metadata": {"version": read.version, "kind": read.kind, "stale": read.stale},
-        "lease": lease,
-    }
+    meta: dict[str, object] = {"version": read.version} if read.version else {}
+    meta |= {"kind": read.kind, "stale": read.stale}
+    body = {"data": read.data, "metadata": meta, "lease": lease}
     response = json_response(body)
+    if lease is not None and read.remaining_life is not None:
+        response.headers["X-Vaultside-Lease-Remaining"] = str(_whole(read.remaining_life))
     if read.stale:
         response.headers["X-Vaultside-Stale"] = "true"
         response.headers["Age"] = str(int(read.age))
     return response
+
+
+def _whole(seconds: float | None) -> int | None:
+    # Rounded down: a client planning on it never overestimates.
+    return None if seconds is None else max(0, int(seconds))
 
 
 def add_routes(app: web.Application) -> None:

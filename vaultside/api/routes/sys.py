@@ -18,12 +18,16 @@ from vaultside.api.state import (
     SERVICES,
     authorize,
 )
+from vaultside.cluster import leaders
+from vaultside.cluster.leaders import LeaderJobRef, leader_status
 from vaultside.errors import InvalidRequestError, NotFoundError
+from vaultside.kv.models import rfc3339
 from vaultside.wiring import Services, seal_material
 
 log = logging.getLogger(__name__)
 
 REWRAP_LOCK = "sys/rewrap"
+REWRAP_JOB = "rewrap"
 _LOCK_TTL = 60.0
 
 
@@ -112,6 +116,7 @@ async def run_rewrap(services: Services, batch_size: int = 500) -> int:
     if not await storage.try_lock(REWRAP_LOCK, holder, _LOCK_TTL):
         log.info("rewrap already running elsewhere")
         return 0
+    await leaders.report(services.barrier, services.clock, REWRAP_JOB, holder, True)
     try:
         while True:
             done = await services.barrier.rewrap(batch_size)
@@ -122,6 +127,7 @@ async def run_rewrap(services: Services, batch_size: int = 500) -> int:
                 log.warning("rewrap lease lost; another process continues")
                 break
     finally:
+        leaders.mark(REWRAP_JOB, holder, False)
         await storage.unlock(REWRAP_LOCK, holder)
     log.info("rewrap finished", extra={"records": total})
     return total
@@ -150,6 +156,19 @@ async def key_status(request: web.Request) -> web.Response:
     """``GET /v1/sys/key-status``: key terms and rewrap progress (no key material)."""
     await authorize(request, "sys/key-status", "read")
     return json_response(await request.app[SERVICES].barrier.key_status())
+
+
+async def leaders_view(request: web.Request) -> web.Response:
+    """``GET /v1/sys/leaders``: each leader-only job, its holder, since and until when."""
+    await authorize(request, "sys/leaders", "read")
+    services = request.app[SERVICES]
+    jobs = [*services.leader_jobs, LeaderJobRef(REWRAP_JOB, REWRAP_LOCK)]
+    found = await leader_status(services.barrier, jobs)
+    for item in found:
+        for name in ("since", "until"):
+            value = item[name]
+            item[name] = rfc3339(value) if isinstance(value, float) else None
+    return json_response({"leaders": found})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -181,5 +200,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/sys/seal-status", seal_status, allow_head=False)
     r.add_post("/v1/sys/rotate-key", rotate_key)
     r.add_get("/v1/sys/key-status", key_status, allow_head=False)
+    r.add_get("/v1/sys/leaders", leaders_view, allow_head=False)
     r.add_get("/metrics", metrics, allow_head=False)
     r.add_get("/v1/openapi.json", openapi, allow_head=False)

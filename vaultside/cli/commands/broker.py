@@ -68,7 +68,8 @@ def read(target: str, version: int | None, field: str | None, as_json: bool) -> 
         print_json(body)
     else:
         meta = body.get("metadata") or {}
-        print_mapping(data, title=f"{target} ({meta.get('kind')}, version {meta.get('version')})")
+        version_note = f", version {meta['version']}" if meta.get("version") else ""
+        print_mapping(data, title=f"{target} ({meta.get('kind')}{version_note})")
         if body.get("lease"):
             print_mapping(body["lease"], title="lease")
 

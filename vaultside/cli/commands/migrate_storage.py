@@ -8,6 +8,7 @@ settings (``storage.postgres_dsn_file`` / ``VAULTSIDE_STORAGE__POSTGRES_DSN``), 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import click
@@ -56,12 +57,17 @@ async def _run(
                 source,
                 destination,
                 force=force,
-                progress=lambda n: click.echo(f"copied {n} records", err=True),
+                progress=_progress if sys.stderr.isatty() else None,
             )
         finally:
             await destination.close()
     finally:
         await source.close()
+
+
+def _progress(copied: int) -> None:
+    # Only for a person watching a terminal: piped runs get the summary alone, on stdout.
+    click.echo(f"copied {copied} records…", err=True)
 
 
 @click.command("migrate-storage")

@@ -2,8 +2,9 @@
 and mint a root token offline.
 
 ``init`` and ``root-token`` work on the local data directory (same settings as ``serve``);
-``seal-status`` and ``rotate-key`` talk to a running server through ``VAULTSIDE_ADDR``
-(and ``VAULTSIDE_TOKEN`` for rotate-key, which needs ``sudo`` on ``sys/rotate-key``).
+``seal-status``, ``rotate-key`` and ``leaders`` talk to a running server through
+``VAULTSIDE_ADDR`` (and ``VAULTSIDE_TOKEN`` for rotate-key, which needs ``sudo`` on
+``sys/rotate-key``, and leaders, which needs ``read`` on ``sys/leaders``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vaultside.cli.render import (
     output_format,
     print_json,
     print_mapping,
+    print_table,
     run_client,
 )
 from vaultside.cli.settings import settings_or_exit
@@ -109,6 +111,36 @@ def rotate_key(as_json: bool) -> None:
         return
     click.echo(f"Active key term is now {result.get('term')}; rewrap runs in the background.")
     click.echo("Follow it with GET /v1/sys/key-status.")
+
+
+@cli.command("leaders")
+@output_format()
+def leaders(as_json: bool) -> None:
+    """Which server leads each leader-only job, since and until when (read on sys/leaders).
+
+    \b
+    Example:
+      vaultside operator leaders --format json
+    """
+
+    async def call(client: VaultsideClient) -> dict[str, Any]:
+        _, body, _ = await client.request("GET", "sys/leaders")
+        return body
+
+    body = run_client(call)
+    if as_json:
+        print_json(body)
+        return
+    rows = [
+        (
+            item["job"],
+            item["holder"] or ("-" if item["enabled"] else "(disabled here)"),
+            item["since"] or "-",
+            item["until"] or "-",
+        )
+        for item in body.get("leaders", [])
+    ]
+    print_table(("job", "holder", "since", "until"), rows, title="Leaders")
 
 
 @cli.command("root-token")

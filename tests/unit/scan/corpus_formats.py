@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib.util
 import io
 import json
+import marshal
 import random
+import sqlite3
+import struct
 import tarfile
 import urllib.parse
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
@@ -98,6 +103,38 @@ def b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
+def pyc_file(source: str) -> bytes:
+    """``source`` compiled to a CPython ``.pyc`` (header + marshalled code)."""
+    code = compile(source, "settings.py", "exec")
+    header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, 0, len(source))
+    return header + marshal.dumps(code)
+
+
+def class_file(strings: list[str]) -> bytes:
+    """A minimal Java class file whose constant pool holds ``strings`` (modified UTF-8)."""
+    pool = [b"\x01" + struct.pack(">H", 6) + b"Config", b"\x07\x00\x01"]
+    pool += [b"\x01" + struct.pack(">H", 16) + b"java/lang/Object", b"\x07\x00\x03"]
+    for s in strings:
+        raw = s.encode("utf-16", "surrogatepass").decode("utf-16").encode("utf-8")
+        raw = raw.replace(b"\x00", b"\xc0\x80")
+        pool.append(b"\x01" + struct.pack(">H", len(raw)) + raw)
+        pool.append(b"\x08" + struct.pack(">H", len(pool)))  # CONSTANT_String of the above
+    head = b"\xca\xfe\xba\xbe" + struct.pack(">HHH", 0, 52, len(pool) + 1)
+    return head + b"".join(pool) + struct.pack(">HHHHHHH", 0x21, 2, 4, 0, 0, 0, 0)
+
+
+def sqlite_file(tables: dict[str, tuple[list[str], list[tuple[object, ...]]]]) -> bytes:
+    """An SQLite database: ``{table: (columns, rows)}``."""
+    con = sqlite3.connect(":memory:")
+    for name, (cols, rows) in tables.items():
+        con.execute(f"CREATE TABLE {name} ({', '.join(cols)})")
+        con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * len(cols))})", rows)
+    con.commit()
+    data = con.serialize()
+    con.close()
+    return data
+
+
 class Builder:
     """Places plants; keeps line numbers of the files it writes."""
 
@@ -118,7 +155,16 @@ class Builder:
         plants: list[tuple[str, str, int, tuple[str, ...]]],
     ) -> None:
         """A file of ``lines``; ``plants`` are (type, value, 1-based line, accept)."""
-        data = ("\n".join(lines) + "\n").encode()
+        self.raw(kind, path, ("\n".join(lines) + "\n").encode(), plants)
+
+    def raw(
+        self,
+        kind: str,
+        path: str,
+        data: bytes,
+        plants: Sequence[tuple[str, str, int | None, tuple[str, ...]]],
+    ) -> None:
+        """A file of bytes ``data``; ``plants`` as for ``file`` (line None: no line)."""
         target = self.spec.deleted if kind == "deleted-file" else self.spec.files
         if kind == "nested-archive":
             data = self._archive(path, data)
@@ -347,6 +393,26 @@ def structured(b: Builder, kind: str, typ: str) -> None:
         b.file(
             kind, f"{base}srv/infra-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
         )
+    elif typ == "pyc-constant":
+        tok = github_token(r)
+        src = f'"""Settings."""\nGITHUB_TOKEN = "{tok}"\nDEBUG = False\n'
+        b.raw(kind, f"{base}srv/app{u}/__pycache__/settings.cpython-311.pyc", pyc_file(src),
+              [(typ, tok, None, ())])  # fmt: skip
+    elif typ == "java-class-constant":
+        tok = github_token(r, "ghs_")
+        data = class_file(["Config.java", "api.internal", f"token {tok}", "getToken"])
+        b.raw(kind, f"{base}opt/svc{u}/classes/com/acme/Config.class", data,
+              [(typ, tok, None, ())])  # fmt: skip
+    elif typ == "sqlite-row":
+        pw, kv = rnd(r, AN, 22), rnd(r, AN, 24)
+        data = sqlite_file(
+            {
+                "users": (["id", "name", "password"], [(1, "deploy", pw)]),
+                "settings": (["key", "value"], [("theme", "dark"), ("smtp_password", kv)]),
+            }
+        )
+        b.raw(kind, f"{base}var/lib/app{u}/app.db", data,
+              [(typ, pw, None, ()), (typ, kv, None, ())])  # fmt: skip
     else:
         raise ValueError(typ)
 
@@ -357,5 +423,5 @@ STRUCTURED = (
     "django-secret-key", "maven-settings-password", "script-cli-password", "bearer-header",
     "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
     "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus", "dotnet-app-config",
-    "tomcat-keystore", "rclone-pass",
+    "tomcat-keystore", "rclone-pass", "pyc-constant", "java-class-constant", "sqlite-row",
 )  # fmt: skip

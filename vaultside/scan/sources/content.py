@@ -18,7 +18,8 @@ from typing import IO, cast
 
 import zstandard
 
-from vaultside.scan.base import Chunk, Location, ScanStats
+from vaultside.scan.base import NO_LINES, Chunk, Location, ScanStats
+from vaultside.scan.sources.binstrings import MAX_STRINGS_FILE, extract, strings_kind
 
 BLOCK = 1 << 20
 SNIFF = 8192
@@ -142,7 +143,7 @@ def bytes_chunks(
         return
     stats.files += 1
     if b"\0" in head:
-        stats.binary_skipped += 1
+        yield from binary_strings(head, data, loc, stats)
         return
     if data:
         stats.bytes_scanned += len(data)
@@ -152,7 +153,8 @@ def bytes_chunks(
 def file_chunks(
     f: IO[bytes], loc: Location, stats: ScanStats, limits: Limits, depth: int = 0
 ) -> Iterator[Chunk]:
-    """Chunks of one file: text as is, archives opened (to ``limits``), binaries skipped."""
+    """Chunks of one file: text as is, archives opened (to ``limits``), the strings of known
+    binary formats (``binstrings``), other binaries skipped."""
     head = read_head(f)
     kind = archive_kind(head)
     stats.files += 1
@@ -166,9 +168,25 @@ def file_chunks(
             stats.warn(f"{loc.display()}: unreadable {kind} archive ({type(exc).__name__})")
         return
     if b"\0" in head:
-        stats.binary_skipped += 1
+        if strings_kind(head) is None:
+            stats.binary_skipped += 1
+            return
+        rest = f.read(MAX_STRINGS_FILE + 1 - len(head))
+        yield from binary_strings(head, head + rest, loc, stats)
         return
     yield from text_chunks(head, f, loc, stats)
+
+
+def binary_strings(head: bytes, data: bytes, loc: Location, stats: ScanStats) -> Iterator[Chunk]:
+    """The strings of a binary file of a known format (``binstrings``); other binaries skipped."""
+    kind = strings_kind(head)
+    if kind is None or len(data) > MAX_STRINGS_FILE:
+        stats.binary_skipped += 1
+        return
+    text = extract(kind, bytes(data))
+    if text:
+        stats.bytes_scanned += len(text)
+        yield Chunk(text, loc, NO_LINES)
 
 
 def _nested(

@@ -1,0 +1,76 @@
+"""Credentials inside binary formats that embed strings (``binstrings``) and in ``.xz`` /
+``.bz2`` files. Values are generated here; each test failed before the step existed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from tests.unit.scan.corpus_formats import class_file, pyc_file, sqlite_file
+from tests.unit.scan.credgen import AN, github_token, rnd
+from vaultside.scan.base import Finding
+from vaultside.scan.scanner import Scanner
+from vaultside.scan.sources.binstrings import printable_runs, strings_kind
+from vaultside.scan.sources.path import PathSource
+
+RNG = random.Random()
+
+
+def scan(root: Path, files: dict[str, bytes]) -> list[Finding]:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return Scanner().scan([PathSource(root)]).findings
+
+
+def values(found: list[Finding], path: str) -> set[tuple[str, int | None]]:
+    return {
+        (f.secret.reveal(), f.location.line)
+        for f in found
+        if f.location.path == path and f.secret is not None
+    }
+
+
+def test_strings_in_python_bytecode_are_scanned(tmp_path: Path) -> None:
+    tok = github_token(RNG)
+    data = pyc_file(f'GITHUB = "{tok}"\nDEBUG = False\n')
+    assert strings_kind(data[:16]) == "pyc"
+    found = scan(tmp_path, {"app/__pycache__/settings.cpython-311.pyc": data})
+    assert (tok, None) in values(found, "app/__pycache__/settings.cpython-311.pyc")
+
+
+def test_java_class_constant_pool_strings_are_scanned(tmp_path: Path) -> None:
+    tok = github_token(RNG)
+    # a NUL (modified UTF-8 C0 80) and a supplementary character around the token
+    data = class_file(["Hello\0world", f"\U0001f511 {tok}", "getConnection"])
+    assert strings_kind(data[:16]) == "class"
+    found = scan(tmp_path, {"opt/app/classes/com/acme/Config.class": data})
+    assert (tok, None) in values(found, "opt/app/classes/com/acme/Config.class")
+
+
+def test_sqlite_rows_are_scanned_with_their_column_names(tmp_path: Path) -> None:
+    tok, pw, kv = github_token(RNG), rnd(RNG, AN, 22), rnd(RNG, AN, 24)
+    data = sqlite_file(
+        {
+            "tokens": (["id", "token"], [(1, tok)]),
+            "users": (["name", "password"], [("deploy", pw)]),
+            "settings": (["key", "value"], [("smtp_password", kv), ("theme", "dark")]),
+        }
+    )
+    assert strings_kind(data[:16]) == "sqlite"
+    found = values(scan(tmp_path, {"var/lib/app/app.db": data}), "var/lib/app/app.db")
+    assert {v for v, _ in found} >= {tok, pw, kv}
+    assert {line for _, line in found} == {None}
+
+
+def test_other_binaries_stay_skipped(tmp_path: Path) -> None:
+    tok = github_token(RNG)
+    data = b"\x7fELF\x02\x01\x01\0" + bytes(64) + f"GITHUB={tok}\n".encode()
+    assert strings_kind(data[:16]) is None
+    assert values(scan(tmp_path, {"usr/bin/tool": data}), "usr/bin/tool") == set()
+
+
+def test_printable_runs_keep_utf8_and_drop_short_runs() -> None:
+    data = b"\0\x01short\0" + "pässwörd-long-enough".encode() + b"\0\xff\xfe"
+    assert printable_runs(data) == "pässwörd-long-enough\n".encode()

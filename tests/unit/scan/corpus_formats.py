@@ -7,10 +7,12 @@ by ``cryptography`` now; nothing here is a credential literal.
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
 import importlib.util
 import io
 import json
+import lzma
 import marshal
 import random
 import sqlite3
@@ -303,12 +305,17 @@ def structured(b: Builder, kind: str, typ: str) -> None:
             ["[sso]", f"redirect=https://sso.internal/cb?dsn={enc}&v=2"],
             [(typ, pw, 2, (enc, url))],
         )
-    elif typ == "compressed-log":
+    elif typ in ("compressed-log", "compressed-log-xz", "compressed-log-bz2"):
         pw = rnd(r, AN, 20)
         lines = [f"2026-01-0{i} INFO request ok" for i in range(1, 6)]
         lines.insert(3, f"2026-01-03 DEBUG connecting with password={pw} to db")
-        data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
-        path = f"{base}var/log/app-{u}.log.gz"
+        text = ("\n".join(lines) + "\n").encode()
+        if typ == "compressed-log-xz":
+            data, path = lzma.compress(text), f"{base}var/log/app-{u}.log.1.xz"
+        elif typ == "compressed-log-bz2":
+            data, path = bz2.compress(text), f"{base}var/log/app-{u}.log.2.bz2"
+        else:
+            data, path = gzip.compress(text, mtime=0), f"{base}var/log/app-{u}.log.gz"
         (b.spec.deleted if kind == "deleted-file" else b.spec.files)[path] = data
         b.spec.plants.append(Plant(typ, kind, pw, path, None))
     elif typ == "wp-config":
@@ -424,4 +431,5 @@ STRUCTURED = (
     "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
     "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus", "dotnet-app-config",
     "tomcat-keystore", "rclone-pass", "pyc-constant", "java-class-constant", "sqlite-row",
+    "compressed-log-xz", "compressed-log-bz2",
 )  # fmt: skip

@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import random
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.unit.scan.corpus_formats import class_file, pyc_file, sqlite_file
 from tests.unit.scan.credgen import AN, github_token, rnd
 from vaultside.scan.base import Finding
 from vaultside.scan.scanner import Scanner
 from vaultside.scan.sources.binstrings import printable_runs, strings_kind
+from vaultside.scan.sources.content import Limits
 from vaultside.scan.sources.path import PathSource
 
 RNG = random.Random()
@@ -74,3 +83,42 @@ def test_other_binaries_stay_skipped(tmp_path: Path) -> None:
 def test_printable_runs_keep_utf8_and_drop_short_runs() -> None:
     data = b"\0\x01short\0" + "pässwörd-long-enough".encode() + b"\0\xff\xfe"
     assert printable_runs(data) == "pässwörd-long-enough\n".encode()
+
+
+@pytest.mark.parametrize(("ext", "compress"), [(".xz", lzma.compress), (".bz2", bz2.compress)])
+def test_xz_and_bzip2_files_are_decompressed(
+    tmp_path: Path, ext: str, compress: Callable[[bytes], bytes]
+) -> None:
+    tok, pw = github_token(RNG), rnd(RNG, AN, 20)
+    log = f"2026-01-01 INFO start\n2026-01-01 DEBUG password={pw} ok\nGH={tok}\n".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("etc/app.env")
+        info.size = len(log)
+        tf.addfile(info, io.BytesIO(log))
+    files = {
+        f"var/log/app.log{ext}": compress(log),
+        f"srv/bundle.tar{ext}": compress(buf.getvalue()),
+    }
+    found = scan(tmp_path, files)
+    assert values(found, f"var/log/app.log{ext}") == {(pw, 2), (tok, 3)}
+    nested = {
+        (f.secret.reveal(), f.location.nested, f.location.line)
+        for f in found
+        if f.location.path == f"srv/bundle.tar{ext}" and f.secret is not None
+    }
+    assert nested == {(pw, ("etc/app.env",), 2), (tok, ("etc/app.env",), 3)}
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress, bz2.compress])
+def test_a_decompression_bomb_is_cut_at_the_limit(
+    tmp_path: Path, compress: Callable[[bytes], bytes]
+) -> None:
+    tok = github_token(RNG)
+    data = compress(b"x" * (4 << 20) + f"\nGH={tok}\n".encode())
+    (tmp_path / "bomb.log.z").write_bytes(data)
+    limits = Limits(max_decompressed_bytes=1 << 20)
+    result = Scanner().scan([PathSource(tmp_path, limits=limits)])
+    assert result.findings == []
+    assert any("decompresses to more than" in w for w in result.stats.warnings)
+    assert result.stats.bytes_scanned <= 1 << 20

@@ -400,6 +400,47 @@ def structured(b: Builder, kind: str, typ: str) -> None:
         b.file(
             kind, f"{base}srv/infra-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
         )
+    elif typ == "pgpass":
+        pw = rnd(r, AN, 20)
+        lines = ["# hostname:port:database:username:password", f"pg-{u}.internal:5432:app:app:{pw}"]
+        b.file(kind, f"{base}home/app/pg-{u}/.pgpass", lines, [(typ, pw, 2, ())])
+    elif typ == "pypirc":
+        pw = rnd(r, AN, 24)
+        lines = ["[distutils]", "index-servers = internal", "", "[internal]",
+                 "repository = https://pypi.internal/", "username = deploy",
+                 f"password = {pw}"]  # fmt: skip
+        b.file(kind, f"{base}home/app/pypirc-{u}/.pypirc", lines, [(typ, pw, 7, ())])
+    elif typ == "pip-conf-index-url":
+        pw = rnd(r, AN, 20)
+        url = f"https://deploy:{pw}@pypi.internal/simple"
+        lines = ["[global]", "timeout = 60", f"index-url = {url}"]
+        b.file(kind, f"{base}etc/pip-{u}/pip.conf", lines, [(typ, pw, 3, (url,))])
+    elif typ == "aws-credentials-file":
+        secret = rnd(r, AN + "/+", 40)
+        key_id = "AKIA" + rnd(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        lines = ["[default]", f"aws_access_key_id = {key_id}", f"aws_secret_access_key = {secret}"]
+        b.file(kind, f"{base}root/aws-{u}/.aws/credentials", lines,
+               [(typ, secret, 3, ()), (typ, key_id, 2, ())])  # fmt: skip
+    elif typ == "terraform-output":
+        pw = rnd(r, SYM, 24)
+        doc = {"version": 4, "outputs": {
+            "endpoint": {"value": "db.internal:5432", "type": "string"},
+            "db_password": {"value": pw, "type": "string", "sensitive": True}}}  # fmt: skip
+        text = json.dumps(doc, indent=2)
+        line = next(i for i, ln in enumerate(text.splitlines(), 1) if pw in ln)
+        b.file(
+            kind, f"{base}srv/tf-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
+        )
+    elif typ == "terraform-random-password":
+        pw = rnd(r, SYM, 24)
+        attrs = {"bcrypt_hash": "unset", "id": "none", "length": 24, "override_special": "!#%",
+                 "result": pw, "special": True}  # fmt: skip
+        res = {"type": "random_password", "name": "db", "instances": [{"attributes": attrs}]}
+        text = json.dumps({"version": 4, "resources": [res]}, indent=2)
+        line = next(i for i, ln in enumerate(text.splitlines(), 1) if pw in ln)
+        b.file(
+            kind, f"{base}srv/tfr-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
+        )
     elif typ == "pyc-constant":
         tok = github_token(r)
         src = f'"""Settings."""\nGITHUB_TOKEN = "{tok}"\nDEBUG = False\n'
@@ -431,5 +472,6 @@ STRUCTURED = (
     "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
     "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus", "dotnet-app-config",
     "tomcat-keystore", "rclone-pass", "pyc-constant", "java-class-constant", "sqlite-row",
-    "compressed-log-xz", "compressed-log-bz2",
+    "compressed-log-xz", "compressed-log-bz2", "pgpass", "pypirc", "pip-conf-index-url",
+    "aws-credentials-file", "terraform-output", "terraform-random-password",
 )  # fmt: skip

@@ -376,6 +376,32 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
         ],
         ["machine api.heroku.com login ci@acme.io", "machine x login y password aaaa"],
     ),
+    "pgpass-password": lambda r: (
+        [
+            f"db.internal:5432:app:app:{rnd(r, AN, 20)}",
+            f"*:*:*:postgres:{rnd(r, AN, 16)}",
+            f"localhost:6432:*:ops:{rnd(r, AN, 8)}\\:{rnd(r, AN, 8)}",
+        ],
+        [
+            "daemon:*:19000:0:99999:7:::",
+            f"web:5432:app:app:{rnd(r, AN, 8)}:extra",
+            "db.internal:5432:app:app:aaaaaaaa",
+        ],
+    ),
+    "terraform-sensitive-output": lambda r: (
+        [f'"db_password": {{"value": "{rnd(r, AN, 20)}", "type": "string", "sensitive": true}}'],
+        [
+            f'"url": {{"value": "{rnd(r, AN, 20)}", "type": "string"}}',
+            f'"pw": {{"value": "{rnd(r, AN, 20)}", "type": "string", "sensitive": false}}',
+        ],
+    ),
+    "terraform-random-password": lambda r: (
+        [f'"override_special": "!#%", "result": "{rnd(r, AN, 24)}", "special": true'],
+        [
+            f'"override_special": "!#%", "special": true, "id": "{rnd(r, AN, 24)}"',
+            '"override_special": null, "result": "aaaaaaaaaaaaaaaa"',
+        ],
+    ),
     "npmrc-auth": _simple(
         lambda r: base64.b64encode(f"ci:{rnd(r, AN, 18)}".encode()).decode(),
         lambda r: [base64.b64encode(rnd(r, AN, 18).encode()).decode()],

@@ -8,7 +8,9 @@ import gzip
 import io
 import lzma
 import random
+import sqlite3
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,3 +124,20 @@ def test_a_decompression_bomb_is_cut_at_the_limit(
     assert result.findings == []
     assert any("decompresses to more than" in w for w in result.stats.warnings)
     assert result.stats.bytes_scanned <= 1 << 20
+
+
+def test_a_hostile_sqlite_database_stays_bounded(tmp_path: Path) -> None:
+    """Generated columns are evaluated on read: a huge value or a long loop stops early."""
+    tok = github_token(RNG)
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE big (a, b GENERATED ALWAYS AS (zeroblob(900000000)))")
+    con.execute("CREATE TABLE tok (t)")
+    con.execute("INSERT INTO big (a) VALUES (1)")
+    con.execute("INSERT INTO tok VALUES (?)", (tok,))
+    con.commit()
+    data = con.serialize()
+    con.close()
+    start = time.monotonic()
+    found = values(scan(tmp_path, {"var/lib/evil.db": data}), "var/lib/evil.db")
+    assert time.monotonic() - start < 5
+    assert (tok, None) in found  # the printable runs of the file still hold it

@@ -152,8 +152,14 @@ def _modified_utf8(raw: bytes) -> bytes:
 def _sqlite_rows(data: bytes) -> bytes:
     """Every ordinary table's text values as ``column = 'value'`` lines."""
     con = sqlite3.connect(":memory:")
+    con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_STRINGS_FILE)  # no value bigger than the file
     try:
         con.deserialize(data)
+        # SECURITY: the database is untrusted: no schema-defined functions with side effects
+        # (views, triggers, generated columns), no writes, no value over the file's size cap, a
+        # step budget.
+        con.execute("PRAGMA trusted_schema = OFF")
+        con.execute("PRAGMA query_only = ON")
         steps = [0]
 
         def budget() -> int:

@@ -2,8 +2,8 @@
 
 Binaries are skipped, except a small allow-list recognised by magic bytes:
 
-- Python bytecode (``.pyc``: a 2-byte magic number followed by ``\\r\\n``): printable runs,
-  cut where marshal's string objects begin and end (a length byte may be printable);
+- Python bytecode (``.pyc``: a 2-byte magic number followed by ``\\r\\n``): printable ASCII
+  runs, cut where marshal's string objects begin and end (a length byte may be printable);
 - Java class files (``0xCAFEBABE`` with a class-file major version): the constant pool's
   ``CONSTANT_Utf8`` entries, decoded from modified UTF-8 (printable runs if the pool is
   malformed);
@@ -28,7 +28,9 @@ from collections.abc import Iterator
 MAX_STRINGS_FILE = 16 * 1024 * 1024
 MAX_STRINGS_OUT = 8 * 1024 * 1024  # bytes of extracted text per file
 _MIN_RUN = 8
-_RUN = re.compile(rb"(?:[\x20-\x7e\t]|[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}){8,}")
+# printable ASCII, tab, and the bytes of UTF-8 sequences (a byte class: C speed, ~100 MB/s)
+_RUN = re.compile(rb"[\t\x20-\x7e\x80-\xf4]{8,}")
+_ASCII_RUN = re.compile(rb"[\t\x20-\x7e]{8,}")  # in a .pyc: marshal's framing bytes stay out
 _SQLITE_MAGIC = b"SQLite format 3\0"
 _SQLITE_STEPS = 5_000_000  # virtual-machine steps per database before the read is cut
 _SQLITE_ROWS = 200_000
@@ -86,7 +88,7 @@ def _pyc_strings(data: bytes) -> Iterator[bytes]:
     """Printable runs cut at marshal's string objects: a run such as ``(ghp_...N)`` holds a
     length byte before and the next object's type code after the string; runs that are not
     strings (or not only) are kept whole."""
-    for m in _RUN.finditer(data):
+    for m in _ASCII_RUN.finditer(data):
         s, e = m.span()
         start, n = _string_at(data, s)
         if start < 0 or start + n > e:

@@ -112,3 +112,30 @@ def test_docker_config_auth(tmp_path: Path) -> None:
     text = json.dumps({"auths": {"ghcr.io": {"auth": auth}}}, indent=2)
     # reported as the encoded ``auth`` value (what to revoke is inside it), at its line
     assert (auth, 4) in found(tmp_path, "root/.docker/config.json", text)
+
+
+@pytest.mark.parametrize(
+    ("path", "template", "line"),
+    [
+        ("srv/app/hibernate.cfg.xml", "<hibernate-configuration>\n"
+         '  <property name="hibernate.connection.password">{v}</property>\n', 2),
+        ("root/.subversion/auth/svn.simple/0f3c", "K 8\npasstype\nV 6\nsimple\nK 8\npassword\n"
+         "V 22\n{v}\nK 8\nusername\nV 6\ndeploy\nEND\n", 8),
+        ("etc/wpa_supplicant/wpa_supplicant.conf", 'network={\n  ssid="corp"\n  psk="{v}"\n}\n', 3),
+        ("srv/rails/.bundle/config", '---\nBUNDLE_GEMS__INTERNAL__COM: "deploy:{v}"\n', 2),
+    ],
+)  # fmt: skip
+def test_configs_that_name_the_secret_by_structure(
+    tmp_path: Path, path: str, template: str, line: int
+) -> None:
+    """Each was missed before its rule: the value has no assignment to a secret-ish name."""
+    v = rnd(RNG, AN, 22)
+    assert any(
+        v in got and ln == line for got, ln in found(tmp_path, path, template.replace("{v}", v))
+    )
+
+
+def test_maven_master_password(tmp_path: Path) -> None:
+    enc = "{" + base64.b64encode(RNG.randbytes(32)).decode() + "}"
+    text = f"<settingsSecurity>\n  <master>{enc}</master>\n</settingsSecurity>\n"
+    assert (enc, 2) in found(tmp_path, "root/.m2/settings-security.xml", text)

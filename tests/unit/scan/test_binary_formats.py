@@ -20,7 +20,7 @@ from tests.unit.scan.corpus_formats import class_file, pyc_file, sqlite_file
 from tests.unit.scan.credgen import AN, github_token, rnd
 from vaultside.scan.base import Finding
 from vaultside.scan.scanner import Scanner
-from vaultside.scan.sources.binstrings import printable_runs, strings_kind
+from vaultside.scan.sources.binstrings import extract, printable_runs, strings_kind
 from vaultside.scan.sources.content import Limits
 from vaultside.scan.sources.path import PathSource
 
@@ -141,3 +141,21 @@ def test_a_hostile_sqlite_database_stays_bounded(tmp_path: Path) -> None:
     found = values(scan(tmp_path, {"var/lib/evil.db": data}), "var/lib/evil.db")
     assert time.monotonic() - start < 5
     assert (tok, None) in found  # the printable runs of the file still hold it
+
+
+def test_corrupt_files_of_known_formats_never_raise() -> None:
+    """Truncated and random bodies behind each magic: printable runs at worst."""
+    rng = random.Random(7)
+    heads = [
+        class_file(["abcdefgh" * 4])[:40],
+        pyc_file("X = 1\n")[:20],
+        sqlite_file({"t": (["a"], [("abcdefgh",)])})[:200],
+    ]
+    for head in heads:
+        kind = strings_kind(head[:16])
+        assert kind is not None
+        for _ in range(50):
+            body = head + rng.randbytes(rng.randrange(0, 5000))
+            assert isinstance(extract(kind, body), bytes)
+            cut = body[: rng.randrange(16, len(body) + 1)]
+            assert isinstance(extract(kind, cut), bytes)

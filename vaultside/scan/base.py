@@ -103,9 +103,14 @@ class Location:
 BUNDLE_SEP = b"\n\0\n"  # ends each file of a bundle: a line end, and NUL is in no secret
 
 
+NO_LINES = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte.
+    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte, or
+    ``NO_LINES`` when the text is not the file's own lines (strings of a binary file): its
+    findings then carry no line number.
 
     A *bundle* of several small files has ``parts``: (offset in ``data``, location) of each
     file, in order; each file is followed by ``BUNDLE_SEP``.

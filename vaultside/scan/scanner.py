@@ -189,7 +189,7 @@ class Scanner:
                     by_span[cand.start] = (cand, rank)
         out: list[Finding] = []
         for start, (cand, _rank) in sorted(by_span.items()):
-            line = chunk.first_line + data.count(b"\n", 0, start)
+            line = chunk.first_line + data.count(b"\n", 0, start) if chunk.first_line else None
             loc = replace(chunk.location, line=line)
             out.append(
                 Finding(

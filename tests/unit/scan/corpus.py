@@ -21,6 +21,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.unit.scan.corpus_configs import CONFIGS, config_file
 from tests.unit.scan.corpus_formats import (
     KINDS,
     STRUCTURED,
@@ -241,6 +242,9 @@ def build_corpus(seed: int = 13, per_type: int = 3) -> CorpusSpec:
     for typ in STRUCTURED:
         for i in range(per_type):
             structured(b, ("layer-file", "deleted-file", "nested-archive")[i % 3], typ)
+    for typ in CONFIGS:
+        for i in range(per_type):
+            config_file(b, ("layer-file", "deleted-file", "nested-archive")[i % 3], typ)
     spec.decoys = decoy_corpus(random.Random(seed + 1))
     return spec
 

@@ -7,13 +7,20 @@ by ``cryptography`` now; nothing here is a credential literal.
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
+import importlib.util
 import io
 import json
+import lzma
+import marshal
 import random
+import sqlite3
+import struct
 import tarfile
 import urllib.parse
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
@@ -98,6 +105,38 @@ def b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
+def pyc_file(source: str) -> bytes:
+    """``source`` compiled to a CPython ``.pyc`` (header + marshalled code)."""
+    code = compile(source, "settings.py", "exec")
+    header = importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, 0, len(source))
+    return header + marshal.dumps(code)
+
+
+def class_file(strings: list[str]) -> bytes:
+    """A minimal Java class file whose constant pool holds ``strings`` (modified UTF-8)."""
+    pool = [b"\x01" + struct.pack(">H", 6) + b"Config", b"\x07\x00\x01"]
+    pool += [b"\x01" + struct.pack(">H", 16) + b"java/lang/Object", b"\x07\x00\x03"]
+    for s in strings:
+        raw = s.encode("utf-16", "surrogatepass").decode("utf-16").encode("utf-8")
+        raw = raw.replace(b"\x00", b"\xc0\x80")
+        pool.append(b"\x01" + struct.pack(">H", len(raw)) + raw)
+        pool.append(b"\x08" + struct.pack(">H", len(pool)))  # CONSTANT_String of the above
+    head = b"\xca\xfe\xba\xbe" + struct.pack(">HHH", 0, 52, len(pool) + 1)
+    return head + b"".join(pool) + struct.pack(">HHHHHHH", 0x21, 2, 4, 0, 0, 0, 0)
+
+
+def sqlite_file(tables: dict[str, tuple[list[str], list[tuple[object, ...]]]]) -> bytes:
+    """An SQLite database: ``{table: (columns, rows)}``."""
+    con = sqlite3.connect(":memory:")
+    for name, (cols, rows) in tables.items():
+        con.execute(f"CREATE TABLE {name} ({', '.join(cols)})")
+        con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * len(cols))})", rows)
+    con.commit()
+    data = con.serialize()
+    con.close()
+    return data
+
+
 class Builder:
     """Places plants; keeps line numbers of the files it writes."""
 
@@ -118,7 +157,16 @@ class Builder:
         plants: list[tuple[str, str, int, tuple[str, ...]]],
     ) -> None:
         """A file of ``lines``; ``plants`` are (type, value, 1-based line, accept)."""
-        data = ("\n".join(lines) + "\n").encode()
+        self.raw(kind, path, ("\n".join(lines) + "\n").encode(), plants)
+
+    def raw(
+        self,
+        kind: str,
+        path: str,
+        data: bytes,
+        plants: Sequence[tuple[str, str, int | None, tuple[str, ...]]],
+    ) -> None:
+        """A file of bytes ``data``; ``plants`` as for ``file`` (line None: no line)."""
         target = self.spec.deleted if kind == "deleted-file" else self.spec.files
         if kind == "nested-archive":
             data = self._archive(path, data)
@@ -257,12 +305,17 @@ def structured(b: Builder, kind: str, typ: str) -> None:
             ["[sso]", f"redirect=https://sso.internal/cb?dsn={enc}&v=2"],
             [(typ, pw, 2, (enc, url))],
         )
-    elif typ == "compressed-log":
+    elif typ in ("compressed-log", "compressed-log-xz", "compressed-log-bz2"):
         pw = rnd(r, AN, 20)
         lines = [f"2026-01-0{i} INFO request ok" for i in range(1, 6)]
         lines.insert(3, f"2026-01-03 DEBUG connecting with password={pw} to db")
-        data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
-        path = f"{base}var/log/app-{u}.log.gz"
+        text = ("\n".join(lines) + "\n").encode()
+        if typ == "compressed-log-xz":
+            data, path = lzma.compress(text), f"{base}var/log/app-{u}.log.1.xz"
+        elif typ == "compressed-log-bz2":
+            data, path = bz2.compress(text), f"{base}var/log/app-{u}.log.2.bz2"
+        else:
+            data, path = gzip.compress(text, mtime=0), f"{base}var/log/app-{u}.log.gz"
         (b.spec.deleted if kind == "deleted-file" else b.spec.files)[path] = data
         b.spec.plants.append(Plant(typ, kind, pw, path, None))
     elif typ == "wp-config":
@@ -347,6 +400,67 @@ def structured(b: Builder, kind: str, typ: str) -> None:
         b.file(
             kind, f"{base}srv/infra-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
         )
+    elif typ == "pgpass":
+        pw = rnd(r, AN, 20)
+        lines = ["# hostname:port:database:username:password", f"pg-{u}.internal:5432:app:app:{pw}"]
+        b.file(kind, f"{base}home/app/pg-{u}/.pgpass", lines, [(typ, pw, 2, ())])
+    elif typ == "pypirc":
+        pw = rnd(r, AN, 24)
+        lines = ["[distutils]", "index-servers = internal", "", "[internal]",
+                 "repository = https://pypi.internal/", "username = deploy",
+                 f"password = {pw}"]  # fmt: skip
+        b.file(kind, f"{base}home/app/pypirc-{u}/.pypirc", lines, [(typ, pw, 7, ())])
+    elif typ == "pip-conf-index-url":
+        pw = rnd(r, AN, 20)
+        url = f"https://deploy:{pw}@pypi.internal/simple"
+        lines = ["[global]", "timeout = 60", f"index-url = {url}"]
+        b.file(kind, f"{base}etc/pip-{u}/pip.conf", lines, [(typ, pw, 3, (url,))])
+    elif typ == "aws-credentials-file":
+        secret = rnd(r, AN + "/+", 40)
+        key_id = "AKIA" + rnd(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        lines = ["[default]", f"aws_access_key_id = {key_id}", f"aws_secret_access_key = {secret}"]
+        b.file(kind, f"{base}root/aws-{u}/.aws/credentials", lines,
+               [(typ, secret, 3, ()), (typ, key_id, 2, ())])  # fmt: skip
+    elif typ == "terraform-output":
+        pw = rnd(r, SYM, 24)
+        doc = {"version": 4, "outputs": {
+            "endpoint": {"value": "db.internal:5432", "type": "string"},
+            "db_password": {"value": pw, "type": "string", "sensitive": True}}}  # fmt: skip
+        text = json.dumps(doc, indent=2)
+        line = next(i for i, ln in enumerate(text.splitlines(), 1) if pw in ln)
+        b.file(
+            kind, f"{base}srv/tf-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
+        )
+    elif typ == "terraform-random-password":
+        pw = rnd(r, SYM, 24)
+        attrs = {"bcrypt_hash": "unset", "id": "none", "length": 24, "override_special": "!#%",
+                 "result": pw, "special": True}  # fmt: skip
+        res = {"type": "random_password", "name": "db", "instances": [{"attributes": attrs}]}
+        text = json.dumps({"version": 4, "resources": [res]}, indent=2)
+        line = next(i for i, ln in enumerate(text.splitlines(), 1) if pw in ln)
+        b.file(
+            kind, f"{base}srv/tfr-{u}/terraform.tfstate", text.splitlines(), [(typ, pw, line, ())]
+        )
+    elif typ == "pyc-constant":
+        tok = github_token(r)
+        src = f'"""Settings."""\nGITHUB_TOKEN = "{tok}"\nDEBUG = False\n'
+        b.raw(kind, f"{base}srv/app{u}/__pycache__/settings.cpython-311.pyc", pyc_file(src),
+              [(typ, tok, None, ())])  # fmt: skip
+    elif typ == "java-class-constant":
+        tok = github_token(r, "ghs_")
+        data = class_file(["Config.java", "api.internal", f"token {tok}", "getToken"])
+        b.raw(kind, f"{base}opt/svc{u}/classes/com/acme/Config.class", data,
+              [(typ, tok, None, ())])  # fmt: skip
+    elif typ == "sqlite-row":
+        pw, kv = rnd(r, AN, 22), rnd(r, AN, 24)
+        data = sqlite_file(
+            {
+                "users": (["id", "name", "password"], [(1, "deploy", pw)]),
+                "settings": (["key", "value"], [("theme", "dark"), ("smtp_password", kv)]),
+            }
+        )
+        b.raw(kind, f"{base}var/lib/app{u}/app.db", data,
+              [(typ, pw, None, ()), (typ, kv, None, ())])  # fmt: skip
     else:
         raise ValueError(typ)
 
@@ -357,5 +471,7 @@ STRUCTURED = (
     "django-secret-key", "maven-settings-password", "script-cli-password", "bearer-header",
     "percent-encoded-url", "terraform-state", "compressed-log", "wp-config", "redis-requirepass",
     "ansible-inventory", "jdbc-url-param", "putty-key", "azure-service-bus", "dotnet-app-config",
-    "tomcat-keystore", "rclone-pass",
+    "tomcat-keystore", "rclone-pass", "pyc-constant", "java-class-constant", "sqlite-row",
+    "compressed-log-xz", "compressed-log-bz2", "pgpass", "pypirc", "pip-conf-index-url",
+    "aws-credentials-file", "terraform-output", "terraform-random-password",
 )  # fmt: skip

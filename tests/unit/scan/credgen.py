@@ -376,6 +376,62 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
         ],
         ["machine api.heroku.com login ci@acme.io", "machine x login y password aaaa"],
     ),
+    "pgpass-password": lambda r: (
+        [
+            f"db.internal:5432:app:app:{rnd(r, AN, 20)}",
+            f"*:*:*:postgres:{rnd(r, AN, 16)}",
+            f"localhost:6432:*:ops:{rnd(r, AN, 8)}\\:{rnd(r, AN, 8)}",
+        ],
+        [
+            "daemon:*:19000:0:99999:7:::",
+            f"web:5432:app:app:{rnd(r, AN, 8)}:extra",
+            "db.internal:5432:app:app:aaaaaaaa",
+        ],
+    ),
+    "terraform-sensitive-output": lambda r: (
+        [f'"db_password": {{"value": "{rnd(r, AN, 20)}", "type": "string", "sensitive": true}}'],
+        [
+            f'"url": {{"value": "{rnd(r, AN, 20)}", "type": "string"}}',
+            f'"pw": {{"value": "{rnd(r, AN, 20)}", "type": "string", "sensitive": false}}',
+        ],
+    ),
+    "terraform-random-password": lambda r: (
+        [f'"override_special": "!#%", "result": "{rnd(r, AN, 24)}", "special": true'],
+        [
+            f'"override_special": "!#%", "special": true, "id": "{rnd(r, AN, 24)}"',
+            '"override_special": null, "result": "aaaaaaaaaaaaaaaa"',
+        ],
+    ),
+    "xml-named-property-secret": lambda r: (
+        [
+            f'<property name="hibernate.connection.password">{rnd(r, AN, 18)}</property>',
+            f"<entry key='api.token'>{rnd(r, AN, 30)}</entry>",
+        ],
+        [
+            f'<label for="password">{rnd(r, AN, 12)}</label>',
+            '<property name="connection.password">${DB_PASSWORD}</property>',
+            '<property name="connection.username">deploy-user-01</property>',
+        ],
+    ),
+    "svn-simple-password": lambda r: (
+        [f"K 8\npassword\nV 18\n{rnd(r, AN, 18)}"],
+        [f"K 8\npasstype\nV 6\nsimple\nK 8\nusername\nV 6\n{rnd(r, AN, 6)}"],
+    ),
+    "wpa-psk": lambda r: (
+        [f'  psk="{rnd(r, AN, 20)}"', f"  psk={rnd(r, HEX, 64)}"],
+        ['  psk="short"', "  key_mgmt=WPA-PSK", "  psk=notahexvalue"],
+    ),
+    "bundler-credentials": lambda r: (
+        [
+            f'BUNDLE_GEMS__INTERNAL__COM: "deploy:{rnd(r, AN, 20)}"',
+            f"BUNDLE_RUBYGEMS__PKG__GITHUB__COM={rnd(r, AN, 8)}:{rnd(r, AN, 24)}",
+        ],
+        ['BUNDLE_PATH: "vendor/bundle"', 'BUNDLE_JOBS: "4"', "BUNDLE_WITHOUT=development:test"],
+    ),
+    "maven-master-password": lambda r: (
+        [f"<master>{{{base64.b64encode(r.randbytes(32)).decode()}}}</master>"],
+        ["<master>{}</master>", "<master>changeme</master>"],
+    ),
     "npmrc-auth": _simple(
         lambda r: base64.b64encode(f"ci:{rnd(r, AN, 18)}".encode()).decode(),
         lambda r: [base64.b64encode(rnd(r, AN, 18).encode()).decode()],

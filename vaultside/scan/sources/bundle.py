@@ -8,8 +8,9 @@ runs from one file into the next. The scanner runs the detectors once over a bun
 only on the files that had a candidate (see ``Scanner``), so attribution and filters see
 single files.
 
-Files larger than ``BLOCK``, binaries (a NUL in the first ``SNIFF`` bytes: skipped) and nested
-archives go the one-file way (``bytes_chunks`` / ``file_chunks``), exactly as before.
+Files larger than ``BLOCK``, binaries (a NUL in the first ``SNIFF`` bytes: skipped, unless
+``binstrings`` knows the format) and nested archives go the one-file way (``bytes_chunks`` /
+``file_chunks``), exactly as before.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Iterator
 
 from vaultside.scan.base import BUNDLE_SEP as SEP
 from vaultside.scan.base import Chunk, Location, ScanStats
+from vaultside.scan.sources.binstrings import strings_kind
 from vaultside.scan.sources.content import (
     BLOCK,
     MAGICS,
@@ -77,7 +79,11 @@ def bundled(
             continue
         stats.files += 1
         if buf.find(b"\0", rel, min(end, rel + SNIFF)) >= 0:
-            stats.binary_skipped += 1
+            if strings_kind(buf[rel : min(end, rel + 16)]) is not None:
+                stats.files -= 1  # counted again by ``bytes_chunks``
+                yield from bytes_chunks(buf[rel:end], loc, stats, limits)
+            else:
+                stats.binary_skipped += 1
             continue
         if not size:
             continue

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from vaultside import errors
 from vaultside.client import VaultsideClient
+from vaultside.retry import NO_RETRY
 
 T = TypeVar("T")
 
@@ -28,6 +29,7 @@ EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
 EXIT_UNAVAILABLE = 6
+EXIT_DEADLINE = 7  # retried until --timeout / VAULTSIDE_RETRY_TIMEOUT and still unavailable
 
 _EXIT_BY_CLASS: tuple[tuple[type[errors.VaultsideError], int], ...] = (
     (errors.InvalidRequestError, EXIT_INVALID),
@@ -36,6 +38,7 @@ _EXIT_BY_CLASS: tuple[tuple[type[errors.VaultsideError], int], ...] = (
     (errors.NotFoundError, EXIT_NOT_FOUND),
     (errors.ConflictError, EXIT_CONFLICT),
     (errors.SealedError, EXIT_UNAVAILABLE),
+    (errors.DeadlineExceededError, EXIT_DEADLINE),
     (errors.UpstreamUnavailableError, EXIT_UNAVAILABLE),
 )
 
@@ -55,11 +58,16 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def run_client(call: Callable[[VaultsideClient], Awaitable[T]]) -> T:
-    """Run ``call`` with a client built from the environment, behind the error boundary."""
+def run_client(call: Callable[[VaultsideClient], Awaitable[T]], *, probe: bool = False) -> T:
+    """Run ``call`` with a client built from the environment, behind the error boundary.
+
+    The client retries an unreachable or sealed server for ``VAULTSIDE_RETRY_TIMEOUT``
+    seconds (``vaultside.retry``); a ``probe`` (health checks) asks once and reports now.
+    """
 
     async def main() -> T:
-        async with VaultsideClient.from_env() as client:
+        kw: dict[str, Any] = {"retry": NO_RETRY} if probe else {}
+        async with VaultsideClient.from_env(None, **kw) as client:
             return await call(client)
 
     try:

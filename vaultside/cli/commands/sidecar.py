@@ -20,6 +20,7 @@ from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_TIMEOUT,
     ConsumerReporter,
     EtagWatcher,
     Sidecar,
@@ -35,10 +36,11 @@ from vaultside.inject.signal import (
 )
 from vaultside.inject.spec import parse_volume_options
 from vaultside.logs import setup_logging
+from vaultside.retry import NO_RETRY
 
 CONFIG_KEYS = frozenset(
     {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
-     "allow_non_tmpfs", "options", "consumer"}
+     "allow_non_tmpfs", "options", "consumer", "timeout"}
 )  # fmt: skip
 
 
@@ -78,6 +80,18 @@ def _reload(
     if command is not None:
         return RunCommand(shlex.split(command))
     return None
+
+
+def _timeout(flag: float | None, config: dict[str, Any]) -> float | None:
+    """The first render's deadline in seconds; ``None`` (given as 0) waits forever."""
+    value = flag if flag is not None else config.get("timeout", DEFAULT_TIMEOUT)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        fail(f"timeout must be a number of seconds, got {str(value)[:20]!r}", EXIT_INVALID)
+    if not seconds >= 0:
+        fail("timeout must be >= 0 (0 = wait forever)", EXIT_INVALID)
+    return seconds or None
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -132,6 +146,13 @@ async def _run(
 @click.option(
     "--refresh", type=float, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    envvar="VAULTSIDE_SIDECAR_TIMEOUT",
+    help=f"Seconds to wait for the server before the first render gives up, exit 7 "
+    f"(default {DEFAULT_TIMEOUT:g}; 0 = forever; env VAULTSIDE_SIDECAR_TIMEOUT).",
+)
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
 @click.option("--ready-http", metavar="HOST:PORT", help="Serve GET /ready (200 once rendered).")
 @click.option("--allow-non-tmpfs", is_flag=True, help="DANGEROUS: allow a disk-backed directory.")
@@ -160,6 +181,7 @@ def cli(
     once: bool,
     interval: float | None,
     refresh: float | None,
+    timeout: float | None,
     ready_file: Path | None,
     ready_http: str | None,
     allow_non_tmpfs: bool,
@@ -202,6 +224,7 @@ def cli(
             spec=spec,
             poll_interval=interval or float(config.get("interval", DEFAULT_POLL_INTERVAL)),
             refresh_interval=refresh or float(config.get("refresh", DEFAULT_REFRESH_INTERVAL)),
+            timeout=_timeout(timeout, config),
             ready_file=ready_file
             or (Path(config["ready_file"]) if "ready_file" in config else None),
             allow_non_tmpfs=allow_non_tmpfs or bool(config.get("allow_non_tmpfs", False)),
@@ -209,7 +232,8 @@ def cli(
                 engine, reload_signal, reload_pid, reload_pid_file, reload_container, reload_command
             ),
         )
-        client = VaultsideClient.from_env(env, timeout=10.0)
+        # The sidecar retries on its own (first render, refresh loop): one attempt per call here.
+        client = VaultsideClient.from_env(env, timeout=10.0, retry=NO_RETRY)
         feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
         consumer_id = consumer or str(config.get("consumer") or default_consumer_id())
         reporter = ConsumerReporter(client, consumer_id)

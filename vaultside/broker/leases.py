@@ -31,6 +31,7 @@ from vaultside.errors import (
     UpstreamUnavailableError,
     VaultsideError,
 )
+from vaultside.retry import Backoff, jitter
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +188,17 @@ class LeaseManager(LeaseSync):
 
     async def _maintain(self, key: str) -> None:
         retrying = False
+        # Jittered renewals and full-jitter retries (vaultside.retry): leases issued together,
+        # or failing together while the upstream is away, are not renewed in lockstep.
+        backoff = Backoff(base=self._retry / 4, cap=self._retry)
         while True:
             lease = self._leases.get(key)
             if lease is None:
                 return
             if not retrying:
+                backoff.reset()
                 left = lease.expires_at - self._clock.now()
-                await self._clock.sleep(max(0.0, left * self._fraction))
+                await self._clock.sleep(jitter(max(0.0, left * self._fraction), 0.1))
             retrying = False
             if self._leases.get(key) is not lease or not await self._still_leader():
                 return
@@ -205,7 +210,7 @@ class LeaseManager(LeaseSync):
             except asyncio.CancelledError:
                 raise
             except UpstreamUnavailableError as exc:
-                retrying = await self._retry_later(lease, exc)
+                retrying = await self._retry_later(lease, exc, backoff)
                 if not retrying:
                     return
             except VaultsideError as exc:
@@ -235,7 +240,9 @@ class LeaseManager(LeaseSync):
             return
         LEASE_EVENTS.labels(self._broker, "renewed").inc()
 
-    async def _retry_later(self, lease: Lease, exc: UpstreamUnavailableError) -> bool:
+    async def _retry_later(
+        self, lease: Lease, exc: UpstreamUnavailableError, backoff: Backoff
+    ) -> bool:
         """Wait before the next renewal attempt; False once the lease expired (task ends)."""
         left = lease.expires_at - self._clock.now()
         log.warning(
@@ -248,7 +255,7 @@ class LeaseManager(LeaseSync):
             lease.capped = True
             await self._replace_or_drop(lease)
             return False
-        await self._clock.sleep(min(self._retry, left / 2))
+        await self._clock.sleep(min(backoff.next(), left / 2))
         return True
 
     async def _wanted(self, lease: Lease) -> bool:
@@ -273,6 +280,7 @@ class LeaseManager(LeaseSync):
             await self._clock.sleep(min(left, self._lock_ttl / 3))
             if self._leases.get(key) is not lease:
                 return
+        backoff = Backoff(base=self._retry / 4, cap=self._retry)
         while True:
             if not await self._still_leader():
                 return
@@ -288,7 +296,8 @@ class LeaseManager(LeaseSync):
                     "broker_lease_replace_failed",
                     extra={"broker": self._broker, "error": exc.message},
                 )
-                await self._clock.sleep(min(self._retry, left / 2) if left > 1 else self._retry)
+                delay = backoff.next()
+                await self._clock.sleep(min(delay, left / 2) if left > 1 else delay)
         if new.lease_id == lease.lease_id or self._leases.get(key) is not new:
             return  # another server's lease was adopted (and its subscribers told) instead
         LEASE_EVENTS.labels(self._broker, "replaced").inc()

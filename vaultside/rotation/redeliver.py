@@ -14,6 +14,10 @@ After each change (and every ``report_every`` seconds) it reports to the server 
 version each container holds (``POST /v1/consumers``, consumer ``plugin-<container id>``),
 which ``vaultside rotation status`` shows. The role's token needs ``update`` on
 ``consumers/*`` for that; without it the report is skipped with a warning.
+
+While the server is unreachable, sealed or failing (5xx), passes back off with full jitter
+(``vaultside.retry``, up to ``MAX_BACKOFF``) instead of asking every ``interval``; the polling
+period itself is jittered, so plugins on many hosts do not poll in lockstep.
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ from vaultside.inject.signal import parse_signal
 from vaultside.inject.spec import VolumeSpec, parse_volume_options
 from vaultside.inject.volumes import VolumeManager
 from vaultside.refs import parse_ref
+from vaultside.retry import Backoff, is_retryable, jitter
 
 log = logging.getLogger(__name__)
 LABEL = "vaultside.on-rotate"
 _RELOAD_CONCURRENCY = 16
+MAX_BACKOFF = 30.0  # longest wait between passes while the server is unavailable
 
 
 @dataclass
@@ -87,6 +93,7 @@ class MountRefresher:
         self.reloads = 0
         self._tracked: dict[str, _Tracked] = {}
         self._last_report = 0.0
+        self._unavailable = False  # a resolve in this pass failed with a retryable error
         # Test/benchmark hook: called with (volume, changed files) after a re-delivery.
         self.on_delivered: Callable[[str, list[str]], Awaitable[None]] | None = None
 
@@ -137,6 +144,7 @@ class MountRefresher:
                 got = {r: await source.resolve(parse_ref(r)) for r in refs}
         except VaultsideError as exc:
             log.warning("re-delivery resolve failed", extra={"error": exc.message})
+            self._unavailable = self._unavailable or is_retryable(exc)
             return 0
         # Every file first (each write is one rename), then every reload at once: a slow
         # engine call for one container must not delay the files of the others.
@@ -235,15 +243,23 @@ class MountRefresher:
                     log.warning("consumer report refused", extra={"error": exc.message})
 
     async def run(self) -> None:
-        """Poll forever (cancel to stop)."""
+        """Poll forever (cancel to stop); back off while the server is unavailable."""
+        backoff = Backoff(base=self.interval, cap=max(MAX_BACKOFF, self.interval))
         while True:
+            self._unavailable = False
             try:
                 await self.poll()
             except VaultsideError as exc:
                 log.warning("re-delivery pass failed", extra={"error": exc.message})
+                self._unavailable = self._unavailable or is_retryable(exc)
             except Exception as exc:
                 log.error("re-delivery pass errored", extra={"error_type": type(exc).__name__})
-            await self.clock.sleep(self.interval)
+            if self._unavailable:
+                delay = backoff.next()
+            else:
+                backoff.reset()
+                delay = jitter(self.interval)
+            await self.clock.sleep(delay)
 
 
 def _digest_on_disk(path: Path) -> bytes | None:

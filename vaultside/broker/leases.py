@@ -56,14 +56,26 @@ class LeaseManager(LeaseSync):
         return await asyncio.shield(task)
 
     async def _obtain_once(self, key: str) -> Lease:
+        # A held lease that lapsed unreplaced (e.g. while the renewal leader changed): its
+        # subscribers are told once, here, about whatever replaces it.
+        held = self._leases.pop(key, None)
         try:
             stored, rev = await self._store.read(key)
             if stored is not None and stored.expires_at > self._clock.now():
                 await self._adopt(stored, rev)
-                return stored
-            return await self._issue(key, rev, (stored.generation + 1) if stored else 1)
+                got = stored
+            else:
+                got = await self._issue(key, rev, (stored.generation + 1) if stored else 1)
+        except BaseException:
+            if held is not None:
+                self._leases.setdefault(key, held)  # so the next attempt still tells them
+            raise
         finally:
             self._inflight.pop(key, None)
+        if held is not None and got.lease_id != held.lease_id:
+            LEASE_EVENTS.labels(self._broker, "replaced").inc()
+            await self._notify(got)
+        return got
 
     async def subscribe(self, key: str, callback: Subscriber) -> Subscription:
         """Call ``callback`` with the new lease whenever ``key``'s credentials are replaced."""

@@ -9,18 +9,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .data
-TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3
+TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3 docker-registry
 PYTEST_ARGS ?=
 
-.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean
+.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean redocly sarif-tool
 
 help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
 	@echo "make test         install dev deps + Debian packages, then lint, mypy and all tests"
 	@echo "make lint         ruff check, ruff format --check, mypy (strict)"
+	@echo "make redocly      install @redocly/cli (the OpenAPI lint gate) into .tools/redocly"
 	@echo "make unit         unit tests only (no services)"
 	@echo "make integration  integration tests (real dockerd, OpenBao, PostgreSQL)"
 	@echo "make bench        run every benchmark in bench/"
+	@echo "make fuzz         schemathesis against a dev server, 2 x 150 s (FUZZ_ARGS=--max-time 30)"
 	@echo "make image        build the server image (deploy/Dockerfile) from a local wheelhouse"
 
 # python3-venv provides ensurepip; Debian's python3 lacks it by default.
@@ -56,14 +58,34 @@ lint: dev-deps
 	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
 	exit $$status
 
-unit: dev-deps
+# The SARIF multitool (GitHub code-scanning rules) for the scanner's SARIF test: npm, repo-local.
+SARIF_MULTITOOL := .tools/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+$(SARIF_MULTITOOL):
+	npm install --no-audit --no-fund --prefix .tools/sarif @microsoft/sarif-multitool-linux@5.7.0
+	chmod u+x $@
+
+sarif-tool: $(SARIF_MULTITOOL)
+
+unit: dev-deps sarif-tool
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)
 
 integration: dev-deps system-deps
 	$(VENV)/bin/pytest -ra tests/integration $(PYTEST_ARGS)
 
+# @redocly/cli for the OpenAPI lint gate (tests/unit/api/test_openapi_lint.py): npm, repo-local,
+# pinned; installed once (the binary is the target). Under CI=true the test fails without it.
+REDOCLY_VERSION := 2.77.0
+REDOCLY := .tools/redocly/node_modules/.bin/redocly
+# npm comes with Node.js (nodejs from NodeSource bundles it; Debian splits it into `npm`).
+$(REDOCLY):
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ with npm" >&2; exit 1; }
+	npm install --no-audit --no-fund --save-exact --prefix .tools/redocly @redocly/cli@$(REDOCLY_VERSION)
+	@touch $@
+
+redocly: $(REDOCLY)
+
 # pytest exits 5 when it collects nothing: that fails the target like any other error.
-test: dev-deps system-deps lint
+test: dev-deps system-deps redocly sarif-tool lint
 	$(VENV)/bin/pytest -ra tests $(PYTEST_ARGS)
 
 bench: dev-deps system-deps
@@ -84,3 +106,9 @@ image: venv
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+
+# Schema-driven fuzzing of the API (root + narrow token): fails on any 5xx or undocumented status.
+FUZZ_ARGS ?= --max-time 150
+.PHONY: fuzz
+fuzz: dev-deps
+	$(PY) bench/fuzz_api.py $(FUZZ_ARGS)

@@ -99,6 +99,8 @@ class Service:
     addr: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     token: str = field(default="", repr=False)
+    # The server's root token (set for OpenBao; bench_jwt_login configures auth with it).
+    root: str = field(default="", repr=False)
     token_header: str = "Authorization"
     read_path: str = ""
     write_method: str = "PUT"
@@ -193,6 +195,7 @@ def start_openbao(work: Path, *, audit: bool = True) -> Service:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=work)
     name = "openbao" if audit else "openbao(noaudit)"
     svc = Service(name, f"http://127.0.0.1:{port}", [proc], token_header="X-Vault-Token")
+    svc.root = root
     wait_for(lambda: http("GET", f"{svc.addr}/v1/sys/health")[0] == 200, "bao", proc, log)
     policy = 'path "secret/data/bench/*" { capabilities = ["read", "create", "update"] }'
     check(

@@ -188,10 +188,13 @@ def rss_kib() -> int:
 
 
 async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
+    from vaultside.auth.policy import Authorizer, PolicyStore
+    from vaultside.auth.tokens import TokenStore
     from vaultside.clock import SystemClock
     from vaultside.crypto.barrier import Barrier
     from vaultside.crypto.seal import FileSeal, init_key_file
     from vaultside.kv.store import KVStore
+    from vaultside.rotation.authority import Grant, RotationAuthority
     from vaultside.rotation.policy import parse_policy
     from vaultside.rotation.service import RotationService
     from vaultside.rotation.state import RotationState
@@ -206,7 +209,13 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         await barrier.open()
         await barrier.unseal()
         kv = KVStore(barrier, clock=clock)
-        seed = RotationService(kv, barrier, TargetFactory(clock), clock=clock, schedule=False)
+        tokens = TokenStore(barrier, clock=clock)
+        authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))
+        _, root_info = await tokens.create_root()
+        grant = Grant(root_info.accessor, root_info.policies, "bench", clock.now())
+        seed = RotationService(
+            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        )
         doc = {"every": "1d", "jitter": "1h", "generator": {"kind": "password"},
                "target": {"kind": "kv"}}  # fmt: skip
         policy = parse_policy(doc)
@@ -216,14 +225,16 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
 
         async def one(i: int) -> None:
             async with sem:
-                await seed.store.put_policy(f"bench/s{i:05d}", policy)
+                await seed.store.put_policy(f"bench/s{i:05d}", policy, grant)
                 await seed.store.put_state(
                     f"bench/s{i:05d}", RotationState(next_run=now + 3600 + (i % 86400))
                 )
 
         await asyncio.gather(*(one(i) for i in range(policies)))
         write_s = time.perf_counter() - t
-        svc = RotationService(kv, barrier, TargetFactory(clock), clock=clock, schedule=False)
+        svc = RotationService(
+            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        )
         cpu0, t0 = time.process_time(), time.perf_counter()
         await svc.scheduler.tick()  # takes the lease, recovers, loads all policies
         load_s, load_cpu = time.perf_counter() - t0, time.process_time() - cpu0

@@ -18,7 +18,7 @@ import json
 import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -27,6 +27,7 @@ import aiohttp
 
 from vaultside import errors
 from vaultside.broker.base import ResolvedSecret
+from vaultside.client_env import check_addr, env_retries, env_retry_timeout, env_timeout
 from vaultside.refs import SecretRef, parse_ref
 from vaultside.retry import NO_RETRY, RetryPolicy, is_retryable, retry
 
@@ -201,16 +202,25 @@ class VaultsideClient:
         unix_socket: Path | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 100,
+        ca_path: Path | str | None = None,
+        tls_server_name: str | None = None,
+        max_retries: int | None = None,
         retry: RetryPolicy = NO_RETRY,
     ) -> None:
+        check_addr(addr)
         self.addr = addr.rstrip("/")
+        self.timeout = timeout
+        # The caller's limit on retries (VAULTSIDE_MAX_RETRIES; None: only the policy's deadline).
+        self.max_retries = max_retries
+        self._ca_path = ca_path
+        self._tls_server_name = tls_server_name
         self._token = token
         self._ca_file = ca_file
         self._client_cert = client_cert
         self._unix_socket = unix_socket
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
-        self.retry = retry
+        self.retry = retry if max_retries is None else replace(retry, max_retries=max_retries)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -219,9 +229,12 @@ class VaultsideClient:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kw: Any) -> VaultsideClient:
-        """Build from ``VAULTSIDE_ADDR``, ``VAULTSIDE_TOKEN`` / ``VAULTSIDE_TOKEN_FILE``,
-        ``VAULTSIDE_CACERT``, ``VAULTSIDE_CLIENT_CERT``/``_KEY``, ``VAULTSIDE_SOCKET`` and
-        ``VAULTSIDE_RETRY_TIMEOUT`` (seconds to keep retrying; default 30, 0 = no retry)."""
+        """Build from the ``client_env.CLIENT_ENV`` variables (Vault's names, ``VAULTSIDE_``).
+
+        Retries follow ``VAULTSIDE_RETRY_TIMEOUT`` (default 30 s, 0 = none) and
+        ``VAULTSIDE_MAX_RETRIES``. Raises ``InvalidRequestError`` naming the variable when one
+        is malformed.
+        """
         env = os.environ if env is None else env
         token = env.get("VAULTSIDE_TOKEN") or None
         token_file = env.get("VAULTSIDE_TOKEN_FILE")
@@ -240,8 +253,16 @@ class VaultsideClient:
         kw.setdefault("ca_file", env.get("VAULTSIDE_CACERT") or None)
         kw.setdefault("client_cert", cert)
         kw.setdefault("unix_socket", env.get("VAULTSIDE_SOCKET") or None)
+        kw.setdefault("ca_path", env.get("VAULTSIDE_CAPATH") or None)
+        kw.setdefault("tls_server_name", env.get("VAULTSIDE_TLS_SERVER_NAME") or None)
+        if "timeout" not in kw and (text := env.get("VAULTSIDE_CLIENT_TIMEOUT", "").strip()):
+            kw["timeout"] = env_timeout(text)
+        if "max_retries" not in kw and (text := env.get("VAULTSIDE_MAX_RETRIES", "").strip()):
+            kw["max_retries"] = env_retries(text)
         if "retry" not in kw:
-            kw["retry"] = RetryPolicy(timeout=retry_timeout_from_env(env))
+            text = env.get("VAULTSIDE_RETRY_TIMEOUT", "").strip()
+            seconds = env_retry_timeout(text) if text else DEFAULT_RETRY_TIMEOUT
+            kw["retry"] = RetryPolicy(timeout=seconds)
         return cls(env.get("VAULTSIDE_ADDR") or DEFAULT_ADDR, token, **kw)
 
     async def __aenter__(self) -> VaultsideClient:
@@ -264,7 +285,10 @@ class VaultsideClient:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.addr.startswith("https://"):
             return None
-        ctx = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+        ctx = ssl.create_default_context(
+            cafile=str(self._ca_file) if self._ca_file else None,
+            capath=str(self._ca_path) if self._ca_path else None,
+        )
         if isinstance(self._client_cert, tuple):
             ctx.load_cert_chain(str(self._client_cert[0]), str(self._client_cert[1]))
         elif self._client_cert is not None:
@@ -340,7 +364,12 @@ class VaultsideClient:
         """One attempt: (status, raw body, headers), or the mapped error."""
         try:
             async with self._get_session().request(
-                method, url, json=body, params=params, headers=hdrs
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=hdrs,
+                server_hostname=self._tls_server_name,
             ) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers
@@ -547,6 +576,36 @@ class VaultsideClient:
         """Delete a policy."""
         await self.request("DELETE", f"sys/policies/{_check_path(name)}")
 
+    # ---- JWT auth (Kubernetes ServiceAccount tokens) -------------------------------------
+
+    def use_token(self, token: str) -> None:
+        """Send ``token`` from now on (e.g. the one a login returned)."""
+        self._token = token
+
+    async def jwt_login(self, role: str, jwt: str) -> TokenAuth:
+        """Exchange a signed JWT for a token of ``role`` (sends no token itself)."""
+        body = {"role": role, "jwt": jwt}
+        _, obj, _ = await self.request("POST", "auth/jwt/login", body=body, auth=False)
+        return TokenAuth.from_json(obj["auth"])
+
+    async def list_jwt_roles(self) -> list[str]:
+        """Names of the JWT auth roles (sudo)."""
+        _, obj, _ = await self.request("GET", "auth/jwt/roles")
+        return [str(r) for r in obj.get("roles") or []]
+
+    async def read_jwt_role(self, name: str) -> dict[str, Any]:
+        """One JWT auth role (sudo)."""
+        _, obj, _ = await self.request("GET", f"auth/jwt/roles/{_check_path(name)}")
+        return obj
+
+    async def write_jwt_role(self, name: str, role: Mapping[str, Any]) -> None:
+        """Create or replace a JWT auth role (sudo)."""
+        await self.request("PUT", f"auth/jwt/roles/{_check_path(name)}", body=dict(role))
+
+    async def delete_jwt_role(self, name: str) -> None:
+        """Delete a JWT auth role (sudo)."""
+        await self.request("DELETE", f"auth/jwt/roles/{_check_path(name)}")
+
     # ---- sys -----------------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
@@ -558,20 +617,6 @@ class VaultsideClient:
         """``/v1/sys/seal-status``."""
         _, obj, _ = await self.request("GET", "sys/seal-status", auth=False)
         return obj
-
-
-def retry_timeout_from_env(env: Mapping[str, str]) -> float:
-    """``VAULTSIDE_RETRY_TIMEOUT`` in seconds (default 30; 0 = no retry)."""
-    text = env.get("VAULTSIDE_RETRY_TIMEOUT") or ""
-    try:
-        value = float(text) if text else DEFAULT_RETRY_TIMEOUT
-    except ValueError as exc:
-        raise errors.InvalidRequestError(
-            f"VAULTSIDE_RETRY_TIMEOUT must be a number of seconds, got {text[:20]!r}"
-        ) from exc
-    if not value >= 0:  # also refuses NaN
-        raise errors.InvalidRequestError("VAULTSIDE_RETRY_TIMEOUT must be >= 0")
-    return value
 
 
 def _may_retry(exc: BaseException, safe: bool) -> bool:

@@ -71,6 +71,13 @@ class PayloadTooLargeError(VaultsideError):
     code = "payload_too_large"
 
 
+class ExpectationFailedError(VaultsideError):
+    """An ``Expect`` header other than ``100-continue``."""
+
+    status = 417
+    code = "expectation_failed"
+
+
 class TooManyRequestsError(VaultsideError):
     """The client is being slowed down (e.g. after repeated auth failures)."""
 

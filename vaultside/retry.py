@@ -13,7 +13,7 @@ docs/operations.md, "Start-up order and retries"):
 - A deadline bounds the whole wait. The last attempt runs at the deadline; if it fails too,
   ``DeadlineExceededError`` (503, CLI exit code 7) says what was waited for, how long, and the
   last error's message. ``timeout=0`` means one attempt and the original error; ``None``
-  means no deadline.
+  means no deadline. ``max_retries`` (``VAULTSIDE_MAX_RETRIES``) also bounds the count.
 - One log line (``retrying``, warning) per backoff step, with ``what``, ``attempt``,
   ``retry_in`` and the error's message. Messages never carry tokens or values (errors.py).
 - Periodic work (polling, renewals) spreads its period with ``jitter``, which only ever
@@ -84,11 +84,12 @@ class RetryPolicy:
     timeout: float | None = 60.0
     base: float = 0.25
     cap: float = 5.0
+    max_retries: int | None = None  # also stop after this many retries (None: no limit)
 
     @property
     def retries(self) -> bool:
-        """False for a single attempt (``timeout == 0``)."""
-        return self.timeout is None or self.timeout > 0
+        """False for a single attempt (``timeout == 0`` or ``max_retries == 0``)."""
+        return (self.timeout is None or self.timeout > 0) and self.max_retries != 0
 
     def backoff(self, rng: random.Random | None = None) -> Backoff:
         """A fresh ``Backoff`` with this policy's base and cap."""
@@ -130,8 +131,9 @@ async def retry(
             message = exc.message if isinstance(exc, VaultsideError) else type(exc).__name__
             elapsed = clock.monotonic() - start
             delay = backoff.next()
-            if policy.timeout is not None:
-                left = policy.timeout - elapsed
+            out_of_retries = policy.max_retries is not None and backoff.attempt > policy.max_retries
+            if policy.timeout is not None or out_of_retries:
+                left = 0.0 if out_of_retries else (policy.timeout or 0.0) - elapsed
                 if left <= 0:
                     raise DeadlineExceededError(
                         f"{what}: still failing after {elapsed:.1f}s and {backoff.attempt} "

@@ -7,10 +7,12 @@ Adding a backend, seal, audit sink or secret source is one new module plus one l
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from vaultside.audit.anchor import ChainAnchor
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
 from vaultside.auth.policy import Authorizer, PolicyStore
@@ -27,12 +29,15 @@ from vaultside.crypto.transit import build_transit_seal
 from vaultside.errors import InvalidRequestError
 from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
+from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
 from vaultside.storage.sqlite import SqliteStorage
 
 if TYPE_CHECKING:
+    from vaultside.auth.jwt_auth import JwtAuth
     from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,8 @@ class Services:
     rotation: RotationService | None = None
     # Leak scans run in the server (``/v1/scans``; periodic container scans if configured).
     scans: ScanService | None = None
+    # The JWT auth method (``/v1/auth/jwt/*``), when ``auth.jwt.issuer`` is set.
+    jwt: JwtAuth | None = None
     # Started after unseal, closed (in reverse order) before storage closes.
     components: list[Component] = field(default_factory=list)
     _started: bool = False
@@ -171,6 +178,15 @@ def audit_key_file(settings: Settings) -> Path:
     return settings.resolve(configured if configured is not None else Path("audit-hmac.key"))
 
 
+def audit_chain_id(settings: Settings) -> str:
+    """The id of this server's audit chain: ``audit.chain_id`` or hostname + file path."""
+    if settings.audit.chain_id is not None:
+        return settings.audit.chain_id
+    file = settings.audit.file
+    path = settings.resolve(file).resolve() if file is not None else Path("-")
+    return f"{socket.gethostname()}:{path}"
+
+
 def build_audit_sinks(settings: Settings) -> list[AuditSink]:
     """The configured audit sinks; a request whose record no sink accepts fails (503)."""
     sinks: list[AuditSink] = []
@@ -179,7 +195,9 @@ def build_audit_sinks(settings: Settings) -> list[AuditSink]:
         path = settings.resolve(settings.audit.file)
         if path.is_dir():
             raise InvalidRequestError(f"audit.file {path} is a directory")
-        sinks.append(FileSink(path, fsync=settings.audit.fsync))
+        sinks.append(
+            FileSink(path, fsync=settings.audit.fsync, max_bytes=settings.audit.max_file_bytes)
+        )
     if settings.audit.stdout:
         sinks.append(StdoutSink())
     if not sinks:
@@ -192,6 +210,25 @@ def _docker() -> object:
     from vaultside.scan.sources.container import docker_client  # docker SDK: only when used
 
     return docker_client()
+
+
+def build_target_catalog(settings: Settings) -> TargetCatalog:
+    """The operator's declared rotation targets; every command pin is verified now, so a
+    mismatch refuses the start (``InvalidRequestError`` naming the target)."""
+    entries: dict[str, CatalogEntry] = {}
+    for name, cfg in settings.rotation.targets.items():
+        if cfg.kind == "command":
+            entries[name] = CommandEntry(
+                name, tuple(cfg.argv), cfg.sha256, timeout=cfg.timeout, env=tuple(cfg.env)
+            )
+        else:
+            ca = settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None
+            entries[name] = WebhookEntry(
+                name, cfg.url, ca_file=ca, allow_http=cfg.allow_http, timeout=cfg.timeout
+            )
+    catalog = TargetCatalog(entries)
+    catalog.verify()
+    return catalog
 
 
 def build_scans(settings: Settings, services: Services) -> ScanService:
@@ -225,6 +262,56 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     return scans
 
 
+def build_jwt(settings: Settings, services: Services) -> JwtAuth | None:
+    """The JWT auth method over the configured key source, or None when not configured."""
+    cfg = settings.auth.jwt
+    if cfg.issuer is None:
+        return None
+    from vaultside.auth.jwks import (
+        DISCOVERY_PATH,
+        HttpFetcher,
+        JwksKeys,
+        KeySourceConfig,
+        check_url,
+    )
+    from vaultside.auth.jwt_auth import JwtAuth, JwtRoleStore
+
+    # A plain-http key URL to a non-loopback host is refused at start-up, not at first login.
+    if cfg.jwks_url is not None:
+        check_url(cfg.jwks_url)
+    if cfg.discovery:
+        check_url(cfg.issuer.rstrip("/") + DISCOVERY_PATH)
+    source = KeySourceConfig(
+        file=settings.resolve(cfg.jwks_file) if cfg.jwks_file is not None else None,
+        url=cfg.jwks_url,
+        discovery_issuer=cfg.issuer if cfg.discovery else None,
+    )
+    fetch = HttpFetcher(
+        timeout=cfg.fetch_timeout,
+        ca_file=settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None,
+        token_file=(
+            settings.resolve(cfg.fetch_token_file) if cfg.fetch_token_file is not None else None
+        ),
+    )
+    keys = JwksKeys(
+        source,
+        clock=services.clock,
+        fetch=fetch,
+        cache_ttl=cfg.jwks_cache_ttl,
+        refetch_interval=cfg.jwks_refetch_interval,
+    )
+    return JwtAuth(
+        issuer=cfg.issuer,
+        keys=keys,
+        roles=JwtRoleStore(services.barrier),
+        tokens=services.tokens,
+        clock=services.clock,
+        audiences=cfg.audiences,
+        algorithms=list(cfg.algorithms),
+        clock_skew=cfg.clock_skew,
+    )
+
+
 def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Build every service from settings. Nothing is opened or unsealed yet."""
     clock = clock or SystemClock()
@@ -251,10 +338,27 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         tokens=TokenStore(barrier, clock=clock),
         policies=policies,
         authorizer=Authorizer(policies),
-        throttle=AuthThrottle(clock),
-        audit=AuditBroker(sinks, hasher),
+        throttle=AuthThrottle(
+            clock,
+            burst=settings.auth.throttle_burst,
+            rate=settings.auth.throttle_rate,
+            max_wait=settings.auth.throttle_max_wait,
+            max_clients=settings.auth.throttle_max_clients,
+        ),
+        audit=AuditBroker(
+            sinks,
+            hasher,
+            clock=clock,
+            summary_interval=settings.audit.summary_interval,
+            summary_max_clients=settings.audit.summary_max_clients,
+        ),
+    )
+    # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
+    services.components.append(
+        ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
     )
     services.sources["kv"] = KVSecretSource(kv)
+    services.jwt = build_jwt(settings, services)
     if settings.auth.token_tidy_interval > 0:
         services.components.append(
             TokenTidier(
@@ -276,12 +380,15 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     services.rotation = RotationService(
         kv,
         barrier,
-        TargetFactory(clock, services.sources),
+        TargetFactory(clock, services.sources, build_target_catalog(settings)),
+        authority=RotationAuthority(services.tokens, services.authorizer),
         clock=clock,
         audit=services.audit,
         schedule=settings.rotation.scheduler,
         lease_ttl=settings.rotation.lease_ttl,
         concurrency=settings.rotation.concurrency,
+        consumer_gone_after=settings.rotation.consumer_gone_after,
+        consumer_ttl=settings.rotation.consumer_ttl,
     )
     services.components.append(services.rotation)
     services.scans = build_scans(settings, services)

@@ -79,7 +79,8 @@ def test_tokens_policies_and_audit_across_two_workers(
         assert secret.encode() not in data
     assert accessor.encode() in data
     records = [json.loads(line) for line in data.splitlines()]
-    assert len(records) >= 40
+    # The revoked token's repeated 403s are summarised (one record per worker + a count).
+    assert len(records) >= 30
     verify = _vaultside("audit", "verify", "--json", str(audit_log))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert json.loads(verify.stdout)["records"] == len(records)

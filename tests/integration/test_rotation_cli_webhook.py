@@ -74,14 +74,22 @@ async def test_webhook_target(vaultside_server: VaultsideServerFactory) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server = vaultside_server()
+    # The operator declares the webhook; the policy only names it.
+    targets = {
+        "svc-hook": {
+            "kind": "webhook",
+            "url": f"http://127.0.0.1:{port}/rotate",
+            "allow_http": True,
+        }
+    }
+    server = vaultside_server(VAULTSIDE_ROTATION__TARGETS=json.dumps(targets))
     client = VaultsideClient(server.addr, server.root_token)
     try:
         await client.write_secret("svc/hook", {"password": "before"})
         policy = {
             "every": "1d",
             "generator": {"kind": "password", "length": 24},
-            "target": {"kind": "webhook", "url": f"http://127.0.0.1:{port}/rotate"},
+            "target": {"kind": "webhook", "name": "svc-hook"},
         }
         await client.request("PUT", "rotation/policies/svc/hook", body=policy)
         _, body, _ = await client.request("POST", "rotation/rotate/svc/hook")

@@ -151,3 +151,17 @@ async def test_plugin_mount_path_fails_fast_when_the_server_is_down(tmp_path: Pa
         await clients.close()
     assert not isinstance(info.value, errors.DeadlineExceededError)
     assert time.monotonic() - t0 < 1.0
+
+
+async def test_max_retries_bounds_the_count_too(serve) -> None:
+    server = serve(lambda n: _sealed())
+    await server.start()
+    policy = RetryPolicy(timeout=30, base=0.01, cap=0.02)
+    c = VaultsideClient("http://localhost", None, unix_socket=server.sock, retry=policy,
+                        max_retries=2)  # fmt: skip
+    async with c:
+        with pytest.raises(errors.DeadlineExceededError, match="3 attempt"):
+            await c.health()
+    assert server.calls == 3
+    env = {"VAULTSIDE_ADDR": "http://127.0.0.1:1", "VAULTSIDE_MAX_RETRIES": "0"}
+    assert not VaultsideClient.from_env(env).retry.retries

@@ -18,6 +18,7 @@ EXPECTED: dict[type[VaultsideError], tuple[int, str]] = {
     errors.MethodNotAllowedError: (405, "method_not_allowed"),
     errors.ConflictError: (409, "conflict"),
     errors.PayloadTooLargeError: (413, "payload_too_large"),
+    errors.ExpectationFailedError: (417, "expectation_failed"),
     errors.TooManyRequestsError: (429, "too_many_requests"),
     errors.SealedError: (503, "sealed"),
     errors.UpstreamUnavailableError: (503, "unavailable"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -93,3 +94,20 @@ def test_token_tidier_is_a_component_unless_disabled(tmp_path: Path) -> None:
     assert tidier.clock is services.clock
     off = build_services(Settings(data_dir=tmp_path, auth={"token_tidy_interval": 0}))
     assert not [c for c in off.components if isinstance(c, TokenTidier)]
+
+
+def test_declared_rotation_targets_are_checked_at_start(tmp_path: Path) -> None:
+    init_key_file(tmp_path / "vaultside.key")
+    program = tmp_path / "hook.sh"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    digest = hashlib.sha256(program.read_bytes()).hexdigest()
+    good = {"kind": "command", "argv": [str(program)], "sha256": digest}
+    services = build_services(Settings(data_dir=tmp_path, rotation={"targets": {"hook": good}}))
+    assert services.rotation is not None
+    assert services.rotation.engine.targets.catalog.names() == ["hook"]
+    bad = {**good, "sha256": "0" * 64}
+    with pytest.raises(InvalidRequestError, match=r"'hook'.*does not match its pinned sha256"):
+        build_services(Settings(data_dir=tmp_path, rotation={"targets": {"hook": bad}}))
+    remote = {"kind": "webhook", "url": "http://192.0.2.1/x", "allow_http": True}
+    with pytest.raises(InvalidRequestError, match="only to loopback"):
+        build_services(Settings(data_dir=tmp_path, rotation={"targets": {"h": remote}}))

@@ -20,10 +20,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from vaultside.api import openapi
+from vaultside.api.clients import ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.api.middleware import MIDDLEWARES
 from vaultside.api.routes import (
     broker,
+    jwt_auth,
     policies,
     resolve,
     rotation,
@@ -36,6 +38,7 @@ from vaultside.api.routes.sys import rewrap_quietly
 from vaultside.api.state import (
     AUDIT_STATE,
     BACKGROUND,
+    CLIENTS,
     METRICS,
     OPENAPI_BODY,
     SEAL_STATE,
@@ -51,7 +54,7 @@ from vaultside.wiring import Services
 log = logging.getLogger(__name__)
 
 # Each routes module exposes ``add_routes(app)``; a new route group is one line here.
-ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation)
+ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation, jwt_auth)
 _UNSEAL_RETRY_MIN = 0.5
 _UNSEAL_RETRY_MAX = 5.0
 
@@ -138,6 +141,7 @@ def create_app(services: Services) -> web.Application:
     app[METRICS] = ApiMetrics()
     app[BACKGROUND] = Background()
     app[AUDIT_STATE] = AuditState()
+    app[CLIENTS] = ClientResolver([str(n) for n in services.settings.server.trusted_proxies])
     for module in ROUTE_MODULES:
         module.add_routes(app)
     app[OPENAPI_BODY] = openapi.document_bytes(all_operations())

@@ -1,8 +1,13 @@
-"""Reading request bodies into validated models and writing JSON responses cheaply."""
+"""Reading request bodies and query parameters into validated values; writing JSON cheaply.
+
+Every parse error here is an ``InvalidRequestError`` (400) whose message names the field or
+parameter and the rule, never the client's input.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TypeVar
 
 from aiohttp import web
@@ -10,11 +15,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from vaultside.errors import InvalidRequestError
+from vaultside.numeric import parse_int
 
 M = TypeVar("M", bound=BaseModel)
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _MAX_MESSAGES = 10
+# A ``\uD800``-``\uDFFF`` escape: JSON allows it alone, UTF-8 (and so storage) cannot hold it.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def dumps(obj: object) -> bytes:
@@ -30,6 +38,25 @@ def json_response(obj: object, status: int = 200) -> web.Response:
 def no_content() -> web.Response:
     """An empty 204."""
     return web.Response(status=204)
+
+
+def query_int(text: str, name: str, low: int, high: int) -> int:
+    """Query parameter ``name`` as an ASCII integer in ``[low, high]``, else 400."""
+    try:
+        return parse_int(text, low, high)
+    except ValueError:
+        raise InvalidRequestError(
+            f"query parameter '{name}' must be an integer from {low} to {high}"
+        ) from None
+
+
+def _has_lone_surrogate(obj: object) -> bool:
+    """True if any string (key or value) in the decoded JSON cannot be encoded as UTF-8."""
+    try:
+        _dumps(obj).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _describe(err: ErrorDetails) -> str:
@@ -60,7 +87,7 @@ async def read_json(request: web.Request, *, optional: bool = False) -> object:
             return {}
         raise InvalidRequestError("request body is empty; a JSON object is required")
     try:
-        return json.loads(raw)
+        obj = json.loads(raw)
     except RecursionError:
         raise InvalidRequestError("request body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -68,6 +95,11 @@ async def read_json(request: web.Request, *, optional: bool = False) -> object:
         pos = getattr(exc, "pos", None)
         where = f" at byte {pos}" if pos is not None else ""
         raise InvalidRequestError(f"request body is not valid JSON{where}") from None
+    # SECURITY: a lone surrogate would be stored (token metadata, secret data) and break every
+    # later read of that record; only bodies that escape a surrogate pay for the full check.
+    if _SURROGATE_ESCAPE.search(raw) is not None and _has_lone_surrogate(obj):
+        raise InvalidRequestError("request body has a lone UTF-16 surrogate in a string")
+    return obj
 
 
 async def read_model(request: web.Request, model: type[M], *, optional: bool = False) -> M:

@@ -1,5 +1,5 @@
-"""The request pipeline, outermost first: request id + metrics, audit, error boundary,
-seal gate + body limit, authentication.
+"""The request pipeline, outermost first: request id + metrics + response headers, audit,
+error boundary, seal gate + body limit, authentication, ``100 Continue``.
 
 Order matters: the error boundary turns every exception into a response, so the audit
 middleware around it records the status the client gets; if the audit write itself fails
@@ -15,13 +15,30 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from vaultside.api.body import dumps
-from vaultside.api.state import AUDIT_STATE, ERROR, METRICS, REQUEST_ID, SEAL_STATE, SERVICES, TOKEN
+from vaultside.api.clients import Client
+from vaultside.api.state import (
+    AUDIT_STATE,
+    CLIENT,
+    CLIENTS,
+    ERROR,
+    EXPECT,
+    MALFORMED,
+    METRICS,
+    REQUEST_ID,
+    SEAL_STATE,
+    SERVICES,
+    TOKEN,
+)
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
+    ExpectationFailedError,
     InternalError,
+    InvalidRequestError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
@@ -36,6 +53,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths that answer without a token and while sealed (probes, scrapers, docs).
 PUBLIC_PATHS = frozenset({"/v1/sys/health", "/v1/sys/seal-status", "/metrics", "/v1/openapi.json"})
+# Paths that take no token but stay behind the seal gate (they issue tokens themselves).
+LOGIN_PATHS = frozenset({"/v1/auth/jwt/login"})
 # High-frequency probes carry no identity and touch no secret: not audited.
 UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
 _MAX_TOKEN = 512
@@ -63,11 +82,12 @@ def error_response(request: web.Request, exc: VaultsideError) -> web.Response:
 
 def _translate_http(request: web.Request, exc: web.HTTPException) -> VaultsideError:
     if isinstance(exc, web.HTTPNotFound):
-        return NotFoundError(f"no route for {request.method} {request.path[:200]}")
+        # SECURITY: the path is client input: not echoed (it is in the audit record).
+        return NotFoundError(f"no route for {request.method[:16]} on this path")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
         return MethodNotAllowedError(
-            f"method {request.method} not allowed on {request.path[:200]}; allowed: {allowed}"
+            f"method {request.method[:16]} not allowed on this path; allowed: {allowed}"
         )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SERVICES].settings.server.max_body_bytes
@@ -92,6 +112,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     response.headers["X-Request-Id"] = request_id
     # Instead of aiohttp's default, which names the Python and aiohttp versions.
     response.headers["Server"] = "vaultside"
+    # SECURITY: responses carry tokens and secret values: never cached, never content-sniffed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     request.app[METRICS].observe(
         route_template(request), request.method, response.status, time.perf_counter() - started
     )
@@ -127,12 +150,23 @@ def _client_cn(request: web.Request) -> str | None:
     return None
 
 
+def client_of(request: web.Request) -> Client:
+    """The request's client (resolved once: peer, trusted proxy, unix peer credentials)."""
+    client = request.get(CLIENT)
+    if client is None:
+        client = request[CLIENT] = request.app[CLIENTS].resolve(request)
+    return client
+
+
 def _audit_event(request: web.Request, status: int, started: float, phase: str) -> AuditEvent:
     token = request.get(TOKEN)
     extra = {"route": route_template(request), "phase": phase}
     client_cn = _client_cn(request)
     if client_cn is not None:
         extra["tls_client_cn"] = client_cn
+    client = client_of(request)
+    if client.via is not None:
+        extra["via"] = client.via
     return AuditEvent(
         time=request.app[SERVICES].clock.now(),
         request_id=request[REQUEST_ID],
@@ -141,18 +175,26 @@ def _audit_event(request: web.Request, status: int, started: float, phase: str) 
         operation=request.method,
         path=request.path,
         status=status,
-        client=request.remote or "",
+        client=client.address,
         latency_ms=(time.perf_counter() - started) * 1000.0,
         error=request.get(ERROR) if status >= 400 else None,
         extra=extra,
     )
 
 
-async def _audit(request: web.Request, event: AuditEvent) -> web.Response | None:
-    """Write ``event``; None if written, else the 503 to send instead (and mark degraded)."""
+async def _audit(
+    request: web.Request, event: AuditEvent, denial_of: str | None = None
+) -> web.Response | None:
+    """Write ``event``; None if written, else the 503 to send instead (and mark degraded).
+
+    ``denial_of``: the client key of an unidentified denial, which may be summarised.
+    """
     state = request.app[AUDIT_STATE]
     try:
-        await request.app[SERVICES].audit.log(event)
+        if denial_of is not None:
+            await request.app[SERVICES].audit.log_denial(denial_of, event)
+        else:
+            await request.app[SERVICES].audit.log(event)
     except Exception as exc:
         state.degraded = True
         request.app[METRICS].audit_failures.inc()
@@ -180,8 +222,15 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         if refused is not None:
             return refused
     response = await handler(request)
-    # SECURITY: fail closed — the response is only released after its record is written.
-    refused = await _audit(request, _audit_event(request, response.status, started, "response"))
+    event = _audit_event(request, response.status, started, "response")
+    # SECURITY: an unidentified client's repeated denials are summarised (one record per
+    # client per interval with a count) so anonymous floods cannot fill the audit disk.
+    denial_of = None
+    if request.get(TOKEN) is None and 400 <= response.status < 500:
+        denial_of = client_of(request).key
+    # SECURITY: fail closed — the response is only released after its record is written
+    # (a summarised denial: after it was counted; its window's first denial was written).
+    refused = await _audit(request, event, denial_of)
     return refused if refused is not None else response
 
 
@@ -197,7 +246,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(request, _translate_http(request, exc))
+        response = error_response(request, _translate_http(request, exc))
+        if response.status == web.HTTPRequestEntityTooLarge.status_code:
+            response.force_close()  # rather than reading (lingering on) the unwanted body
+        return response
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # A body aiohttp cannot decode (bad gzip/deflate, broken chunking): the client's fault.
+        # SECURITY: the exception's message may quote the body; only its class is shown.
+        kind = type(exc.__cause__ or exc).__name__
+        response = error_response(
+            request, InvalidRequestError(f"request body cannot be read ({kind})")
+        )
+        response.force_close()
+        return response
     except Exception as exc:
         return error_response(request, _internal(request, exc))
 
@@ -205,6 +266,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse oversized bodies early (413) and everything but public paths while sealed (503)."""
+    malformed = request.get(MALFORMED)
+    if malformed is not None:
+        raise InvalidRequestError(f"malformed HTTP request ({malformed})")
     length = request.content_length
     if length is not None and length > request.app[SERVICES].settings.server.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(
@@ -214,39 +278,66 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     state = request.app[SEAL_STATE]
     if state.sealed:
-        raise SealedError(f"vaultside is sealed: {state.reason}")
+        raise SealedError(f"vaultside is sealed: {state.public_reason}")
     return await handler(request)
 
 
+# Headers that may carry the token: ``Authorization: Bearer``, ours, and Vault's (so
+# Vault-habit tooling just works). Several may be sent, but they must carry the same token.
+_TOKEN_HEADERS = ("X-Vaultside-Token", "X-Vault-Token")
+
+
 def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization")
-    if header is not None:
+    """The presented token; None if absent or malformed; 400 if two headers disagree."""
+    found: list[str | None] = []
+    for header in request.headers.getall("Authorization", ()):
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+        found.append(value.strip() if scheme.lower() == "bearer" and value.strip() else None)
+    for name in _TOKEN_HEADERS:
+        found.extend(request.headers.getall(name, ()))
+    if not found:
         return None
-    return request.headers.get("X-Vaultside-Token")
+    # SECURITY: never guess which of two different credentials the client meant.
+    if any(value != found[0] for value in found[1:]):
+        raise InvalidRequestError(
+            "the token headers (Authorization, X-Vaultside-Token, "
+            "X-Vault-Token) disagree; send one token"
+        )
+    return found[0]
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate the token (Bearer or ``X-Vaultside-Token``) of every non-public request."""
-    if request.path in PUBLIC_PATHS:
+    """Authenticate the token (Bearer, ``X-Vaultside-Token`` or ``X-Vault-Token``) of every
+    non-public request."""
+    if request.path in PUBLIC_PATHS or request.path in LOGIN_PATHS:
         return await handler(request)
     services = request.app[SERVICES]
-    client = request.remote or "unix"
-    await services.throttle.before(client)
     token = _bearer(request)
     if not token or len(token) > _MAX_TOKEN:
         # No guess was made, so the throttle is not charged.
         raise PermissionDeniedError("permission denied: missing or malformed token")
     try:
         info = await services.tokens.authenticate(token)
-    except PermissionDeniedError:
-        services.throttle.failure(client)
+    except PermissionDeniedError as exc:
+        # SECURITY: validate first; only a failure is charged (and held for its slot), so
+        # a valid token is never slowed or refused by anyone's failures, its client's too.
+        await services.throttle.failed(client_of(request).key, exc)
         raise
-    services.throttle.success(client)
     request[TOKEN] = info
+    return await handler(request)
+
+
+@web.middleware
+async def continue_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer ``Expect: 100-continue`` only once the size check and authentication passed."""
+    expect = request.get(EXPECT)
+    if expect is not None:
+        if expect.lower() != "100-continue":
+            raise ExpectationFailedError("unsupported Expect header; only 100-continue")
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
     return await handler(request)
 
 
@@ -256,4 +347,5 @@ MIDDLEWARES = (
     error_middleware,
     gate_middleware,
     auth_middleware,
+    continue_middleware,
 )

@@ -6,43 +6,22 @@ extra fields so a typo is a 400 naming the field rather than a silently ignored 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from vaultside.durations import Duration
 from vaultside.kv.models import SECRET_TYPES
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_MAX_DURATION = 10 * 365 * 86400.0
 
-
-def parse_duration(value: object) -> float | None:
-    """Seconds from ``3600``, ``"3600"``, ``"1h"``, ``"1h30m"``, ``"2d"``; ``None`` stays None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        match = _DURATION.match(text) if text else None
-        if text.isdigit():
-            seconds = float(text)
-        elif match is not None:
-            d, h, m, s = (int(g) if g else 0 for g in match.groups())
-            seconds = float(d * 86400 + h * 3600 + m * 60 + s)
-        else:
-            raise ValueError("must be seconds or a duration like '1h30m'")
-    else:
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if not 0 < seconds <= _MAX_DURATION:
-        raise ValueError("must be positive and at most 10 years")
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be positive")
     return seconds
 
 
-Duration = Annotated[float | None, BeforeValidator(parse_duration)]
+# A positive duration (``3600``, ``"1h30m"``), parsed by the one shared parser.
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 SecretType = Annotated[str, Field(pattern="^(" + "|".join(SECRET_TYPES) + ")$")]
 Version = Annotated[int, Field(ge=1)]
 
@@ -88,7 +67,7 @@ class TokenCreate(StrictModel):
     policies: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=128)]], Field(max_length=64)
     ] = []
-    ttl: Duration = None
+    ttl: PositiveDuration | None = None
     max_uses: Annotated[int, Field(ge=0)] = 0
     display_name: Annotated[str, Field(max_length=256)] = ""
     renewable: bool = True
@@ -111,11 +90,11 @@ class TokenOrAccessor(StrictModel):
 class RenewSelf(StrictModel):
     """``POST /v1/auth/token/renew-self``."""
 
-    increment: Duration = None
+    increment: PositiveDuration | None = None
 
 
 class Renew(StrictModel):
     """``POST /v1/auth/token/renew``."""
 
     accessor: Annotated[str, Field(min_length=1, max_length=512)]
-    increment: Duration = None
+    increment: PositiveDuration | None = None

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from vaultside import __version__
 from vaultside.api import models
+from vaultside.api.openapi_fit import fit_for_generators
 
 _S = dict[str, object]
 _STR: _S = {"type": "string"}
@@ -98,6 +99,67 @@ POLICY: _S = {
         },
     },
 }
+_DURATION: _S = {"type": ["number", "string"], "description": "seconds or e.g. '1h30m'"}
+_TARGET_NAME: _S = {
+    "type": "string",
+    "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+    "description": "a target declared by the operator in [rotation.targets.<name>]",
+}
+
+
+def _target(kind: str, props: _S, required: Sequence[str] = ()) -> _S:
+    return {
+        "type": "object",
+        "properties": {"kind": {"const": kind}, **props},
+        "required": ["kind", *required],
+        "additionalProperties": False,
+    }
+
+
+# The rotation policy body (docs/rotation.md). command/webhook name a declared target: the API
+# never carries argv, URLs or environment (such fields are refused with a 400 naming them).
+ROTATION_POLICY: _S = {
+    "type": "object",
+    "properties": {
+        "every": _DURATION,
+        "cron": _STR,
+        "jitter": _DURATION,
+        "window": {
+            "type": "object",
+            "properties": {"start": _STR, "end": _STR},
+            "required": ["start", "end"],
+            "additionalProperties": False,
+        },
+        "grace": _DURATION,
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20},
+        "backoff": _DURATION,
+        "enabled": {"type": "boolean"},
+        "on_leak": {"enum": ["report", "rotate"]},
+        "generator": {
+            "type": "object",
+            "properties": {"kind": {"enum": ["password", "bytes", "token", "keypair"]}},
+            "required": ["kind"],
+        },
+        "target": {
+            "oneOf": [
+                _target("kv", {}),
+                _target("vault-kv", {"broker": _STR, "mount": _STR, "path": _STR},
+                        ("broker", "mount", "path")),
+                _target("postgres", {
+                    "admin_dsn_ref": _STR,
+                    "strategy": {"enum": ["single", "alternating"]},
+                    "roles": {"type": "array", "items": _STR, "minItems": 1, "maxItems": 2},
+                    "username_field": _STR,
+                    "connect_timeout": {"type": "number"},
+                }, ("admin_dsn_ref", "roles")),
+                _target("command", {"name": _TARGET_NAME}, ("name",)),
+                _target("webhook", {"name": _TARGET_NAME}, ("name",)),
+            ]
+        },
+    },
+    "required": ["generator", "target"],
+    "additionalProperties": False,
+}  # fmt: skip
 POLICY_WRITE: _S = {
     "type": "object",
     "properties": {"rules": POLICY["properties"]["rules"]},  # type: ignore[index]
@@ -109,6 +171,8 @@ HEALTH: _S = {
     "properties": {
         "initialized": {"type": "boolean"},
         "sealed": {"type": "boolean"},
+        "standby": {"type": "boolean"},
+        "server_time_utc": {"type": "integer"},
         "version": _STR,
     },
 }
@@ -160,6 +224,13 @@ _RESOLVED: _S = {
         }
     },
 }
+
+_CODE: _S = {"type": "integer", "minimum": 200, "maximum": 599}
+_HEALTH_CODES = ("activecode", "standbycode", "sealedcode", "uninitcode")
+_HEALTH_PARAMS: tuple[_S, ...] = (
+    *(_S(name=n, schema=_CODE) | {"in": "query"} for n in _HEALTH_CODES),
+    {"name": "standbyok", "in": "query", "schema": {"type": "boolean"}},
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/secrets", "List top-level keys (needs ?list=true).",
@@ -243,8 +314,10 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(_NAME_PARAM,)),
     Operation("DELETE", "/v1/sys/policies/{name}", "Delete a policy.",
               "delete on sys/policies/{name}", status=204, params=(_NAME_PARAM,)),
-    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed.", None,
-              response=HEALTH, errors=(503,)),
+    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed, 501 when not "
+              "initialized; HEAD too. Vault's query overrides activecode, sealedcode, "
+              "uninitcode, standbycode (200-599) and standbyok pick other codes.", None,
+              response=HEALTH, errors=(400, 501, 503), params=_HEALTH_PARAMS),
     Operation("GET", "/v1/sys/seal-status", "Sealed or not, and why.", None,
               response={"type": "object"}, errors=()),
     Operation("POST", "/v1/sys/rotate-key", "New active barrier key; rewrap in background.",
@@ -282,7 +355,13 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(_PATH_PARAM,)),
     Operation("PUT", "/v1/rotation/policies/{path}", "Set a rotation policy (every or cron, "
               "jitter, window, grace, generator, target; see docs/rotation.md); 400 names "
-              "each bad field.", "update on rotation/{path}", body={"type": "object"},
+              "each bad field. command/webhook targets name an operator-declared target; "
+              "argv, url, env and the like are refused. 403 names the first capability "
+              "missing for what the rotation touches; the caller is recorded as the "
+              "authority every run is re-checked against.",
+              "update on rotation/{path}; create/update on secrets/{path}; read on it for "
+              "command/webhook; read on referenced secrets; update on the upstream path for "
+              "vault-kv; sudo on rotation/targets/{name}", body=ROTATION_POLICY,
               response={"type": "object"}, errors=(400, 403), params=(_PATH_PARAM,)),
     Operation("DELETE", "/v1/rotation/policies/{path}", "Stop rotating a secret.",
               "delete on rotation/{path}", status=204, errors=(400, 403, 404),
@@ -302,6 +381,22 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/metrics", "Prometheus metrics (no secret data).", None, errors=()),
     Operation("GET", "/v1/openapi.json", "This document.", None, errors=()),
 )  # fmt: skip
+
+
+def pipeline_errors(op: Operation) -> tuple[int, ...]:
+    """Statuses the middleware pipeline can give any request to ``op``, whatever its handler.
+
+    400 malformed request (parser error, bad query or body), 413 body over
+    ``server.max_body_bytes``, 417 an ``Expect`` other than ``100-continue``; with a path
+    parameter, 404 (e.g. an unknown ``:suffix`` matches no route); with a token, 403 (missing,
+    bad or not allowed), 429 (auth throttle) and 503 (sealed, or the audit log unavailable).
+    """
+    statuses = [400, 413, 417]
+    if "{" in op.path:
+        statuses.append(404)
+    if op.capability is not None:
+        statuses += [403, 429, 503]
+    return tuple(statuses)
 
 
 def _schema(body: type[BaseModel] | _S) -> _S:
@@ -328,28 +423,46 @@ def _operation(op: Operation) -> _S:
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": op.response}}
     responses: dict[str, object] = {str(op.status): ok}
-    for status in op.errors:
+    for status in sorted(set(op.errors) | set(pipeline_errors(op))):
         desc = "not modified" if status == 304 else "error"
         entry: _S = {"description": desc}
         if status != 304:
             entry["content"] = {"application/json": {"schema": _ERROR}}
         responses[str(status)] = entry
-    if op.capability is not None:
-        responses.setdefault(
-            "503", {"description": "sealed", "content": {"application/json": {"schema": _ERROR}}}
-        )
     out["responses"] = responses
     return out
 
 
+# Shared as components/schemas wherever an equal schema appears (vaultside.api.openapi_fit).
+SHARED_SCHEMAS: dict[str, _S] = {
+    "TokenInfo": TOKEN_INFO,
+    "TokenAuth": TOKEN_AUTH,
+    "Policy": POLICY,
+    "PolicyWrite": POLICY_WRITE,
+    "Health": HEALTH,
+    "RotationPolicy": ROTATION_POLICY,
+}
+
+
 def build_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, object]:
-    """The OpenAPI 3.1 document for ``operations``."""
+    """The OpenAPI 3.1 document for ``operations``, fit for client generators."""
     paths: dict[str, dict[str, object]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    models_used = {
+        op.body.__name__: _schema(op.body) for op in operations if isinstance(op.body, type)
+    }
+    return fit_for_generators(_core_document(paths), {**SHARED_SCHEMAS, **models_used})
+
+
+def _core_document(paths: dict[str, dict[str, object]]) -> dict[str, object]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "vaultside", "version": __version__},
+        "info": {
+            "title": "vaultside",
+            "version": __version__,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {

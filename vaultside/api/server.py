@@ -7,7 +7,6 @@ each runs ``run_server`` with ``reuse_port`` so the kernel spreads connections o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -20,7 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
+from vaultside import unix_socket
 from vaultside.api.app import create_app
+from vaultside.api.protocol import GuardedAppRunner
 from vaultside.api.state import SERVICES
 from vaultside.config.settings import ServerSettings, Settings
 from vaultside.errors import InvalidRequestError
@@ -51,6 +52,23 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - explicit empty host
 
 
+def check_private_file(path: Path, setting: str) -> None:
+    """``InvalidRequestError`` unless ``path`` is readable by its owner only (no group/other bits).
+
+    A missing file is left to the loader, which reports it.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        # SECURITY: a private key others can read is as good as published; refuse to start.
+        raise InvalidRequestError(
+            f"{setting} {path} has mode {stat.S_IMODE(mode):04o}; "
+            f"it must be readable by its owner only (chmod 600 {path})"
+        )
+
+
 def tls_context(cfg: ServerSettings, resolve: Callable[[Path], Path]) -> ssl.SSLContext | None:
     """A server TLS context from the configured files, or None for plain HTTP.
 
@@ -68,6 +86,7 @@ def tls_context(cfg: ServerSettings, resolve: Callable[[Path], Path]) -> ssl.SSL
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     cert, key = resolve(cfg.tls_cert_file), resolve(cfg.tls_key_file)
+    check_private_file(key, "server.tls_key_file")
     try:
         ctx.load_cert_chain(cert, key)
         if cfg.tls_client_ca_file is not None:
@@ -83,20 +102,9 @@ def tls_context(cfg: ServerSettings, resolve: Callable[[Path], Path]) -> ssl.SSL
     return ctx
 
 
-def _remove_stale_socket(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(path.lstat().st_mode):
-            path.unlink()
-
-
 def bind_unix(path: Path) -> socket.socket:
     """A listening unix socket at ``path`` (a stale socket file is replaced), mode 0660."""
-    _remove_stale_socket(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
-    path.chmod(0o660)
-    sock.listen(1024)
-    return sock
+    return unix_socket.bind_unix(path, 0o660)
 
 
 async def start_sites(
@@ -158,8 +166,13 @@ async def run_server(
     tls_context(settings.server, settings.resolve)
     services = services or build_services(settings)
     app = create_app(services)
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+    runner = GuardedAppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        header_read_timeout=settings.server.header_read_timeout,
+        keepalive_timeout=settings.server.keepalive_timeout,
     )
     await runner.setup()
     stop = stop or asyncio.Event()
@@ -175,7 +188,7 @@ async def run_server(
     finally:
         await runner.cleanup()
         if unix_sock is None and settings.server.unix_socket is not None:
-            _remove_stale_socket(settings.resolve(settings.server.unix_socket))
+            unix_socket.remove_stale_socket(settings.resolve(settings.server.unix_socket))
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:

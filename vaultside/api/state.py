@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from vaultside.api.clients import Client, ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
 from vaultside.wiring import Services
+
+# Any run of non-blanks ending in "/" that is followed by a name: a path's directories.
+_DIRECTORIES = re.compile(r"\S*/(?=[^/\s])")
 
 
 @dataclass
@@ -21,6 +26,12 @@ class SealState:
     sealed: bool = True
     reason: str = "not unsealed yet"
     attempts: int = 0
+
+    @property
+    def public_reason(self) -> str:
+        """``reason`` with every directory part removed (``/srv/x/vaultside.key`` →
+        ``vaultside.key``): it is shown to unauthenticated clients; the log has it all."""
+        return _DIRECTORIES.sub("", self.reason)
 
 
 @dataclass
@@ -49,13 +60,20 @@ SEAL_STATE = web.AppKey("seal_state", SealState)
 METRICS = web.AppKey("metrics", ApiMetrics)
 BACKGROUND = web.AppKey("background", Background)
 AUDIT_STATE = web.AppKey("audit_state", AuditState)
+# Who requests come from (throttle keys, denial summaries, audit ``client``).
+CLIENTS = web.AppKey("clients", ClientResolver)
 # The pre-serialised OpenAPI document (bytes), built once at startup.
 OPENAPI_BODY = web.AppKey("openapi_body", bytes)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 TOKEN = web.RequestKey("token", TokenInfo)
+CLIENT = web.RequestKey("client", Client)
 # "code: first public message" of the error response, for the audit record.
 ERROR = web.RequestKey("error", str)
+# Set by ``api.protocol`` on a request aiohttp's parser rejected: the exception's class name.
+MALFORMED = web.RequestKey("malformed", str)
+# The ``Expect`` header ``api.protocol`` took off the request, answered by a middleware.
+EXPECT = web.RequestKey("expect", str)
 
 
 def token_of(request: web.Request) -> TokenInfo:

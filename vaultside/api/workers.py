@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from vaultside.api.metrics import MULTIPROC_ENV
-from vaultside.api.server import SHUTDOWN_TIMEOUT, Bound, bind_unix, parse_listen
+from vaultside.api.server import SHUTDOWN_TIMEOUT, Bound, bind_unix, parse_listen, tls_context
 from vaultside.config.settings import Settings
 from vaultside.errors import UpstreamUnavailableError
 
@@ -77,6 +77,8 @@ class Supervisor:
 
     def _prepare(self) -> None:
         cfg = self.settings.server
+        # TLS files (and a key others can read) fail here, once, not in every worker.
+        tls_context(cfg, self.settings.resolve)
         urls: list[str] = []
         server_over = dict(self.overrides.get("server", {}))  # type: ignore[call-overload]
         if cfg.listen:

@@ -1,93 +1,103 @@
-"""Slow down clients that keep failing to authenticate.
+"""Slow down clients that keep presenting invalid tokens, never callers with valid ones.
 
-Once a client has ``n >= free_failures`` consecutive failures, each attempt first waits
-``base_delay * 2**(n - free_failures)`` seconds (capped at ``max_delay``); at
-``hard_limit`` failures the client is refused with ``TooManyRequestsError`` until ``window``
-seconds pass without a failure. A success resets the client. At most ``max_clients`` are
-tracked: the least recently failing one is forgotten first, so memory stays bounded even when
-an attacker rotates source addresses.
+The rules (see docs/auth-audit.md):
+
+- The token is validated first. A valid token is never delayed or refused here, whatever
+  its client (or anyone else) failed before. Only failures are charged, and a success resets
+  nothing, so mixing a valid low-privilege token into a guessing run buys no fresh budget.
+- Each client has a failure budget, kept as a GCRA token bucket: ``burst`` failures are
+  answered at once, after that one failure per ``1 / rate`` seconds. A failure is charged the
+  moment it is known, synchronously (no ``await`` between reading and advancing the bucket),
+  so parallel requests each take their own slot instead of all reading the same count: a
+  client's failure answers come out at most ``burst + rate * t`` within ``t`` seconds, however
+  many it sends at once.
+- A failure whose slot is more than ``max_wait`` away is answered ``429`` after ``max_wait``
+  (and does not push the bucket further out), so one client's flood cannot hold connections
+  forever nor lock itself out for longer than ``burst / rate + max_wait``.
+- At most ``max_clients`` buckets are kept; recovered ones are dropped first, then the least
+  recently failing, so memory stays bounded when an attacker rotates addresses.
+
+The bound is on *answered* failures per client and process. The server must still look a
+token up to let a valid one through, so a client that does not wait for its failure answers
+only learns "not accepted at once"; tokens carry ~256 bits, and the hold costs such a client
+one open connection per guess for up to ``max_wait`` seconds.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NoReturn
 
 from vaultside.clock import Clock
-from vaultside.errors import TooManyRequestsError
-
-
-@dataclass(slots=True)
-class _Failures:
-    count: int
-    last: float
+from vaultside.errors import PermissionDeniedError, TooManyRequestsError
 
 
 class AuthThrottle:
-    """Per-client exponential delay after repeated auth failures, with a hard limit."""
+    """Per-client failure budget (GCRA) applied to failed authentications only."""
 
     def __init__(
         self,
         clock: Clock,
         *,
-        free_failures: int = 5,
-        base_delay: float = 0.25,
-        max_delay: float = 8.0,
-        hard_limit: int = 30,
-        window: float = 900.0,
+        burst: int = 10,
+        rate: float = 1.0,
+        max_wait: float = 8.0,
         max_clients: int = 10_000,
     ) -> None:
+        if burst < 1 or rate <= 0 or max_wait < 0 or max_clients < 1:
+            raise ValueError("throttle: burst >= 1, rate > 0, max_wait >= 0, max_clients >= 1")
         self._clock = clock
-        self._free = free_failures
-        self._base = base_delay
-        self._max_delay = max_delay
-        self._hard = hard_limit
-        self._window = window
+        self._interval = 1.0 / rate
+        self._tolerance = burst * self._interval
+        self._max_wait = max_wait
         self._max_clients = max_clients
-        self._clients: OrderedDict[str, _Failures] = OrderedDict()
+        # client -> theoretical arrival time of its next failure (monotonic seconds).
+        self._tat: OrderedDict[str, float] = OrderedDict()
 
-    def _current(self, client: str) -> _Failures | None:
-        entry = self._clients.get(client)
-        if entry is not None and self._clock.monotonic() - entry.last >= self._window:
-            del self._clients[client]
-            return None
-        return entry
+    def charge(self, client: str) -> tuple[float, bool]:
+        """Charge one failure to ``client`` now: (seconds to hold its answer, refused?).
+
+        Synchronous on purpose: concurrent failures are charged one after another.
+        """
+        now = self._clock.monotonic()
+        tat = max(self._tat.get(client, now), now) + self._interval
+        wait = tat - now - self._tolerance
+        if wait > self._max_wait:
+            self._touch(client, self._tat.get(client, now))
+            return self._max_wait, True
+        self._touch(client, tat)
+        return max(wait, 0.0), False
+
+    async def failed(self, client: str, error: PermissionDeniedError) -> NoReturn:
+        """Charge a failed authentication, hold its answer for its slot, then raise.
+
+        Raises ``error`` (403) once its slot came, or ``TooManyRequestsError`` (429) after
+        ``max_wait`` when the client's budget is exhausted beyond that.
+        """
+        wait, refused = self.charge(client)
+        if wait > 0:
+            await self._clock.sleep(wait)
+        if refused:
+            raise TooManyRequestsError("too many failed authentication attempts; retry later")
+        raise error
 
     def delay_for(self, client: str) -> float:
-        """Seconds ``before`` would wait for this client now (0 when not throttled)."""
-        entry = self._current(client)
-        if entry is None or entry.count < self._free:
-            return 0.0
-        exponent = entry.count - self._free
-        if exponent >= 64:
-            return self._max_delay
-        return float(min(self._base * 2**exponent, self._max_delay))
-
-    async def before(self, client: str) -> None:
-        """Call before checking a credential: waits, or raises ``TooManyRequestsError``."""
-        entry = self._current(client)
-        if entry is not None and entry.count >= self._hard:
-            raise TooManyRequestsError("too many failed authentication attempts; retry later")
-        delay = self.delay_for(client)
-        if delay > 0:
-            await self._clock.sleep(delay)
-
-    def failure(self, client: str) -> None:
-        """Record a failed authentication from ``client``."""
-        entry = self._current(client)
+        """Seconds the next failure of ``client`` would be held now (0 when within budget)."""
         now = self._clock.monotonic()
-        if entry is None:
-            entry = _Failures(0, now)
-            self._clients[client] = entry
-        entry.count += 1
-        entry.last = now
-        self._clients.move_to_end(client)
-        while len(self._clients) > self._max_clients:
-            self._clients.popitem(last=False)
+        tat = max(self._tat.get(client, now), now) + self._interval
+        return min(max(tat - now - self._tolerance, 0.0), self._max_wait)
 
-    def success(self, client: str) -> None:
-        """Forget the client's failures."""
-        self._clients.pop(client, None)
+    def _touch(self, client: str, tat: float) -> None:
+        self._tat[client] = tat
+        self._tat.move_to_end(client)
+        while len(self._tat) > self._max_clients:
+            self._tat.popitem(last=False)
+
+    def _forget_recovered(self) -> None:
+        now = self._clock.monotonic()
+        for client in [c for c, tat in self._tat.items() if tat <= now]:
+            del self._tat[client]
 
     def __len__(self) -> int:
-        return len(self._clients)
+        self._forget_recovered()
+        return len(self._tat)

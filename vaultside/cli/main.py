@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 
 import click
+
+from vaultside.cli.reference import reference_command
 
 # Each entry is a module under vaultside.cli.commands exposing ``cli``; add one line per group.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -19,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scan",
     "broker",
     "rotation",
+    "completion",
+    "jwt",
 )
 
 
@@ -41,8 +47,28 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vaultside")
-def cli() -> None:
-    """vaultside: store, broker, inject, rotate and scan container secrets."""
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="VAULTSIDE_CONFIG",
+    help="TOML settings file (env VAULTSIDE_CONFIG; default ./vaultside.toml).",
+)
+def cli(config: Path | None) -> None:
+    """vaultside: store, broker, inject, rotate and scan container secrets.
+
+    Output formats, exit codes and the client environment: docs/cli.md.
+
+    \b
+    Example:
+      VAULTSIDE_ADDR=https://vault.internal:8200 vaultside secret get app/db
+    """
+    if config is not None:
+        # Through the environment, so `serve --workers N` processes read the same file.
+        os.environ["VAULTSIDE_CONFIG"] = str(config.absolute())
+
+
+cli.add_command(reference_command)
 
 
 def main() -> None:

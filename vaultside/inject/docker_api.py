@@ -12,6 +12,8 @@ configuration (privileged, user, limits, mounts) from the engine's own ``hostcon
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
 from pathlib import Path
@@ -25,6 +27,7 @@ from vaultside.inject.admission import ContainerFacts
 
 log = logging.getLogger(__name__)
 DOCKER_SOCKET_PATHS = ("/var/run/docker.sock", "/run/docker.sock")
+ACTION_THREADS = 4  # = the reload queue's default concurrency
 
 
 class DockerEngine:
@@ -42,6 +45,9 @@ class DockerEngine:
         self._data_root = data_root
         # Repo digests cost an image inspect per mount; only fetched when a rule names one.
         self.want_repo_digests = want_repo_digests
+        # Signal/restart (reload actions; a restart blocks for the stop timeout) get their own
+        # threads, so slow ones never hold the shared pool that mounts and writes run on.
+        self._actions: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _api(self) -> Any:
         if self._client is None:
@@ -53,9 +59,19 @@ class DockerEngine:
             )
         return self._client.api
 
-    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _call(
+        self,
+        what: str,
+        fn: Any,
+        *args: Any,
+        executor: concurrent.futures.Executor | None = None,
+        **kwargs: Any,
+    ) -> Any:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            if executor is None:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            call = functools.partial(fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(executor, call)
         except docker.errors.NotFound as exc:
             raise NotFoundError(f"docker: {what}: not found") from exc
         except docker.errors.APIError as exc:
@@ -135,14 +151,35 @@ class DockerEngine:
 
     async def signal_container(self, container: str, signal: str) -> None:
         """Send ``signal`` (e.g. ``HUP``) to a container's main process."""
-        await self._call(f"signal container {container[:64]}", self._api().kill, container, signal)
+        await self._call(
+            f"signal container {container[:64]}",
+            self._api().kill,
+            container,
+            signal,
+            executor=self._action_threads(),
+        )
 
     async def restart_container(self, container: str) -> None:
         """Restart a container (a reload action for apps that cannot re-read files)."""
-        await self._call(f"restart container {container[:64]}", self._api().restart, container)
+        await self._call(
+            f"restart container {container[:64]}",
+            self._api().restart,
+            container,
+            executor=self._action_threads(),
+        )
+
+    def _action_threads(self) -> concurrent.futures.Executor:
+        if self._actions is None:
+            self._actions = concurrent.futures.ThreadPoolExecutor(
+                max_workers=ACTION_THREADS, thread_name_prefix="docker-action"
+            )
+        return self._actions
 
     async def close(self) -> None:
-        """Close the SDK's connection pool."""
+        """Close the SDK's connection pool (actions still queued are dropped)."""
+        if self._actions is not None:
+            self._actions.shutdown(wait=False, cancel_futures=True)
+            self._actions = None
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
             self._client = None

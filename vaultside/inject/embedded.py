@@ -105,6 +105,8 @@ class EmbeddedPlugin:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.refresher is not None:
+            await self.refresher.close()
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

@@ -7,17 +7,26 @@ messages are the clear reasons our errors carry — never values.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from vaultside.errors import InternalError, InvalidRequestError, NotFoundError, VaultsideError
+from vaultside.errors import (
+    ConflictError,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    VaultsideError,
+)
 from vaultside.inject.volumes import VolumeManager
+from vaultside.unix_socket import bind_unix
 
 log = logging.getLogger(__name__)
 PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -126,7 +135,13 @@ def make_app(manager: VolumeManager) -> web.Application:
 
 
 class PluginServer:
-    """Serves a ``VolumeManager`` on ``<socket_dir>/<name>.sock``; removes the socket on stop."""
+    """Serves a ``VolumeManager`` on ``<socket_dir>/<name>.sock``.
+
+    One socket per name: ``start`` refuses (``ConflictError``) while another process listens
+    on it, and only takes over a stale socket nobody answers on; ``stop`` removes the socket
+    only if it is still the one this server created (same device and inode), so stopping a
+    plugin never deletes a successor's socket.
+    """
 
     def __init__(
         self, manager: VolumeManager, *, name: str, socket_dir: Path = DEFAULT_SOCKET_DIR
@@ -134,19 +149,21 @@ class PluginServer:
         self.manager = manager
         self.socket_path = socket_dir / f"{name}.sock"
         self._runner: web.AppRunner | None = None
+        self._created: tuple[int, int] | None = None
 
     async def start(self) -> None:
-        """Recover state, then listen."""
+        """Refuse if the socket is taken, recover state, then listen."""
+        # Before recover(): a second plugin must not touch the first one's mounts or state.
+        await asyncio.to_thread(_refuse_if_served, self.socket_path)
         await self.manager.recover()
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.socket_path.is_socket():
-            self.socket_path.unlink()
         self._runner = web.AppRunner(make_app(self.manager), access_log=None)
         await self._runner.setup()
-        site = web.UnixSite(self._runner, str(self.socket_path))
-        await site.start()
-        # SECURITY: only root (dockerd) may talk to the plugin.
-        os.chmod(self.socket_path, 0o600)
+        # SECURITY: only root (dockerd) may talk to the plugin; the mode is set before listen.
+        # (bind_unix replaces a stale socket file: nobody answered on it just now.)
+        await web.SockSite(self._runner, bind_unix(self.socket_path, 0o600)).start()
+        st = os.stat(self.socket_path)
+        self._created = (st.st_dev, st.st_ino)
         log.info("volume plugin listening", extra={"socket": str(self.socket_path)})
 
     async def stop(self) -> None:
@@ -154,4 +171,36 @@ class PluginServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.socket_path.unlink(missing_ok=True)
+        created, self._created = self._created, None
+        if created is None:
+            return
+        try:
+            st = os.stat(self.socket_path)
+        except FileNotFoundError:
+            return
+        if (st.st_dev, st.st_ino) == created:
+            self.socket_path.unlink(missing_ok=True)
+        else:
+            log.warning(
+                "plugin socket was replaced; leaving it", extra={"socket": str(self.socket_path)}
+            )
+
+
+def _refuse_if_served(path: Path) -> None:
+    """``ConflictError`` if a process accepts connections on the unix socket ``path``."""
+    if not path.is_socket():
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return  # stale socket file: its plugin is gone
+        except OSError as exc:
+            raise ConflictError(
+                f"cannot tell whether another plugin is serving on {path} "
+                f"({exc.strerror or type(exc).__name__}); refusing to take it over"
+            ) from exc
+    raise ConflictError(
+        f"another plugin is serving on {path}; stop it first or choose another --name"
+    )

@@ -35,7 +35,7 @@ from typing import Protocol
 from vaultside.broker.base import ResolvedSecret, SecretSource
 from vaultside.client import NotModified, SecretData, VaultsideClient
 from vaultside.clock import Clock, SystemClock
-from vaultside.errors import InvalidRequestError, VaultsideError
+from vaultside.errors import InvalidRequestError, PermissionDeniedError, VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.render import render_volume
 from vaultside.inject.signal import ReloadAction
@@ -59,6 +59,26 @@ class ChangeFeed(Protocol):
 
     async def changed(self) -> bool:
         """True if something changed (the first call primes and returns False)."""
+        ...
+
+
+class SessionAuth(Protocol):
+    """Keeps the client's token valid (``--auth jwt``: see ``inject.sidecar_auth``)."""
+
+    async def start(self) -> None:
+        """Log in; raises ``VaultsideError`` if that fails."""
+        ...
+
+    async def refresh(self) -> None:
+        """Renew or log in again if due; never raises."""
+        ...
+
+    def expired(self) -> None:
+        """The server refused the token: log in again at the next refresh."""
+        ...
+
+    async def close(self) -> None:
+        """Give the token up (revoke it); never raises."""
         ...
 
 
@@ -177,12 +197,14 @@ class Sidecar:
         feed: ChangeFeed | None = None,
         clock: Clock | None = None,
         reporter: HoldingsReporter | None = None,
+        auth: SessionAuth | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.feed = feed
         self.clock = clock or SystemClock()
         self.reporter = reporter
+        self.auth = auth
         self.ready = asyncio.Event()
         self.renders = 0
         self.reloads = 0
@@ -192,6 +214,7 @@ class Sidecar:
         self._digests: dict[str, bytes] = {}
         self._last_report: float | None = None
         self._report_failing = False
+        self._logged_in = False
 
     def check_output_dir(self) -> None:
         """Refuse a directory that is not on tmpfs unless explicitly overridden."""
@@ -259,6 +282,9 @@ class Sidecar:
         return last is None or self.clock.monotonic() - last >= self.config.report_interval
 
     async def _first_render(self) -> None:
+        if self.auth is not None and not self._logged_in:
+            await self.auth.start()  # retried with the render: the server may not be up yet
+            self._logged_in = True
         if self.feed is not None:
             # Prime first, so a change during the render is seen; a failure here is
             # reported by the render below with the option it concerns.
@@ -290,6 +316,8 @@ class Sidecar:
             await self.clock.sleep(delay)
             if stop.is_set():
                 break
+            if self.auth is not None:
+                await self.auth.refresh()
             try:
                 due = pending or (
                     self.clock.monotonic() - last_refresh >= self.config.refresh_interval
@@ -314,6 +342,8 @@ class Sidecar:
                 delay, pending = jitter(self.config.poll_interval), False
             except VaultsideError as exc:
                 pending = True
+                if self.auth is not None and isinstance(exc, PermissionDeniedError):
+                    self.auth.expired()
                 # Keep serving the last good files; retry with backoff (full jitter).
                 delay = backoff.next()
                 log.warning(

@@ -1,5 +1,8 @@
 """tmpfs: mount size-limited, check with statfs, write files atomically, wipe and unmount.
 
+Plugin volumes are read-only (the superblock: ``set_readonly``) except while the plugin
+writes into them (``writable``).
+
 These are blocking syscalls (fast, no I/O to disk); async callers run them with
 ``asyncio.to_thread``. Linux only.
 """
@@ -12,15 +15,18 @@ import ctypes.util
 import errno
 import os
 import secrets as _random
+from collections.abc import Iterator
 from pathlib import Path
 
 from vaultside.errors import InternalError, InvalidRequestError
 
 TMPFS_MAGIC = 0x01021994
 RAMFS_MAGIC = 0x858458F6
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
 MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -76,10 +82,26 @@ def _unescape(field: str) -> str:
     )
 
 
+def dir_mode_for(file_mode: int) -> int:
+    """The tmpfs root's mode for files of ``file_mode``: r-x for whoever may read them.
+
+    The owner always gets r-x (never w: only the plugin, as root, writes); the group gets r-x
+    when the files are group-readable, others likewise. Without it a ``mode=0440`` file
+    could not be reached by its group (the directory would be 0500).
+    """
+    mode = 0o500
+    if file_mode & 0o040:
+        mode |= 0o050
+    if file_mode & 0o004:
+        mode |= 0o005
+    return mode
+
+
 def mount_tmpfs(
     target: Path, *, size_bytes: int, uid: int, gid: int, dir_mode: int = 0o500
 ) -> None:
-    """Mount a fresh tmpfs (nosuid, nodev, noexec, size-limited) on ``target``."""
+    """Mount a fresh tmpfs (nosuid, nodev, noexec, size-limited) on ``target``, its root
+    directory owned ``uid:gid`` with ``dir_mode`` (see ``dir_mode_for``)."""
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = f"size={size_bytes},mode={dir_mode:o},uid={uid},gid={gid}".encode()
     flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -87,6 +109,35 @@ def mount_tmpfs(
         err = ctypes.get_errno()
         raise InternalError(f"mount tmpfs on {target} failed: {os.strerror(err)}")
     require_tmpfs(target)
+
+
+def set_readonly(target: Path, readonly: bool) -> None:
+    """Make the tmpfs mounted on ``target`` read-only (or writable again) for every mount of it.
+
+    A remount without ``MS_BIND`` changes the superblock, so it applies to each bind of this
+    tmpfs in every container, whatever their own per-mount flags say.
+    """
+    # SECURITY: between writes the tmpfs is read-only for everyone: no container (not even a
+    # root one with a rw bind) can add, replace or chmod anything on it. That is what makes a
+    # ``:ro`` bind safe although runc's remount drops its nosuid,nodev,noexec (see
+    # docs/injection.md).
+    flags = MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | (MS_RDONLY if readonly else 0)
+    if _libc.mount(None, os.fsencode(target), None, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise InternalError(
+            f"remount {target} {'read-only' if readonly else 'writable'} failed: {os.strerror(err)}"
+        )
+
+
+@contextlib.contextmanager
+def writable(target: Path) -> Iterator[None]:
+    """Writable for the duration of the block (the caller holds the volume's lock), then
+    read-only again."""
+    set_readonly(target, False)
+    try:
+        yield
+    finally:
+        set_readonly(target, True)
 
 
 def write_atomic(directory: Path, name: str, data: bytes, *, uid: int, gid: int, mode: int) -> None:
@@ -160,6 +211,7 @@ def unmount(target: Path) -> None:
 def wipe_and_unmount(target: Path) -> None:
     """Wipe the files of a tmpfs mount, unmount it and remove the mountpoint directory."""
     if target.exists() and is_mountpoint(target):
+        set_readonly(target, False)
         wipe_dir(target)
         unmount(target)
     else:

@@ -17,6 +17,7 @@ from vaultside.broker.base import ResolvedSecret, SecretSource
 from vaultside.clock import Clock, SystemClock
 from vaultside.errors import (
     ConflictError,
+    InternalError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -124,6 +125,10 @@ class VolumeManager:
                 alive = await asyncio.to_thread(tmpfs.is_mountpoint, Path(rec.mountpoint))
             if alive:
                 known.add(rec.mountpoint)
+                try:  # mounts of a plugin version that left them writable
+                    await asyncio.to_thread(tmpfs.set_readonly, Path(rec.mountpoint), True)
+                except InternalError as exc:
+                    log.warning("recovered mount stays writable", extra={"error": exc.message})
                 log.info("recovered mount", extra={"volume": rec.name})
             else:
                 rec.mountpoint, rec.mount_ids = "", []
@@ -247,7 +252,12 @@ class VolumeManager:
             try:
                 if fresh:
                     await asyncio.to_thread(
-                        tmpfs.mount_tmpfs, target, size_bytes=spec.size_bytes, uid=uid, gid=gid
+                        tmpfs.mount_tmpfs,
+                        target,
+                        size_bytes=spec.size_bytes,
+                        uid=uid,
+                        gid=gid,
+                        dir_mode=tmpfs.dir_mode_for(spec.mode),
                     )
                 await asyncio.to_thread(_write_all, target, files, uid, gid, spec.mode)
             except BaseException:
@@ -282,5 +292,6 @@ class VolumeManager:
 
 def _write_all(target: Path, files: dict[str, bytes], uid: int, gid: int, mode: int) -> None:
     tmpfs.require_tmpfs(target)
-    for fname, data in files.items():
-        tmpfs.write_atomic(target, fname, data, uid=uid, gid=gid, mode=mode)
+    with tmpfs.writable(target):
+        for fname, data in files.items():
+            tmpfs.write_atomic(target, fname, data, uid=uid, gid=gid, mode=mode)

@@ -125,8 +125,8 @@ class KVStore:
                     )
                 if cas is not None and cas != meta.current_version:
                     raise ConflictError(
-                        f"check-and-set failed: cas is {cas}, current version is"
-                        f" {meta.current_version}"
+                        f"check-and-set failed: cas does not match the current version"
+                        f" ({meta.current_version})"
                     )
                 version = meta.current_version + 1
                 meta.current_version = version

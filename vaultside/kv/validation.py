@@ -26,9 +26,8 @@ def encode_data(data: Any, max_bytes: int) -> bytes:
     total = 0
     for name, value in data.items():
         if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
-            shown = repr(name[:64]) if isinstance(name, str) else type(name).__name__
             raise InvalidRequestError(
-                f"field name {shown} must be 1-128 characters of [A-Za-z0-9._-]"
+                "data: field names must be 1-128 characters of [A-Za-z0-9._-]"
             )
         if not isinstance(value, str):
             raise InvalidRequestError(f"field {name!r} must be a string")

@@ -3,12 +3,18 @@
 Supports ``*``, numbers, ranges ``a-b``, lists ``a,b``, steps ``*/n`` and ``a-b/n``, month
 and weekday names (``jan``, ``mon``), and ``7`` as Sunday. As in Vixie cron, when both
 day-of-month and day-of-week are restricted a day matches if *either* matches.
+
+The macros Kubernetes CronJob users type first are accepted too (case-insensitive):
+``@yearly``/``@annually``, ``@monthly``, ``@weekly``, ``@daily``/``@midnight``, ``@hourly``.
+``@reboot`` and ``@every`` are not (a rotation schedule has no "boot").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+
+from vaultside.numeric import is_ascii_int, parse_int
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -21,6 +27,16 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("day of week", 0, 7, _DAYS),
 )
 _SEARCH_YEARS = 5
+# The Vixie cron / Kubernetes CronJob macros and the five fields each stands for.
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class CronError(ValueError):
@@ -31,12 +47,12 @@ def _value(text: str, name: str, low: int, high: int, names: tuple[str, ...]) ->
     lowered = text.lower()
     if lowered in names:
         return low + names.index(lowered)
-    if not text.isdigit():
-        raise CronError(f"{name}: {text!r} is not a number or name")
-    n = int(text)
-    if not low <= n <= high:
-        raise CronError(f"{name}: {n} is outside {low}-{high}")
-    return n
+    if not is_ascii_int(text):
+        raise CronError(f"{name}: not a number or name")
+    try:
+        return parse_int(text, low, high, name)
+    except ValueError as exc:
+        raise CronError(str(exc)) from None
 
 
 def _field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> frozenset[int]:
@@ -47,16 +63,17 @@ def _field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) ->
         base, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{name}: step {step_text!r} must be a positive number")
-            step = int(step_text)
+            try:
+                step = parse_int(step_text, 1, high, f"{name} step")
+            except ValueError as exc:
+                raise CronError(str(exc)) from None
         if base == "*":
             start, end = low, high
         elif "-" in base:
             a, _, b = base.partition("-")
             start, end = _value(a, name, low, high, names), _value(b, name, low, high, names)
             if start > end:
-                raise CronError(f"{name}: range {base!r} runs backwards")
+                raise CronError(f"{name}: range runs backwards")
         else:
             start = _value(base, name, low, high, names)
             end = high if step_text else start
@@ -79,7 +96,15 @@ class CronSchedule:
 
     @classmethod
     def parse(cls, expression: str) -> CronSchedule:
-        """Parse five space-separated fields; ``CronError`` names the field that is wrong."""
+        """Parse five space-separated fields or a macro (``@daily``); ``CronError`` names
+        the field that is wrong."""
+        macro = expression.strip().lower()
+        if macro.startswith("@"):
+            if macro not in _MACROS:
+                known = ", ".join(_MACROS)
+                raise CronError(f"unknown macro {macro[:20]!r}; known: {known}")
+            parsed = cls.parse(_MACROS[macro])
+            return replace(parsed, expression=macro)
         parts = expression.split()
         if len(parts) != 5:
             raise CronError(f"expected 5 fields (minute hour day month weekday), got {len(parts)}")
@@ -124,4 +149,4 @@ class CronSchedule:
                 dt += timedelta(minutes=1)
                 continue
             return dt.timestamp()
-        raise CronError(f"{self.expression!r} never matches (e.g. 30 February)")
+        raise CronError("the expression never matches (e.g. 30 February)")

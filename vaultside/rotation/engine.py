@@ -6,6 +6,11 @@ is one check-and-set KV write (``cas`` = the version the rotation started from):
 the new value is current and the previous version stays readable by number. ``recover``
 runs at start: an entry journaled at ``finish`` is completed, anything earlier rolled back.
 
+Authority: before anything else a run checks that the token recorded when the policy was set
+still holds everything the rotation touches (``authority.RotationAuthority.check_run``); if
+not, the run fails closed at step ``authorize`` (history, audit with status 403, retry plan),
+and nothing is generated, handed to the target or written.
+
 Concurrency: one rotation per secret at a time — an in-process lock plus a storage lease
 (``rotation/lock/<path>``), so two processes sharing the store never rotate one secret at once.
 """
@@ -25,12 +30,13 @@ from vaultside.audit.sinks import AuditBroker
 from vaultside.clock import Clock
 from vaultside.errors import ConflictError, NotFoundError, VaultsideError
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import Grant, RotationAuthority
 from vaultside.rotation.base import RotationContext, RotationStepError, Target
 from vaultside.rotation.generators import build_generator
 from vaultside.rotation.journal import Journal, JournalEntry
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy
-from vaultside.rotation.state import HistoryEntry, RotationStore
+from vaultside.rotation.state import HistoryEntry, RotationState, RotationStore
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
 
@@ -76,6 +82,7 @@ class RotationEngine:
         storage: StorageBackend,
         targets: TargetFactory,
         *,
+        authority: RotationAuthority,
         clock: Clock,
         audit: AuditBroker | None = None,
         metrics: RotationMetrics | None = None,
@@ -85,6 +92,7 @@ class RotationEngine:
         self.kv = kv
         self.storage = storage
         self.targets = targets
+        self.authority = authority
         self.clock = clock
         self.audit = audit
         self.metrics = metrics or RotationMetrics()
@@ -103,7 +111,9 @@ class RotationEngine:
 
     # -- running -----------------------------------------------------------------------------
 
-    async def rotate(self, path: str, policy: RotationPolicy, *, trigger: str) -> HistoryEntry:
+    async def rotate(
+        self, path: str, policy: RotationPolicy, *, grant: Grant | None, trigger: str
+    ) -> HistoryEntry:
         """Rotate ``path`` now; records state and history. ``ConflictError`` if one is running.
 
         Returns the run's history entry (``result`` "ok" or "failed"); does not raise for a
@@ -123,7 +133,7 @@ class RotationEngine:
                     raise ConflictError(
                         f"an interrupted rotation of {path!r} could not be rolled back yet"
                     )
-                return await self._rotate_locked(path, policy, trigger)
+                return await self._rotate_locked(path, policy, grant, trigger)
             finally:
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
@@ -136,14 +146,16 @@ class RotationEngine:
             if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 log.error("lost a rotation lease while rotating", extra={"lease": lease})
 
-    async def _rotate_locked(self, path: str, policy: RotationPolicy, trigger: str) -> HistoryEntry:
+    async def _rotate_locked(
+        self, path: str, policy: RotationPolicy, grant: Grant | None, trigger: str
+    ) -> HistoryEntry:
         kind = policy.target.kind
         started_mono = self.clock.monotonic()
         started = self.clock.now()
         run_id = uuid.uuid4().hex
         state = await self.store.get_state(path)
         try:
-            version, base = await self._run(path, policy, run_id, trigger)
+            version, base = await self._run(path, policy, grant, run_id, trigger)
         except RotationStepError as exc:
             now = self.clock.now()
             entry = HistoryEntry(run_id, started, now, trigger, "failed", exc.step, exc.message)
@@ -160,7 +172,7 @@ class RotationEngine:
             entry = HistoryEntry(run_id, started, now, trigger, "ok", version=version)
             state.failures = 0
             state.version, state.previous_version = version, (base or None)
-            state.grace_until = now + policy.grace if policy.grace > 0 and base else None
+            await self._queue_grace(path, policy, base, now, state)
             state.next_run = plan_next(policy, now, self.jitter_fraction())
             state.last_step, state.last_error = "finish", None
             self.metrics.rotations.labels(kind, "ok").inc()
@@ -168,9 +180,32 @@ class RotationEngine:
         state.last_run, state.last_result = now, entry.result
         await self.store.add_history(path, state, entry)
         await self.store.put_state(path, state)
-        await self._audit(path, kind, entry, (self.clock.monotonic() - started_mono) * 1000)
+        ms = (self.clock.monotonic() - started_mono) * 1000
+        await self._audit(path, kind, entry, grant, ms)
         if entry.result == "ok" and entry.version is not None:
             await self._delivered(path, entry.version)
+        return entry
+
+    async def _queue_grace(
+        self, path: str, policy: RotationPolicy, base: int, now: float, state: RotationState
+    ) -> None:
+        """With a grace period, queue the replaced version's own deletion deadline."""
+        if policy.grace > 0 and base:
+            state.grace_until = now + policy.grace
+            await self.store.add_grace(path, base, state.grace_until)
+
+    async def refuse(self, path: str, message: str, *, kind: str, trigger: str) -> HistoryEntry:
+        """Record and audit a run refused before it could start (e.g. a stored policy that is
+        no longer valid); it is not planned again until the policy is set again."""
+        now = self.clock.now()
+        entry = HistoryEntry(uuid.uuid4().hex, now, now, trigger, "failed", "authorize", message)
+        state = await self.store.get_state(path)
+        state.last_run, state.last_result = now, "failed"
+        state.last_step, state.last_error, state.next_run = "authorize", message, None
+        await self.store.add_history(path, state, entry)
+        await self.store.put_state(path, state)
+        self.metrics.rotations.labels(kind, "failed").inc()
+        await self._audit(path, kind, entry, None, 0.0)
         return entry
 
     async def _current(self, path: str) -> tuple[dict[str, str] | None, int]:
@@ -183,10 +218,20 @@ class RotationEngine:
         except NotFoundError:
             return None, base  # the latest version is deleted: rotate over it
 
+    async def _authorize(self, path: str, policy: RotationPolicy, grant: Grant | None) -> Target:
+        """The target, once the recorded authority still covers the run (else step fails)."""
+        try:
+            exists = await self.kv.exists(path)
+            # SECURITY: checked before every run, against the token's state now.
+            await self.authority.check_run(grant, path, policy, exists=exists)
+            return self.targets.build(policy.target)
+        except VaultsideError as exc:
+            raise RotationStepError("authorize", exc.message) from exc
+
     async def _run(
-        self, path: str, policy: RotationPolicy, run_id: str, trigger: str
+        self, path: str, policy: RotationPolicy, grant: Grant | None, run_id: str, trigger: str
     ) -> tuple[int, int]:
-        target = self.targets.build(policy.target)
+        target = await self._authorize(path, policy, grant)
         current, base = await self._current(path)
         pending = {**(current or {}), **build_generator(policy.generator).generate()}
         ctx = RotationContext(path, policy, run_id, current, pending, base)
@@ -233,18 +278,20 @@ class RotationEngine:
         self.metrics.rollbacks.labels(target.kind, "ok").inc()
         await self.journal.discard(ctx.path)
 
-    async def _audit(self, path: str, kind: str, entry: HistoryEntry, ms: float) -> None:
+    async def _audit(
+        self, path: str, kind: str, entry: HistoryEntry, grant: Grant | None, ms: float
+    ) -> None:
         if self.audit is None:
             return
         error = None if entry.error is None else f"{entry.step}: {entry.error}"
         event = AuditEvent(
             time=self.clock.now(),
             request_id=entry.run_id,
-            accessor=None,
-            policies=(),
+            accessor=None if grant is None else grant.accessor,
+            policies=() if grant is None else grant.policies,
             operation="rotation.rotate",
             path=f"rotation/{path}",
-            status=200 if entry.result == "ok" else 500,
+            status=200 if entry.result == "ok" else 403 if entry.step == "authorize" else 500,
             client=entry.trigger,
             latency_ms=ms,
             error=error,
@@ -300,6 +347,7 @@ class RotationEngine:
             meta = await self.kv.read_metadata(path)
             now = self.clock.now()
             state.version, state.previous_version = meta.current_version, entry.base_version or None
+            await self._queue_grace(path, policy, entry.base_version, now, state)
             state.last_run, state.last_result, state.last_step = now, "ok", "finish"
             state.next_run = plan_next(policy, now, self.jitter_fraction())
             hist = HistoryEntry(

@@ -7,14 +7,12 @@
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,12 +20,12 @@ from pydantic import (
     model_validator,
 )
 
+from vaultside.durations import Duration
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import parse_ref
+from vaultside.rotation.catalog import NAME_PATTERN as TARGET_NAME
 from vaultside.rotation.cron import CronError, CronSchedule
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_MAX_SECONDS = 10 * 365 * 86400.0
 _FIELD_NAME = r"^[A-Za-z0-9._-]{1,128}$"
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
 CLASSES: dict[str, str] = {
@@ -38,30 +36,7 @@ CLASSES: dict[str, str] = {
 }
 
 
-def parse_seconds(value: object) -> float:
-    """Seconds from ``90``, ``"90"``, ``"1h30m"``, ``"2d"`` (0 allowed; at most 10 years)."""
-    if isinstance(value, bool):
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        match = _DURATION.match(text)
-        if text.isdigit():
-            seconds = float(text)
-        elif match is not None:
-            d, h, m, s = (int(g) if g else 0 for g in match.groups())
-            seconds = float(d * 86400 + h * 3600 + m * 60 + s)
-        else:
-            raise ValueError("must be seconds or a duration like '1h30m'")
-    else:
-        raise ValueError("must be seconds or a duration like '1h30m'")
-    if not 0 <= seconds <= _MAX_SECONDS:
-        raise ValueError("must be between 0 and 10 years")
-    return seconds
-
-
-Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+Seconds = Duration
 FieldName = Annotated[str, Field(pattern=_FIELD_NAME)]
 
 
@@ -178,26 +153,23 @@ class PostgresTargetSpec(_Model):
 
 
 class CommandTargetSpec(_Model):
-    """A program that receives each step and the new value as JSON on stdin."""
+    """A program declared by the operator (``[rotation.targets.<name>]``), named here."""
 
     kind: Literal["command"]
-    argv: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
-
-    @field_validator("argv")
-    @classmethod
-    def _absolute(cls, argv: list[str]) -> list[str]:
-        if not argv[0].startswith("/"):
-            raise ValueError("argv[0] must be an absolute path")
-        return argv
+    name: Annotated[str, Field(pattern=TARGET_NAME)]
 
 
 class WebhookTargetSpec(_Model):
-    """A URL that receives each step and the new value as a JSON POST."""
+    """A URL declared by the operator (``[rotation.targets.<name>]``), named here."""
 
     kind: Literal["webhook"]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    name: Annotated[str, Field(pattern=TARGET_NAME)]
+
+
+# Fields of a declared target that only server configuration may hold: a policy naming any of
+# them is refused with a message that names the field (the API never sets argv or URLs).
+DECLARED_ONLY = ("argv", "sha256", "env", "timeout", "url", "ca_file", "allow_http")
+DECLARED_KINDS = ("command", "webhook")
 
 
 TargetSpec = Annotated[
@@ -318,8 +290,23 @@ def parse_policy(obj: object) -> RotationPolicy:
     """Validate a policy document; ``InvalidRequestError`` names every bad field."""
     if not isinstance(obj, dict):
         raise InvalidRequestError("a rotation policy must be a JSON object")
+    _refuse_declared_fields(obj.get("target"))
     try:
         return RotationPolicy.model_validate(obj)
     except ValidationError as exc:
         details = [_describe(dict(e)) for e in exc.errors()[:10]]
         raise InvalidRequestError("invalid rotation policy", details=details) from None
+
+
+def _refuse_declared_fields(target: object) -> None:
+    """``InvalidRequestError`` naming the field if a policy tries to set argv, a URL, ..."""
+    if not isinstance(target, dict) or target.get("kind") not in DECLARED_KINDS:
+        return
+    for name in DECLARED_ONLY:
+        if name in target:
+            # SECURITY: whatever runs code or sends data out is declared by the operator.
+            raise InvalidRequestError(
+                f"target.{name}: not accepted through the API; {target['kind']} targets are "
+                "declared by the operator in the server's configuration "
+                "([rotation.targets.<name>]) and a policy names one with target.name"
+            )

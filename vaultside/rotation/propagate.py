@@ -2,10 +2,13 @@
 
 Consumers report what they hold with a heartbeat (``POST /v1/consumers``):
 ``{"consumer": id, "kind": "sidecar"|"plugin", "container": str?, "holdings": {path: version}}``.
-Records live at ``rotation/consumers/<id>`` (no values, only versions); a consumer not heard
-from for ``stale_after`` seconds is shown as stale. After a rotation is promoted, sidecars
-pick the new version up through their ETag poll and report it on their next heartbeat; the
-status of a secret lists every consumer with the version it holds and whether it is current.
+Records live at ``rotation/consumers/<id>`` (no values, only versions). A consumer not heard
+from for ``stale_after`` seconds (``rotation.consumer_gone_after``: its container was deleted,
+or it lost the server) is shown as ``gone``; after ``ttl`` seconds of silence
+(``rotation.consumer_ttl``) its record is deleted, the next time a status lists it.
+After a rotation is promoted, sidecars pick the new version up through their ETag poll and
+report it on their next heartbeat; the status of a secret lists every consumer with the
+version it holds and whether it is the store's current one.
 
 ``Redelivery`` is the hook the engine calls after promotion: it wakes in-process waiters
 (``wait_for``), which the benchmark and same-process plugin mounts use.
@@ -14,12 +17,13 @@ status of a secret lists every consumer with the version it holds and whether it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
 
 from vaultside.clock import Clock
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import ConflictError, InvalidRequestError
 from vaultside.kv.paths import validate_path
 from vaultside.storage.base import StorageBackend
 
@@ -73,10 +77,18 @@ def parse_heartbeat(obj: object, now: float) -> Consumer:
 class ConsumerRegistry:
     """Stores heartbeats and answers "who holds which version of this path"."""
 
-    def __init__(self, storage: StorageBackend, clock: Clock, *, stale_after: float = 120.0):
+    def __init__(
+        self,
+        storage: StorageBackend,
+        clock: Clock,
+        *,
+        stale_after: float = 120.0,
+        ttl: float = 86400.0,
+    ) -> None:
         self._storage = storage
         self._clock = clock
         self.stale_after = stale_after
+        self.ttl = max(ttl, stale_after)
         self._waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
 
     async def heartbeat(self, consumer: Consumer) -> None:
@@ -92,7 +104,13 @@ class ConsumerRegistry:
             if rec is None:
                 continue
             c = Consumer(**json.loads(rec.value))
+            if now - c.seen > self.ttl:
+                # Expired: forget it, unless it reported again since we read it.
+                with contextlib.suppress(ConflictError):
+                    await self._storage.delete(key, expect_revision=rec.revision)
+                continue
             if path in c.holdings:
+                gone = now - c.seen > self.stale_after
                 out.append(
                     {
                         "consumer": c.consumer,
@@ -100,7 +118,8 @@ class ConsumerRegistry:
                         "container": c.container,
                         "version": c.holdings[path],
                         "seen": c.seen,
-                        "stale": now - c.seen > self.stale_after,
+                        "stale": gone,
+                        "state": "gone" if gone else "live",
                     }
                 )
         return out

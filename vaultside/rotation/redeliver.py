@@ -3,8 +3,9 @@
 ``MountRefresher`` runs inside ``vaultside plugin``. Every ``interval`` it resolves the
 references of every mounted volume (one ``/v1/resolve`` call per role), re-renders the files
 and, for each file whose content changed, writes it atomically (temp file + rename, same
-owner and mode) onto the volume's tmpfs. Then it runs each container's reload action from
-its ``vaultside.on-rotate`` label:
+owner and mode) onto the volume's tmpfs. Then it hands each container's reload action from
+its ``vaultside.on-rotate`` label to a ``ReloadQueue`` (background, bounded concurrency,
+per-action timeout, coalesced per container), so a slow restart never delays re-delivery:
 
 - ``signal:HUP`` (or ``HUP`` / ``SIGHUP``): send that signal to the container's main process;
 - ``restart``: restart the container;
@@ -23,6 +24,7 @@ period itself is jittered, so plugins on many hosts do not poll in lockstep.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -37,17 +39,18 @@ from vaultside.errors import VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.admission import ContainerFacts
 from vaultside.inject.docker_api import DockerEngine
+from vaultside.inject.reload import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ReloadQueue
 from vaultside.inject.render import render_volume
 from vaultside.inject.roles import Role
 from vaultside.inject.signal import parse_signal
 from vaultside.inject.spec import VolumeSpec, parse_volume_options
 from vaultside.inject.volumes import VolumeManager
+from vaultside.numeric import is_ascii_int
 from vaultside.refs import parse_ref
 from vaultside.retry import Backoff, is_retryable, jitter
 
 log = logging.getLogger(__name__)
 LABEL = "vaultside.on-rotate"
-_RELOAD_CONCURRENCY = 16
 MAX_BACKOFF = 30.0  # longest wait between passes while the server is unavailable
 
 
@@ -84,6 +87,8 @@ class MountRefresher:
         clock: Clock | None = None,
         interval: float = 0.5,
         report_every: float = 30.0,
+        reload_concurrency: int = DEFAULT_CONCURRENCY,
+        reload_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.manager = manager
         self.engine = engine
@@ -94,6 +99,9 @@ class MountRefresher:
         self._tracked: dict[str, _Tracked] = {}
         self._last_report = 0.0
         self._unavailable = False  # a resolve in this pass failed with a retryable error
+        self.reload_queue = ReloadQueue(
+            concurrency=reload_concurrency, timeout=reload_timeout, clock=self.clock
+        )
         # Test/benchmark hook: called with (volume, changed files) after a re-delivery.
         self.on_delivered: Callable[[str, list[str]], Awaitable[None]] | None = None
 
@@ -146,23 +154,18 @@ class MountRefresher:
             log.warning("re-delivery resolve failed", extra={"error": exc.message})
             self._unavailable = self._unavailable or is_retryable(exc)
             return 0
-        # Every file first (each write is one rename), then every reload at once: a slow
-        # engine call for one container must not delay the files of the others.
-        reload: list[ContainerFacts] = []
+        # Files only; reload actions go to the queue and run in the background: a container
+        # that takes 10 s to restart must not delay the next pass for every other volume.
+        reload: dict[str, ContainerFacts] = {}
         for name in names:
             target, tracked = live[name]
             if await self._deliver(name, target, tracked, specs[name], got):
-                reload.extend(tracked.containers)
+                reload |= {facts.id: facts for facts in tracked.containers}
         if reload:
             self._last_report = 0.0  # report the new versions on this pass
-            sem = asyncio.Semaphore(_RELOAD_CONCURRENCY)
-
-            async def one(facts: ContainerFacts) -> None:
-                async with sem:
-                    await self._reload(facts)
-
-            await asyncio.gather(*(one(f) for f in reload))
-        return len({id(f) for f in reload})
+        for facts in reload.values():
+            self.reload_queue.submit(facts.id, functools.partial(self._reload, facts))
+        return len(reload)
 
     async def _deliver(
         self,
@@ -195,7 +198,7 @@ class MountRefresher:
         tracked.holdings = {
             parse_ref(r).path: int(got[r].version)
             for r in spec.refs
-            if r.startswith("kv:") and got[r].version.isdigit()
+            if r.startswith("kv:") and is_ascii_int(got[r].version)
         }
         if not changed:
             return False
@@ -261,6 +264,10 @@ class MountRefresher:
                 delay = jitter(self.interval)
             await self.clock.sleep(delay)
 
+    async def close(self) -> None:
+        """After ``run`` was cancelled: cancel reload actions still running."""
+        await self.reload_queue.close()
+
 
 def _digest_on_disk(path: Path) -> bytes | None:
     try:
@@ -278,4 +285,5 @@ def _rewrite(target: Path, fname: str, data: bytes, mode: int) -> None:
     except FileNotFoundError:
         dst = os.stat(target)
         uid, gid = dst.st_uid, dst.st_gid
-    tmpfs.write_atomic(target, fname, data, uid=uid, gid=gid, mode=mode)
+    with tmpfs.writable(target):
+        tmpfs.write_atomic(target, fname, data, uid=uid, gid=gid, mode=mode)

@@ -2,27 +2,37 @@
 
 ``start`` (after unseal) spawns the scheduler loop; ``close`` cancels it and releases the
 leader lease. Errors callers should handle: ``InvalidRequestError`` (bad policy, naming the
-field), ``NotFoundError`` (no policy), ``ConflictError`` (a rotation is already running).
+field), ``PermissionDeniedError`` (the caller lacks something the rotation would touch, named
+in the message), ``NotFoundError`` (no policy), ``ConflictError`` (a rotation is already
+running).
+
+``set_policy`` records who set the policy (``authority.Grant``); every later run of it,
+scheduled or not, executes with that authority and is refused once it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 
 from vaultside.audit.sinks import AuditBroker
 from vaultside.clock import Clock
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.paths import validate_path
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.engine import RotationEngine, plan_next
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy, parse_policy
 from vaultside.rotation.propagate import Consumer, ConsumerRegistry
 from vaultside.rotation.scheduler import RotationScheduler
-from vaultside.rotation.state import HistoryEntry
+from vaultside.rotation.state import HistoryEntry, PolicyRecord
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.base import StorageBackend
+
+if TYPE_CHECKING:
+    from vaultside.auth.records import TokenInfo
 
 
 class RotationService:
@@ -34,23 +44,36 @@ class RotationService:
         storage: StorageBackend,
         targets: TargetFactory,
         *,
+        authority: RotationAuthority,
         clock: Clock,
         audit: AuditBroker | None = None,
         metrics: RotationMetrics | None = None,
         schedule: bool = True,
         lease_ttl: float = 30.0,
         concurrency: int = 4,
+        consumer_gone_after: float = 120.0,
+        consumer_ttl: float = 86400.0,
     ) -> None:
         self.clock = clock
         self.engine = RotationEngine(
-            kv, storage, targets, clock=clock, audit=audit, metrics=metrics, lock_ttl=lease_ttl
+            kv,
+            storage,
+            targets,
+            authority=authority,
+            clock=clock,
+            audit=audit,
+            metrics=metrics,
+            lock_ttl=lease_ttl,
         )
         self.scheduler = RotationScheduler(
             self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
         )
-        self.consumers = ConsumerRegistry(storage, clock)
+        self.consumers = ConsumerRegistry(
+            storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl
+        )
         self.engine.hooks.append(self.consumers.delivered)
         self.store = self.engine.store
+        self.kv = kv
         self._schedule = schedule
         self._task: asyncio.Task[None] | None = None
 
@@ -67,10 +90,18 @@ class RotationService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def set_policy(self, path: str, body: object) -> RotationPolicy:
-        """Validate and store a policy; re-plans the next run from now."""
+    async def set_policy(self, path: str, body: object, *, by: TokenInfo) -> RotationPolicy:
+        """Validate and store a policy set by ``by``; re-plans the next run from now.
+
+        ``by`` must hold everything the rotation will touch (``authority.needs``); its
+        accessor and policies are stored with the policy as the runs' authority.
+        """
         path = validate_path(path)
         policy = parse_policy(body)
+        exists = await self.kv.exists(path)
+        grant = await self.engine.authority.check_write(
+            by, path, policy, exists=exists, now=self.clock.now()
+        )
         try:
             self.engine.targets.build(policy.target)
         except InvalidRequestError as exc:
@@ -79,7 +110,7 @@ class RotationService:
         state.next_run = plan_next(policy, self.clock.now(), self.engine.jitter_fraction())
         state.failures = 0
         await self.store.put_state(path, state)
-        await self.store.put_policy(path, policy)
+        await self.store.put_policy(path, policy, grant)
         return policy
 
     async def get_policy(self, path: str) -> RotationPolicy:
@@ -97,23 +128,42 @@ class RotationService:
     async def rotate_now(self, path: str) -> HistoryEntry:
         """Rotate ``path`` immediately (one attempt; a failure plans a retry)."""
         path = validate_path(path)
-        policy = await self.store.get_policy(path)
-        return await self.engine.rotate(path, policy, trigger="manual")
+        record = await self.store.get_record(path)
+        # Runs with the authority recorded when the policy was set, not the caller's.
+        return await self.engine.rotate(path, record.policy, grant=record.grant, trigger="manual")
 
     async def status(self, path: str) -> dict[str, object]:
-        """Next run, last result, versions, grace and each consumer's held version."""
+        """Policy (None if the path has none), the authority (grant) its runs execute with,
+        state, the store's current version, pending grace deletions and each consumer's held
+        version — for any path.
+
+        "Current" is measured against the KV store's current version (so it is right before
+        the first rotation and after a manual write), not against the last rotation.
+        """
         path = validate_path(path)
-        policy = await self.store.get_policy(path)
+        try:
+            record: PolicyRecord | None = await self.store.get_record(path)
+        except NotFoundError:
+            record = None
         state = await self.store.get_state(path)
+        try:
+            current: int | None = (await self.engine.kv.read_metadata(path)).current_version
+        except NotFoundError:
+            current = None
         holders = await self.consumers.holders(path)
-        current = state.version
         for h in holders:
             h["current"] = current is not None and h["version"] == current
         in_flight = await self.engine.journal.get(path)
         return {
             "path": path,
-            "policy": policy.to_json(),
+            "policy": None if record is None else record.policy.to_json(),
+            "current_version": current,
+            # Whose authority the runs execute with (an accessor is not a credential).
+            "authority": None if record is None or record.grant is None else record.grant.to_json(),
             "state": state.to_json(),
+            "grace": [
+                {"version": e.version, "until": e.due} for e in await self.store.grace_of(path)
+            ],
             "in_flight": None if in_flight is None else in_flight.step,
             "consumers": holders,
         }

@@ -2,10 +2,16 @@
 
 Keys (all through the barrier)::
 
-    rotation/policy/<path>        the policy JSON
+    rotation/policy/<path>        {"policy": ..., "grant": ...}: the policy and the authority
+                                  it was set with (one record, so they always change together)
     rotation/state/<path>         next run, last result, failures, grace
     rotation/history/<path>/<n>   one finished or failed run (the newest ``HISTORY_KEEP`` kept)
     rotation/generation           bumped on every policy change (schedulers reload on change)
+    rotation/grace/<path>/<v>     version ``v`` of ``path`` is deleted when its grace ends
+
+The grace queue holds one record per replaced version, each with its own deadline, so a
+rotation within another's grace period (``grace`` >= ``every``, or a manual rotation) never
+drops an earlier version's deletion; it survives restarts and leader changes.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from vaultside.errors import NotFoundError
+from pydantic import ValidationError
+
+from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.paths import validate_path
+from vaultside.rotation.authority import Grant
 from vaultside.rotation.policy import RotationPolicy
 from vaultside.storage.base import StorageBackend
 
@@ -22,6 +31,7 @@ POLICY = "rotation/policy/"
 STATE = "rotation/state/"
 HISTORY = "rotation/history/"
 GENERATION = "rotation/generation"
+GRACE = "rotation/grace/"
 HISTORY_KEEP = 50
 
 
@@ -36,13 +46,22 @@ class RotationState:
     last_step: str | None = None
     version: int | None = None  # the KV version the last successful rotation made current
     previous_version: int | None = None
-    grace_until: float | None = None
+    grace_until: float | None = None  # the latest pending deletion (each is in the grace queue)
     failures: int = 0
     history_seq: int = 0
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready fields."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GraceEntry:
+    """Version ``version`` of ``path`` is soft-deleted at ``due``."""
+
+    path: str
+    version: int
+    due: float
 
 
 @dataclass
@@ -64,24 +83,47 @@ class HistoryEntry:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PolicyRecord:
+    """A stored policy and the authority it was set with (None: set before grants existed)."""
+
+    policy: RotationPolicy
+    grant: Grant | None
+
+
 class RotationStore:
     """CRUD for rotation records over a ``StorageBackend``."""
 
     def __init__(self, storage: StorageBackend) -> None:
         self._storage = storage
 
-    async def put_policy(self, path: str, policy: RotationPolicy) -> None:
-        """Create or replace the policy of ``path``."""
+    async def put_policy(self, path: str, policy: RotationPolicy, grant: Grant) -> None:
+        """Create or replace the policy of ``path`` with the authority that set it."""
         path = validate_path(path)
-        await self._storage.put(POLICY + path, json.dumps(policy.to_json()).encode())
+        doc = {"policy": policy.to_json(), "grant": grant.to_json()}
+        await self._storage.put(POLICY + path, json.dumps(doc).encode())
         await self._bump()
 
-    async def get_policy(self, path: str) -> RotationPolicy:
-        """The policy of ``path``; ``NotFoundError`` if it has none."""
+    async def get_record(self, path: str) -> PolicyRecord:
+        """Policy and grant of ``path``; ``NotFoundError`` if none, ``InvalidRequestError``
+        if the stored policy is no longer valid (e.g. an API-set argv from an old version)."""
         rec = await self._storage.get(POLICY + validate_path(path))
         if rec is None:
             raise NotFoundError(f"no rotation policy for {path!r}")
-        return RotationPolicy.model_validate(json.loads(rec.value))
+        doc = json.loads(rec.value)
+        # Records written before grants existed are the bare policy: no authority recorded.
+        raw, grant = (doc["policy"], doc.get("grant")) if "policy" in doc else (doc, None)
+        try:
+            policy = RotationPolicy.model_validate(raw)
+        except ValidationError:
+            raise InvalidRequestError(
+                f"the stored rotation policy of {path!r} is no longer valid; set it again"
+            ) from None
+        return PolicyRecord(policy, Grant.from_json(grant) if isinstance(grant, dict) else None)
+
+    async def get_policy(self, path: str) -> RotationPolicy:
+        """The policy of ``path``; ``NotFoundError`` if it has none."""
+        return (await self.get_record(path)).policy
 
     async def delete_policy(self, path: str) -> None:
         """Remove the policy (state and history stay for inspection)."""
@@ -130,3 +172,42 @@ class RotationStore:
             if rec is not None:
                 out.append(HistoryEntry(**json.loads(rec.value)))
         return out
+
+    # -- grace queue ---------------------------------------------------------------------------
+
+    async def add_grace(self, path: str, version: int, due: float) -> None:
+        """Queue the deletion of ``version`` of ``path`` at ``due``."""
+        key = f"{GRACE}{validate_path(path)}/{version:012d}"
+        await self._storage.put(key, json.dumps({"due": due}).encode())
+
+    async def grace_keys(self) -> list[tuple[str, int]]:
+        """Every queued (path, version), without reading deadlines (one list call)."""
+        out = []
+        for key in await self._storage.list(GRACE):
+            path, _, version = key[len(GRACE) :].rpartition("/")
+            if path and version.isdigit():
+                out.append((path, int(version)))
+        return out
+
+    async def get_grace(self, path: str, version: int) -> GraceEntry | None:
+        """The queued deletion of ``version`` of ``path``, if any."""
+        rec = await self._storage.get(f"{GRACE}{path}/{version:012d}")
+        if rec is None:
+            return None
+        return GraceEntry(path, version, float(json.loads(rec.value)["due"]))
+
+    async def remove_grace(self, path: str, version: int) -> None:
+        """Drop a queued deletion (done, or no longer wanted)."""
+        await self._storage.delete(f"{GRACE}{path}/{version:012d}")
+
+    async def grace_of(self, path: str) -> list[GraceEntry]:
+        """The queued deletions of ``path``, oldest version first."""
+        prefix = f"{GRACE}{validate_path(path)}/"
+        out = []
+        for key in await self._storage.list(prefix):
+            version = key[len(prefix) :]
+            if version.isdigit():
+                entry = await self.get_grace(path, int(version))
+                if entry is not None:
+                    out.append(entry)
+        return sorted(out, key=lambda e: e.version)

@@ -100,13 +100,21 @@ class Location:
         return out
 
 
+BUNDLE_SEP = b"\n\0\n"  # ends each file of a bundle: a line end, and NUL is in no secret
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte."""
+    """A piece of text-ish bytes; ``first_line`` is the line number of its first byte.
+
+    A *bundle* of several small files has ``parts``: (offset in ``data``, location) of each
+    file, in order; each file is followed by ``BUNDLE_SEP``.
+    """
 
     data: bytes
     location: Location
     first_line: int = 1
+    parts: tuple[tuple[int, Location], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +237,19 @@ class Splittable(Protocol):
 
     def split(self, parts: int) -> Sequence[Source]:
         """Picklable sub-sources (their chunks are then not yielded by this source)."""
+        ...
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """A source that knows how many input bytes it will read (for overall progress)."""
+
+    def size_hint(self) -> int | None:
+        """Input bytes ``chunks`` will count in ``ScanStats.bytes_read``, if known up front.
+
+        A source that answers does not touch ``bytes_total``; one that answers None may add
+        to it once it knows (e.g. after reading a manifest).
+        """
         ...
 
 

@@ -5,21 +5,27 @@ Synchronous and CPU-bound; async callers (the API) run it with ``asyncio.to_thre
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import gc
 import json
-import multiprocessing
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import hyperscan
+
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import (
+    BUNDLE_SEP,
     Candidate,
     Chunk,
     Detector,
     Filter,
     Finding,
+    Measured,
     ScanStats,
     Source,
     Splittable,
@@ -117,8 +123,57 @@ class Scanner:
         self.filters = list(filters) if filters is not None else list(default_filters())
         self.allowlist = allowlist or Allowlist()
         self.baseline = baseline
+        self._spanning = _keyword_db(
+            sorted(
+                {
+                    kw
+                    for det in self.detectors
+                    if isinstance(det, RuleDetector)
+                    for rule in det.rules
+                    if rule.multiline
+                    for kw in rule.keywords
+                }
+            )
+        )
+
+    def _bundle_findings(self, chunk: Chunk) -> list[Finding]:
+        """A bundle of small files: detect once over all, then per file only where it found.
+
+        Detection on a file alone never finds what detection on the bundle misses (files
+        start on a line of their own and ``BUNDLE_SEP`` ends them), so a file without a
+        candidate in the bundle has none; files with one are scanned alone, with their own
+        location, so filters, line numbers and cross-file matches are as for any single file.
+        A candidate that runs across files (a pattern matching NUL and newlines) marks every
+        file it touches, so it cannot hide a match inside the next file; a file with a
+        keyword of a multiline rule is always rescanned. Every detector must see what the
+        single-file scan sees: a decoding step belongs in a detector.
+        """
+        data, parts = chunk.data, chunk.parts
+        starts = [p[0] for p in parts]
+        hot: set[int] = set()
+        if self._spanning is not None:
+            # A multiline rule's window (16 KiB) can run from one file over the next one's
+            # keyword, and stop before that file's match ends: a file holding such a keyword
+            # is scanned alone whatever the bundle found.
+            def on_match(_id: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+                hot.add(bisect.bisect_right(starts, to - 1) - 1)
+
+            self._spanning.scan(data, match_event_handler=on_match)
+        for det in self.detectors:
+            for cand in det.detect(data):
+                first = bisect.bisect_right(starts, cand.start) - 1
+                last = bisect.bisect_right(starts, max(cand.start, cand.end - 1)) - 1
+                hot.update(range(max(first, 0), last + 1))
+        out: list[Finding] = []
+        for i in sorted(hot):
+            end = starts[i + 1] if i + 1 < len(parts) else len(data)
+            part = Chunk(data[starts[i] : end - len(BUNDLE_SEP)], parts[i][1])
+            out.extend(self._chunk_findings(part))
+        return out
 
     def _chunk_findings(self, chunk: Chunk) -> list[Finding]:
+        if chunk.parts:
+            return self._bundle_findings(chunk)
         data = chunk.data
         by_span: dict[int, tuple[Candidate, int]] = {}
         for det in self.detectors:
@@ -151,18 +206,24 @@ class Scanner:
     def _parallel(
         self, parts: Sequence[Source], jobs: int, stats: ScanStats, progress: Progress | None
     ) -> list[Finding]:
-        global _WORKER
-        _WORKER = self
+        import multiprocessing  # only when forking workers: ~6 ms of start-up otherwise
+
+        global _WORKER, _PARTS
+        _WORKER, _PARTS = self, parts  # inherited through fork: workers get an index only
         found: list[Finding] = []
+        # Objects that exist now are never collected in the workers: the collector then does
+        # not write to (and so copy) every page of the parent's heap in each of them.
+        gc.freeze()
         try:
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for part_found, part_stats in pool.imap_unordered(_scan_part, parts):
+                for part_found, part_stats in pool.imap_unordered(_scan_part, range(len(parts))):
                     found.extend(part_found)
                     stats.merge(part_stats)
                     if progress is not None:
                         progress(stats)
         finally:
-            _WORKER = None
+            gc.unfreeze()
+            _WORKER, _PARTS = None, ()
         return found
 
     def scan(
@@ -175,7 +236,11 @@ class Scanner:
         """
         stats = ScanStats()
         findings: list[Finding] = []
-        for src in sources:
+        hints = [src.size_hint() if isinstance(src, Measured) else None for src in sources]
+        if any(h is not None for h in hints):
+            stats.bytes_total = sum(h or 0 for h in hints)  # overall, across every source
+        for src, hint in zip(sources, hints, strict=True):
+            read_before = stats.bytes_read
             found: list[Finding] = []
             # more slices than workers: slices differ in cost (nested archives, binaries)
             parts = src.split(jobs * 4) if jobs > 1 and isinstance(src, Splittable) else []
@@ -186,6 +251,10 @@ class Scanner:
                 if progress is not None:
                     progress(stats)
             findings.extend(src.finalize(found))
+            if hint is not None:  # headers and padding a source did not count
+                stats.bytes_read = read_before + hint
+                if progress is not None:
+                    progress(stats)
         findings = _redact_created_by(_dedupe(f.with_fingerprint() for f in findings))
         kept = [
             f
@@ -198,16 +267,31 @@ class Scanner:
         return ScanResult(kept, len(findings) - len(kept), stats)
 
 
-def _scan_part(part: Source) -> tuple[list[Finding], ScanStats]:
-    """Worker: the findings of one slice, with the scanner inherited through fork."""
+def _scan_part(index: int) -> tuple[list[Finding], ScanStats]:
+    """Worker: the findings of slice ``index``, scanner and slices inherited through fork."""
     if _WORKER is None:
         raise RuntimeError("scan worker started without a scanner")
     stats = ScanStats()
-    found = [f for chunk in part.chunks(stats) for f in _WORKER._chunk_findings(chunk)]
+    found = [f for chunk in _PARTS[index].chunks(stats) for f in _WORKER._chunk_findings(chunk)]
     return found, stats
 
 
 _WORKER: Scanner | None = None
+_PARTS: Sequence[Source] = ()
+
+
+def _keyword_db(keywords: list[bytes]) -> hyperscan.Database | None:
+    """A Hyperscan database of literal keywords, case-insensitive (None for none)."""
+    if not keywords:
+        return None
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=[re.escape(k) for k in keywords],
+        ids=list(range(len(keywords))),
+        elements=len(keywords),
+        flags=[hyperscan.HS_FLAG_CASELESS] * len(keywords),
+    )
+    return db
 
 
 def _redact_created_by(findings: list[Finding]) -> list[Finding]:

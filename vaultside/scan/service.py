@@ -163,7 +163,9 @@ class ScanService:
             if not targets:
                 raise InvalidRequestError("an image scan needs at least one target")
             return [ImageSource(client, t) for t in targets]
-        return [ContainerSource(client, all_containers=all_containers)]
+        # Only the named containers when targets are given: a scan (and its rotate_leaked)
+        # does what it was asked, nothing more.
+        return [ContainerSource(client, all_containers=all_containers, targets=targets)]
 
     async def _scan(
         self, kind: str, targets: Sequence[str], all_containers: bool, record: ScanRecord

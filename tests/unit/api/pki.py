@@ -36,6 +36,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
+    path.chmod(0o600)  # the server refuses a private key others can read
 
 
 def _issue(
@@ -63,8 +64,9 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def make_pki(directory: Path) -> Pki:
-    """Generate a CA, a server cert (SAN 127.0.0.1) and a client cert under ``directory``."""
+def make_pki(directory: Path, *, dns_name: str | None = None) -> Pki:
+    """Generate a CA, a server cert (SAN 127.0.0.1, or ``dns_name`` alone if given) and a
+    client cert under ``directory``."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("vaultside test CA")
     now = dt.datetime.now(dt.UTC)
@@ -87,10 +89,12 @@ def make_pki(directory: Path) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
+    san: x509.GeneralName = (
+        x509.DNSName(dns_name) if dns_name else x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    )
     server, server_key = _issue(
-        "127.0.0.1", ca_key, ca_name, ExtendedKeyUsageOID.SERVER_AUTH,
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    )  # fmt: skip
+        dns_name or "127.0.0.1", ca_key, ca_name, ExtendedKeyUsageOID.SERVER_AUTH, san
+    )
     client, client_key = _issue("app-client", ca_key, ca_name, ExtendedKeyUsageOID.CLIENT_AUTH)
     pki = Pki(
         ca=directory / "ca.pem",

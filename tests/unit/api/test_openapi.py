@@ -51,7 +51,8 @@ def test_secret_write_schema_rejects_unknown_fields() -> None:
     schema = doc["paths"]["/v1/secrets/{path}"]["put"]["requestBody"]["content"][
         "application/json"
     ]["schema"]  # type: ignore[index]
-    validator = jsonschema.Draft202012Validator(schema)
+    # The body is a shared component: resolve its $ref against the document's components.
+    validator = jsonschema.Draft202012Validator({**schema, "components": doc["components"]})
     assert validator.is_valid({"data": {"a": "b"}})
     assert not validator.is_valid({"data": {"a": "b"}, "extra": 1})
     assert not validator.is_valid({"data": {"a": 1}})

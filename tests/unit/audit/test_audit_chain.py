@@ -11,7 +11,7 @@ from vaultside.audit.chain import GENESIS, chain, verify_file, verify_lines
 def _lines(n: int) -> list[bytes]:
     out, prev = [], GENESIS
     for i in range(n):
-        line, prev = chain({"request_id": f"r{i}", "status": 200}, prev)
+        line, prev, _ = chain({"request_id": f"r{i}", "status": 200}, prev)
         out.append(line.rstrip(b"\n"))
     return out
 
@@ -35,7 +35,7 @@ def test_edit_with_recomputed_hash_detected() -> None:
     lines = _lines(5)
     rec = json.loads(lines[2])
     rec["status"] = 500
-    forged, _ = chain(rec, rec["prev"])
+    forged, _, _ = chain(rec, rec["prev"])
     lines[2] = forged.rstrip(b"\n")
     result = verify_lines(lines)
     assert result.problems == ["line 4: chain broken: the record before it was removed or altered"]
@@ -55,7 +55,7 @@ def test_removal_detected() -> None:
 def test_insertion_detected() -> None:
     lines = _lines(4)
     prev = json.loads(lines[1])["hash"]
-    fake, _ = chain({"request_id": "evil", "status": 200}, prev)
+    fake, _, _ = chain({"request_id": "evil", "status": 200}, prev)
     lines.insert(2, fake.rstrip(b"\n"))
     result = verify_lines(lines)
     assert not result.ok
@@ -65,7 +65,7 @@ def test_insertion_detected() -> None:
 
 def test_insertion_with_random_prev_detected() -> None:
     lines = _lines(4)
-    fake, _ = chain({"request_id": "evil"}, "f" * 64)
+    fake, _, _ = chain({"request_id": "evil"}, "f" * 64)
     lines.insert(1, fake.rstrip(b"\n"))
     result = verify_lines(lines)
     assert result.problems == ["line 2: inserted: not part of the chain (line 2)"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -77,3 +78,49 @@ async def test_verify_ok_and_broken(tmp_path: Path, planted: str) -> None:
 
     missing = runner.invoke(cli, ["audit", "verify", str(tmp_path / "nope")])
     assert missing.exit_code == 2
+
+
+async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> None:
+    from vaultside.audit.anchor import ChainAnchor
+    from vaultside.crypto.barrier import Barrier
+    from vaultside.crypto.seal import init_key_file
+    from vaultside.wiring import audit_chain_id, build_seal, build_storage
+
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = Settings(data_dir=data)
+    init_key_file(settings.resolve(settings.seal.key_file))
+    log = data / "audit.log"
+    barrier = Barrier(build_storage(settings), build_seal(settings))
+    await barrier.open()
+    await barrier.unseal()
+    sink = FileSink(log)
+    await sink.write({"n": 0})
+    await barrier.close()
+    runner = CliRunner()
+    args = ["audit", "verify", "--data-dir", str(data), str(log)]
+    nokey = await asyncio.to_thread(runner.invoke, cli, args)
+    assert nokey.exit_code == 1 and "no audit chain key" in nokey.output, nokey.output
+
+    barrier = Barrier(build_storage(settings), build_seal(settings))
+    await barrier.open()
+    await barrier.unseal()
+    anchor = ChainAnchor(barrier, [sink], audit_chain_id(settings))
+    await anchor.start()
+    for i in range(1, 5):
+        await sink.write({"n": i})
+    await anchor.close()
+    await sink.close()
+    await barrier.close()
+    ok = await asyncio.to_thread(runner.invoke, cli, args)
+    assert (
+        ok.exit_code == 0
+        and "OK: 5 records in 1 file(s), chain intact (keyed and anchored)" in (ok.output)
+    ), ok.output
+
+    lines = log.read_bytes().splitlines()
+    log.write_bytes(b"\n".join(lines[:-1]) + b"\n")
+    plain = await asyncio.to_thread(runner.invoke, cli, ["audit", "verify", str(log)])
+    assert plain.exit_code == 0  # structure alone cannot see the shorter tail
+    cut = await asyncio.to_thread(runner.invoke, cli, args)
+    assert cut.exit_code == 1 and "tail truncated" in cut.output, cut.output

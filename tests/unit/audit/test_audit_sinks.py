@@ -16,6 +16,7 @@ import pytest
 from vaultside.audit.chain import GENESIS, verify_file
 from vaultside.audit.hmac import AuditHasher
 from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
+from vaultside.audit.verify import verify_chain
 from vaultside.errors import UpstreamUnavailableError
 
 from .conftest import make_event
@@ -213,14 +214,15 @@ def test_two_processes_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     assert result.ok and result.records == 1800, result.problems[:5]
 
 
-async def test_rotation_starts_a_new_chain(tmp_path: Path) -> None:
+async def test_external_rotation_continues_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     sink = FileSink(path)
     await sink.write({"n": 1})
     path.rename(tmp_path / "audit.log.1")
     await sink.write({"n": 2})
     await sink.close()
-    assert verify_file(tmp_path / "audit.log.1").records == 1
-    result = verify_file(path)
-    assert result.ok and result.records == 1
-    assert json.loads(path.read_bytes())["prev"] == GENESIS
+    first = json.loads((tmp_path / "audit.log.1").read_bytes())
+    second = json.loads(path.read_bytes())
+    assert (second["prev"], second["seq"]) == (first["hash"], 2)
+    result = verify_chain(path)
+    assert result.ok and result.records == 2, result.problems

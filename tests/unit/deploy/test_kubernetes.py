@@ -120,8 +120,43 @@ def test_example_app_has_a_native_sidecar_on_a_memory_emptydir() -> None:
     (app,) = spec["containers"]
     app_mounts = {m["name"]: m for m in app["volumeMounts"]}
     assert app_mounts[shared[0]]["readOnly"] is True
-    assert volumes["token"]["secret"]["defaultMode"] == 0o440
-    assert "token" not in app_mounts  # only the sidecar holds the vaultside token
+    assert "vaultside-token" not in app_mounts  # only the sidecar holds the login token
+
+
+def test_example_app_logs_in_with_a_projected_service_account_token() -> None:
+    spec = one("Pod", "example-app")["spec"]
+    (sidecar,) = spec["initContainers"]
+    args = dict(a.removeprefix("--").split("=", 1) for a in sidecar["args"] if "=" in a)
+    assert args["auth"] == "jwt" and args["role"] == "example-app"
+    assert "token-file" not in args  # no static vaultside token anywhere
+    assert not any("secret" in v for v in spec["volumes"])  # no Secret volume at all
+    jwt_dir, _, jwt_name = args["jwt-file"].rpartition("/")
+    (mount,) = [m for m in sidecar["volumeMounts"] if m["mountPath"] == jwt_dir]
+    assert mount["readOnly"] is True
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    (source,) = volume["projected"]["sources"]
+    token = source["serviceAccountToken"]
+    assert token["audience"] == "vaultside" and token["path"] == jwt_name
+    assert token["expirationSeconds"] <= 3600
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_server_verifies_service_account_tokens_by_oidc_discovery() -> None:
+    pod = one("Deployment", "vaultside")["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert env["VAULTSIDE_AUTH__JWT__DISCOVERY"] == "true"
+    assert env["VAULTSIDE_AUTH__JWT__ISSUER"].startswith("https://")
+    mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    for name in ("VAULTSIDE_AUTH__JWT__CA_FILE", "VAULTSIDE_AUTH__JWT__FETCH_TOKEN_FILE"):
+        directory, _, file = env[name].rpartition("/")
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[directory])
+        paths = [
+            s.get("serviceAccountToken", {}).get("path")
+            or s.get("configMap", {}).get("items", [{}])[0].get("path")
+            for s in volume["projected"]["sources"]
+        ]
+        assert file in paths, name
 
 
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:

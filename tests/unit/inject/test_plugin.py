@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import aiohttp
 import pytest
 
 from vaultside.clock import FakeClock
+from vaultside.errors import ConflictError
 from vaultside.inject.admission import AdmissionPolicy
 from vaultside.inject.audit import InjectAuditLog
 from vaultside.inject.plugin import PluginServer
@@ -88,3 +90,42 @@ async def test_stop_removes_socket(plugin) -> None:
     server, _ = plugin
     await server.stop()
     assert not server.socket_path.exists()
+
+
+def _stale_socket(path: Path) -> None:
+    """A socket file nobody listens on (what a killed plugin leaves behind)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(path))
+
+
+async def test_second_server_with_the_same_name_refuses(plugin) -> None:
+    server, call = plugin
+    inode = server.socket_path.stat().st_ino
+    second = PluginServer(server.manager, name="vs-unit", socket_dir=server.socket_path.parent)
+    with pytest.raises(ConflictError, match=r"another plugin is serving on .*vs-unit\.sock"):
+        await second.start()
+    await second.stop()
+    assert server.socket_path.stat().st_ino == inode
+    assert await call("Plugin.Activate") == {"Implements": ["VolumeDriver"]}
+
+
+async def test_stale_socket_is_taken_over(plugin) -> None:
+    server, _ = plugin
+    await server.stop()
+    _stale_socket(server.socket_path)
+    await server.start()
+    connector = aiohttp.UnixConnector(str(server.socket_path))
+    async with (
+        aiohttp.ClientSession(connector=connector) as s,
+        s.post("http://plugin/Plugin.Activate") as resp,
+    ):
+        assert (await resp.json(content_type=None))["Implements"] == ["VolumeDriver"]
+
+
+async def test_stop_leaves_a_socket_it_did_not_create(plugin) -> None:
+    server, _ = plugin
+    server.socket_path.unlink()
+    _stale_socket(server.socket_path)  # someone else's socket now
+    inode = server.socket_path.stat().st_ino
+    await server.stop()
+    assert server.socket_path.is_socket() and server.socket_path.stat().st_ino == inode

@@ -67,3 +67,32 @@ def _mount_options(target: Path) -> set[str]:
         if fields[1] == str(target):
             return set(fields[3].split(","))
     raise AssertionError("not mounted")
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "dir_mode"),
+    [(0o400, 0o500), (0o600, 0o500), (0o440, 0o550), (0o640, 0o550), (0o660, 0o550),
+     (0o404, 0o505), (0o444, 0o555), (0o420, 0o500)],
+)  # fmt: skip
+def test_dir_mode_follows_who_may_read_the_files(file_mode: int, dir_mode: int) -> None:
+    assert tmpfs.dir_mode_for(file_mode) == dir_mode
+
+
+def test_readonly_between_writes(mount_root: Path) -> None:
+    target = mount_root / "vol"
+    tmpfs.mount_tmpfs(target, size_bytes=65536, uid=1000, gid=1000)
+    try:
+        with tmpfs.writable(target):
+            tmpfs.write_atomic(target, "s", b"one", uid=1000, gid=1000, mode=0o400)
+        assert os.statvfs(target).f_flag & os.ST_RDONLY
+        with pytest.raises(OSError, match="Read-only file system"):
+            tmpfs.write_atomic(target, "t", b"x", uid=1000, gid=1000, mode=0o400)
+        with pytest.raises(OSError, match="Read-only file system"):
+            os.chmod(target, 0o700)  # even root cannot change anything now
+        assert {"nosuid", "nodev", "noexec", "size=64k"} <= _mount_options(target)
+        with tmpfs.writable(target):
+            tmpfs.write_atomic(target, "s", b"two", uid=1000, gid=1000, mode=0o400)
+        assert (target / "s").read_bytes() == b"two" and os.statvfs(target).f_flag & os.ST_RDONLY
+    finally:
+        tmpfs.wipe_and_unmount(target)  # wipes although read-only
+    assert not target.exists()

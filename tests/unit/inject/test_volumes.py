@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -68,6 +69,9 @@ async def test_mount_writes_files_then_unmount_wipes(parts) -> None:
     assert (point / "db.url").read_bytes() == b"postgres://app:pa%3Ass@db/app"
     st = (point / "db_password").stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o440)
+    root = point.stat()  # group-readable files: the group may enter the directory too
+    assert (root.st_uid, root.st_gid, stat.S_IMODE(root.st_mode)) == (1000, 1000, 0o550)
+    assert os.statvfs(point).f_flag & os.ST_RDONLY  # nobody but the plugin writes there
     state_text = (tmp_path / "state.json").read_text()
     assert "pa:ss" not in state_text and "kv:app/db#password" in state_text
     rec = audit_records(tmp_path)[-1]

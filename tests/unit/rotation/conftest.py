@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from vaultside.auth.policy import Authorizer, PolicyStore
+from vaultside.auth.records import TokenInfo
+from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.sqlite import SqliteStorage
@@ -40,7 +44,33 @@ def kv(barrier: Barrier, clock: FakeClock) -> KVStore:
 
 
 @pytest.fixture
-def service(kv: KVStore, barrier: Barrier, clock: FakeClock) -> RotationService:
-    svc = RotationService(kv, barrier, TargetFactory(clock), clock=clock, schedule=False)
+def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
+    return TokenStore(barrier, clock=clock)
+
+
+@pytest.fixture
+def policies(barrier: Barrier, clock: FakeClock) -> PolicyStore:
+    return PolicyStore(barrier, clock=clock, staleness=0.0)
+
+
+@pytest.fixture
+def authority(tokens: TokenStore, policies: PolicyStore) -> RotationAuthority:
+    """The real authority: real tokens and policies over the test barrier."""
+    return RotationAuthority(tokens, Authorizer(policies))
+
+
+@pytest.fixture
+async def root(tokens: TokenStore) -> TokenInfo:
+    """A root token's info: holds every capability a rotation can need."""
+    return (await tokens.create_root())[1]
+
+
+@pytest.fixture
+def service(
+    kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
+) -> RotationService:
+    svc = RotationService(
+        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+    )
     svc.engine._jitter = lambda: 0.5
     return svc

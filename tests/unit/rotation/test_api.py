@@ -36,6 +36,8 @@ async def test_policy_crud_rotate_status_history(make_api: ApiFactory) -> None: 
     status = await resp.json()
     assert status["state"]["version"] == 2 and status["state"]["next_run"].endswith("Z")
     assert status["consumers"][0]["version"] == 1 and status["consumers"][0]["current"] is False
+    assert status["authority"]["policies"] == ["root"]
+    assert status["authority"]["granted_at"].endswith("Z") and status["authority"]["accessor"]
     resp = await c.get("/v1/rotation/history/app/db", headers=h)
     assert [r["result"] for r in (await resp.json())["runs"]] == ["ok"]
     body = await (await c.get("/v1/secrets/app/db", headers=h)).json()

@@ -56,3 +56,30 @@ def test_bad_expressions_name_the_field(expr: str, field: str) -> None:
 def test_never_matching_is_an_error() -> None:
     with pytest.raises(CronError, match="never matches"):
         CronSchedule.parse("0 0 30 2 *").next_after(0.0)
+
+
+@pytest.mark.parametrize(
+    ("macro", "after", "expected"),
+    [
+        ("@hourly", ts(2024, 1, 1, 0, 0), ts(2024, 1, 1, 1, 0)),
+        ("@daily", ts(2024, 1, 1, 12, 0), ts(2024, 1, 2)),
+        ("@midnight", ts(2024, 1, 1, 12, 0), ts(2024, 1, 2)),
+        ("@weekly", ts(2024, 1, 1), ts(2024, 1, 7)),  # Sunday 00:00
+        ("@monthly", ts(2024, 1, 15), ts(2024, 2, 1)),
+        ("@yearly", ts(2024, 1, 1), ts(2025, 1, 1)),
+        ("@annually", ts(2024, 6, 1), ts(2025, 1, 1)),
+        ("@DAILY", ts(2024, 1, 1, 12, 0), ts(2024, 1, 2)),
+    ],
+)
+def test_macros_as_kubernetes_cronjob_users_type_them(
+    macro: str, after: float, expected: float
+) -> None:
+    schedule = CronSchedule.parse(macro)
+    assert schedule.next_after(after) == expected
+    assert schedule.expression == macro.lower()
+
+
+@pytest.mark.parametrize("expr", ["@reboot", "@every 1h", "@", "@daily 0"])
+def test_unknown_macros_are_refused(expr: str) -> None:
+    with pytest.raises(CronError):
+        CronSchedule.parse(expr)

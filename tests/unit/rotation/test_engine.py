@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from vaultside.auth.records import TokenInfo
 from vaultside.clock import FakeClock
 from vaultside.errors import ConflictError, NotFoundError
 from vaultside.kv.store import KVStore
+from vaultside.rotation.catalog import CommandEntry, TargetCatalog
 from vaultside.rotation.journal import JournalEntry
 from vaultside.rotation.service import RotationService
 
@@ -26,12 +29,16 @@ exit 0
 
 
 @pytest.fixture
-def program(tmp_path: Path) -> Path:
+def program(tmp_path: Path, service: RotationService) -> Path:
+    """A script declared (pinned) in the service's catalog as command target ``prog``."""
     d = tmp_path / "prog"
     d.mkdir()
     script = d / "target.sh"
     script.write_text(SCRIPT.format(dir=d))
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()
+    entry = CommandEntry("prog", (str(script),), digest)
+    service.engine.targets.catalog = TargetCatalog({"prog": entry})
     return d
 
 
@@ -51,14 +58,15 @@ def kv_policy(**kw: Any) -> dict[str, Any]:
 
 
 def command_policy(program: Path, **kw: Any) -> dict[str, Any]:
-    return kv_policy(target={"kind": "command", "argv": [str(program / "target.sh")]}, **kw)
+    assert (program / "target.sh").exists()
+    return kv_policy(target={"kind": "command", "name": "prog"}, **kw)
 
 
 async def test_kv_rotation_promotes_and_keeps_other_fields(
-    service: RotationService, kv: KVStore, clock: FakeClock
+    service: RotationService, kv: KVStore, clock: FakeClock, root: TokenInfo
 ) -> None:
     await kv.put("app/db", {"username": "app", "password": "old"})
-    await service.set_policy("app/db", kv_policy(jitter="10m"))
+    await service.set_policy("app/db", kv_policy(jitter="10m"), by=root)
     entry = await service.rotate_now("app/db")
     assert entry.result == "ok" and entry.version == 2
     current = await kv.get("app/db")
@@ -73,8 +81,12 @@ async def test_kv_rotation_promotes_and_keeps_other_fields(
     assert hist.result == "ok" and hist.trigger == "manual"
 
 
-async def test_first_rotation_creates_the_secret(service: RotationService, kv: KVStore) -> None:
-    await service.set_policy("new/secret", kv_policy(generator={"kind": "token", "prefix": "t_"}))
+async def test_first_rotation_creates_the_secret(
+    service: RotationService, kv: KVStore, root: TokenInfo
+) -> None:
+    await service.set_policy(
+        "new/secret", kv_policy(generator={"kind": "token", "prefix": "t_"}), by=root
+    )
     entry = await service.rotate_now("new/secret")
     assert entry.version == 1
     assert (await kv.get("new/secret")).data["token"].startswith("t_")
@@ -82,11 +94,16 @@ async def test_first_rotation_creates_the_secret(service: RotationService, kv: K
 
 @pytest.mark.parametrize("failing", ["set", "test"])
 async def test_failure_rolls_back_and_plans_retry(
-    service: RotationService, kv: KVStore, program: Path, clock: FakeClock, failing: str
+    service: RotationService,
+    kv: KVStore,
+    program: Path,
+    clock: FakeClock,
+    failing: str,
+    root: TokenInfo,
 ) -> None:
     await kv.put("svc/api", {"password": "old"})
     (program / "fail").write_text(failing)
-    await service.set_policy("svc/api", command_policy(program, backoff="30s"))
+    await service.set_policy("svc/api", command_policy(program, backoff="30s"), by=root)
     entry = await service.rotate_now("svc/api")
     assert entry.result == "failed" and entry.step == failing
     assert entry.error == f"{failing} command exited with status 3"
@@ -110,10 +127,10 @@ async def test_failure_rolls_back_and_plans_retry(
 
 
 async def test_command_receives_the_pending_value_on_stdin(
-    service: RotationService, kv: KVStore, program: Path
+    service: RotationService, kv: KVStore, program: Path, root: TokenInfo
 ) -> None:
     await kv.put("svc/api", {"password": "old"})
-    await service.set_policy("svc/api", command_policy(program))
+    await service.set_policy("svc/api", command_policy(program), by=root)
     assert (await service.rotate_now("svc/api")).result == "ok"
     assert steps(program) == ["set", "test", "finish"]
     import json
@@ -124,10 +141,10 @@ async def test_command_receives_the_pending_value_on_stdin(
 
 
 async def test_concurrent_rotations_of_one_secret_conflict(
-    service: RotationService, kv: KVStore
+    service: RotationService, kv: KVStore, root: TokenInfo
 ) -> None:
     await kv.put("app/db", {"password": "old"})
-    await service.set_policy("app/db", kv_policy())
+    await service.set_policy("app/db", kv_policy(), by=root)
     results = await asyncio.gather(
         service.rotate_now("app/db"), service.rotate_now("app/db"), return_exceptions=True
     )
@@ -136,20 +153,20 @@ async def test_concurrent_rotations_of_one_secret_conflict(
 
 
 async def test_lease_held_by_another_process_conflicts(
-    service: RotationService, kv: KVStore
+    service: RotationService, kv: KVStore, root: TokenInfo
 ) -> None:
-    await service.set_policy("app/db", kv_policy())
+    await service.set_policy("app/db", kv_policy(), by=root)
     assert await service.engine.storage.try_lock("rotation/lock/app/db", "other-process", 60)
     with pytest.raises(ConflictError, match="another process"):
         await service.rotate_now("app/db")
 
 
 async def journal_crash(
-    service: RotationService, kv: KVStore, step: str, program: Path
+    service: RotationService, kv: KVStore, step: str, program: Path, root: TokenInfo
 ) -> dict[str, str]:
     """Journal a rotation at ``step`` as a crashed process would have left it."""
     await kv.put("svc/api", {"password": "old"})
-    policy = await service.set_policy("svc/api", command_policy(program))
+    policy = await service.set_policy("svc/api", command_policy(program), by=root)
     pending = {"password": "new-value-from-crashed-run"}
     entry = JournalEntry("svc/api", "run1", step, 1, START, "schedule", pending)
     entry.current, entry.policy = {"password": "old"}, policy.to_json()
@@ -159,9 +176,9 @@ async def journal_crash(
 
 @pytest.mark.parametrize("step", ["pending", "set", "test"])
 async def test_recover_rolls_back_before_finish(
-    service: RotationService, kv: KVStore, program: Path, step: str
+    service: RotationService, kv: KVStore, program: Path, step: str, root: TokenInfo
 ) -> None:
-    await journal_crash(service, kv, step, program)
+    await journal_crash(service, kv, step, program, root)
     assert await service.engine.recover() == 1
     assert steps(program) == ["rollback"]
     assert (await kv.get("svc/api")).data == {"password": "old"}
@@ -171,9 +188,9 @@ async def test_recover_rolls_back_before_finish(
 
 
 async def test_recover_completes_a_journaled_finish(
-    service: RotationService, kv: KVStore, program: Path
+    service: RotationService, kv: KVStore, program: Path, root: TokenInfo
 ) -> None:
-    pending = await journal_crash(service, kv, "finish", program)
+    pending = await journal_crash(service, kv, "finish", program, root)
     assert await service.engine.recover() == 1
     current = await kv.get("svc/api")
     assert current.meta.version == 2 and dict(current.data) == pending
@@ -184,18 +201,18 @@ async def test_recover_completes_a_journaled_finish(
 
 
 async def test_recover_after_the_put_landed(
-    service: RotationService, kv: KVStore, program: Path
+    service: RotationService, kv: KVStore, program: Path, root: TokenInfo
 ) -> None:
-    pending = await journal_crash(service, kv, "finish", program)
+    pending = await journal_crash(service, kv, "finish", program, root)
     await kv.put("svc/api", pending, cas=1)  # crash after the put, before the journal discard
     assert await service.engine.recover() == 1
     assert (await kv.read_metadata("svc/api")).current_version == 2
 
 
 async def test_recover_rolls_back_when_the_store_moved_on(
-    service: RotationService, kv: KVStore, program: Path
+    service: RotationService, kv: KVStore, program: Path, root: TokenInfo
 ) -> None:
-    await journal_crash(service, kv, "finish", program)
+    await journal_crash(service, kv, "finish", program, root)
     await kv.put("svc/api", {"password": "written-by-an-operator"})
     await service.engine.recover()
     assert steps(program) == ["rollback"]
@@ -203,9 +220,9 @@ async def test_recover_rolls_back_when_the_store_moved_on(
 
 
 async def test_failed_rollback_keeps_the_journal_and_blocks_new_rotations(
-    service: RotationService, kv: KVStore, program: Path
+    service: RotationService, kv: KVStore, program: Path, root: TokenInfo
 ) -> None:
-    await journal_crash(service, kv, "set", program)
+    await journal_crash(service, kv, "set", program, root)
     (program / "fail").write_text("rollback")
     await service.engine.recover()
     assert await service.engine.journal.paths() == ["svc/api"]

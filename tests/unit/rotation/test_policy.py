@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from vaultside.durations import parse_duration as parse_seconds
 from vaultside.errors import InvalidRequestError
-from vaultside.rotation.policy import Window, parse_policy, parse_seconds
+from vaultside.rotation.policy import Window, parse_policy
 
 
 def base(**kw: Any) -> dict[str, Any]:
@@ -85,8 +86,19 @@ def test_valid_policy_round_trips() -> None:
             base(target={"kind": "postgres", "admin_dsn_ref": "kv:pg#dsn", "roles": ['a"; drop']}),
             "target.postgres.roles.0",
         ),
-        (base(target={"kind": "command", "argv": ["relative"]}), "target.command.argv"),
-        (base(target={"kind": "webhook", "url": "file:///etc"}), "target.webhook.url"),
+        # The API never sets argv or URLs: a policy only names a declared target.
+        (
+            base(target={"kind": "command", "name": "x", "argv": ["/bin/sh"]}),
+            "target.argv: not accepted through the API",
+        ),
+        (
+            base(target={"kind": "webhook", "url": "http://127.0.0.1:1/"}),
+            "target.url: not accepted through the API",
+        ),
+        (base(target={"kind": "webhook", "name": "h", "allow_http": True}), "target.allow_http"),
+        (base(target={"kind": "command", "name": "x", "env": ["HOME"]}), "target.env"),
+        (base(target={"kind": "command"}), "target.command.name: field required"),
+        (base(target={"kind": "webhook", "name": "../x"}), "target.webhook.name"),
         (base(surprise=True), "surprise: unknown field"),
         ([], "must be a JSON object"),
     ],

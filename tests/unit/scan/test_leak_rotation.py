@@ -16,10 +16,14 @@ import pytest
 
 from vaultside.audit.hmac import AuditHasher
 from vaultside.audit.sinks import AuditBroker, StdoutSink
+from vaultside.auth.policy import Authorizer, PolicyStore
+from vaultside.auth.records import TokenInfo
+from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.scan.base import Finding
@@ -33,15 +37,40 @@ POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "targe
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[tuple[KVStore, RotationService, FakeClock]]:
-    clock = FakeClock()
+async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
     init_key_file(tmp_path / "root.key")
     barrier = Barrier(SqliteStorage(tmp_path / "vs.db"), FileSeal(tmp_path / "root.key"))
     await barrier.open()
     await barrier.unseal()
-    kv = KVStore(barrier, clock=clock, default_max_versions=0)
-    yield kv, RotationService(kv, barrier, TargetFactory(clock), clock=clock, schedule=False), clock
+    yield barrier
     await barrier.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
+    return TokenStore(barrier, clock=clock)
+
+
+@pytest.fixture
+async def root(tokens: TokenStore) -> TokenInfo:
+    return (await tokens.create_root())[1]
+
+
+@pytest.fixture
+def stack(
+    barrier: Barrier, clock: FakeClock, tokens: TokenStore
+) -> tuple[KVStore, RotationService, FakeClock]:
+    kv = KVStore(barrier, clock=clock, default_max_versions=0)
+    authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))
+    rotation = RotationService(
+        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+    )
+    return kv, rotation, clock
 
 
 def _value() -> str:
@@ -62,7 +91,7 @@ def _requester(allowed: set[str]) -> Requester:
 
 
 async def test_rotates_allowed_current_leaks_and_reports_the_rest(
-    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path
+    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path, root: TokenInfo
 ) -> None:
     kv, rotation, clock = stack
     vals = {p: _value() for p in ("app/db", "app/nopolicy", "app/denied", "app/old")}
@@ -70,7 +99,7 @@ async def test_rotates_allowed_current_leaks_and_reports_the_rest(
         await kv.put(path, {"password": value})
     await kv.put("app/old", {"password": _value()})  # the planted app/old value is now previous
     for path in ("app/db", "app/denied", "app/old"):
-        await rotation.set_policy(path, POLICY)
+        await rotation.set_policy(path, POLICY, by=root)
     leak_dir = tmp_path / "leak"
     leak_dir.mkdir()
     (leak_dir / "env.txt").write_text("".join(f"X={v}\n" for v in vals.values()))
@@ -134,14 +163,14 @@ async def test_without_a_rotation_service_nothing_changes(
 
 
 async def test_policy_on_leak_rotate_needs_no_request(
-    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path
+    stack: tuple[KVStore, RotationService, FakeClock], tmp_path: Path, root: TokenInfo
 ) -> None:
     kv, rotation, clock = stack
     vals = {p: _value() for p in ("app/auto", "app/report")}
     for path, value in vals.items():
         await kv.put(path, {"password": value})
-    await rotation.set_policy("app/auto", {**POLICY, "on_leak": "rotate"})
-    await rotation.set_policy("app/report", POLICY)  # on_leak defaults to "report"
+    await rotation.set_policy("app/auto", {**POLICY, "on_leak": "rotate"}, by=root)
+    await rotation.set_policy("app/report", POLICY, by=root)  # on_leak defaults to "report"
     (tmp_path / "f.txt").write_text("".join(f"{v}\n" for v in vals.values()))
     findings = await _scan(kv, clock, tmp_path)
     # a periodic scan: nobody asked, only the policy decides

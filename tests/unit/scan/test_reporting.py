@@ -198,3 +198,10 @@ def test_archive_source_from_image_archive(tmp_path: Path) -> None:
     docker_save(ImageSpec(layers=[("COPY a /", {"etc/a.conf": f"t={token}\n".encode()})]), img)
     [f] = Scanner().scan([ImageArchiveSource(img)]).findings
     assert f.location.created_by == "COPY a /"
+
+
+def test_table_in_a_pipe_has_no_box_drawing(secrets_tree: tuple[Path, dict[str, str]]) -> None:
+    root, _ = secrets_tree
+    out = TableReporter().render(findings_for(root))  # stdout is captured: not a terminal
+    assert not any("\u2500" <= ch <= "\u257f" for ch in out), out
+    assert out.splitlines()[0].split()[:2] == ["severity", "rule"]

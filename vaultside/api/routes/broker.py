@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vaultside.api.body import json_response
+from vaultside.api.body import json_response, query_int
 from vaultside.api.state import SERVICES, authorize
 from vaultside.broker.source import BrokerRegistry
 from vaultside.errors import InvalidRequestError
 from vaultside.kv.models import rfc3339
-from vaultside.refs import vault_ref
+from vaultside.refs import MAX_VERSION, vault_ref
 
 _METADATA = ":metadata"
 
@@ -34,9 +34,7 @@ def _version(request: web.Request) -> int | None:
     text = request.query.get("version")
     if text is None or text == "0":
         return None
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidRequestError("query parameter 'version' must be a positive integer")
-    return int(text)
+    return query_int(text, "version", 1, MAX_VERSION)
 
 
 async def read_brokered(request: web.Request) -> web.Response:

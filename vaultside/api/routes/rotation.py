@@ -1,6 +1,7 @@
 """``/v1/rotation/...`` and ``/v1/consumers``: rotation policies, rotate-now, status, history.
 
-Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now),
+Policy paths: ``rotation/<secret path>`` (read / update / delete, ``rotate`` to rotate now;
+setting a policy also needs what the rotation touches, see ``rotation/authority.py``),
 ``rotation/`` (list) and ``consumers/<consumer id>`` (update, for heartbeats). Times in
 responses are RFC3339 strings.
 """
@@ -9,16 +10,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vaultside.api.body import json_response, no_content, read_json
+from vaultside.api.body import json_response, no_content, query_int, read_json
 from vaultside.api.state import METRICS, SERVICES, authorize
-from vaultside.errors import InvalidRequestError, NotFoundError
+from vaultside.errors import NotFoundError
 from vaultside.kv.models import rfc3339
 from vaultside.kv.paths import validate_path
 from vaultside.rotation.propagate import parse_heartbeat
 from vaultside.rotation.service import RotationService
 
 _PATH = "{path:[^:]+}"
-_TIME_FIELDS = ("next_run", "last_run", "grace_until", "started", "ended", "seen")
+_TIME_FIELDS = ("next_run", "last_run", "grace_until", "started", "ended", "seen", "until")
 
 
 def _times(obj: dict[str, object]) -> dict[str, object]:
@@ -54,10 +55,15 @@ async def read_policy(request: web.Request) -> web.Response:
 
 
 async def write_policy(request: web.Request) -> web.Response:
-    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field)."""
+    """``PUT /v1/rotation/policies/{path}``: create or replace (400 names each bad field).
+
+    Beyond ``update`` here, the service checks everything the rotation will touch (403 names
+    the missing capability) and records the caller as the runs' authority.
+    """
     path = _path(request)
-    await authorize(request, f"rotation/{path}", "update")
-    policy = await _service(request).set_policy(path, await read_json(request))
+    info = await authorize(request, f"rotation/{path}", "update")
+    body = await read_json(request)
+    policy = await _service(request).set_policy(path, body, by=info)
     return json_response({"path": path, "policy": policy.to_json()})
 
 
@@ -78,16 +84,22 @@ async def rotate_now(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    """``GET /v1/rotation/status/{path}``: policy, next run, last result, consumers."""
+    """``GET /v1/rotation/status/{path}``: policy (null if none), the store's current version,
+    next run, last result, pending grace deletions and consumers — for any path."""
     path = _path(request)
     await authorize(request, f"rotation/{path}", "read")
     doc = await _service(request).status(path)
-    state = doc["state"]
-    assert isinstance(state, dict)
-    consumers = doc["consumers"]
-    assert isinstance(consumers, list)
+    state, consumers, grace = doc["state"], doc["consumers"], doc["grace"]
+    assert isinstance(state, dict) and isinstance(consumers, list) and isinstance(grace, list)
     doc["state"] = _times(state)
+    authority = doc.get("authority")
+    if isinstance(authority, dict):
+        doc["authority"] = {
+            k: rfc3339(v) if k == "granted_at" and isinstance(v, int | float) else v
+            for k, v in authority.items()
+        }
     doc["consumers"] = [_times(c) for c in consumers]
+    doc["grace"] = [_times(g) for g in grace]
     return json_response(doc)
 
 
@@ -96,9 +108,7 @@ async def history(request: web.Request) -> web.Response:
     path = _path(request)
     await authorize(request, f"rotation/{path}", "read")
     raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
-        raise InvalidRequestError("limit: must be an integer from 1 to 50")
-    runs = await _service(request).history(path, int(raw))
+    runs = await _service(request).history(path, query_int(raw, "limit", 1, 50))
     return json_response({"runs": [_times(r.to_json()) for r in runs]})
 
 

@@ -2,7 +2,9 @@
 index for client-side scans.
 
 - ``POST /v1/scans`` ``{"kind": "image"|"containers", "targets": [...], "all": false,
-  "rotate_leaked": false}`` → 202 with the record (poll it); needs ``scan`` on ``scans``. With
+  "rotate_leaked": false}`` → 202 with the record (poll it); needs ``scan`` on ``scans``.
+  ``containers`` with ``targets`` scans only those containers (names or IDs), so
+  ``rotate_leaked`` and ``on_leak`` act only on what was found in them. With
   ``rotate_leaked`` each leaked current managed secret is rotated through the rotation service
   if the token has ``rotate`` on ``rotation/<path>`` (checked per secret once the scan is done);
   the record's ``rotations`` says what happened to each.

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vaultside.api.body import json_response, no_content, read_model
+from vaultside.api.body import json_response, no_content, query_int, read_model
 from vaultside.api.models import MetadataWrite, SecretWrite, VersionsBody
 from vaultside.api.state import SERVICES, authorize, token_of
 from vaultside.errors import InvalidRequestError, PermissionDeniedError
 from vaultside.kv.models import VersionMeta
 from vaultside.kv.paths import validate_path, validate_prefix
+from vaultside.refs import MAX_VERSION
 
 _PATH = "{path:[^:]+}"
 _GET_PARAMS = frozenset({"version", "list"})
@@ -46,9 +47,7 @@ def _version(request: web.Request) -> int | None:
     text = request.query.get("version")
     if text is None or text == "0":
         return None
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidRequestError("query parameter 'version' must be a positive integer")
-    return int(text)
+    return query_int(text, "version", 1, MAX_VERSION)
 
 
 def version_etag(meta: VersionMeta) -> str:

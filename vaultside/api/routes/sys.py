@@ -17,6 +17,7 @@ from vaultside.api.state import (
     SERVICES,
     authorize,
 )
+from vaultside.errors import InvalidRequestError
 from vaultside.wiring import Services, seal_material
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,61 @@ def _initialized(services: Services) -> bool:
     return all(p.exists() for p in seal_material(services.settings))
 
 
+# Vault's ``/v1/sys/health`` query overrides and their defaults. Every vaultside server is
+# active (replicas all serve), so ``standbyok``/``standbycode`` are validated but never apply.
+_HEALTH_CODES = {
+    "activecode": 200,
+    "standbycode": 429,
+    "sealedcode": 503,
+    "uninitcode": 501,
+    "drsecondarycode": 472,
+    "performancestandbycode": 473,
+    "recoverystandbycode": 503,
+}
+_HEALTH_FLAGS = ("standbyok", "perfstandbyok")
+_TRUE = frozenset({"", "1", "t", "true", "T", "TRUE", "True"})
+_FALSE = frozenset({"0", "f", "false", "F", "FALSE", "False"})
+
+
+def _health_codes(request: web.Request) -> dict[str, int]:
+    """The status codes asked for by the query (Vault's names); 400 on a bad value."""
+    codes = dict(_HEALTH_CODES)
+    query = request.query
+    for name in _HEALTH_CODES:
+        if name not in query:
+            continue
+        text = query[name]
+        if not (text.isascii() and text.isdigit() and 200 <= int(text) <= 599):
+            raise InvalidRequestError(f"{name} must be an HTTP status code from 200 to 599")
+        codes[name] = int(text)
+    for flag in _HEALTH_FLAGS:
+        if flag in query and query[flag] not in _TRUE | _FALSE:
+            raise InvalidRequestError(f"{flag} must be true or false")
+    return codes
+
+
 async def health(request: web.Request) -> web.Response:
-    """``GET /v1/sys/health``: 200 when unsealed, 503 when sealed (for load balancers)."""
+    """``GET``/``HEAD /v1/sys/health``: 200 when unsealed, 503 when sealed, 501 when not
+    initialized; Vault's ``activecode``, ``sealedcode``, ``uninitcode``, ``standbyok`` (and
+    ``standbycode`` ...) query overrides pick other codes (for load balancers)."""
+    codes = _health_codes(request)
     services = request.app[SERVICES]
     sealed = request.app[SEAL_STATE].sealed
-    body = {"initialized": _initialized(services), "sealed": sealed, "version": __version__}
-    return json_response(body, status=503 if sealed else 200)
+    initialized = _initialized(services)
+    if not initialized:
+        status = codes["uninitcode"]
+    elif sealed:
+        status = codes["sealedcode"]
+    else:
+        status = codes["activecode"]
+    body = {
+        "initialized": initialized,
+        "sealed": sealed,
+        "standby": False,
+        "server_time_utc": int(services.clock.now()),
+        "version": __version__,
+    }
+    return json_response(body, status=status)
 
 
 async def seal_status(request: web.Request) -> web.Response:
@@ -45,7 +95,8 @@ async def seal_status(request: web.Request) -> web.Response:
         "sealed": state.sealed,
         "initialized": _initialized(services),
         "seal_type": services.seal.kind,
-        "reason": state.reason if state.sealed else None,
+        # SECURITY: unauthenticated: no absolute paths of the key material.
+        "reason": state.public_reason if state.sealed else None,
         "unseal_attempts": state.attempts,
         "version": __version__,
     }
@@ -117,7 +168,7 @@ async def openapi(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the system routes."""
     r = app.router
-    r.add_get("/v1/sys/health", health, allow_head=False)
+    r.add_get("/v1/sys/health", health)  # HEAD too, as Vault's
     r.add_get("/v1/sys/seal-status", seal_status, allow_head=False)
     r.add_post("/v1/sys/rotate-key", rotate_key)
     r.add_get("/v1/sys/key-status", key_status, allow_head=False)

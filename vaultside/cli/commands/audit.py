@@ -1,15 +1,25 @@
-"""``vaultside audit``: verify an audit file's hash chain, compute audit hashes of values."""
+"""``vaultside audit``: verify an audit chain (structure, or keyed and anchored with
+``--data-dir``), compute audit hashes of values."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
 import click
 
-from vaultside.audit.chain import verify_file
+from vaultside.audit.chain import Link
 from vaultside.audit.hmac import AuditHasher, load_key
-from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail, print_json, print_table
+from vaultside.audit.verify import verify_chain
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    exit_code_for,
+    fail,
+    output_format,
+    print_json,
+    print_table,
+)
 from vaultside.errors import VaultsideError
 
 
@@ -20,28 +30,92 @@ def cli() -> None:
 
 @cli.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
-def verify(file: Path, as_json: bool) -> None:
-    """Verify FILE's hash chain; exit 1 if a record was edited, removed, inserted or moved."""
+@output_format()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The server's data dir: unseal its storage (settings, seal) to check every record's"
+    " MAC and the anchored last link. Without it only the structure is checked.",
+)
+@click.option(
+    "--chain-id",
+    help="With --data-dir: whose anchor to check (default: the server's, from settings:"
+    " audit.chain_id, else <hostname>:<audit file path>).",
+)
+@click.option("--no-rotated", is_flag=True, help="Check FILE alone, not its rotated files.")
+def verify(
+    file: Path, as_json: bool, data_dir: Path | None, chain_id: str | None, no_rotated: bool
+) -> None:
+    """Verify FILE's chain (after its rotated FILE.<seq> files); exit 1 on any problem.
+
+    Detects edited, removed, inserted and moved records; with --data-dir also records
+    re-chained without the key, a truncated tail, a deleted file and a restarted chain.
+
+    \b
+    Example:
+      vaultside audit verify /var/lib/vaultside/audit.log --data-dir /var/lib/vaultside
+    """
+    key: bytes | None = None
+    anchor: Link | None = None
+    if data_dir is not None:
+        try:
+            key, anchor = asyncio.run(_chain_material(data_dir, chain_id))
+        except VaultsideError as exc:
+            fail(f"cannot read the chain key from {data_dir}: {exc.message}", exit_code_for(exc))
+        if key is None:
+            # SECURITY: asked for a keyed check; never fall back to structure silently.
+            fail(f"no audit chain key in the storage of {data_dir}: cannot check MACs", 1)
     try:
-        result = verify_file(file)
+        result = verify_chain(file, key=key, anchor=anchor, rotated=not no_rotated)
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}", EXIT_INVALID)
     if as_json:
         print_json(result.to_json())
     elif result.ok:
-        click.echo(f"OK: {result.records} records, chain intact, last hash {result.last_hash}")
+        mode = (
+            "keyed and anchored"
+            if key is not None and anchor is not None
+            else ("keyed" if key is not None else "structure only")
+        )
+        click.echo(
+            f"OK: {result.records} records in {len(result.files)} file(s), chain intact"
+            f" ({mode}), last hash {result.last_hash}"
+        )
     else:
-        rows = [p.removeprefix("line ").split(": ", 1) for p in result.problems]
-        print_table(("Line", "Problem"), rows, title=f"{file}: {result.records} records")
+        rows = [p.split(": ", 1) for p in result.problems]
+        print_table(("Where", "Problem"), rows, title=f"{file}: {result.records} records")
+    if not as_json:
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
     if not result.ok:
-        lines = sorted({int(row.split(":", 1)[0].removeprefix("line ")) for row in result.problems})
-        shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
+        wheres = list(dict.fromkeys(p.split(": ", 1)[0] for p in result.problems))
+        shown = ", ".join(w.removeprefix("line ") for w in wheres[:10])
+        shown += ", ..." if len(wheres) > 10 else ""
+        noun = "line" if len(wheres) == 1 else "lines"
+        count = len(result.problems)
         fail(
-            f"audit chain broken: {len(result.problems)} problem(s) in {result.records}"
-            f" records ({'line' if len(lines) == 1 else 'lines'} {shown})",
+            f"audit chain broken: {count} problem(s) in {result.records} records ({noun} {shown})",
             1,
         )
+
+
+async def _chain_material(data_dir: Path, chain_id: str | None) -> tuple[bytes | None, Link | None]:
+    # Imported here so `vaultside audit hash` and structure checks need no server config.
+    from vaultside.audit.anchor import load_anchor
+    from vaultside.audit.anchor import load_key as load_chain_key
+    from vaultside.config.settings import Settings
+    from vaultside.crypto.barrier import Barrier
+    from vaultside.wiring import audit_chain_id, build_seal, build_storage
+
+    settings = Settings(data_dir=data_dir)
+    chain_id = chain_id or audit_chain_id(settings)
+    barrier = Barrier(build_storage(settings), build_seal(settings))
+    await barrier.open()
+    try:
+        await barrier.unseal()
+        return await load_chain_key(barrier), await load_anchor(barrier, chain_id)
+    finally:
+        await barrier.close()
 
 
 @cli.command("hash")
@@ -56,6 +130,10 @@ def hash_value(key_file: Path | None, value: str | None) -> None:
 
     VALUE is read from stdin when omitted or "-" (so it stays out of argv and shell
     history); one trailing newline is dropped.
+
+    \b
+    Example:
+      printf %s "$VALUE" | vaultside audit hash
     """
     if value is None or value == "-":
         value = sys.stdin.read()
@@ -70,13 +148,11 @@ def hash_value(key_file: Path | None, value: str | None) -> None:
 
 def _default_key_file() -> Path:
     # Imported here so `vaultside audit` stays usable even with a broken server config file.
-    from pydantic import ValidationError
-
-    from vaultside.config.settings import Settings
+    from vaultside.config.loader import ConfigError, load_settings
     from vaultside.wiring import audit_key_file
 
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        fail(f"invalid settings: {exc.error_count()} error(s); pass --key-file", EXIT_INVALID)
+        settings = load_settings()
+    except ConfigError as exc:
+        fail(f"{exc.message} (or pass --key-file)", EXIT_INVALID)
     return audit_key_file(settings)

@@ -10,9 +10,11 @@ from vaultside.cli.render import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_raw,
+    render,
     run_client,
 )
 from vaultside.client import VaultsideClient
@@ -39,9 +41,14 @@ def cli() -> None:
 @click.argument("target", metavar="BROKER/MOUNT/PATH")
 @click.option("--version", "version", type=int, default=None, help="KV v2 version to read.")
 @click.option("--field", default=None, help="Print only this field's raw value.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_format()
 def read(target: str, version: int | None, field: str | None, as_json: bool) -> None:
-    """Read a brokered secret, e.g. ``corp/secret/app/db`` or ``corp/database/creds/app``."""
+    """Read a brokered secret, e.g. ``corp/secret/app/db`` or ``corp/database/creds/app``.
+
+    \b
+    Example:
+      vaultside broker read corp/secret/app/db --field password
+    """
     api_path = _target(target)
     params = {"version": str(version)} if version is not None else None
 
@@ -68,11 +75,17 @@ def read(target: str, version: int | None, field: str | None, as_json: bool) -> 
 
 @cli.command("metadata")
 @click.argument("target", metavar="BROKER/MOUNT/PATH")
+@output_format(dest=None, default="json")  # printed JSON only before: scripts keep it
 def metadata(target: str) -> None:
-    """Print a KV v2 secret's metadata (versions and times, no values) as JSON."""
+    """Print a KV v2 secret's metadata (versions and times, no values).
+
+    \b
+    Example:
+      vaultside broker metadata corp/secret/app/db --format json
+    """
     api_path = _target(target) + ":metadata"
 
     async def call(c: VaultsideClient) -> dict[str, Any]:
         return (await c.request("GET", api_path))[1]
 
-    print_json(run_client(call).get("metadata"))
+    render(run_client(call).get("metadata"), title=f"metadata of {target}")

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from vaultside.cli.render import EXIT_CONFLICT, EXIT_ERROR, EXIT_INVALID, fail, print_json
+from vaultside.cli.render import (
+    EXIT_CONFLICT,
+    EXIT_ERROR,
+    EXIT_INVALID,
+    fail,
+    output_format,
+    print_json,
+)
+from vaultside.cli.settings import settings_or_exit
 from vaultside.config.settings import Settings
 from vaultside.errors import ConflictError, IntegrityError, VaultsideError
 from vaultside.storage.base import StorageBackend
@@ -71,7 +79,7 @@ async def _run(
 )
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty destination.")
 @click.option("--verify-only", is_flag=True, help="Only compare source and destination.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_format()
 def cli(
     from_kind: str,
     to_kind: str,
@@ -81,13 +89,15 @@ def cli(
     verify_only: bool,
     as_json: bool,
 ) -> None:
-    """Copy every encrypted record from one storage backend to the other, then verify."""
+    """Copy every encrypted record from one storage backend to the other, then verify.
+
+    \b
+    Example:
+      vaultside operator migrate-storage --from sqlite --to postgres
+    """
     if from_kind == to_kind:
         fail("--from and --to must differ (sqlite → postgres or postgres → sqlite)", EXIT_INVALID)
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}", EXIT_INVALID)
+    settings = settings_or_exit()
     if from_kind == "sqlite" or to_kind == "sqlite":
         path = sqlite_path or settings.resolve(settings.storage.path)
         if from_kind == "sqlite" and not path.exists():

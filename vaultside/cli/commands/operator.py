@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from vaultside.cli.commands.migrate_storage import cli as migrate_storage
-from vaultside.cli.render import EXIT_INVALID, fail, print_json, print_mapping, run_client
+from vaultside.cli.render import (
+    EXIT_INVALID,
+    EXIT_SEALED_STATUS,
+    fail,
+    output_format,
+    print_json,
+    print_mapping,
+    run_client,
+)
+from vaultside.cli.settings import settings_or_exit
 from vaultside.client import VaultsideClient
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file, init_passphrase_salt
@@ -24,10 +33,7 @@ from vaultside.wiring import build_services, salt_file
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}", EXIT_INVALID)
+    return settings_or_exit()
 
 
 @click.group("operator")
@@ -37,7 +43,12 @@ def cli() -> None:
 
 @cli.command("init")
 def init() -> None:
-    """Create the root key file (or passphrase salt); refuses to overwrite."""
+    """Create the root key file (or passphrase salt); refuses to overwrite.
+
+    \b
+    Example:
+      VAULTSIDE_DATA_DIR=/var/lib/vaultside vaultside operator init
+    """
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -57,9 +68,14 @@ def init() -> None:
 
 
 @cli.command("seal-status")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_format()
 def seal_status(as_json: bool) -> None:
-    """Show whether the server at VAULTSIDE_ADDR is sealed, and why."""
+    """Show whether the server at VAULTSIDE_ADDR is sealed, and why.
+
+    \b
+    Example:
+      vaultside operator seal-status --format json
+    """
 
     async def call(client: VaultsideClient) -> dict[str, Any]:
         return await client.seal_status()
@@ -70,29 +86,44 @@ def seal_status(as_json: bool) -> None:
     else:
         print_mapping(status, "Seal status")
     if status.get("sealed"):
-        sys.exit(2)
+        sys.exit(EXIT_SEALED_STATUS)
 
 
 @cli.command("rotate-key")
-def rotate_key() -> None:
-    """Start a new barrier key term; the server re-encrypts old records in the background."""
+@output_format()
+def rotate_key(as_json: bool) -> None:
+    """Start a new barrier key term; the server re-encrypts old records in the background.
+
+    \b
+    Example:
+      vaultside operator rotate-key
+    """
 
     async def call(client: VaultsideClient) -> dict[str, Any]:
         _, body, _ = await client.request("POST", "sys/rotate-key")
         return body
 
     result = run_client(call)
+    if as_json:
+        print_json(result)
+        return
     click.echo(f"Active key term is now {result.get('term')}; rewrap runs in the background.")
     click.echo("Follow it with GET /v1/sys/key-status.")
 
 
 @cli.command("root-token")
-@click.option("--display-name", default="root", show_default=True)
+@click.option(
+    "--display-name", default="root", show_default=True, help="Name shown in token lookups."
+)
 def root_token(display_name: str) -> None:
     """Create a root token offline from the local data dir and key; printed once.
 
     For bootstrapping a non-dev server: run it where the server's settings, data dir and
     seal are available. Revoke the token once you have created narrower ones.
+
+    \b
+    Example:
+      vaultside operator root-token --display-name bootstrap
     """
 
     async def create() -> str:

@@ -10,6 +10,7 @@ import click
 
 from vaultside import errors
 from vaultside.cli.render import exit_code_for, fail
+from vaultside.cli.settings import settings_or_exit
 from vaultside.config.settings import Settings
 from vaultside.inject.runtime import plugin_running
 from vaultside.logs import setup_logging
@@ -33,6 +34,7 @@ async def _serve(settings: Settings) -> None:
         finally:
             refresh_task.cancel()
             await asyncio.gather(refresh_task, return_exceptions=True)
+            await refresher.close()
 
 
 @click.command("plugin")
@@ -57,11 +59,12 @@ def cli(
     """Serve the Docker volume plugin (secrets as files on tmpfs). Needs root.
 
     The vaultside server is VAULTSIDE_ADDR; each role resolves with its own token file.
+
+    \b
+    Example:
+      vaultside plugin --name vaultside --roles /etc/vaultside/roles.toml
     """
-    try:
-        settings = Settings()
-    except Exception as exc:
-        fail(f"invalid settings: {exc}", 2)
+    settings = settings_or_exit()
     setup_logging(settings.log_level, settings.log_format)
     overrides = {
         "plugin_name": name,

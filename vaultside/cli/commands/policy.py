@@ -17,6 +17,7 @@ from vaultside.cli.commands.secret import read_file_arg
 from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_table,
     run_client,
@@ -49,7 +50,12 @@ def cli() -> None:
 @click.argument("name")
 @click.argument("source")
 def write(name: str, source: str) -> None:
-    """Create or replace policy NAME from a JSON/TOML FILE, or '-' for stdin."""
+    """Create or replace policy NAME from a JSON/TOML FILE, or '-' for stdin.
+
+    \b
+    Example:
+      vaultside policy write app-read app-read.toml
+    """
     text = sys.stdin.read() if source == "-" else read_file_arg(source, "policy")
     rules = parse_policy_text(text, "stdin" if source == "-" else source)
 
@@ -62,9 +68,14 @@ def write(name: str, source: str) -> None:
 
 @cli.command("read")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def read(name: str, as_json: bool) -> None:
-    """Show a policy's rules."""
+    """Show a policy's rules.
+
+    \b
+    Example:
+      vaultside policy read app-read --format json
+    """
 
     async def call(c: VaultsideClient) -> dict[str, Any]:
         return await c.read_policy(name)
@@ -78,9 +89,14 @@ def read(name: str, as_json: bool) -> None:
 
 
 @cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def list_(as_json: bool) -> None:
-    """List policy names."""
+    """List policy names.
+
+    \b
+    Example:
+      vaultside policy list
+    """
 
     async def call(c: VaultsideClient) -> list[str]:
         return await c.list_policies()
@@ -96,7 +112,12 @@ def list_(as_json: bool) -> None:
 @cli.command("delete")
 @click.argument("name")
 def delete(name: str) -> None:
-    """Delete a policy."""
+    """Delete a policy.
+
+    \b
+    Example:
+      vaultside policy delete app-read
+    """
 
     async def call(c: VaultsideClient) -> None:
         await c.delete_policy(name)

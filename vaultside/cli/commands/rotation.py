@@ -17,14 +17,16 @@ from vaultside.cli.render import (
     EXIT_ERROR,
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_table,
+    render,
     run_client,
 )
 from vaultside.client import VaultsideClient
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+_JSON = output_format()
 
 
 def parse_policy_document(text: str, source: str) -> dict[str, Any]:
@@ -60,7 +62,12 @@ def cli() -> None:
 @click.argument("source")
 @_JSON
 def set_(path: str, source: str, as_json: bool) -> None:
-    """Set the rotation policy of secret PATH from a JSON/TOML FILE, or '-' for stdin."""
+    """Set the rotation policy of secret PATH from a JSON/TOML FILE, or '-' for stdin.
+
+    \b
+    Example:
+      vaultside rotation set app/db policy.toml
+    """
     text = sys.stdin.read() if source == "-" else read_file_arg(source, "policy")
     doc = parse_policy_document(text, "stdin" if source == "-" else source)
     out = _call("PUT", f"rotation/policies/{path}", doc)
@@ -72,15 +79,26 @@ def set_(path: str, source: str, as_json: bool) -> None:
 
 @cli.command("show")
 @click.argument("path")
+@output_format(dest=None, default="json")  # printed JSON only before: scripts keep it
 def show(path: str) -> None:
-    """Show the rotation policy of PATH (JSON)."""
-    print_json(_call("GET", f"rotation/policies/{path}")["policy"])
+    """Show the rotation policy of PATH.
+
+    \b
+    Example:
+      vaultside rotation show app/db --format json
+    """
+    render(_call("GET", f"rotation/policies/{path}")["policy"], title=f"rotation policy of {path}")
 
 
 @cli.command("list")
 @_JSON
 def list_(as_json: bool) -> None:
-    """List the paths that have a rotation policy."""
+    """List the paths that have a rotation policy.
+
+    \b
+    Example:
+      vaultside rotation list
+    """
     keys = _call("GET", "rotation/policies").get("keys", [])
     if as_json:
         print_json(keys)
@@ -92,7 +110,12 @@ def list_(as_json: bool) -> None:
 @cli.command("delete")
 @click.argument("path")
 def delete(path: str) -> None:
-    """Stop rotating PATH."""
+    """Stop rotating PATH.
+
+    \b
+    Example:
+      vaultside rotation delete app/db
+    """
     _call("DELETE", f"rotation/policies/{path}")
     click.echo(f"deleted rotation policy of {path}")
 
@@ -101,7 +124,12 @@ def delete(path: str) -> None:
 @click.argument("path")
 @_JSON
 def rotate(path: str, as_json: bool) -> None:
-    """Rotate PATH now (exit 1 if the rotation failed and was rolled back)."""
+    """Rotate PATH now (exit 1 if the rotation failed and was rolled back).
+
+    \b
+    Example:
+      vaultside rotation rotate app/db
+    """
     run = _call("POST", f"rotation/rotate/{path}")["run"]
     if as_json:
         print_json(run)
@@ -115,39 +143,60 @@ def rotate(path: str, as_json: bool) -> None:
 @click.argument("path")
 @_JSON
 def status(path: str, as_json: bool) -> None:
-    """Next run, last result and the version each consumer holds."""
+    """Current version, next run, last result and the version each consumer holds.
+
+    Works for any path: without a rotation policy it shows the consumers alone.
+
+    \b
+    Example:
+      vaultside rotation status app/db
+    """
     doc = _call("GET", f"rotation/status/{path}")
     if as_json:
         print_json(doc)
         return
     state = doc.get("state", {})
-    print_mapping(
-        {
+    fields: dict[str, object] = {"current version": doc.get("current_version")}
+    if doc.get("policy") is None:
+        fields["policy"] = "none (not rotated)"
+    else:
+        fields |= {
             "next run": state.get("next_run"),
             "last run": state.get("last_run"),
             "last result": state.get("last_result"),
             "last error": state.get("last_error"),
-            "current version": state.get("version"),
+            "last rotated version": state.get("version"),
             "previous version": state.get("previous_version"),
-            "grace until": state.get("grace_until"),
             "in flight": doc.get("in_flight"),
-        },
-        title=f"rotation of {path}",
-    )
+        }
+    for g in doc.get("grace", []):
+        fields[f"version {g['version']} deleted at"] = g["until"]
+    print_mapping(fields, title=f"rotation of {path}")
     rows = [
-        (c["consumer"], c["kind"], c.get("container"), c["version"], c["current"], c["stale"])
+        (c["consumer"], c["kind"], c.get("container"), c["version"], c["current"], c["state"])
         for c in doc.get("consumers", [])
     ]
     if rows:
-        print_table(("Consumer", "Kind", "Container", "Version", "Current", "Stale"), rows)
+        print_table(("Consumer", "Kind", "Container", "Version", "Current", "State"), rows)
 
 
 @cli.command("history")
 @click.argument("path")
-@click.option("--limit", type=click.IntRange(1, 50), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 50),
+    default=20,
+    show_default=True,
+    help="How many runs to show.",
+)
 @_JSON
 def history(path: str, limit: int, as_json: bool) -> None:
-    """Past rotation runs of PATH, newest first."""
+    """Past rotation runs of PATH, newest first.
+
+    \b
+    Example:
+      vaultside rotation history app/db --limit 5
+    """
 
     async def call(c: VaultsideClient) -> dict[str, Any]:
         _, obj, _ = await c.request("GET", f"rotation/history/{path}", params={"limit": str(limit)})

@@ -18,6 +18,7 @@ from vaultside.cli.render import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_raw,
@@ -110,7 +111,7 @@ def _print_metadata(meta: SecretMetadata, as_json: bool) -> None:
     print_table(("Version", "Created", "Deleted", "State"), rows)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+json_option = output_format()
 
 
 @click.group("secret")
@@ -127,7 +128,12 @@ def cli() -> None:
 def put(
     path: str, fields: tuple[str, ...], cas: int | None, secret_type: str | None, as_json: bool
 ) -> None:
-    """Write a new version: FIELD=VALUE, FIELD=@FILE, FIELD=- (stdin), or JSON on stdin."""
+    """Write a new version: FIELD=VALUE, FIELD=@FILE, FIELD=- (stdin), or JSON on stdin.
+
+    \b
+    Example:
+      vaultside secret put app/db user=app password=@password.txt
+    """
     stdin = sys.stdin
     if not fields and stdin.isatty():
         fail("give FIELD=VALUE pairs, or pipe a JSON object on stdin", EXIT_INVALID)
@@ -151,7 +157,12 @@ def put(
 @click.option("--field", default=None, help="Print only this field's raw value.")
 @json_option
 def get(path: str, version: int | None, field: str | None, as_json: bool) -> None:
-    """Read a secret (latest version unless --version)."""
+    """Read a secret (latest version unless --version).
+
+    \b
+    Example:
+      vaultside secret get app/db --field password
+    """
 
     async def call(c: VaultsideClient) -> SecretData | NotModified:
         return await c.read_secret(path, version=version)
@@ -173,7 +184,12 @@ def get(path: str, version: int | None, field: str | None, as_json: bool) -> Non
 @click.argument("prefix", default="")
 @json_option
 def list_(prefix: str, as_json: bool) -> None:
-    """List keys directly under PREFIX (sub-directories end with '/')."""
+    """List keys directly under PREFIX (sub-directories end with '/').
+
+    \b
+    Example:
+      vaultside secret list app/
+    """
 
     async def call(c: VaultsideClient) -> list[str]:
         return await c.list_secrets(prefix)
@@ -190,7 +206,12 @@ def list_(prefix: str, as_json: bool) -> None:
 @click.argument("path")
 @click.option("--versions", default=None, help="Comma-separated versions (default: latest).")
 def delete(path: str, versions: str | None) -> None:
-    """Soft-delete the latest version (or --versions); undelete can restore it."""
+    """Soft-delete the latest version (or --versions); undelete can restore it.
+
+    \b
+    Example:
+      vaultside secret delete app/db --versions 1,2
+    """
     wanted = parse_versions(versions)
 
     async def call(c: VaultsideClient) -> None:
@@ -204,7 +225,12 @@ def delete(path: str, versions: str | None) -> None:
 @click.argument("path")
 @click.option("--versions", required=True, help="Comma-separated versions to restore.")
 def undelete(path: str, versions: str) -> None:
-    """Restore soft-deleted versions."""
+    """Restore soft-deleted versions.
+
+    \b
+    Example:
+      vaultside secret undelete app/db --versions 2
+    """
     wanted = parse_versions(versions) or []
 
     async def call(c: VaultsideClient) -> None:
@@ -218,7 +244,12 @@ def undelete(path: str, versions: str) -> None:
 @click.argument("path")
 @click.option("--versions", required=True, help="Comma-separated versions to destroy.")
 def destroy(path: str, versions: str) -> None:
-    """Permanently destroy versions (cannot be undone)."""
+    """Permanently destroy versions (cannot be undone).
+
+    \b
+    Example:
+      vaultside secret destroy app/db --versions 1
+    """
     wanted = parse_versions(versions) or []
 
     async def call(c: VaultsideClient) -> None:
@@ -232,7 +263,12 @@ def destroy(path: str, versions: str) -> None:
 @click.argument("path")
 @json_option
 def versions_(path: str, as_json: bool) -> None:
-    """Show every kept version and its state."""
+    """Show every kept version and its state.
+
+    \b
+    Example:
+      vaultside secret versions app/db
+    """
 
     async def call(c: VaultsideClient) -> list[VersionInfo]:
         return await c.secret_versions(path)
@@ -261,7 +297,12 @@ def metadata(
     delete_all: bool,
     as_json: bool,
 ) -> None:
-    """Show a secret's metadata, or change it with the options."""
+    """Show a secret's metadata, or change it with the options.
+
+    \b
+    Example:
+      vaultside secret metadata app/db --max-versions 5
+    """
     custom_map: dict[str, str] | None = None
     if custom:
         custom_map = {}

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from vaultside.api.body import validation_error
 from vaultside.api.server import Bound, run, run_server
 from vaultside.cli.render import EXIT_ERROR, EXIT_INVALID, fail
+from vaultside.config.loader import load_settings
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import VaultsideError
@@ -46,8 +47,11 @@ def print_dev_banner(token: str, bound: Bound) -> None:
 
 
 def build_settings(overrides: dict[str, object]) -> Settings:
-    """Settings from env / vaultside.toml, with ``overrides`` (CLI flags) on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Settings from env / the config file, with ``overrides`` (CLI flags) on top.
+
+    ``ConfigError`` (one line, exit 2 through the ``VaultsideError`` handler) if invalid.
+    """
+    return load_settings(overrides)
 
 
 def _overrides(
@@ -135,7 +139,12 @@ def cli(
     overrides_json: str | None,
     unix_fd: int | None,
 ) -> None:
-    """Run the vaultside HTTP API until SIGTERM / SIGINT."""
+    """Run the vaultside HTTP API until SIGTERM / SIGINT.
+
+    \b
+    Example:
+      vaultside serve --listen 0.0.0.0:8200 --tls-cert cert.pem --tls-key key.pem
+    """
     try:
         if worker:
             _run_worker(json.loads(overrides_json or "{}"), unix_fd)

@@ -13,8 +13,10 @@ from typing import Any
 import click
 
 from vaultside import errors
+from vaultside.cli.params import DURATION, config_duration
 from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail
 from vaultside.client import HttpSecretSource, VaultsideClient
+from vaultside.clock import SystemClock
 from vaultside.inject.docker_api import DockerEngine
 from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
@@ -27,6 +29,7 @@ from vaultside.inject.sidecar import (
     SidecarConfig,
     default_consumer_id,
 )
+from vaultside.inject.sidecar_auth import DEFAULT_JWT_FILE, JwtSession
 from vaultside.inject.signal import (
     ReloadAction,
     RunCommand,
@@ -40,7 +43,7 @@ from vaultside.retry import NO_RETRY
 
 CONFIG_KEYS = frozenset(
     {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
-     "allow_non_tmpfs", "options", "consumer", "timeout"}
+     "allow_non_tmpfs", "options", "consumer", "auth", "role", "jwt_file", "timeout"}
 )  # fmt: skip
 
 
@@ -84,14 +87,9 @@ def _reload(
 
 def _timeout(flag: float | None, config: dict[str, Any]) -> float | None:
     """The first render's deadline in seconds; ``None`` (given as 0) waits forever."""
-    value = flag if flag is not None else config.get("timeout", DEFAULT_TIMEOUT)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        fail(f"timeout must be a number of seconds, got {str(value)[:20]!r}", EXIT_INVALID)
-    if not seconds >= 0:
-        fail("timeout must be >= 0 (0 = wait forever)", EXIT_INVALID)
-    return seconds or None
+    if flag is not None:
+        return flag or None
+    return config_duration(config.get("timeout", DEFAULT_TIMEOUT), "timeout") or None
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -125,6 +123,8 @@ async def _run(
             sidecar.stop_cleanup()
         if probe is not None:
             await probe.stop()
+        if sidecar.auth is not None:
+            await sidecar.auth.close()
         await client.close()
         if engine is not None:
             await engine.close()
@@ -142,13 +142,15 @@ async def _run(
     "--opt", "opts", multiple=True, help="Volume option KEY=VALUE (see docs/injection.md)."
 )
 @click.option("--once", is_flag=True, help="Render once and exit (init container).")
-@click.option("--interval", type=float, help=f"Poll interval, s (default {DEFAULT_POLL_INTERVAL}).")
 @click.option(
-    "--refresh", type=float, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
+    "--interval", type=DURATION, help=f"Poll interval, s (default {DEFAULT_POLL_INTERVAL})."
+)
+@click.option(
+    "--refresh", type=DURATION, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=DURATION,
     envvar="VAULTSIDE_SIDECAR_TIMEOUT",
     help=f"Seconds to wait for the server before the first render gives up, exit 7 "
     f"(default {DEFAULT_TIMEOUT:g}; 0 = forever; env VAULTSIDE_SIDECAR_TIMEOUT).",
@@ -156,7 +158,9 @@ async def _run(
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
 @click.option("--ready-http", metavar="HOST:PORT", help="Serve GET /ready (200 once rendered).")
 @click.option("--allow-non-tmpfs", is_flag=True, help="DANGEROUS: allow a disk-backed directory.")
-@click.option("--reload-signal", default="HUP", show_default=True)
+@click.option(
+    "--reload-signal", default="HUP", show_default=True, help="Signal sent after a change."
+)
 @click.option("--reload-pid", type=int, help="Signal this pid (shared PID namespace).")
 @click.option(
     "--reload-pid-file", type=click.Path(path_type=Path), help="Signal the pid in this file."
@@ -167,6 +171,19 @@ async def _run(
 @click.option("--addr", help="vaultside server (default $VAULTSIDE_ADDR).")
 @click.option(
     "--token-file", type=click.Path(path_type=Path), help="Token file (or $VAULTSIDE_TOKEN_FILE)."
+)
+@click.option(
+    "--auth",
+    "auth_method",
+    type=click.Choice(["token", "jwt"]),
+    help="token (default): --token-file/$VAULTSIDE_TOKEN; jwt: log in with --role and "
+    "--jwt-file (a projected ServiceAccount token).",
+)
+@click.option("--role", "jwt_role", help="JWT role to log in with (--auth jwt).")
+@click.option(
+    "--jwt-file",
+    type=click.Path(path_type=Path),
+    help=f"Projected ServiceAccount token (--auth jwt; default {DEFAULT_JWT_FILE}).",
 )
 @click.option(
     "--consumer",
@@ -193,9 +210,17 @@ def cli(
     docker_host: str | None,
     addr: str | None,
     token_file: Path | None,
+    auth_method: str | None,
+    jwt_role: str | None,
+    jwt_file: Path | None,
     consumer: str | None,
 ) -> None:
-    """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written."""
+    """Render secrets as files into a tmpfs directory; with --once exit 0 when all are written.
+
+    \b
+    Example:
+      vaultside sidecar --dir /run/secrets --secret db_password=kv:app/db#password --once
+    """
     text = os.environ.get("VAULTSIDE_LOG_FORMAT") == "text"
     setup_logging(os.environ.get("VAULTSIDE_LOG_LEVEL", "INFO"), "text" if text else "json")
     config: dict[str, Any] = {}
@@ -222,8 +247,10 @@ def cli(
         cfg = SidecarConfig(
             output_dir=out_dir,
             spec=spec,
-            poll_interval=interval or float(config.get("interval", DEFAULT_POLL_INTERVAL)),
-            refresh_interval=refresh or float(config.get("refresh", DEFAULT_REFRESH_INTERVAL)),
+            poll_interval=interval
+            or config_duration(config.get("interval", DEFAULT_POLL_INTERVAL), "interval"),
+            refresh_interval=refresh
+            or config_duration(config.get("refresh", DEFAULT_REFRESH_INTERVAL), "refresh"),
             timeout=_timeout(timeout, config),
             ready_file=ready_file
             or (Path(config["ready_file"]) if "ready_file" in config else None),
@@ -232,12 +259,27 @@ def cli(
                 engine, reload_signal, reload_pid, reload_pid_file, reload_container, reload_command
             ),
         )
+        auth = None
+        auth_method = auth_method or str(config.get("auth", "token"))
+        jwt_role = jwt_role or (str(config["role"]) if "role" in config else None)
+        jwt_file = jwt_file or (Path(config["jwt_file"]) if "jwt_file" in config else None)
+        if auth_method not in ("token", "jwt"):
+            fail(f"auth must be token or jwt, got {auth_method[:20]!r}", EXIT_INVALID)
+        if auth_method == "jwt":
+            if not jwt_role:
+                fail("--auth jwt needs --role", EXIT_INVALID)
+            if token_file or config.get("token_file"):
+                fail("--auth jwt and a token file exclude each other", EXIT_INVALID)
+            env.pop("VAULTSIDE_TOKEN", None)
+            env.pop("VAULTSIDE_TOKEN_FILE", None)
         # The sidecar retries on its own (first render, refresh loop): one attempt per call here.
         client = VaultsideClient.from_env(env, timeout=10.0, retry=NO_RETRY)
+        if auth_method == "jwt" and jwt_role:
+            auth = JwtSession(client, jwt_role, jwt_file or DEFAULT_JWT_FILE, clock=SystemClock())
         feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
         consumer_id = consumer or str(config.get("consumer") or default_consumer_id())
         reporter = ConsumerReporter(client, consumer_id)
-        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed, reporter=reporter)
+        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed, reporter=reporter, auth=auth)
         http = ready_http or config.get("ready_http")
         asyncio.run(_run(sidecar, client, once, engine, _host_port(str(http)) if http else None))
     except errors.VaultsideError as exc:

@@ -15,6 +15,7 @@ import click
 from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
+    output_format,
     print_json,
     print_mapping,
     print_raw,
@@ -66,10 +67,15 @@ def cli() -> None:
     "--max-uses", type=int, default=0, help="Uses before the token expires (0: no limit)."
 )
 @click.option("--display-name", default="", help="A human-readable name.")
-@click.option("--renewable/--no-renewable", default=True)
+@click.option("--renewable/--no-renewable", default=True, help="Whether the token can be renewed.")
 @click.option("--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
-@click.option("--field", type=click.Choice(["token", "accessor"]), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option(
+    "--field",
+    type=click.Choice(["token", "accessor"]),
+    default=None,
+    help="Print only this field's raw value.",
+)
+@output_format()
 def create(
     policies: tuple[str, ...],
     ttl: str | None,
@@ -80,7 +86,12 @@ def create(
     field: str | None,
     as_json: bool,
 ) -> None:
-    """Create a child token of the current token; its value is shown only now."""
+    """Create a child token of the current token; its value is shown only now.
+
+    \b
+    Example:
+      vaultside token create --policy app-read --ttl 1h --field token
+    """
     meta_map = _parse_meta(meta)
 
     async def call(c: VaultsideClient) -> TokenAuth:
@@ -105,9 +116,14 @@ def create(
 @cli.command("lookup")
 @click.argument("token", required=False)
 @click.option("--accessor", default=None, help="Look up the token with this accessor.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def lookup(token: str | None, accessor: str | None, as_json: bool) -> None:
-    """Show a token's info: your own, '-' (a token on stdin), or --accessor."""
+    """Show a token's info: your own, '-' (a token on stdin), or --accessor.
+
+    \b
+    Example:
+      vaultside token lookup --accessor "$ACCESSOR"
+    """
     other = _token_from_stdin(token)
     if other is not None and accessor is not None:
         fail("give either '-' or --accessor, not both", EXIT_INVALID)
@@ -129,7 +145,12 @@ def lookup(token: str | None, accessor: str | None, as_json: bool) -> None:
 @click.option("--accessor", default=None, help="Revoke the token with this accessor.")
 @click.option("--self", "self_", is_flag=True, help="Revoke the token you are using.")
 def revoke(token: str | None, accessor: str | None, self_: bool) -> None:
-    """Revoke a token and its children: '-' (on stdin), --accessor, or --self."""
+    """Revoke a token and its children: '-' (on stdin), --accessor, or --self.
+
+    \b
+    Example:
+      vaultside token revoke --accessor "$ACCESSOR"
+    """
     other = _token_from_stdin(token)
     if sum(x is not None for x in (other, accessor)) + int(self_) != 1:
         fail("give exactly one of '-' (token on stdin), --accessor or --self", EXIT_INVALID)
@@ -147,9 +168,14 @@ def revoke(token: str | None, accessor: str | None, self_: bool) -> None:
 @cli.command("renew")
 @click.option("--accessor", default=None, help="Renew the token with this accessor.")
 @click.option("--increment", default=None, help="Requested extension: seconds or e.g. 1h.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@output_format()
 def renew(accessor: str | None, increment: str | None, as_json: bool) -> None:
-    """Renew your own token, or another by --accessor."""
+    """Renew your own token, or another by --accessor.
+
+    \b
+    Example:
+      vaultside token renew --increment 1h
+    """
     inc = _parse_ttl(increment)
 
     async def call(c: VaultsideClient) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from vaultside.broker.base import SecretSource
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError
 from vaultside.rotation.base import Target
+from vaultside.rotation.catalog import CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.policy import (
     CommandTargetSpec,
     KvTargetSpec,
@@ -25,6 +26,8 @@ class TargetFactory:
     clock: Clock
     # Reference scheme → source ("kv", "vault"); the broker registry is ``sources["vault"]``.
     sources: dict[str, SecretSource] = field(default_factory=dict)
+    # The operator's declared command/webhook targets; a policy refers to one by name.
+    catalog: TargetCatalog = field(default_factory=TargetCatalog)
 
     def build(self, spec: TargetSpec) -> Target:
         """The target for ``spec``; ``InvalidRequestError`` if it cannot be served here."""
@@ -47,9 +50,13 @@ class TargetFactory:
         if isinstance(spec, CommandTargetSpec):
             from vaultside.rotation.targets.command import CommandTarget
 
-            return CommandTarget(spec)
+            entry = self.catalog.get("command", spec.name)
+            assert isinstance(entry, CommandEntry)
+            return CommandTarget(entry)
         if isinstance(spec, WebhookTargetSpec):
             from vaultside.rotation.targets.webhook import WebhookTarget
 
-            return WebhookTarget(spec)
+            hook = self.catalog.get("webhook", spec.name)
+            assert isinstance(hook, WebhookEntry)
+            return WebhookTarget(hook)
         raise InvalidRequestError(f"target.kind: unknown target {spec!r}")

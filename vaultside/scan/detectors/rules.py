@@ -89,6 +89,7 @@ class Rule:
     validator: str | None = None
     multiline: bool = False
     back: int = _BACK  # how far before its keyword a match may start
+    group: int | None = None  # the secret's capture group (gitleaks secretGroup); None: 1 or 0
 
     def accepts(self, value: str) -> bool:
         """Entropy and validator checks on a matched value."""
@@ -187,7 +188,9 @@ class RuleDetector:
     def _run(self, idx: int, data: bytes, lo: int, hi: int) -> Iterator[Candidate]:
         rule = self.rules[idx]
         for m in rule.regex.finditer(data, lo, hi):
-            g = 1 if m.re.groups >= 1 and m.start(1) >= 0 else 0
+            g = rule.group if rule.group is not None else 1 if m.re.groups >= 1 else 0
+            if m.start(g) < 0:
+                g = 0
             raw = m.group(g)
             value = raw.decode("utf-8", "replace")
             if not rule.accepts(value):

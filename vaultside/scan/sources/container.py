@@ -6,13 +6,13 @@ async callers run the scanner in a thread).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import docker
 import docker.errors
 
-from vaultside.errors import UpstreamError, UpstreamUnavailableError
+from vaultside.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
 from vaultside.scan.base import Chunk, Finding, Location, ScanStats
 from vaultside.scan.posture import check_container
 
@@ -62,18 +62,33 @@ def container_chunks(attrs: dict[str, Any]) -> Iterator[Chunk]:
 
 
 class ContainerSource:
-    """Every container (running, or all with ``all_containers``) of one engine."""
+    """Every container of one engine (running, or all with ``all_containers``), or exactly
+    the ones named in ``targets`` (names or IDs, whatever their state)."""
 
-    def __init__(self, client: Any, *, all_containers: bool = False) -> None:
+    def __init__(
+        self, client: Any, *, all_containers: bool = False, targets: Sequence[str] = ()
+    ) -> None:
         self.client = client
         self.all_containers = all_containers
+        self.targets = tuple(targets)
         self._attrs: list[dict[str, Any]] = []
+
+    def _containers(self) -> list[Any]:
+        if not self.targets:
+            return list(self.client.containers.list(all=self.all_containers))
+        found: dict[str, Any] = {}
+        for target in self.targets:
+            try:
+                container = self.client.containers.get(target)
+            except docker.errors.NotFound:
+                raise NotFoundError(f"targets: no container {target[:64]!r}") from None
+            found.setdefault(container.id, container)
+        return list(found.values())
 
     def chunks(self, stats: ScanStats) -> Iterator[Chunk]:
         """Env, command and labels of each container."""
         try:
-            containers = self.client.containers.list(all=self.all_containers)
-            self._attrs = [c.attrs for c in containers]
+            self._attrs = [c.attrs for c in self._containers()]
         except docker.errors.APIError as exc:
             raise UpstreamError(f"Docker engine error listing containers: {exc}") from exc
         except docker.errors.DockerException as exc:

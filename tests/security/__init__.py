@@ -1,0 +1,1 @@
+"""Security regression tests: each replays a finding against a REAL ``vaultside serve``."""

@@ -12,7 +12,7 @@ DATA_DIR ?= .data
 TEST_PACKAGES := docker.io busybox-static postgresql wrk debootstrap graphviz sqlite3 docker-registry
 PYTEST_ARGS ?=
 
-.PHONY: help run venv dev-deps system-deps lint unit integration test bench image clean redocly sarif-tool
+.PHONY: help run venv dev-deps system-deps lint unit integration test bench image plugin clean redocly sarif-tool
 
 help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench        run every benchmark in bench/"
 	@echo "make fuzz         schemathesis against a dev server, 2 x 150 s (FUZZ_ARGS=--max-time 30)"
 	@echo "make image        build the server image (deploy/Dockerfile) from a local wheelhouse"
+	@echo "make plugin       the managed Docker volume plugin (config.json + rootfs) in $(PLUGIN_DIR)/"
 
 # python3-venv provides ensurepip; Debian's python3 lacks it by default.
 $(PY):
@@ -103,6 +104,11 @@ image: venv
 	docker build -f deploy/Dockerfile -t $(IMAGE) $(DOCKER_BUILD_ARGS) \
 	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
 	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) build/wheels
+
+# The managed volume plugin: deploy/plugin/config.json + the image's file system as rootfs/.
+PLUGIN_DIR ?= build/plugin
+plugin: image
+	scripts/build-plugin $(IMAGE) $(PLUGIN_DIR)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

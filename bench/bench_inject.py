@@ -81,7 +81,7 @@ def bench_start(engine: DockerEngine, image: str, plugin: str, runs: int) -> dic
     with_plugin: list[float] = []
     plain: list[float] = []
     volumes: list[str] = []
-    base = ["run", "--rm", "--network", "none", *SAFE, "--label", "vaultside.role=web"]
+    base = ["run", "--rm", "--network", "none", *SAFE, "--label", "io.vaultside.role=web"]
     for i in range(runs + 2):
         vol = f"bench{secrets.token_hex(4)}"
         volumes.append(vol)

@@ -4,7 +4,7 @@
 
 1. Re-delivery: a real dockerd, ``vaultside serve --dev`` and ``vaultside plugin``. N running
    busybox containers each mount their own plugin volume holding ``kv:app/rot#token``, with
-   label ``vaultside.on-rotate=signal:HUP``. Each rotation is ``POST /v1/rotation/rotate``
+   label ``io.vaultside.on-rotate=signal:HUP``. Each rotation is ``POST /v1/rotation/rotate``
    (kv target); from the moment it returns (the new version was promoted just before) the
    host watches ``/proc/<container pid>/root/run/secrets/token`` — the file as the container
    sees it — until all N show the new value. Target: p99 of "all N see it" < 2 s.
@@ -118,7 +118,7 @@ def bench_redelivery(containers: int, rotations: int) -> dict[str, float]:
             )
             cid = docker(
                 engine, "run", "-d", "--network", "none", *SAFE,
-                "--label", "vaultside.role=web", "--label", "vaultside.on-rotate=signal:HUP",
+                "--label", "io.vaultside.role=web", "--label", "io.vaultside.on-rotate=signal:HUP",
                 "--mount", mount, image, "sh", "-c", "trap 'true' HUP; while :; do sleep 1; done",
             )  # fmt: skip
             cids.append(cid)

@@ -90,6 +90,9 @@ def test_image_metadata(docker_engine: DockerEngine, image: str) -> None:
     for key in ("title", "description", "version", "revision", "created", "licenses"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
     assert labels["org.opencontainers.image.revision"] == "test"
+    assert labels["org.opencontainers.image.created"] == "1970-01-01T00:00:00Z"  # RFC 3339
+    for key in ("source", "documentation"):
+        assert labels[f"org.opencontainers.image.{key}"].startswith("https://"), key
     assert labels["org.opencontainers.image.base.name"] == base_name()
 
 

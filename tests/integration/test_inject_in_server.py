@@ -56,7 +56,7 @@ def test_serve_runs_the_plugin_and_redelivers(
     try:
         res = docker(
             "run", "-d", "--name", container, "--network", "none", *SAFE,
-            "--label", "vaultside.role=web", "--mount", mount, busybox_image,
+            "--label", "io.vaultside.role=web", "--mount", mount, busybox_image,
             "sh", "-c", "while true; do sleep 1; done",
         )  # fmt: skip
         assert res.returncode == 0, res.stderr + server.output()[-3000:]

@@ -200,7 +200,7 @@ def test_container_reads_files_on_tmpfs_and_nothing_is_left(stack: Stack) -> Non
         " echo ==; cat /run/secrets/db_password; echo;"
         " cat /run/secrets/api.env; cat /run/secrets/db.url"
     )
-    res = stack.run(vol, THREE, [*SAFE, "--label", "vaultside.role=web"], cmd)
+    res = stack.run(vol, THREE, [*SAFE, "--label", "io.vaultside.role=web"], cmd)
     assert res.returncode == 0, res.stderr
     head, _, body = res.stdout.partition("==\n")
     assert "1000:1000 440 /run/secrets/db_password" in head
@@ -246,7 +246,7 @@ def test_admission_refuses_with_clear_message(stack: Stack, kind: str, reason: s
         "docker-socket": [*SAFE, "-v", f"{stack.engine.socket_path}:/var/run/docker.sock"],
     }[kind]
     opts = {"secret.db_password": "kv:app/db#password"}
-    res = stack.run(vol, opts, [*flags, "--label", "vaultside.role=web"], "true")
+    res = stack.run(vol, opts, [*flags, "--label", "io.vaultside.role=web"], "true")
     assert res.returncode != 0
     assert "admission denied" in res.stderr and reason in res.stderr, res.stderr
     assert stack.our_mounts() == []
@@ -258,24 +258,42 @@ def test_admission_refuses_with_clear_message(stack: Stack, kind: str, reason: s
 def test_allowed_container_starts(stack: Stack) -> None:
     vol = stack.volume()
     res = stack.run(
-        vol, {"secret.pw": "kv:app/db#password"}, [*SAFE, "--label", "vaultside.role=web"],
+        vol, {"secret.pw": "kv:app/db#password"}, [*SAFE, "--label", "io.vaultside.role=web"],
         "cat /run/secrets/pw",
     )  # fmt: skip
     assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
 
 
+def test_deprecated_role_label_still_works_and_is_warned(stack: Stack) -> None:
+    vol = stack.volume()
+    res = stack.run(
+        vol, {"secret.pw": "kv:app/db#password"}, [*SAFE, "--label", "vaultside.role=web"],
+        "cat /run/secrets/pw",
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
+    log = (stack.root / "plugin.log").read_text()
+    assert "deprecated label names; use io.vaultside.*" in log
+    # the new name wins: a container naming an unknown role under it is refused
+    both = stack.run(
+        stack.volume(), {"secret.pw": "kv:app/db#password"},
+        [*SAFE, "--label", "vaultside.role=web", "--label", "io.vaultside.role=nope"],
+        "cat /run/secrets/pw",
+    )  # fmt: skip
+    assert both.returncode != 0 and "io.vaultside.role='nope'" in both.stderr
+
+
 def test_role_outside_its_policy_is_refused(stack: Stack) -> None:
     opts = {"secret.pw": "kv:app/db#password"}
     # Server policy: the apionly token may not read app/db -> 403 from the server.
-    res = stack.run(stack.volume(), opts, [*SAFE, "--label", "vaultside.role=apionly"], "true")
+    res = stack.run(stack.volume(), opts, [*SAFE, "--label", "io.vaultside.role=apionly"], "true")
     assert res.returncode != 0
     assert "secret.pw: kv:app/db#password: permission denied" in res.stderr, res.stderr
     # Local allow list: the narrow role may only receive app/api.
-    res = stack.run(stack.volume(), opts, [*SAFE, "--label", "vaultside.role=narrow"], "true")
+    res = stack.run(stack.volume(), opts, [*SAFE, "--label", "io.vaultside.role=narrow"], "true")
     assert "role 'narrow' may not receive kv:app/db#password (secret.pw)" in res.stderr, res.stderr
     # No role label at all.
     res = stack.run(stack.volume(), opts, SAFE, "true")
-    assert "has no vaultside.role label" in res.stderr, res.stderr
+    assert "has no io.vaultside.role label" in res.stderr, res.stderr
     assert stack.our_mounts() == []
 
 
@@ -293,7 +311,7 @@ def test_role_outside_its_policy_is_refused(stack: Stack) -> None:
 def test_bad_volume_options_fail_naming_the_option(
     stack: Stack, opts: dict[str, str], named: str
 ) -> None:
-    res = stack.run(stack.volume(), opts, [*SAFE, "--label", "vaultside.role=web"], "true")
+    res = stack.run(stack.volume(), opts, [*SAFE, "--label", "io.vaultside.role=web"], "true")
     assert res.returncode != 0
     assert named in res.stderr, res.stderr
     assert stack.our_mounts() == []
@@ -321,7 +339,7 @@ def test_image_with_leak_findings_is_refused(stack: Stack, tmp_path: Path) -> No
     try:
         opts = {"secret.pw": "kv:app/db#password"}
         res = stack.docker(
-            "run", "--rm", "--network", "none", *SAFE, "--label", "vaultside.role=web",
+            "run", "--rm", "--network", "none", *SAFE, "--label", "io.vaultside.role=web",
             "--mount", stack.mount_arg(stack.volume(), opts), tag, "true",
         )  # fmt: skip
         assert res.returncode != 0
@@ -351,7 +369,7 @@ def test_compose_driver_opts(stack: Stack) -> None:
                         "read_only": True,
                         "mem_limit": "64m",
                         "pids_limit": 64,
-                        "labels": {"vaultside.role": "web"},
+                        "labels": {"io.vaultside.role": "web"},
                         "volumes": ["secrets:/run/secrets:ro"],
                     }
                 },

@@ -27,13 +27,13 @@ def test_group_member_reads_a_0440_volume(stack: Stack) -> None:  # noqa: F811
     opts = {"secret.db_password": "kv:app/db#password", "uid": "1000", "gid": "3000",
             "mode": "0440"}  # fmt: skip
     cmd = "stat -c '%a %u:%g' /run/secrets /run/secrets/db_password; cat /run/secrets/db_password"
-    flags = [*LIMITS, "--user", "2001:3000", "--label", "vaultside.role=web"]
+    flags = [*LIMITS, "--user", "2001:3000", "--label", "io.vaultside.role=web"]
     res = stack.run(stack.volume(), opts, flags, cmd)
     assert res.returncode == 0, res.stderr
     assert res.stdout == f"550 1000:3000\n440 1000:3000\n{stack.values['password']}"
     # Others still get nothing: a user outside the group cannot even list the directory.
     res = stack.run(
-        stack.volume(), opts, [*LIMITS, "--user", "2002:2002", "--label", "vaultside.role=web"],
+        stack.volume(), opts, [*LIMITS, "--user", "2002:2002", "--label", "io.vaultside.role=web"],
         "cat /run/secrets/db_password",
     )  # fmt: skip
     assert res.returncode != 0 and "Permission denied" in res.stderr, res.stderr
@@ -120,7 +120,7 @@ def test_mount_flags_and_why_a_ro_bind_is_safe(stack: Stack, access: str) -> Non
     if access == "ro":
         mount += ",readonly"
     res = stack.docker(
-        "run", "--rm", "--network", "none", *SAFE, "--label", "vaultside.role=web",
+        "run", "--rm", "--network", "none", *SAFE, "--label", "io.vaultside.role=web",
         "--mount", mount, stack.image, "sh", "-c", RO_PROBE,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -181,7 +181,7 @@ def test_second_plugin_with_the_same_name_refuses_to_start(stack: Stack) -> None
     assert stack.socket.stat().st_ino == inode and _answers(stack.socket)
     res = stack.run(
         stack.volume(), {"secret.pw": "kv:app/db#password"},
-        [*SAFE, "--label", "vaultside.role=web"], "cat /run/secrets/pw",
+        [*SAFE, "--label", "io.vaultside.role=web"], "cat /run/secrets/pw",
     )  # fmt: skip
     assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
 

@@ -21,7 +21,7 @@ def test_plugin_restart_recovers_mounts(stack: Stack) -> None:
     vol = stack.volume()
     name = f"inj-{secrets.token_hex(3)}"
     res = stack.docker(
-        "run", "-d", "--name", name, "--network", "none", *SAFE, "--label", "vaultside.role=web",
+        "run", "-d", "--name", name, "--network", "none", *SAFE, "--label", "io.vaultside.role=web",
         "--mount", stack.mount_arg(vol, {"secret.pw": "kv:app/db#password"}), stack.image,
         "sleep", "300",
     )  # fmt: skip
@@ -34,8 +34,10 @@ def test_plugin_restart_recovers_mounts(stack: Stack) -> None:
         out = stack.docker("exec", name, "cat", "/run/secrets/pw")
         assert out.stdout == stack.values["password"]
         # A second container can start with the restarted plugin while the first runs.
-        ok = stack.run(stack.volume(), {"secret.pw": "kv:app/api#token"},
-                       [*SAFE, "--label", "vaultside.role=web"], "cat /run/secrets/pw")  # fmt: skip
+        ok = stack.run(
+            stack.volume(), {"secret.pw": "kv:app/api#token"},
+            [*SAFE, "--label", "io.vaultside.role=web"], "cat /run/secrets/pw",
+        )  # fmt: skip
         assert ok.stdout == stack.values["token"], ok.stderr
     finally:
         stack.docker("rm", "-f", name)
@@ -87,7 +89,7 @@ def test_survives_dockerd_restart(stack: Stack) -> None:
         wait_until(sock.is_socket, timeout=30, what="plugin 2", proc=plugin)
         res = other.docker(
             "run", "-d", "--name", ctr, "--network", "none", *SAFE,
-            "--label", "vaultside.role=web", "--mount",
+            "--label", "io.vaultside.role=web", "--mount",
             other.mount_arg(vol, {"secret.pw": "kv:app/db#password"}), other.image, "sleep", "600",
         )  # fmt: skip
         assert res.returncode == 0, res.stderr

@@ -132,7 +132,7 @@ def test_replaced_database_credentials_reach_the_container_before_the_old_expire
         )
         docker(
             "run", "-d", "--name", container, "--network", "none", *SAFE,
-            "--label", "vaultside.role=db", "--mount", mount, busybox_image,
+            "--label", "io.vaultside.role=db", "--mount", mount, busybox_image,
             "sh", "-c", "while true; do sleep 1; done",
         )  # fmt: skip
         first = held()

@@ -47,7 +47,7 @@ def test_running_container_gets_new_file_and_hup(stack: Stack) -> None:  # noqa:
     name = f"rot-{volume}"
     started = stack.docker(
         "run", "-d", "--name", name, "--network", "none", *SAFE,
-        "--label", "vaultside.role=web", "--label", "vaultside.on-rotate=signal:HUP",
+        "--label", "io.vaultside.role=web", "--label", "io.vaultside.on-rotate=signal:HUP",
         "--mount", stack.mount_arg(volume, opts), stack.image, "sh", "-c", SCRIPT,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr

@@ -1,5 +1,5 @@
 """Reload actions run off the re-delivery path: a container labelled
-``vaultside.on-rotate=restart`` (which Docker takes ~10 s to restart: its PID 1 ignores
+``io.vaultside.on-rotate=restart`` (which Docker takes ~10 s to restart: its PID 1 ignores
 SIGTERM) must not delay new files for the other containers, nor make them skip a version.
 REAL dockerd, plugin process and server (the plugin test's stack)."""
 
@@ -60,7 +60,7 @@ def test_restarting_container_does_not_stall_the_others(stack: Stack) -> None:  
         for kind, label in labels.items():
             started = stack.docker(
                 "run", "-d", "--name", names[kind], "--network", "none", *SAFE,
-                "--label", "vaultside.role=web", "--label", f"vaultside.on-rotate={label}",
+                "--label", "io.vaultside.role=web", "--label", f"io.vaultside.on-rotate={label}",
                 "--mount", stack.mount_arg(stack.volume(f"-{kind}"), opts),
                 stack.image, "sh", "-c", WATCH,
             )  # fmt: skip

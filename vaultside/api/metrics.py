@@ -8,6 +8,7 @@ name and no value ever becomes a label. With several worker processes the parent
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,7 +18,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    openmetrics,
 )
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -28,7 +32,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 class ApiMetrics:
     """The API's metrics in their own registry (one per app, so tests can build many)."""
 
-    content_type = CONTENT_TYPE_LATEST
+    content_type = CONTENT_TYPE_LATEST  # the default (Prometheus text 0.0.4)
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -76,11 +80,31 @@ class ApiMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition (aggregated across workers when multiprocess)."""
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """(body, content type): OpenMetrics when ``accept`` asks for
+        ``application/openmetrics-text``, else the Prometheus text format (aggregated across
+        workers when multiprocess)."""
+        encoder, content_type = choose_encoder(accept or "")
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
+            return bytes(encoder(registry)), content_type
         # Service packages (e.g. the broker) count on the process-wide default registry.
-        return generate_latest(self.registry) + generate_latest(REGISTRY)
+        if content_type.startswith("application/openmetrics-text"):
+            # One exposition: OpenMetrics allows a single "# EOF", at the very end.
+            merged = CollectorRegistry(auto_describe=True)
+            merged.register(_Both(self.registry, REGISTRY))
+            body = openmetrics.exposition.generate_latest(merged)  # type: ignore[no-untyped-call]
+            return bytes(body), content_type
+        return generate_latest(self.registry) + generate_latest(REGISTRY), content_type
+
+
+class _Both:
+    """A collector yielding the metrics of two registries (for one OpenMetrics exposition)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self.registries:
+            yield from registry.collect()

@@ -58,6 +58,16 @@ LOGIN_PATHS = frozenset({"/v1/auth/jwt/login"})
 # High-frequency probes carry no identity and touch no secret: not audited.
 UNAUDITED_PATHS = frozenset({"/v1/sys/health", "/metrics"})
 _MAX_TOKEN = 512
+METRICS_PATH = "/metrics"
+
+
+def is_public(request: web.Request) -> bool:
+    """A ``PUBLIC_PATHS`` request, except ``/metrics`` under ``metrics.require_token``."""
+    if request.path not in PUBLIC_PATHS:
+        return False
+    return request.path != METRICS_PATH or not request.app[SERVICES].settings.metrics.require_token
+
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Request ids need to be unique, not secret: a random per-process prefix and a counter are
 # cheaper than reading the OS's random source on every request.
@@ -214,7 +224,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     ``phase: request`` record and is refused (not executed) if that fails too: during an
     audit outage only the requests that discover it may have been applied despite their 503.
     """
-    if request.path in UNAUDITED_PATHS:
+    # A /metrics that needs a token is audited like any authenticated request.
+    if request.path in UNAUDITED_PATHS and is_public(request):
         return await handler(request)
     started = time.perf_counter()
     if request.app[AUDIT_STATE].degraded and request.method not in _SAFE_METHODS:
@@ -274,7 +285,7 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise web.HTTPRequestEntityTooLarge(
             max_size=request.app[SERVICES].settings.server.max_body_bytes, actual_size=length
         )
-    if request.path in PUBLIC_PATHS:
+    if is_public(request):
         return await handler(request)
     state = request.app[SEAL_STATE]
     if state.sealed:
@@ -310,7 +321,7 @@ def _bearer(request: web.Request) -> str | None:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate the token (Bearer, ``X-Vaultside-Token`` or ``X-Vault-Token``) of every
     non-public request."""
-    if request.path in PUBLIC_PATHS or request.path in LOGIN_PATHS:
+    if is_public(request) or request.path in LOGIN_PATHS:
         return await handler(request)
     services = request.app[SERVICES]
     token = _bearer(request)

@@ -378,7 +378,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/v1/consumers", "Heartbeat: which secret versions a sidecar/plugin "
               "holds.", "update on consumers/{consumer}", body={"type": "object"}, status=204,
               errors=(400, 403)),
-    Operation("GET", "/metrics", "Prometheus metrics (no secret data).", None, errors=()),
+    Operation("GET", "/metrics", "Prometheus metrics (no secret data); OpenMetrics when "
+              "Accept asks for application/openmetrics-text. 403 without a token that may "
+              "read sys/metrics (metrics.require_token); 404 on the API port when "
+              "metrics.listen serves them.", None, errors=(403, 404)),
     Operation("GET", "/v1/openapi.json", "This document.", None, errors=()),
 )  # fmt: skip
 

@@ -7,6 +7,7 @@ each runs ``run_server`` with ``reuse_port`` so the kernel spreads connections o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import socket
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from vaultside import unix_socket
 from vaultside.api.app import create_app
+from vaultside.api.metrics_site import start_metrics_listener
 from vaultside.api.protocol import GuardedAppRunner
 from vaultside.api.state import SERVICES
 from vaultside.config.settings import ServerSettings, Settings
@@ -37,6 +39,8 @@ class Bound:
     """Where the server ended up listening (the real port when 0 was asked for)."""
 
     urls: tuple[str, ...]
+    # ``http://host:port/metrics`` of the dedicated metrics listener (``metrics.listen``).
+    metrics_url: str | None = None
 
     @property
     def primary(self) -> str:
@@ -163,6 +167,7 @@ async def run_server(
     # Configuration errors surface before anything is opened.
     if settings.server.listen:
         parse_listen(settings.server.listen)
+    metrics_at = parse_listen(settings.metrics.listen) if settings.metrics.listen else None
     tls_context(settings.server, settings.resolve)
     services = services or build_services(settings)
     app = create_app(services)
@@ -176,16 +181,28 @@ async def run_server(
     )
     await runner.setup()
     stop = stop or asyncio.Event()
+    metrics_runner: web.AppRunner | None = None
     try:
         if handle_signals:
             install_stop_signals(stop)
         bound = await start_sites(runner, settings, reuse_port=reuse_port, unix_sock=unix_sock)
         log.info("listening", extra={"urls": ",".join(bound.urls)})
+        if metrics_at is not None:
+            metrics_runner, metrics_url = await start_metrics_listener(
+                app,
+                *metrics_at,
+                reuse_port=reuse_port,
+                header_read_timeout=settings.server.header_read_timeout,
+                keepalive_timeout=settings.server.keepalive_timeout,
+            )
+            bound = dataclasses.replace(bound, metrics_url=metrics_url)
         if on_ready is not None:
             await on_ready(app[SERVICES], bound)
         await stop.wait()
         log.info("shutting down")
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
         if unix_sock is None and settings.server.unix_socket is not None:
             unix_socket.remove_stale_socket(settings.resolve(settings.server.unix_socket))

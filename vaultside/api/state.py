@@ -64,6 +64,8 @@ AUDIT_STATE = web.AppKey("audit_state", AuditState)
 CLIENTS = web.AppKey("clients", ClientResolver)
 # The pre-serialised OpenAPI document (bytes), built once at startup.
 OPENAPI_BODY = web.AppKey("openapi_body", bytes)
+# True on the app of the dedicated metrics listener (``metrics.listen``).
+METRICS_LISTENER = web.AppKey("metrics_listener", bool)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 TOKEN = web.RequestKey("token", TokenInfo)

@@ -53,6 +53,16 @@ class ServerSettings(Section):
     keepalive_timeout: Duration = Field(default=30.0, gt=0, le=3600)
 
 
+class MetricsSettings(Section):
+    """Where ``/metrics`` is served, and whether it needs a token (docs/operations.md)."""
+
+    # ``host:port`` of a listener that serves /metrics only; the API port then answers 404
+    # there. None: /metrics stays on the API listener.
+    listen: str | None = None
+    # A token with ``read`` on ``sys/metrics`` is needed (on whichever listener serves it).
+    require_token: bool = False
+
+
 class StorageSettings(Section):
     """Where ciphertext lives."""
 
@@ -204,6 +214,10 @@ class InjectSettings(Section):
     roles_file: Path | None = None
     docker_host: str | None = None
     docker_data_root: Path | None = None
+    # How the plugin finds the container a volume is mounted for: "api" (the engine's container
+    # list) or "engine_state" (read-only scan of <docker_data_root>/containers; no Docker API,
+    # used by the managed plugin, which has no Docker socket: reload actions are then off).
+    container_lookup: Literal["api", "engine_state"] = "api"
     audit_file: Path = Path("inject-audit.log")
     admission: AdmissionSettings = AdmissionSettings()
     # Run the plugin (and re-delivery) inside ``serve`` instead of ``vaultside plugin``.
@@ -295,6 +309,7 @@ class Settings(BaseSettings):
     inject: InjectSettings = InjectSettings()
     rotation: RotationSettings = RotationSettings()
     scan: ScanSettings = ScanSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,10 @@ passes to ``Mount`` is also a random mount id, not the container id. So the plug
 container through the lock-free container list (``filters=volume``) and reads the rest of its
 configuration (privileged, user, limits, mounts) from the engine's own ``hostconfig.json`` and
 ``config.v2.json`` under ``DockerRootDir``, read-only. The plugin runs on the host as root.
+
+``api_lookup=False`` (the managed plugin, which has no Docker socket): the starting
+containers are found by scanning ``<data root>/containers/*/config.v2.json`` too, and every
+engine call (signal, restart, image inspect) fails with ``UpstreamUnavailableError``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import docker.errors
 
 from vaultside.errors import NotFoundError, UpstreamUnavailableError
 from vaultside.inject.admission import ContainerFacts
+from vaultside.inject.labels import canonical_labels
 
 log = logging.getLogger(__name__)
 DOCKER_SOCKET_PATHS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -39,8 +44,10 @@ class DockerEngine:
         *,
         data_root: Path | None = None,
         want_repo_digests: bool = False,
+        api_lookup: bool = True,
     ) -> None:
         self.base_url = base_url
+        self.api_lookup = api_lookup
         self._client: Any = None
         self._data_root = data_root
         # Repo digests cost an image inspect per mount; only fetched when a rule names one.
@@ -50,6 +57,11 @@ class DockerEngine:
         self._actions: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _api(self) -> Any:
+        if not self.api_lookup:
+            # Raised before any call is made (``self._api().kill`` is evaluated by the caller).
+            raise UpstreamUnavailableError(
+                "docker: no engine API in this plugin (inject.container_lookup = engine_state)"
+            )
         if self._client is None:
             kwargs: dict[str, Any] = {"timeout": 30}
             if self.base_url:
@@ -88,6 +100,10 @@ class DockerEngine:
 
     async def containers_for_volume(self, volume: str, driver: str) -> list[ContainerFacts]:
         """Containers (not yet running) that mount ``volume`` of ``driver``: the ones starting."""
+        if not self.api_lookup:
+            root = await self.data_root()
+            ids = await asyncio.to_thread(_volume_users_on_disk, root / "containers", volume)
+            return [await self.facts(cid) for cid in ids]
         listed = await self._call(
             "list containers", self._api().containers, all=True, filters={"volume": volume}
         )
@@ -128,7 +144,10 @@ class DockerEngine:
             name=str(config.get("Name") or "").lstrip("/"),
             image=str(cfg.get("Image") or ""),
             image_id=image_id,
-            labels={str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()},
+            labels=canonical_labels(
+                {str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()},
+                owner=container_id,
+            ),
             repo_digests=digests,
             privileged=bool(host.get("Privileged")),
             user=str(cfg.get("User") or ""),
@@ -188,3 +207,28 @@ class DockerEngine:
 def _read_json(path: Path) -> dict[str, Any]:
     obj = json.loads(path.read_text(encoding="utf-8"))
     return obj if isinstance(obj, dict) else {}
+
+
+def _volume_users_on_disk(containers: Path, volume: str) -> list[str]:
+    """Ids of containers whose ``config.v2.json`` mounts the named ``volume``, the starting
+    (not running) ones if any. Volume names are unique within one engine, so the name alone
+    picks the volume (the driver a managed plugin is known by, ``name:tag``, is not needed)."""
+    users: list[tuple[str, bool]] = []
+    try:
+        entries = list(containers.iterdir())
+    except OSError as exc:
+        raise UpstreamUnavailableError(
+            f"cannot list the engine's containers in {containers}: {type(exc).__name__} "
+            "(mount <docker data root>/containers read-only into the plugin)"
+        ) from exc
+    for entry in entries:
+        try:
+            config = _read_json(entry / "config.v2.json")
+        except (OSError, ValueError):
+            continue  # being created or removed right now
+        mounts = (config.get("MountPoints") or {}).values()
+        if any(m.get("Type") == "volume" and m.get("Name") == volume for m in mounts):
+            running = bool((config.get("State") or {}).get("Running"))
+            users.append((str(config.get("ID") or entry.name), running))
+    starting = [cid for cid, running in users if not running]
+    return starting or [cid for cid, _ in users]

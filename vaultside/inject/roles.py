@@ -5,7 +5,7 @@ the vaultside token the plugin resolves that role's secrets with (so the server'
 final say) and, optionally, local ``allow`` globs over references checked before asking::
 
     [roles.web]
-    labels = { "vaultside.role" = "web" }     # default: vaultside.role = <role name>
+    labels = { "io.vaultside.role" = "web" }  # default: io.vaultside.role = <role name>
     images = ["vaultside-test/busybox:latest", "sha256:..."]   # optional
     token_file = "/etc/vaultside/tokens/web"
     allow = ["kv:app/web/**", "kv:app/db#password"]           # optional
@@ -22,8 +22,9 @@ from typing import Any
 
 from vaultside.errors import InvalidRequestError, PermissionDeniedError
 from vaultside.inject.admission import ContainerFacts, image_matches
+from vaultside.inject.labels import ROLE, canonical_labels
 
-ROLE_LABEL = "vaultside.role"
+ROLE_LABEL = ROLE
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -116,7 +117,7 @@ def _role_from(name: str, obj: Mapping[str, Any], base: Path) -> Role:
     token_path = None if token_file is None else base / token_file
     return Role(
         name,
-        dict(labels),
+        canonical_labels(labels, owner=f"{base}:{where}"),
         tuple(images),
         token_path,
         tuple(allow),
@@ -149,7 +150,7 @@ def make_role(
     """Build a role in code (tests, single-role setups)."""
     return Role(
         name,
-        dict(labels or {ROLE_LABEL: name}),
+        canonical_labels(labels or {ROLE_LABEL: name}, owner=f"role:{name}"),
         images,
         token_file,
         allow,

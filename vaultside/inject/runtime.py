@@ -111,6 +111,16 @@ def build_plugin(
         "image_findings": adm.image_findings,
     }
     clock = clock or SystemClock()
+    if cfg.container_lookup == "engine_state":
+        if cfg.docker_data_root is None:
+            raise InvalidRequestError(
+                "inject.container_lookup = engine_state needs inject.docker_data_root"
+            )
+        if findings is None and adm.image_findings != "off":
+            raise InvalidRequestError(
+                "inject.admission.image_findings scans images through the Docker API: set it "
+                "to off with inject.container_lookup = engine_state"
+            )
     if findings is None and adm.image_findings != "off":
         findings = scanner_findings_check(cfg.docker_host, clock)
     policy = AdmissionPolicy(actions, allowed_images=tuple(adm.allowed_images), findings=findings)
@@ -119,6 +129,7 @@ def build_plugin(
         cfg.docker_host,
         data_root=cfg.docker_data_root,
         want_repo_digests=any("@" in i for i in named),
+        api_lookup=cfg.container_lookup == "api",
     )
     state_dir = settings.resolve(cfg.state_dir)
     manager = VolumeManager(

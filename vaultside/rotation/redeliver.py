@@ -4,7 +4,8 @@
 references of every mounted volume (one ``/v1/resolve`` call per role), re-renders the files
 and, for each file whose content changed, writes it atomically (temp file + rename, same
 owner and mode) onto the volume's tmpfs. Then it hands each container's reload action from
-its ``vaultside.on-rotate`` label to a ``ReloadQueue`` (background, bounded concurrency,
+its ``io.vaultside.on-rotate`` label (old name ``vaultside.on-rotate`` still accepted) to a
+``ReloadQueue`` (background, bounded concurrency,
 per-action timeout, coalesced per container), so a slow restart never delays re-delivery:
 
 - ``signal:HUP`` (or ``HUP`` / ``SIGHUP``): send that signal to the container's main process;
@@ -39,6 +40,7 @@ from vaultside.errors import VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.admission import ContainerFacts
 from vaultside.inject.docker_api import DockerEngine
+from vaultside.inject.labels import ON_ROTATE
 from vaultside.inject.reload import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ReloadQueue
 from vaultside.inject.render import render_volume
 from vaultside.inject.roles import Role
@@ -50,7 +52,7 @@ from vaultside.refs import parse_ref
 from vaultside.retry import Backoff, is_retryable, jitter
 
 log = logging.getLogger(__name__)
-LABEL = "vaultside.on-rotate"
+LABEL = ON_ROTATE
 MAX_BACKOFF = 30.0  # longest wait between passes while the server is unavailable
 
 

@@ -129,6 +129,7 @@ class Candidate:
     end: int
     generic: bool = False  # entropy-tested assignment rules get the stricter filters
     known: KnownMatch | None = None
+    contextual: bool = False  # found by context, not by format: not reported in documentation
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,16 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, **server: Any) -> AsyncIterator[Bound]:
+async def serving(
+    tmp_path: Path, *, metrics_listen: str | None = None, **server: Any
+) -> AsyncIterator[Bound]:
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
-    settings = make_settings(data_dir, server={"listen": "127.0.0.1:0", **server})
+    settings = make_settings(
+        data_dir,
+        server={"listen": "127.0.0.1:0", **server},
+        metrics={"listen": metrics_listen},
+    )
     key = settings.resolve(settings.seal.key_file)
     if not key.exists():
         init_key_file(key)

@@ -125,7 +125,7 @@ def test_secret_volumes(config: dict[str, Any]) -> None:
     spec = parse_volume_options(plugin["driver_opts"])  # the plugin's own validation
     assert [f.name for f in spec.files] == ["db-password"]
     app = config["services"]["app-plugin"]
-    assert app["labels"]["vaultside.role"] == "app-plugin"
+    assert app["labels"]["io.vaultside.role"] == "app-plugin"
     assert app["user"] == f"{plugin['driver_opts']['uid']}:{plugin['driver_opts']['gid']}"
     for svc in ("app-plugin", "app-sidecar"):
         (mount,) = config["services"][svc]["volumes"]

@@ -41,9 +41,44 @@ def hadolint() -> str:
     return found
 
 
+HADOLINT_CONFIG = DEPLOY / "hadolint.yaml"
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def lint(path: Path) -> subprocess.CompletedProcess[str]:
+    """hadolint with the project's label schema, refusing labels outside it."""
+    argv = [hadolint(), "--config", str(HADOLINT_CONFIG), "--strict-labels", str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
 def test_hadolint_clean() -> None:
-    run = subprocess.run([hadolint(), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    run = lint(DOCKERFILE)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_hadolint_strict_labels_refuse_unknown_and_malformed_labels(tmp_path: Path) -> None:
+    text = DOCKERFILE.read_text()
+    extra = tmp_path / "Dockerfile"
+    extra.write_text(text + 'LABEL com.example.unknown="x"\n')
+    assert "DL3050" in lint(extra).stdout  # a label outside the schema
+    not_url = tmp_path / "Dockerfile.url"
+    not_url.write_text(re.sub(r'(image\.source=)"[^"]+"', r'\1"vaultside source"', text, count=1))
+    assert "DL3052" in lint(not_url).stdout  # source is not a URL
+
+
+def test_oci_labels_are_urls_and_rfc3339() -> None:
+    ins = instructions()
+    labels = " ".join(rest for word, rest in ins if word == "LABEL")
+    values = dict(re.findall(r'org\.opencontainers\.image\.([\w.]+)="([^"]*)"', labels))
+    for key in ("source", "documentation"):
+        assert values[key].startswith("https://"), key
+    assert values["created"] == "${CREATED}"
+    (created,) = [rest for word, rest in ins if word == "ARG" and rest.startswith("CREATED=")]
+    assert RFC3339.fullmatch(created.removeprefix("CREATED="))
+    (version,) = [rest for word, rest in ins if word == "ARG" and rest.startswith("VERSION=")]
+    assert re.fullmatch(r"VERSION=\d+\.\d+\.\d+", version)
+    makefile = (DEPLOY.parent / "Makefile").read_text()
+    assert "--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)" in makefile
 
 
 def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
@@ -82,7 +117,17 @@ def test_runtime_stage_rules() -> None:
     (entry,) = [rest for word, rest in final if word == "ENTRYPOINT"]
     assert entry == '["vaultside"]'
     labels = " ".join(rest for word, rest in final if word == "LABEL")
-    for key in ("title", "description", "version", "revision", "created", "licenses", "base.name"):
+    for key in (
+        "title",
+        "description",
+        "version",
+        "revision",
+        "created",
+        "licenses",
+        "base.name",
+        "source",
+        "documentation",
+    ):
         assert f"org.opencontainers.image.{key}=" in labels, key
     run = " ".join(rest for word, rest in final if word == "RUN")
     for gone in (

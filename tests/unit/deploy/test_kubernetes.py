@@ -11,6 +11,8 @@ import yaml
 from .checks import DEPLOY, is_setting, parse_cli
 
 K8S = DEPLOY / "kubernetes"
+MONITORING = K8S / "monitoring" / "service-monitor.yaml"
+METRICS_PORT = 9102
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -171,11 +173,17 @@ def test_selectors_and_network_policies_line_up() -> None:
     netpol = one("NetworkPolicy", "vaultside")["spec"]
     assert _matches(netpol["podSelector"]["matchLabels"], server_labels)
     assert set(netpol["policyTypes"]) == {"Ingress", "Egress"}
-    (ingress,) = netpol["ingress"]
+    ingress, monitoring = netpol["ingress"]
     (source,) = ingress["from"]
     app_labels = one("Pod", "example-app")["metadata"]["labels"]
     assert _matches(source["podSelector"]["matchLabels"], app_labels)
     assert [p["port"] for p in ingress["ports"]] == [8200]
+    # The monitoring namespace reaches the metrics listener only, never the API.
+    (scraper,) = monitoring["from"]
+    assert scraper == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert [p["port"] for p in monitoring["ports"]] == [METRICS_PORT]
     app_pol = one("NetworkPolicy", "example-app")["spec"]
     assert _matches(app_pol["podSelector"]["matchLabels"], app_labels)
     assert app_pol["ingress"] == []  # nothing may connect to the example app
@@ -201,3 +209,24 @@ def test_data_and_key_never_in_manifests(name: str) -> None:
     for kind in (d["kind"] for d in load(name)):
         assert kind not in {"Secret", "ConfigMap"}  # secrets are created out of band
     assert "VAULTSIDE_TOKEN=" not in text and "VAULTSIDE_TOKEN\n" not in text
+
+
+def test_metrics_listener_service_monitor_and_ports_line_up() -> None:
+    (server,) = one("Deployment", "vaultside")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in server["env"]}
+    host, _, port = env["VAULTSIDE_METRICS__LISTEN"].rpartition(":")
+    assert (host, int(port)) == ("0.0.0.0", METRICS_PORT)
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    assert ports == {"http": 8200, "metrics": METRICS_PORT}
+    service, monitor = (d for d in yaml.safe_load_all(MONITORING.read_text()) if d)
+    assert (service["kind"], monitor["kind"]) == ("Service", "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    server_labels = one("Deployment", "vaultside")["spec"]["template"]["metadata"]["labels"]
+    assert _matches(service["spec"]["selector"], server_labels)
+    (svc_port,) = service["spec"]["ports"]
+    assert (svc_port["port"], svc_port["targetPort"]) == (METRICS_PORT, "metrics")
+    assert _matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (svc_port["name"], "/metrics")
+    # The API's Service does not expose the metrics port.
+    assert [p["port"] for p in one("Service", "vaultside")["spec"]["ports"]] == [8200]

@@ -69,7 +69,7 @@ def safe_container(cid: str = "c" * 64, **kw: object) -> ContainerFacts:
         "name": "app",
         "image": "vaultside-test/busybox:latest",
         "image_id": "sha256:" + "a" * 64,
-        "labels": {"vaultside.role": "web"},
+        "labels": {"io.vaultside.role": "web"},
         "user": "1000:1000",
         "memory_limit": 64 * 1024 * 1024,
         "pids_limit": 100,

@@ -37,10 +37,10 @@ def test_label_binding_and_token_file(book, tmp_path: Path) -> None:
 
 
 def test_no_role_and_unknown_role(book) -> None:
-    with pytest.raises(PermissionDeniedError, match=r"has no vaultside\.role label"):
+    with pytest.raises(PermissionDeniedError, match=r"has no io\.vaultside\.role label"):
         book.role_for(safe_container(labels={}))
     with pytest.raises(PermissionDeniedError, match="no vaultside role matches"):
-        book.role_for(safe_container(labels={"vaultside.role": "admin"}))
+        book.role_for(safe_container(labels={"io.vaultside.role": "admin"}))
 
 
 def test_image_binding(book) -> None:

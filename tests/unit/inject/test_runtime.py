@@ -1,24 +1,37 @@
-"""Wiring: role clients follow their token files."""
+"""``build_plugin``: the managed plugin's settings (``container_lookup = engine_state``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from vaultside.inject.roles import make_role
-from vaultside.inject.runtime import RoleClients
+import pytest
+
+from vaultside.config.settings import Settings
+from vaultside.errors import InvalidRequestError
+from vaultside.inject.runtime import build_plugin
 
 
-async def test_token_file_is_reread_after_rotation(tmp_path: Path) -> None:
-    token_file = tmp_path / "web.token"
-    token_file.write_text("vs.first")
-    role = make_role("web", token_file=token_file)
-    clients = RoleClients({"VAULTSIDE_ADDR": "http://127.0.0.1:9"})
-    first = clients(role).client  # type: ignore[attr-defined]
-    assert clients(role).client is first  # type: ignore[attr-defined]
-    token_file.write_text("vs.second")
-    os.utime(token_file, ns=(1, 1))  # a different mtime, whatever the clock resolution
-    second = clients(role).client  # type: ignore[attr-defined]
-    assert second is not first
-    assert second._token == "vs.second" and first._token == "vs.first"
-    await clients.close()
+def _settings(tmp_path: Path, **inject: object) -> Settings:
+    roles = tmp_path / "roles.toml"
+    roles.write_text("[roles.web]\n")
+    return Settings(
+        data_dir=tmp_path,
+        inject={
+            "roles_file": roles,
+            "container_lookup": "engine_state",
+            "plugin_socket_dir": tmp_path / "sock",
+            "mount_root": tmp_path / "mnt",
+            **inject,
+        },
+    )
+
+
+def test_engine_state_needs_the_data_root_and_no_image_scans(tmp_path: Path) -> None:
+    off = {"image_findings": "off"}
+    with pytest.raises(InvalidRequestError, match="docker_data_root"):
+        build_plugin(_settings(tmp_path, admission=off))
+    with pytest.raises(InvalidRequestError, match="image_findings"):
+        build_plugin(_settings(tmp_path, docker_data_root=tmp_path))
+    server, engine = build_plugin(_settings(tmp_path, docker_data_root=tmp_path, admission=off))
+    assert not engine.api_lookup
+    assert server.socket_path == tmp_path / "sock" / "vaultside.sock"

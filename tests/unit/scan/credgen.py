@@ -141,7 +141,8 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
     "databricks-token": _p("dapi", HEX, 32, alt_prefix="dapj"),
     "github-token": _simple(
         lambda r: github_token(r),
-        lambda r: [github_token(r, valid=False), github_token(r)[:-1], "ghx_" + rnd(r, AN, 36)],
+        # a bad checksum is still reported (lower): the checksum raises confidence only
+        lambda r: [github_token(r)[:-1], "ghx_" + rnd(r, AN, 36)],
         "GITHUB_TOKEN={}",
     ),
     "github-fine-grained-pat": _simple(
@@ -306,6 +307,14 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             f'api_key: "{rnd(r, AN + "!#%", 24)}"',
             f"export CLIENT_SECRET='{rnd(r, AN, 32)}'",
             f'"password": "{rnd(r, AN, 16)}"',
+            f"define('DB_PASSWORD', '{rnd(r, AN + '#!', 20)}');",
+            f"web1 ansible_become_pass={rnd(r, AN, 18)}",
+            f"jdbc:mysql://db/app?user=app&password={rnd(r, AN, 16)}&useSSL=true",
+            f"APP_KEY=base64:{rnd(r, B64, 43)}=",
+            f"ENCRYPTION_KEY={rnd(r, AN, 32)}",
+            f'<add key="DbPassword" value="{rnd(r, AN, 20)}" />',
+            f'<Connector port="8443" keystorePass="{rnd(r, AN, 16)}" />',
+            f"pass = {rnd(r, AN, 24)}",
         ],
         [
             "DB_PASSWORD=${DB_PASSWORD}",
@@ -317,7 +326,85 @@ CASES: dict[str, Callable[[random.Random], Case]] = {
             "request_token = 123e4567-e89b-12d3-a456-426614174000",
             "password=aaaaaaaaaaaa",
             "secret: {{ .Values.secret }}",
+            "passthrough: enabled_always",
+            "PASS: ld-ifunc/ifunc-10-x86-64",
+            '<add key="Password" value="${DB_PASSWORD}" />',
             "PASSWORD_FILE=/run/secrets/db",
         ],
+    ),
+    "cli-secret-flag": lambda r: (
+        [
+            f"vault login --token {rnd(r, AN, 26)}",
+            f'exec app --db-host db --password="{rnd(r, AN + "#!@", 20)}"',
+            f"--api-key={rnd(r, AN, 32)}",
+            f"keytool -importkeystore -srcstorepass {rnd(r, AN, 14)} -destkeystore x.p12",
+        ],
+        [
+            "app --password-file /run/secrets/db",
+            "app --token $API_TOKEN",
+            'app --password "${DB_PASSWORD}"',
+            "app --token -v",
+            "ls --secret-dir /etc/app",
+            "keytool -list -keystore ks.jks -storepass changeit",
+        ],
+    ),
+    "cli-password-argument": lambda r: (
+        [
+            f"mysql -h db -u root -p{rnd(r, AN, 16)} app < dump.sql",
+            f"RUN mysqldump -uroot -p'{rnd(r, AN + '#%', 14)}' shop > /tmp/x",
+            f"sshpass -p {rnd(r, AN, 12)} ssh deploy@host",
+            f"docker login -u ci -p {rnd(r, AN, 20)} registry.internal",
+            f"curl -fsS -u admin:{rnd(r, AN, 18)} https://nexus.internal/api",
+        ],
+        [
+            "mysql -h db -u root -p app",
+            "mkdir -p /var/lib/mysql",
+            'mysql -u root -p"$MYSQL_ROOT_PASSWORD"',
+            "docker login -u ci --password-stdin registry",
+            "curl -u admin https://x",
+        ],
+    ),
+    "bearer-token": _simple(
+        lambda r: rnd(r, URLS + ".", 40),
+        lambda r: ["token", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "$TOKEN"],
+        'curl -H "Authorization: Bearer {}" https://api.internal',
+    ),
+    "netrc-password": lambda r: (
+        [
+            f"machine api.heroku.com login ci@acme.io password {rnd(r, AN, 20)}",
+            f"machine git.internal\n  login bot\n  password {rnd(r, AN, 16)}",
+        ],
+        ["machine api.heroku.com login ci@acme.io", "machine x login y password aaaa"],
+    ),
+    "npmrc-auth": _simple(
+        lambda r: base64.b64encode(f"ci:{rnd(r, AN, 18)}".encode()).decode(),
+        lambda r: [base64.b64encode(rnd(r, AN, 18).encode()).decode()],
+        "//npm.internal/:_auth={}",
+    ),
+    "config-directive-password": lambda r: (
+        [
+            f"requirepass {rnd(r, AN, 24)}",
+            f"  masterauth '{rnd(r, AN + '#!', 20)}'",
+            f"rootpw {rnd(r, AN, 16)}",
+        ],
+        ["requirepass foobared", "# password is set below", "secret keys are rotated daily"],
+    ),
+    "putty-private-key": lambda r: (
+        [
+            "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy\n"
+            f"Public-Lines: 2\n{rnd(r, B64, 64)}\n{rnd(r, B64, 16)}\nPrivate-Lines: 1\n"
+            f"{rnd(r, B64, 44)}\nPrivate-MAC: {rnd(r, HEX, 64)}"
+        ],
+        ["PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy"],
+    ),
+    "azure-shared-access-key": _simple(
+        lambda r: rnd(r, B64, 43) + "=",
+        lambda r: [rnd(r, B64, 30) + "="],
+        "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={}",
+    ),
+    "mapbox-secret-token": _simple(
+        lambda r: "sk.eyJ1IjoiYWNtZSIsImEiOi" + rnd(r, URLS, 20) + "." + rnd(r, URLS, 22),
+        lambda r: ["pk.eyJ1IjoiYWNtZSIsImEiOi" + rnd(r, URLS, 20) + "." + rnd(r, URLS, 22)],
+        "MAPBOX_TOKEN={}",
     ),
 }

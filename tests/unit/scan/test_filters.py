@@ -11,7 +11,12 @@ from tests.unit.scan.credgen import AN, rnd
 from tests.unit.scan.decoys import decoy_files
 from vaultside.scan.base import Candidate, Location, Secret, Severity
 from vaultside.scan.detectors.entropy import char_classes, looks_random, shannon_entropy
-from vaultside.scan.filters import GenericValueFilter, PlaceholderFilter, ReferenceFilter
+from vaultside.scan.filters import (
+    GenericValueFilter,
+    PlaceholderFilter,
+    ReferenceFilter,
+    is_documentation,
+)
 from vaultside.scan.scanner import Scanner
 from vaultside.scan.sources.path import PathSource
 
@@ -128,3 +133,26 @@ def test_entropy_measures() -> None:
     assert char_classes("aB3!") == 4
     assert looks_random(rnd(random.Random(4), AN, 24), 3.5)
     assert not looks_random("passwordpassword", 3.5)
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"),
+    [
+        ("usr/share/doc/libfoo/README.Debian", True),
+        ("usr/share/doc/libfoo/changelog.Debian.gz", True),
+        ("usr/share/man/man1/foo.1.gz", True),
+        ("opt/venv/lib/python3.11/site-packages/foo-1.0.dist-info/METADATA", True),
+        ("src/foo/PKG-INFO", True),
+        ("app/README.md", True),
+        ("app/CHANGES.rst", True),
+        ("usr/lib/node_modules/pkg/docs/usage.md", True),
+        ("usr/lib/python3.11/site-packages/pkg/guide.txt", True),
+        ("app/metadata.json", False),
+        ("app/config/history", False),
+        ("srv/app/settings.txt", False),
+        ("etc/app/.env", False),
+        ("app/docs.py", False),
+    ],
+)
+def test_documentation_paths(path: str, doc: bool) -> None:
+    assert is_documentation(path) is doc

@@ -102,3 +102,16 @@ regex = '''\\b(acme_[a-z0-9]{24})\\b'''
 def test_bad_custom_rules_are_rejected_clearly(text: str) -> None:
     with pytest.raises(InvalidRequestError):
         load_rules(text, "custom.toml")
+
+
+def test_rule_stopwords_make_a_match_a_placeholder() -> None:
+    rules = load_rules(
+        "[[rule]]\n"
+        'id = "acme-key"\n'
+        'keywords = ["acme_key"]\n'
+        "regex = '''acme_key=(\\S+)'''\n"
+        'stopwords = ["staging"]\n'
+    )
+    det = RuleDetector(rules)
+    assert [c.rule_id for c in det.detect(b"acme_key=k9Qz2LmP4xWv8RtY\n")] == ["acme-key"]
+    assert not list(det.detect(b"acme_key=k9Qz2STAGINGxWv8RtY\n"))

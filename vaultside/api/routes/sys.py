@@ -12,12 +12,13 @@ from vaultside.api.body import json_response
 from vaultside.api.state import (
     BACKGROUND,
     METRICS,
+    METRICS_LISTENER,
     OPENAPI_BODY,
     SEAL_STATE,
     SERVICES,
     authorize,
 )
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.wiring import Services, seal_material
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,20 @@ async def key_status(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text exposition."""
+    """``GET /metrics``: Prometheus text, or OpenMetrics when the ``Accept`` header asks.
+
+    With ``metrics.listen`` only that listener serves it (404 on the API port); with
+    ``metrics.require_token`` the caller needs ``read`` on ``sys/metrics``.
+    """
+    cfg = request.app[SERVICES].settings.metrics
+    if cfg.listen and not request.app.get(METRICS_LISTENER, False):
+        raise NotFoundError("metrics are served on their own listener (metrics.listen)")
+    if cfg.require_token:
+        await authorize(request, "sys/metrics", "read")
     app_metrics = request.app[METRICS]
     app_metrics.sealed.set(1 if request.app[SEAL_STATE].sealed else 0)
-    return web.Response(
-        body=app_metrics.render(), headers={"Content-Type": app_metrics.content_type}
-    )
+    body, content_type = app_metrics.render(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -13,8 +13,8 @@ import json
 import re
 import tomllib
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -22,11 +22,14 @@ import hyperscan
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Candidate, Secret, Severity
+from vaultside.scan.detectors.decoders import Decoder, Encoded, default_decoders
 from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
 
 _BACK = 64  # default bytes looked at before a keyword hit (never before the start of its line)
 _AHEAD = 4096  # bytes looked at after a hit on single-line rules
 _MULTILINE_AHEAD = 16384  # e.g. a PEM private key block
+_ANCHORED_MULTILINE_AHEAD = 1024  # an anchored multi-line rule (a .netrc entry)
+MAX_DECODE_DEPTH = 2  # encodings inside encodings (a dockerconfigjson in a Secret)
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -89,13 +92,19 @@ class Rule:
     validator: str | None = None
     multiline: bool = False
     back: int = _BACK  # how far before its keyword a match may start
+    stopwords: tuple[str, ...] = ()  # lowercase substrings that make a match a placeholder
+    checksum: str | None = None  # a validator that raises confidence instead of dropping
+    contextual: bool = False  # found by its context (names, syntax): not in documentation
+    anchored: bool = False  # a match starts at its keyword: one ``match`` per hit, no search
     group: int | None = None  # the secret's capture group (gitleaks secretGroup); None: 1 or 0
 
     def accepts(self, value: str) -> bool:
-        """Entropy and validator checks on a matched value."""
+        """Entropy, stopword and validator checks on a matched value."""
         if self.entropy is not None and shannon_entropy(value) < self.entropy:
             return False
         if self.generic and char_classes(value) < 2:
+            return False
+        if self.stopwords and any(w in value.lower() for w in self.stopwords):
             return False
         return self.validator is None or VALIDATORS[self.validator](value)
 
@@ -110,8 +119,13 @@ def _rule_from(obj: dict[str, object], origin: str) -> Rule:
         if not isinstance(kws, list):
             raise TypeError("keywords must be a list")
         validator = obj.get("validator")
-        if validator is not None and validator not in VALIDATORS:
-            raise ValueError(f"unknown validator {validator!r}")
+        checksum = obj.get("checksum")
+        for v in (validator, checksum):
+            if v is not None and v not in VALIDATORS:
+                raise ValueError(f"unknown validator {v!r}")
+        stopwords = obj.get("stopwords", [])
+        if not isinstance(stopwords, list):
+            raise TypeError("stopwords must be a list")
         entropy = obj.get("entropy")
         return Rule(
             id=rid,
@@ -124,6 +138,10 @@ def _rule_from(obj: dict[str, object], origin: str) -> Rule:
             validator=str(validator) if validator is not None else None,
             multiline=bool(obj.get("multiline", False)),
             back=int(str(obj.get("back", _BACK))),
+            stopwords=tuple(str(w).lower() for w in stopwords),
+            checksum=str(checksum) if checksum is not None else None,
+            contextual=bool(obj.get("contextual", False)),
+            anchored=bool(obj.get("anchored", False)),
         )
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise InvalidRequestError(f"{origin}: rule {rid!r} is invalid: {exc}") from exc
@@ -161,19 +179,29 @@ def rules_with_custom(path: Path | None) -> list[Rule]:
 
 
 class RuleDetector:
-    """Runs rules on a chunk only where their keywords occur (keyword-less rules: everywhere)."""
+    """Runs rules on a chunk only where their keywords occur (keyword-less rules: everywhere).
 
-    def __init__(self, rules: list[Rule]) -> None:
+    Decoders' keywords join the same Hyperscan pass; at their hits the decoded bytes are
+    scanned with the same rules (to ``MAX_DECODE_DEPTH``) and reported at the encoded span.
+    """
+
+    def __init__(self, rules: list[Rule], decoders: Sequence[Decoder] | None = None) -> None:
         self.rules = rules
+        self.decoders = tuple(default_decoders() if decoders is None else decoders)
         by_kw: dict[bytes, list[int]] = {}
+        dec_kw: dict[bytes, list[int]] = {}
         self._always: list[int] = []
         for i, r in enumerate(rules):
             if not r.keywords:
                 self._always.append(i)
             for kw in r.keywords:
                 by_kw.setdefault(kw, []).append(i)
-        self._kws = sorted(by_kw)
-        self._kw_rules = [by_kw[k] for k in self._kws]
+        for i, d in enumerate(self.decoders):
+            for kw in d.keywords:
+                dec_kw.setdefault(kw.lower(), []).append(i)
+        self._kws = sorted(set(by_kw) | set(dec_kw))
+        self._kw_rules = [by_kw.get(k, []) for k in self._kws]
+        self._kw_decoders = [dec_kw.get(k, []) for k in self._kws]
         self._db: hyperscan.Database | None = None
         if self._kws:
             # Hyperscan runs every keyword at once, case-insensitively, at GB/s.
@@ -185,28 +213,70 @@ class RuleDetector:
                 flags=[hyperscan.HS_FLAG_CASELESS] * len(self._kws),
             )
 
-    def _run(self, idx: int, data: bytes, lo: int, hi: int) -> Iterator[Candidate]:
+    def _run(
+        self, idx: int, data: bytes, lo: int, hi: int, anchored: bool = False
+    ) -> Iterator[Candidate]:
         rule = self.rules[idx]
-        for m in rule.regex.finditer(data, lo, hi):
-            g = rule.group if rule.group is not None else 1 if m.re.groups >= 1 else 0
-            if m.start(g) < 0:
-                g = 0
+        if anchored:
+            one = rule.regex.match(data, lo, hi)
+            matches: Iterable[re.Match[bytes]] = () if one is None else (one,)
+        else:
+            matches = rule.regex.finditer(data, lo, hi)
+        for m in matches:
+            if rule.group is not None:
+                g = rule.group if m.start(rule.group) >= 0 else 0
+            else:
+                # the first group that took part (alternatives: "quoted" | 'quoted' | bare)
+                g = next((i for i in range(1, m.re.groups + 1) if m.start(i) >= 0), 0)
             raw = m.group(g)
             value = raw.decode("utf-8", "replace")
             if not rule.accepts(value):
                 continue
+            severity, description, contextual = rule.severity, rule.description, rule.contextual
+            if rule.checksum is not None:
+                # A checksum raises confidence; a match without one is still reported, lower.
+                if VALIDATORS[rule.checksum](value):
+                    description += " (checksum valid)"
+                else:
+                    severity = min(severity, Severity.MEDIUM)
+                    description += " (checksum does not match)"
+                    contextual = True
             yield Candidate(
                 rule_id=rule.id,
-                description=rule.description,
-                severity=rule.severity,
+                description=description,
+                severity=severity,
                 secret=Secret(value),
                 start=m.start(g),
                 end=m.end(g),
                 generic=rule.generic,
+                contextual=contextual,
             )
 
     def detect(self, data: bytes) -> Iterator[Candidate]:
         """Candidates in ``data`` (spans are offsets into ``data``)."""
+        return self._detect(data, 0)
+
+    def _decoded(self, enc: Encoded, depth: int) -> Iterator[Candidate]:
+        """What the rules find inside one decoded value, placed at the encoded span."""
+        if enc.opaque:
+            yield Candidate(
+                rule_id="encoded-key-material",
+                description=f"Binary key material ({enc.how}) in a Secret",
+                severity=Severity.HIGH,
+                secret=Secret(enc.text.hex()),
+                start=enc.start,
+                end=enc.end,
+            )
+            return
+        for cand in self._detect(enc.text, depth + 1):
+            yield replace(
+                cand,
+                start=enc.start,
+                end=enc.end,
+                description=f"{cand.description} ({enc.how}-encoded)",
+            )
+
+    def _detect(self, data: bytes, depth: int) -> Iterator[Candidate]:
         n = len(data)
         for idx in self._always:
             yield from self._run(idx, data, 0, n)
@@ -221,11 +291,30 @@ class RuleDetector:
         hits.sort()
         covered: dict[int, int] = {}  # rule index -> end of the last window it ran on
         seen: set[tuple[int, int]] = set()
+        decoded: set[tuple[int, int]] = set()
         for pos, kw in hits:
+            decoders = self._kw_decoders[kw]
+            if decoders and depth < MAX_DECODE_DEPTH:
+                for d in decoders:
+                    for enc in self.decoders[d].regions(data, pos):
+                        if (enc.start, enc.end) not in decoded:
+                            decoded.add((enc.start, enc.end))
+                            yield from self._decoded(enc, depth)
             for idx in self._kw_rules[kw]:
+                rule = self.rules[idx]
+                if rule.anchored:  # one attempt where the keyword starts, to the end of line
+                    if rule.multiline:
+                        hi = min(n, pos + _ANCHORED_MULTILINE_AHEAD)
+                    else:
+                        nl = data.find(b"\n", pos, pos + _AHEAD)
+                        hi = nl if nl >= 0 else min(n, pos + _AHEAD)
+                    for cand in self._run(idx, data, pos, hi, anchored=True):
+                        if (idx, cand.start) not in seen:
+                            seen.add((idx, cand.start))
+                            yield cand
+                    continue
                 if covered.get(idx, -1) > pos:
                     continue
-                rule = self.rules[idx]
                 floor = max(0, pos - rule.back)
                 lo = data.rfind(b"\n", floor, pos) + 1 or floor
                 if rule.multiline:

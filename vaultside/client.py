@@ -3,6 +3,13 @@
 Error responses are mapped back to the ``vaultside.errors`` class of their status, carrying
 the server's message, so callers handle the same exceptions in- and out-of-process.
 Transport failures become ``UpstreamUnavailableError``.
+
+Retries (``vaultside.retry``, the one policy): a connection that could not be made and a 503
+answer (sealed, not ready) are retried for every method; other 5xx answers and transport
+failures after the request was sent only for reads (GET/HEAD, and ``idempotent=True`` calls
+such as resolve). Never a TLS failure, never a 4xx. The client is built without retries;
+``from_env`` (the CLI) waits up to ``VAULTSIDE_RETRY_TIMEOUT`` seconds (default 30, 0 = no
+retry), then raises ``DeadlineExceededError``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import json
 import os
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -20,12 +27,16 @@ import aiohttp
 
 from vaultside import errors
 from vaultside.broker.base import ResolvedSecret
-from vaultside.client_env import check_addr, env_retries, env_timeout
+from vaultside.client_env import check_addr, env_retries, env_retry_timeout, env_timeout
 from vaultside.refs import SecretRef, parse_ref
+from vaultside.retry import NO_RETRY, RetryPolicy, is_retryable, retry
 
 DEFAULT_ADDR: Final = "http://127.0.0.1:8200"
 DEFAULT_TIMEOUT: Final = 30.0
 RESOLVE_BATCH: Final = 256
+DEFAULT_RETRY_TIMEOUT: Final = 30.0  # from_env's default for VAULTSIDE_RETRY_TIMEOUT
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
 _BY_STATUS: Final[dict[int, type[errors.VaultsideError]]] = {
     400: errors.InvalidRequestError,
     403: errors.PermissionDeniedError,
@@ -194,11 +205,12 @@ class VaultsideClient:
         ca_path: Path | str | None = None,
         tls_server_name: str | None = None,
         max_retries: int | None = None,
+        retry: RetryPolicy = NO_RETRY,
     ) -> None:
         check_addr(addr)
         self.addr = addr.rstrip("/")
         self.timeout = timeout
-        # Retries are the transport's business; this is only the caller's limit (None: default).
+        # The caller's limit on retries (VAULTSIDE_MAX_RETRIES; None: only the policy's deadline).
         self.max_retries = max_retries
         self._ca_path = ca_path
         self._tls_server_name = tls_server_name
@@ -208,6 +220,7 @@ class VaultsideClient:
         self._unix_socket = unix_socket
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
+        self.retry = retry if max_retries is None else replace(retry, max_retries=max_retries)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -218,7 +231,9 @@ class VaultsideClient:
     def from_env(cls, env: Mapping[str, str] | None = None, **kw: Any) -> VaultsideClient:
         """Build from the ``client_env.CLIENT_ENV`` variables (Vault's names, ``VAULTSIDE_``).
 
-        Raises ``InvalidRequestError`` naming the variable when one is malformed.
+        Retries follow ``VAULTSIDE_RETRY_TIMEOUT`` (default 30 s, 0 = none) and
+        ``VAULTSIDE_MAX_RETRIES``. Raises ``InvalidRequestError`` naming the variable when one
+        is malformed.
         """
         env = os.environ if env is None else env
         token = env.get("VAULTSIDE_TOKEN") or None
@@ -244,6 +259,10 @@ class VaultsideClient:
             kw["timeout"] = env_timeout(text)
         if "max_retries" not in kw and (text := env.get("VAULTSIDE_MAX_RETRIES", "").strip()):
             kw["max_retries"] = env_retries(text)
+        if "retry" not in kw:
+            text = env.get("VAULTSIDE_RETRY_TIMEOUT", "").strip()
+            seconds = env_retry_timeout(text) if text else DEFAULT_RETRY_TIMEOUT
+            kw["retry"] = RetryPolicy(timeout=seconds)
         return cls(env.get("VAULTSIDE_ADDR") or DEFAULT_ADDR, token, **kw)
 
     async def __aenter__(self) -> VaultsideClient:
@@ -302,16 +321,47 @@ class VaultsideClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
+        idempotent: bool | None = None,
     ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
         """Send one request to ``/v1/<path>``; returns (status, JSON body, headers).
 
         Raises the mapped ``VaultsideError`` for any status >= 400 and
-        ``UpstreamUnavailableError`` if the server cannot be reached.
+        ``UpstreamUnavailableError`` if the server cannot be reached; with a retry policy,
+        retries as the module docstring says (``idempotent`` overrides the method's default),
+        then ``DeadlineExceededError``.
         """
         hdrs = dict(headers or {})
         if auth and self._token:
             hdrs["Authorization"] = f"Bearer {self._token}"
         url = f"{self.addr}/v1/{path}"
+        safe = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
+
+        def retry_on(exc: BaseException) -> bool:
+            return is_retryable(exc) and _may_retry(exc, safe)
+
+        status, raw, resp_headers = await retry(
+            lambda: self._send(method, url, body, params, hdrs),
+            what=f"{method.upper()} {self.addr}/v1/{path.split('/', 1)[0]}",
+            policy=self.retry,
+            retry_on=retry_on,
+        )
+        if status in (204, 304) or not raw:
+            return status, {}, resp_headers
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:
+            raise errors.UpstreamError(f"invalid JSON from vaultside (HTTP {status})") from exc
+        return status, obj if isinstance(obj, dict) else {"value": obj}, resp_headers
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        hdrs: dict[str, str],
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One attempt: (status, raw body, headers), or the mapped error."""
         try:
             async with self._get_session().request(
                 method,
@@ -336,13 +386,7 @@ class VaultsideClient:
             ) from exc
         if status >= 400:
             raise error_from_response(status, raw)
-        if status in (204, 304) or not raw:
-            return status, {}, resp_headers
-        try:
-            obj = json.loads(raw)
-        except ValueError as exc:
-            raise errors.UpstreamError(f"invalid JSON from vaultside (HTTP {status})") from exc
-        return status, obj if isinstance(obj, dict) else {"value": obj}, resp_headers
+        return status, raw, resp_headers
 
     # ---- secrets -------------------------------------------------------------------------
 
@@ -444,7 +488,8 @@ class VaultsideClient:
 
     async def resolve(self, refs: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Resolve references; ``{ref: {"value", "version", "stale", "lease_id"}}``."""
-        _, obj, _ = await self.request("POST", "resolve", body={"refs": list(refs)})
+        body = {"refs": list(refs)}
+        _, obj, _ = await self.request("POST", "resolve", body=body, idempotent=True)
         values = obj.get("values") or {}
         return {str(k): dict(v) for k, v in values.items()}
 
@@ -572,6 +617,17 @@ class VaultsideClient:
         """``/v1/sys/seal-status``."""
         _, obj, _ = await self.request("GET", "sys/seal-status", auth=False)
         return obj
+
+
+def _may_retry(exc: BaseException, safe: bool) -> bool:
+    """Whether a retryable error may be retried for this request (see the module docstring)."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientSSLError):
+        return False  # SECURITY: a certificate problem does not go away by asking again
+    if safe or isinstance(cause, aiohttp.ClientConnectorError):
+        return True  # a read, or the request never left: nothing can have happened twice
+    # The server answered 503 itself (sealed, not ready, dependency down): it did nothing.
+    return cause is None and isinstance(exc, errors.VaultsideError) and exc.status == 503
 
 
 def _token_or_accessor(token: str | None, accessor: str | None) -> dict[str, str]:

@@ -27,7 +27,9 @@ CLIENT_ENV: Final[dict[str, str]] = {
     " instead of the host of VAULTSIDE_ADDR",
     "VAULTSIDE_CLIENT_TIMEOUT": "time limit of one request: seconds or e.g. 1m (default 30)",
     "VAULTSIDE_MAX_RETRIES": f"how many times to retry a failed request (0 to"
-    f" {MAX_RETRIES_LIMIT}; default: the transport's)",
+    f" {MAX_RETRIES_LIMIT}; default: as many as VAULTSIDE_RETRY_TIMEOUT allows)",
+    "VAULTSIDE_RETRY_TIMEOUT": "how long to retry an unreachable, sealed or failing (5xx)"
+    " server, with backoff: seconds or e.g. 2m (default 30; 0: no retry; then exit 7)",
     "VAULTSIDE_SOCKET": "unix socket of the server, instead of TCP",
 }
 
@@ -66,3 +68,11 @@ def env_retries(text: str) -> int:
             f"VAULTSIDE_MAX_RETRIES must be a whole number from 0 to {MAX_RETRIES_LIMIT}"
         )
     return int(text)
+
+
+def env_retry_timeout(text: str) -> float:
+    """``VAULTSIDE_RETRY_TIMEOUT``: seconds or a duration, 0 or more (0: no retry)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise errors.InvalidRequestError(f"VAULTSIDE_RETRY_TIMEOUT {exc}") from None

@@ -123,3 +123,10 @@ class IntegrityError(InternalError):
     """An AEAD tag did not verify: data was tampered with or moved. Log it, never retry."""
 
     code = "integrity"
+
+
+class DeadlineExceededError(UpstreamUnavailableError):
+    """Retried until the deadline (``vaultside.retry``) and it still failed; the message names
+    what was waited for and the last error."""
+
+    code = "deadline_exceeded"

@@ -235,3 +235,56 @@ def test_rotation_status_shows_the_sidecar_holding_the_current_version(
     assert proc.returncode == 0, log.read_text()
     text = log.read_text()
     assert new not in text and "consumer report failed" not in text
+
+
+def test_once_gives_up_at_its_deadline_with_exit_7(sstack: SidecarStack) -> None:
+    sstack.server.stop()
+    try:
+        t0 = time.monotonic()
+        res = subprocess.run(
+            sstack.sidecar_argv("--once", "--timeout", "2"),
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "VAULTSIDE_LOG_FORMAT": "text"},
+        )  # fmt: skip
+        took = time.monotonic() - t0
+    finally:
+        sstack.server.start()
+    assert res.returncode == 7, res.stderr
+    assert "first render: still failing after" in res.stderr, res.stderr
+    assert res.stderr.count("retrying") >= 2, res.stderr
+    assert 2 <= took < 20
+    assert sstack.token_file.read_text() not in res.stderr
+
+
+@pytest.mark.parametrize("once", [True, False], ids=["once", "long-running"])
+def test_sidecar_started_before_its_server_renders_as_soon_as_it_is_up(
+    sstack: SidecarStack, once: bool
+) -> None:
+    value = f"p{secrets.token_hex(12)}"
+    sstack.put_password(value)
+    sstack.server.stop()
+    ready = sstack.root / f"early-ready-{once}"
+    log = sstack.root / f"early-{once}.log"
+    mode = ["--once"] if once else ["--ready-file", str(ready)]
+    env = {**os.environ, "VAULTSIDE_SIDECAR_TIMEOUT": "120"}  # the env form of --timeout
+    proc = spawn(sstack.sidecar_argv(*mode), log, env=env)
+    try:
+        time.sleep(5)
+        # Started 5 s before its server: it must still be waiting (not exited 6).
+        assert proc.poll() is None, log.read_text()
+        sstack.server.start()  # returns once /v1/sys/health answers 200
+        up = time.monotonic()
+        if once:
+            proc.wait(timeout=30)
+            assert proc.returncode == 0, log.read_text()
+        else:
+            wait_until(ready.exists, timeout=30, what="sidecar ready", proc=proc, log_path=log)
+        # full-jitter steps are capped at 2 s on the first render
+        assert time.monotonic() - up < 5, log.read_text()
+        assert (sstack.shared / "password").read_text() == value
+    finally:
+        terminate(proc, grace=10)
+        sstack.server.start()  # a no-op unless an assertion above left it stopped
+    text = log.read_text()
+    assert "retrying" in text and "first render" in text
+    assert value not in text and sstack.token_file.read_text() not in text

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ import asyncpg
 import pytest
 
 from .services.postgres import PostgresCluster
+from .services.process import spawn, terminate, wait_until
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
 
 
@@ -114,3 +118,49 @@ def test_restart_keeps_secrets_in_postgres(pg_server: tuple[VaultsideServer, str
     server.restart()
     status, body = call(server, "GET", "/v1/secrets/keep/me")
     assert status == 200 and body["data"] == {"k": value}
+
+
+def test_serve_started_while_postgres_is_down_waits_for_it(
+    pg_server: tuple[VaultsideServer, str], postgres: PostgresCluster
+) -> None:
+    server, _dsn = pg_server
+    value = secrets.token_urlsafe(24)
+    assert call(server, "PUT", "/v1/secrets/app/early", {"data": {"k": value}})[0] == 200
+    server.stop()
+    postgres.stop()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VAULTSIDE_")},
+        "VAULTSIDE_DATA_DIR": str(server.data_dir),
+        "PYTHONUNBUFFERED": "1",
+        **server.env,
+    }
+    argv = [sys.executable, "-m", "vaultside", "serve", "--listen", f"127.0.0.1:{server.port}"]
+    log = server.data_dir.parent / "early.log"
+    proc = spawn(argv, log, env=env, cwd=server.data_dir.parent)
+    try:
+        # Not ready while its database is down: health 503 and the reason, and it keeps trying
+        # (the server used to exit here).
+        wait_until(
+            lambda: _health(server) == 503, timeout=60, what="sealed server", proc=proc,
+            log_path=log,
+        )  # fmt: skip
+        status, body = call(server, "GET", "/v1/sys/seal-status")
+        assert status == 200 and body["sealed"] is True
+        assert str(body["reason"]).startswith("storage unavailable"), body
+        time.sleep(2)
+        assert proc.poll() is None and _health(server) == 503, log.read_text()
+        postgres.start()
+        wait_until(
+            lambda: _health(server) == 200, timeout=30, what="ready once PostgreSQL is up",
+            proc=proc, log_path=log,
+        )  # fmt: skip
+        status, body = call(server, "GET", "/v1/secrets/app/early")
+        assert status == 200 and body["data"] == {"k": value}
+    finally:
+        terminate(proc, grace=15)
+        postgres.start()  # a no-op unless an assertion above left it stopped
+    assert value not in log.read_text()
+
+
+def _health(server: VaultsideServer) -> int:
+    return call(server, "GET", "/v1/sys/health")[0]

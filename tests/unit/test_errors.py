@@ -25,6 +25,7 @@ EXPECTED: dict[type[VaultsideError], tuple[int, str]] = {
     errors.UpstreamError: (502, "upstream_error"),
     errors.InternalError: (500, "internal"),
     errors.IntegrityError: (500, "integrity"),
+    errors.DeadlineExceededError: (503, "deadline_exceeded"),
 }
 
 

@@ -3,6 +3,12 @@
 ``create_app`` takes already-built ``Services`` (see ``vaultside.wiring``); the app opens
 them on startup, unseals (retrying in the background while the root key is unavailable)
 and closes them on shutdown.
+
+Start-up order does not matter: a storage backend that cannot be reached yet (PostgreSQL
+down) keeps the server sealed (health 503, reason "storage unavailable: ...") instead of
+failing the start; the unseal loop opens it and unseals once it answers. The loop backs
+off with full jitter (``vaultside.retry``), so replicas that failed together do not retry
+together. A configuration error (bad DSN) still fails the start.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from vaultside.api.state import (
     Background,
     SealState,
 )
-from vaultside.errors import SealedError, VaultsideError
+from vaultside.errors import SealedError, UpstreamUnavailableError, VaultsideError
+from vaultside.retry import Backoff
 from vaultside.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -61,8 +68,13 @@ def all_operations() -> tuple[openapi.Operation, ...]:
 
 
 async def try_unseal(services: Services, state: SealState) -> bool:
-    """One unseal attempt; records the reason on failure. True once unsealed."""
+    """One attempt to open storage (idempotent) and unseal; records the reason on failure.
+    True once unsealed. Storage errors other than "unavailable" (a bad DSN) propagate."""
     state.attempts += 1
+    try:
+        await services.open()
+    except UpstreamUnavailableError as exc:
+        return _still_sealed(state, f"storage unavailable: {exc.message}")
     try:
         await services.barrier.unseal()
     except SealedError as exc:
@@ -73,6 +85,10 @@ async def try_unseal(services: Services, state: SealState) -> bool:
         state.sealed, state.reason = False, ""
         await services.start_components()
         return True
+    return _still_sealed(state, reason)
+
+
+def _still_sealed(state: SealState, reason: str) -> bool:
     if reason != state.reason:
         log.warning("still sealed", extra={"reason": reason})
     state.reason = reason
@@ -80,11 +96,16 @@ async def try_unseal(services: Services, state: SealState) -> bool:
 
 
 async def unseal_loop(services: Services, state: SealState, background: Background) -> None:
-    """Retry unsealing with backoff until it works (e.g. a key file that appears later)."""
-    delay = _UNSEAL_RETRY_MIN
-    while not await try_unseal(services, state):
-        await services.clock.sleep(delay)
-        delay = min(delay * 2, _UNSEAL_RETRY_MAX)
+    """Retry unsealing with backoff until it works (e.g. a key file that appears later, or a
+    database that comes up)."""
+    backoff = Backoff(base=_UNSEAL_RETRY_MIN, cap=_UNSEAL_RETRY_MAX)
+    while True:
+        try:
+            if await try_unseal(services, state):
+                break
+        except VaultsideError as exc:  # e.g. the database came back refusing our login
+            _still_sealed(state, f"{exc.code}: {exc.message}")
+        await services.clock.sleep(backoff.next())
     log.info("unsealed", extra={"attempts": state.attempts})
     background.spawn(rewrap_quietly(services), "rewrap-resume")
 
@@ -93,7 +114,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     state = app[SEAL_STATE]
     background = app[BACKGROUND]
-    await services.open()
     try:
         if await try_unseal(services, state):
             # Resume a rewrap an earlier process left unfinished (a no-op if none).

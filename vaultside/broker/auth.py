@@ -29,6 +29,7 @@ from vaultside.errors import (
     UpstreamUnavailableError,
     VaultsideError,
 )
+from vaultside.retry import Backoff, jitter
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,9 @@ class BrokerAuth:
 
     async def run(self) -> None:
         """Background loop: log in, renew at ``renew_fraction`` of the TTL, re-login, forever."""
-        backoff = 1.0
+        # Full-jitter backoff and jittered renewals (vaultside.retry): servers that share a
+        # broker and lost it together do not log in again in lockstep.
+        backoff = Backoff(base=1.0, cap=30.0)
         while True:
             try:
                 if self._token is None:
@@ -221,19 +224,24 @@ class BrokerAuth:
                     await self._wake.wait()  # a non-expiring token: nothing to do until re-login
                     continue
                 # Never spin: wait at least half a second (or until expiry if sooner).
-                delay = max(min(0.5, left), left * self._settings.renew_fraction)
+                delay = max(min(0.5, left), jitter(left * self._settings.renew_fraction, 0.1))
                 if await self._sleep_or_wake(delay):
                     continue  # a re-login elsewhere brought a new token: reschedule for it
                 await self.renew_once()
-                backoff = 1.0
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except VaultsideError as exc:
                 left = self.ttl_left()
-                delay = min(backoff, max(0.5, left / 4)) if left and left > 0 else backoff
+                delay = backoff.next()
+                if left and left > 0:
+                    delay = min(delay, max(0.5, left / 4))
                 log.warning(
                     "broker_token_renewal_failed",
-                    extra={"broker": self._client.name, "error": exc.message, "retry_in": delay},
+                    extra={
+                        "broker": self._client.name,
+                        "error": exc.message,
+                        "retry_in": round(delay, 3),
+                    },
                 )
                 await self._clock.sleep(delay)
-                backoff = min(backoff * 2, 30.0)

@@ -40,6 +40,7 @@ from vaultside.errors import (
     UpstreamUnavailableError,
     VaultsideError,
 )
+from vaultside.retry import Backoff, jitter
 
 log = logging.getLogger(__name__)
 
@@ -117,24 +118,36 @@ class LeaseManager(LeaseSync):
         return await asyncio.shield(task)
 
     async def _obtain_once(self, key: str) -> Lease:
+        # A held lease that lapsed unreplaced (e.g. while the renewal leader changed): its
+        # subscribers are told once, here, about whatever replaces it.
+        held = self._leases.pop(key, None)
         try:
             stored, rev = await self._store.read(key)
             if stored is not None and stored.max_ttl:
                 self._learned_max[key] = stored.max_ttl
             if stored is not None and self.servable(stored) and await self._verified(stored):
                 await self._adopt(stored, rev)
-                return stored
-            lease = await self._issue(key, rev, (stored.generation + 1) if stored else 1)
-            dropped = key in self._dropped
-            self._dropped.discard(key)
-            if dropped or (stored is not None and stored.lease_id != lease.lease_id):
-                LEASE_EVENTS.labels(self._broker, "replaced").inc()
-                if stored is not None and not dropped:
-                    await self._extend_to_end(stored)
-                await self._notify(lease)
-            return lease
+                got = stored
+            else:
+                got = await self._issue(key, rev, (stored.generation + 1) if stored else 1)
+                dropped = key in self._dropped
+                self._dropped.discard(key)
+                if dropped or (stored is not None and stored.lease_id != got.lease_id):
+                    LEASE_EVENTS.labels(self._broker, "replaced").inc()
+                    if stored is not None and not dropped:
+                        await self._extend_to_end(stored)
+                    await self._notify(got)
+                    held = None  # its subscribers were just told
+        except BaseException:
+            if held is not None:
+                self._leases.setdefault(key, held)  # so the next attempt still tells them
+            raise
         finally:
             self._inflight.pop(key, None)
+        if held is not None and got.lease_id != held.lease_id:
+            LEASE_EVENTS.labels(self._broker, "replaced").inc()
+            await self._notify(got)
+        return got
 
     async def subscribe(self, key: str, callback: Subscriber) -> Subscription:
         """Call ``callback`` with the new lease whenever ``key``'s credentials are replaced."""
@@ -262,6 +275,9 @@ class LeaseManager(LeaseSync):
 
     async def _maintain(self, key: str) -> None:
         retrying = False
+        # Jittered renewals and full-jitter retries (vaultside.retry): leases issued together,
+        # or failing together while the upstream is away, are not renewed in lockstep.
+        backoff = Backoff(base=self._retry / 4, cap=self._retry)
         while True:
             lease = self._leases.get(key)
             if lease is None:
@@ -271,6 +287,7 @@ class LeaseManager(LeaseSync):
             # Renewal at ``renew_fraction`` of each granted TTL (fixed, not moved by wake-ups).
             renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
             if not retrying:
+                backoff.reset()
                 now = self._clock.now()
                 wake = renew_at
                 if replace_at is not None:
@@ -280,7 +297,8 @@ class LeaseManager(LeaseSync):
                         wake = min(wake, replace_at)
                     else:  # due, but nobody read it again yet: keep renewing, look again
                         wake = min(wake, now + self._lock_ttl / 3)
-                await self._clock.sleep(max(0.0, wake - now))
+                # Up to 10% early (never late): leases issued together renew apart.
+                await self._clock.sleep(jitter(max(0.0, wake - now), 0.1))
             was_retrying, retrying = retrying, False
             if self._leases.get(key) is not lease or not await self._still_leader():
                 return
@@ -293,13 +311,14 @@ class LeaseManager(LeaseSync):
                 if due and (final or await self._wanted(lease)):
                     await self._replace_or_drop(lease)
                     return
-                if final or (not was_retrying and now < renew_at - 0.01):
+                early = 0.1 * self._fraction * lease.duration  # the jitter's reach
+                if final or (not was_retrying and now < renew_at - early - 0.01):
                     continue
                 await self._renew(lease)
             except asyncio.CancelledError:
                 raise
             except UpstreamUnavailableError as exc:
-                retrying = await self._retry_later(lease, exc)
+                retrying = await self._retry_later(lease, exc, backoff)
                 if not retrying:
                     return
             except VaultsideError as exc:
@@ -331,7 +350,9 @@ class LeaseManager(LeaseSync):
             return
         LEASE_EVENTS.labels(self._broker, "renewed").inc()
 
-    async def _retry_later(self, lease: Lease, exc: UpstreamUnavailableError) -> bool:
+    async def _retry_later(
+        self, lease: Lease, exc: UpstreamUnavailableError, backoff: Backoff
+    ) -> bool:
         """Wait before the next renewal attempt; False once the lease expired (task ends)."""
         left = lease.expires_at - self._clock.now()
         log.warning(
@@ -344,7 +365,7 @@ class LeaseManager(LeaseSync):
             lease.capped = True
             await self._replace_or_drop(lease)
             return False
-        await self._clock.sleep(min(self._retry, left / 2))
+        await self._clock.sleep(min(backoff.next(), left / 2))
         return True
 
     async def _wanted(self, lease: Lease) -> bool:
@@ -369,6 +390,7 @@ class LeaseManager(LeaseSync):
             await self._clock.sleep(min(left, self._lock_ttl / 3))
             if self._leases.get(key) is not lease:
                 return
+        backoff = Backoff(base=self._retry / 4, cap=self._retry)
         while True:
             if not await self._still_leader():
                 return
@@ -384,7 +406,8 @@ class LeaseManager(LeaseSync):
                     "broker_lease_replace_failed",
                     extra={"broker": self._broker, "error": exc.message},
                 )
-                await self._clock.sleep(min(self._retry, left / 2) if left > 1 else self._retry)
+                delay = backoff.next()
+                await self._clock.sleep(min(delay, left / 2) if left > 1 else delay)
         if new.lease_id == lease.lease_id or self._leases.get(key) is not new:
             return  # another server's lease was adopted (and its subscribers told) instead
         LEASE_EVENTS.labels(self._broker, "replaced").inc()

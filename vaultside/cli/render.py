@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vaultside import errors
+from vaultside.retry import NO_RETRY
 
 if TYPE_CHECKING:
     from vaultside.client import VaultsideClient
@@ -38,6 +39,7 @@ EXIT_DENIED = 3
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
 EXIT_UNAVAILABLE = 6
+EXIT_DEADLINE = 7  # retried until --timeout / VAULTSIDE_RETRY_TIMEOUT and still unavailable
 EXIT_INTERRUPTED = 130
 EXIT_SEALED_STATUS = EXIT_INVALID  # `operator seal-status` on a sealed server, as `vault status`
 
@@ -53,6 +55,8 @@ EXIT_CODES: Final[dict[int, str]] = {
     EXIT_NOT_FOUND: "not found (HTTP 404; scan: image not found)",
     EXIT_CONFLICT: "conflict (HTTP 409: check-and-set mismatch, rotation already running)",
     EXIT_UNAVAILABLE: "server or engine unreachable, or sealed (HTTP 503)",
+    EXIT_DEADLINE: "server still unreachable, sealed or failing (5xx) when the retry deadline"
+    " passed (VAULTSIDE_RETRY_TIMEOUT; sidecar: --timeout)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -63,6 +67,7 @@ _EXIT_BY_CLASS: tuple[tuple[type[errors.VaultsideError], int], ...] = (
     (errors.NotFoundError, EXIT_NOT_FOUND),
     (errors.ConflictError, EXIT_CONFLICT),
     (errors.SealedError, EXIT_UNAVAILABLE),
+    (errors.DeadlineExceededError, EXIT_DEADLINE),
     (errors.UpstreamUnavailableError, EXIT_UNAVAILABLE),
 )
 
@@ -82,14 +87,19 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def run_client(call: Callable[[VaultsideClient], Awaitable[T]]) -> T:
-    """Run ``call`` with a client built from the environment, behind the error boundary."""
+def run_client(call: Callable[[VaultsideClient], Awaitable[T]], *, probe: bool = False) -> T:
+    """Run ``call`` with a client built from the environment, behind the error boundary.
+
+    The client retries an unreachable or sealed server for ``VAULTSIDE_RETRY_TIMEOUT``
+    seconds (``vaultside.retry``); a ``probe`` (health checks) asks once and reports now.
+    """
 
     # Imported here: commands that only render (scan, audit) need no HTTP client stack.
     from vaultside.client import VaultsideClient
 
     async def main() -> T:
-        async with VaultsideClient.from_env() as client:
+        kw: dict[str, Any] = {"retry": NO_RETRY} if probe else {}
+        async with VaultsideClient.from_env(None, **kw) as client:
             return await call(client)
 
     try:

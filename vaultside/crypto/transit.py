@@ -26,6 +26,7 @@ from vaultside.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
+from vaultside.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,12 @@ def build_transit_seal(settings: Settings, clock: Clock | None = None) -> Transi
 async def unseal_until_ready(
     unseal: Callable[[], Awaitable[None]], clock: Clock, *, interval: float = 2.0
 ) -> None:
-    """Call ``unseal`` until it stops raising ``SealedError`` (run as a background task)."""
+    """Call ``unseal`` until it stops raising ``SealedError`` (run as a background task).
+
+    Waits grow from ``interval / 4`` to at most ``interval``, with full jitter
+    (``vaultside.retry``): replicas whose OpenBao went away together do not retry together.
+    """
+    backoff = Backoff(base=interval / 4, cap=interval)
     while True:
         try:
             await unseal()
@@ -141,5 +147,6 @@ async def unseal_until_ready(
         except asyncio.CancelledError:
             raise
         except SealedError as exc:
-            log.warning("still_sealed", extra={"reason": exc.message, "retry_in": interval})
-            await clock.sleep(interval)
+            delay = backoff.next()
+            log.warning("still_sealed", extra={"reason": exc.message, "retry_in": round(delay, 3)})
+            await clock.sleep(delay)

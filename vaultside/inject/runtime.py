@@ -22,6 +22,7 @@ from vaultside.inject.plugin import PluginServer
 from vaultside.inject.roles import Role, RoleBook, load_roles
 from vaultside.inject.state import PluginState
 from vaultside.inject.volumes import VolumeManager
+from vaultside.retry import NO_RETRY
 from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class RoleClients:
         if role.token_file is not None:
             env.pop("VAULTSIDE_TOKEN", None)
             env["VAULTSIDE_TOKEN_FILE"] = str(role.token_file)
-        client = VaultsideClient.from_env(env, timeout=10.0)
+        # No retries: Mount must answer within dockerd's timeout, so an unreachable server
+        # fails it at once with a clear error; re-delivery backs off in its own loop.
+        client = VaultsideClient.from_env(env, timeout=10.0, retry=NO_RETRY)
         self._clients[role.name] = (client, mtime)
         return client
 

@@ -10,6 +10,13 @@ After each render, and every ``report_interval`` in between, the sidecar reports
 version of each path it holds (``POST /v1/consumers``, kind ``sidecar``), which rotation
 status shows. Reporting is best-effort: a refused or failed report is logged and never
 fails or delays rendering. The token needs ``update`` on ``consumers/<consumer id>``.
+
+Start-up order does not matter: the first render (``start``, and so ``--once``) retries a
+server that is unreachable, sealed or answering 5xx with the shared backoff
+(``vaultside.retry``: exponential, full jitter, one log line per step) until ``timeout``
+(then ``DeadlineExceededError``). A 4xx (bad token, unknown path) fails at once. After the
+first render, failures keep the last good files and are retried with the same backoff,
+without a deadline; polling is jittered so a fleet of sidecars does not poll in lockstep.
 """
 
 from __future__ import annotations
@@ -35,11 +42,14 @@ from vaultside.inject.signal import ReloadAction
 from vaultside.inject.spec import VolumeSpec
 from vaultside.inject.volumes import resolve_secrets
 from vaultside.refs import parse_ref
+from vaultside.retry import Backoff, RetryPolicy, jitter, retry
 
 log = logging.getLogger(__name__)
 DEFAULT_POLL_INTERVAL = 0.25
 DEFAULT_REFRESH_INTERVAL = 300.0
 MAX_BACKOFF = 30.0
+DEFAULT_TIMEOUT = 300.0  # how long the first render waits for the server (--timeout)
+_START_BASE, _START_CAP = 0.1, 2.0  # first render: short steps, it renders soon after the server
 DEFAULT_REPORT_INTERVAL = 60.0  # the server shows a consumer as stale after 120 s
 _CONSUMER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # as the server checks it
 
@@ -171,6 +181,7 @@ class SidecarConfig:
     allow_non_tmpfs: bool = False
     reload: ReloadAction | None = None
     report_interval: float = DEFAULT_REPORT_INTERVAL
+    timeout: float | None = DEFAULT_TIMEOUT  # first render's deadline; None = wait forever
     uid: int = field(default_factory=os.getuid)
     gid: int = field(default_factory=os.getgid)
 
@@ -203,6 +214,7 @@ class Sidecar:
         self._digests: dict[str, bytes] = {}
         self._last_report: float | None = None
         self._report_failing = False
+        self._logged_in = False
 
     def check_output_dir(self) -> None:
         """Refuse a directory that is not on tmpfs unless explicitly overridden."""
@@ -269,17 +281,23 @@ class Sidecar:
         last = self._last_report
         return last is None or self.clock.monotonic() - last >= self.config.report_interval
 
-    async def start(self) -> None:
-        """Check the directory, render everything once, and signal readiness."""
-        self.check_output_dir()
-        if self.auth is not None:
-            await self.auth.start()
+    async def _first_render(self) -> None:
+        if self.auth is not None and not self._logged_in:
+            await self.auth.start()  # retried with the render: the server may not be up yet
+            self._logged_in = True
         if self.feed is not None:
             # Prime first, so a change during the render is seen; a failure here is
             # reported by the render below with the option it concerns.
             with contextlib.suppress(VaultsideError):
                 await self.feed.changed()
         await self.render_once()
+
+    async def start(self) -> None:
+        """Check the directory, render everything once (retrying an unavailable server until
+        ``timeout``: ``DeadlineExceededError``), and signal readiness."""
+        self.check_output_dir()
+        policy = RetryPolicy(self.config.timeout, base=_START_BASE, cap=_START_CAP)
+        await retry(self._first_render, what="first render", policy=policy, clock=self.clock)
         if self.config.ready_file is not None:
             await asyncio.to_thread(_write_ready, self.config.ready_file)
         self.ready.set()
@@ -291,20 +309,22 @@ class Sidecar:
         stop = stop or asyncio.Event()
         await self.start()
         last_refresh = self.clock.monotonic()
-        backoff = self.config.poll_interval
-        retry = False  # a failed render is retried even if the feed has moved on
+        backoff = Backoff(base=self.config.poll_interval, cap=MAX_BACKOFF)
+        delay = jitter(self.config.poll_interval)
+        pending = False  # a failed render is retried even if the feed has moved on
         while not stop.is_set():
-            await self.clock.sleep(backoff)
+            await self.clock.sleep(delay)
             if stop.is_set():
                 break
             if self.auth is not None:
                 await self.auth.refresh()
             try:
-                due = retry or (
+                due = pending or (
                     self.clock.monotonic() - last_refresh >= self.config.refresh_interval
                 )
                 if not due and (self.feed is None or not await self.feed.changed()):
-                    backoff = self.config.poll_interval
+                    backoff.reset()
+                    delay = jitter(self.config.poll_interval)
                     if self._report_due():
                         await self.report()
                     continue
@@ -318,14 +338,17 @@ class Sidecar:
                         "reloaded",
                         extra={"files": changed, "action": self.config.reload.describe()},
                     )
-                backoff, retry = self.config.poll_interval, False
+                backoff.reset()
+                delay, pending = jitter(self.config.poll_interval), False
             except VaultsideError as exc:
-                retry = True
+                pending = True
                 if self.auth is not None and isinstance(exc, PermissionDeniedError):
                     self.auth.expired()
-                # Keep serving the last good files; retry with backoff.
-                backoff = min(MAX_BACKOFF, max(backoff * 2, self.config.poll_interval))
-                log.warning("refresh failed", extra={"error": exc.message, "retry_in": backoff})
+                # Keep serving the last good files; retry with backoff (full jitter).
+                delay = backoff.next()
+                log.warning(
+                    "refresh failed", extra={"error": exc.message, "retry_in": round(delay, 3)}
+                )
                 if self._report_due():
                     await self.report()  # the last good files are still what the app holds
 

@@ -16,6 +16,10 @@ After each change (and every ``report_every`` seconds) it reports to the server 
 version each container holds (``POST /v1/consumers``, consumer ``plugin-<container id>``),
 which ``vaultside rotation status`` shows. The role's token needs ``update`` on
 ``consumers/*`` for that; without it the report is skipped with a warning.
+
+While the server is unreachable, sealed or failing (5xx), passes back off with full jitter
+(``vaultside.retry``, up to ``MAX_BACKOFF``) instead of asking every ``interval``; the polling
+period itself is jittered, so plugins on many hosts do not poll in lockstep.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ from vaultside.inject.spec import VolumeSpec, parse_volume_options
 from vaultside.inject.volumes import VolumeManager
 from vaultside.numeric import is_ascii_int
 from vaultside.refs import parse_ref
+from vaultside.retry import Backoff, is_retryable, jitter
 
 log = logging.getLogger(__name__)
 LABEL = ON_ROTATE
+MAX_BACKOFF = 30.0  # longest wait between passes while the server is unavailable
 
 
 @dataclass
@@ -94,6 +100,7 @@ class MountRefresher:
         self.reloads = 0
         self._tracked: dict[str, _Tracked] = {}
         self._last_report = 0.0
+        self._unavailable = False  # a resolve in this pass failed with a retryable error
         self.reload_queue = ReloadQueue(
             concurrency=reload_concurrency, timeout=reload_timeout, clock=self.clock
         )
@@ -147,6 +154,7 @@ class MountRefresher:
                 got = {r: await source.resolve(parse_ref(r)) for r in refs}
         except VaultsideError as exc:
             log.warning("re-delivery resolve failed", extra={"error": exc.message})
+            self._unavailable = self._unavailable or is_retryable(exc)
             return 0
         # Files only; reload actions go to the queue and run in the background: a container
         # that takes 10 s to restart must not delay the next pass for every other volume.
@@ -240,15 +248,23 @@ class MountRefresher:
                     log.warning("consumer report refused", extra={"error": exc.message})
 
     async def run(self) -> None:
-        """Poll forever (cancel to stop)."""
+        """Poll forever (cancel to stop); back off while the server is unavailable."""
+        backoff = Backoff(base=self.interval, cap=max(MAX_BACKOFF, self.interval))
         while True:
+            self._unavailable = False
             try:
                 await self.poll()
             except VaultsideError as exc:
                 log.warning("re-delivery pass failed", extra={"error": exc.message})
+                self._unavailable = self._unavailable or is_retryable(exc)
             except Exception as exc:
                 log.error("re-delivery pass errored", extra={"error_type": type(exc).__name__})
-            await self.clock.sleep(self.interval)
+            if self._unavailable:
+                delay = backoff.next()
+            else:
+                backoff.reset()
+                delay = jitter(self.interval)
+            await self.clock.sleep(delay)
 
     async def close(self) -> None:
         """After ``run`` was cancelled: cancel reload actions still running."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from vaultside.broker.auth import BrokerAuth
 from vaultside.broker.vault import AuthResult, UpstreamForbiddenError
 from vaultside.clock import FakeClock
 from vaultside.config.settings import BrokerSettings
-from vaultside.errors import InvalidRequestError
+from vaultside.errors import InvalidRequestError, UpstreamUnavailableError
 
 
 class FakeTokenVault:
@@ -119,3 +120,33 @@ async def test_missing_credential_file_is_reported_by_path(
     auth = BrokerAuth(FakeTokenVault(clock), settings, clock)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError, match="jwt_role"):
         await auth.login()
+
+
+async def test_relogins_after_an_outage_are_not_in_lockstep(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    # Servers sharing a broker that went away together must not all retry at the same instants.
+    attempts: list[list[float]] = []
+    tasks = []
+    for _ in range(6):
+        vault = FakeTokenVault(clock)
+        seen: list[float] = []
+        attempts.append(seen)
+
+        async def down(mount: str, role_id: str, secret_id: str, seen: list[float] = seen) -> None:
+            seen.append(clock.monotonic())
+            raise UpstreamUnavailableError("connection refused")
+
+        vault.login_approle = down  # type: ignore[method-assign, assignment]
+        auth = BrokerAuth(vault, approle_settings(tmp_path), clock)  # type: ignore[arg-type]
+        tasks.append(asyncio.create_task(auth.run()))
+    await asyncio.sleep(0)
+    for _ in range(120):
+        await clock.advance(0.5)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(len(seen) >= 3 for seen in attempts)
+    second_tries = {round(seen[1], 3) for seen in attempts}
+    assert len(second_tries) > 1, attempts  # spread by full jitter
+    assert all(b - a <= 30 for seen in attempts for a, b in itertools.pairwise(seen))

@@ -14,7 +14,14 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from vaultside.cli.main import cli
-from vaultside.cli.render import EXIT_CONFLICT, EXIT_DENIED, EXIT_INVALID, EXIT_NOT_FOUND
+from vaultside.cli.render import (
+    EXIT_CONFLICT,
+    EXIT_DEADLINE,
+    EXIT_DENIED,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+)
 
 TOKEN = "vs." + "b" * 40
 
@@ -123,8 +130,15 @@ def server() -> Iterator[tuple[Store, str]]:
         loop.close()
 
 
-def run(addr: str, args: list[str], stdin: str | None = None, token: str = TOKEN) -> Any:
+def run(
+    addr: str,
+    args: list[str],
+    stdin: str | None = None,
+    token: str = TOKEN,
+    retry_timeout: str = "",
+) -> Any:
     env = {"VAULTSIDE_ADDR": addr, "VAULTSIDE_TOKEN": token, "VAULTSIDE_TOKEN_FILE": ""}
+    env["VAULTSIDE_RETRY_TIMEOUT"] = retry_timeout
     return CliRunner().invoke(cli, args, input=stdin, env=env)
 
 
@@ -163,9 +177,14 @@ def test_errors_one_line_with_distinct_codes(server: tuple[Store, str]) -> None:
     assert (r.exit_code, r.output) == (EXIT_DENIED, "Error: permission denied\n")
     r = run(addr, ["secret", "get", "../sys/x"])
     assert r.exit_code == EXIT_INVALID and r.output.startswith("Error: invalid secret path")
-    r = run("http://127.0.0.1:9", ["secret", "list"])
-    assert r.exit_code != 0 and r.output.startswith("Error: cannot reach vaultside")
+    r = run("http://127.0.0.1:9", ["secret", "list"], retry_timeout="0")
+    assert r.exit_code == EXIT_UNAVAILABLE and r.output.startswith("Error: cannot reach vaultside")
     assert "Traceback" not in r.output
+    # by default the CLI retries an unreachable server (vaultside.retry), then exits 7
+    r = run("http://127.0.0.1:9", ["secret", "list"], retry_timeout="0.5")
+    assert r.exit_code == EXIT_DEADLINE, r.output
+    assert r.output.startswith("Error: GET http://127.0.0.1:9/v1/secrets: still failing after")
+    assert "cannot reach vaultside" in r.output and "Traceback" not in r.output
 
 
 def test_list_and_versions(server: tuple[Store, str]) -> None:

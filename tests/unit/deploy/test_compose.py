@@ -149,3 +149,16 @@ def test_sidecar_services_do_not_inherit_the_server_healthcheck(config: dict[str
     assert "--ready-file=/tmp/ready" in agent["command"]
     assert "/tmp/ready" in " ".join(agent["healthcheck"]["test"])
     assert svcs["app-sidecar-init"]["healthcheck"]["disable"] is True
+
+
+def test_what_needs_the_server_waits_for_it_to_be_healthy(config: dict[str, Any]) -> None:
+    # A sidecar or a plugin mount that starts before the server answers raced it (issue 12):
+    # every service whose start needs the server waits for its health check (= unsealed).
+    svcs = config["services"]
+    for name in ("app-sidecar-agent", "app-sidecar-init", "app-plugin"):
+        dep = svcs[name]["depends_on"].get("vaultside")
+        assert dep is not None and dep["condition"] == "service_healthy", name
+    assert svcs["app-sidecar-init"]["depends_on"]["app-sidecar-agent"]["condition"] in (
+        "service_started",
+        "service_healthy",
+    )

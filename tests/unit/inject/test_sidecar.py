@@ -14,7 +14,13 @@ import pytest
 from vaultside.broker.base import ResolvedSecret
 from vaultside.client import VaultsideClient
 from vaultside.clock import FakeClock
-from vaultside.errors import InvalidRequestError, PermissionDeniedError
+from vaultside.errors import (
+    DeadlineExceededError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    SealedError,
+    UpstreamUnavailableError,
+)
 from vaultside.inject import tmpfs
 from vaultside.inject.sidecar import (
     ConsumerReporter,
@@ -229,3 +235,49 @@ def test_holdings_and_consumer_ids() -> None:
     assert default_consumer_id().startswith("sidecar-")
     with pytest.raises(InvalidRequestError, match="consumer"):
         ConsumerReporter(VaultsideClient("http://127.0.0.1:1", token="t"), "bad id/")
+
+
+class DownFor:
+    """A source that is unreachable (503 / connection refused) for its first ``n`` calls."""
+
+    def __init__(
+        self, inner: MemorySecrets, n: int, exc: Exception, clock: FakeClock | None = None
+    ) -> None:
+        self.inner, self.left, self.exc, self.clock = inner, n, exc, clock
+        self.up_at: float | None = None  # fake time of the first successful call
+
+    async def resolve(self, ref):  # type: ignore[no-untyped-def]
+        if self.left > 0:
+            self.left -= 1
+            raise self.exc
+        if self.up_at is None and self.clock is not None:
+            self.up_at = self.clock.monotonic()
+        return await self.inner.resolve(ref)
+
+
+async def test_start_waits_for_a_server_that_comes_up_later(shm_dir: Path, secrets) -> None:
+    clock = FakeClock()
+    cfg = SidecarConfig(output_dir=shm_dir, spec=SPEC, timeout=60.0)
+    down = UpstreamUnavailableError("cannot reach vaultside at http://x: ClientConnectorError")
+    source = DownFor(secrets, 5, down, clock)
+    sidecar = Sidecar(cfg, source, clock=clock)
+    task = asyncio.create_task(sidecar.start())
+    while not task.done():
+        await clock.advance(0.1)  # (keeps moving while files are written in a thread)
+    task.result()
+    assert (shm_dir / "password").read_text() == "one"
+    # five failures: steps of at most 0.1, 0.2, 0.4, 0.8, 1.6 s
+    assert sidecar.ready.is_set() and source.up_at is not None and source.up_at <= 3.2
+
+
+async def test_start_gives_up_at_its_deadline(shm_dir: Path, secrets) -> None:
+    clock = FakeClock()
+    cfg = SidecarConfig(output_dir=shm_dir, spec=SPEC, timeout=5.0)
+    sidecar = Sidecar(cfg, DownFor(secrets, 10**6, SealedError()), clock=clock)
+    task = asyncio.create_task(sidecar.start())
+    while not task.done():
+        await clock.advance(0.1)
+    with pytest.raises(DeadlineExceededError, match="first render: still failing"):
+        task.result()
+    assert 5.0 <= clock.monotonic() <= 5.5 and not sidecar.ready.is_set()
+    assert list(shm_dir.iterdir()) == []

@@ -82,7 +82,7 @@ def seal_status(as_json: bool) -> None:
     async def call(client: VaultsideClient) -> dict[str, Any]:
         return await client.seal_status()
 
-    status = run_client(call)
+    status = run_client(call, probe=True)  # the image's HEALTHCHECK: report now, no retry
     if as_json:
         print_json(status)
     else:

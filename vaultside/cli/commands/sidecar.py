@@ -22,6 +22,7 @@ from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_TIMEOUT,
     ConsumerReporter,
     EtagWatcher,
     Sidecar,
@@ -38,10 +39,11 @@ from vaultside.inject.signal import (
 )
 from vaultside.inject.spec import parse_volume_options
 from vaultside.logs import setup_logging
+from vaultside.retry import NO_RETRY
 
 CONFIG_KEYS = frozenset(
     {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
-     "allow_non_tmpfs", "options", "consumer", "auth", "role", "jwt_file"}
+     "allow_non_tmpfs", "options", "consumer", "auth", "role", "jwt_file", "timeout"}
 )  # fmt: skip
 
 
@@ -81,6 +83,13 @@ def _reload(
     if command is not None:
         return RunCommand(shlex.split(command))
     return None
+
+
+def _timeout(flag: float | None, config: dict[str, Any]) -> float | None:
+    """The first render's deadline in seconds; ``None`` (given as 0) waits forever."""
+    if flag is not None:
+        return flag or None
+    return config_duration(config.get("timeout", DEFAULT_TIMEOUT), "timeout") or None
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -139,6 +148,13 @@ async def _run(
 @click.option(
     "--refresh", type=DURATION, help=f"Full refresh, s (default {DEFAULT_REFRESH_INTERVAL:g})."
 )
+@click.option(
+    "--timeout",
+    type=DURATION,
+    envvar="VAULTSIDE_SIDECAR_TIMEOUT",
+    help=f"Seconds to wait for the server before the first render gives up, exit 7 "
+    f"(default {DEFAULT_TIMEOUT:g}; 0 = forever; env VAULTSIDE_SIDECAR_TIMEOUT).",
+)
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Written once all files exist.")
 @click.option("--ready-http", metavar="HOST:PORT", help="Serve GET /ready (200 once rendered).")
 @click.option("--allow-non-tmpfs", is_flag=True, help="DANGEROUS: allow a disk-backed directory.")
@@ -182,6 +198,7 @@ def cli(
     once: bool,
     interval: float | None,
     refresh: float | None,
+    timeout: float | None,
     ready_file: Path | None,
     ready_http: str | None,
     allow_non_tmpfs: bool,
@@ -234,6 +251,7 @@ def cli(
             or config_duration(config.get("interval", DEFAULT_POLL_INTERVAL), "interval"),
             refresh_interval=refresh
             or config_duration(config.get("refresh", DEFAULT_REFRESH_INTERVAL), "refresh"),
+            timeout=_timeout(timeout, config),
             ready_file=ready_file
             or (Path(config["ready_file"]) if "ready_file" in config else None),
             allow_non_tmpfs=allow_non_tmpfs or bool(config.get("allow_non_tmpfs", False)),
@@ -254,7 +272,8 @@ def cli(
                 fail("--auth jwt and a token file exclude each other", EXIT_INVALID)
             env.pop("VAULTSIDE_TOKEN", None)
             env.pop("VAULTSIDE_TOKEN_FILE", None)
-        client = VaultsideClient.from_env(env, timeout=10.0)
+        # The sidecar retries on its own (first render, refresh loop): one attempt per call here.
+        client = VaultsideClient.from_env(env, timeout=10.0, retry=NO_RETRY)
         if auth_method == "jwt" and jwt_role:
             auth = JwtSession(client, jwt_role, jwt_file or DEFAULT_JWT_FILE, clock=SystemClock())
         feed = EtagWatcher(client, EtagWatcher.paths_of(spec))

@@ -20,6 +20,7 @@ from vaultside.cli.render import (
     print_json,
     print_mapping,
     print_raw,
+    render,
     run_client,
 )
 from vaultside.client import TokenAuth, VaultsideClient
@@ -165,12 +166,7 @@ def list_(as_json: bool) -> None:
     async def call(c: VaultsideClient) -> list[str]:
         return await c.list_jwt_roles()
 
-    names = run_client(call)
-    if as_json:
-        print_json(names)
-    else:
-        for n in names:
-            click.echo(n)
+    render(run_client(call))  # JSON, or one name per line
 
 
 @role.command("delete")

@@ -20,6 +20,7 @@ from vaultside.cli.render import (
     output_format,
     print_json,
     print_table,
+    render,
     run_client,
 )
 from vaultside.client import VaultsideClient
@@ -101,12 +102,7 @@ def list_(as_json: bool) -> None:
     async def call(c: VaultsideClient) -> list[str]:
         return await c.list_policies()
 
-    names = run_client(call)
-    if as_json:
-        print_json(names)
-    else:
-        for n in names:
-            click.echo(n)
+    render(run_client(call))  # JSON, or one name per line
 
 
 @cli.command("delete")

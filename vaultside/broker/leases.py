@@ -232,10 +232,12 @@ class LeaseManager(LeaseSync):
     # --- the leader's work ----------------------------------------------------------------------
 
     async def _issue(self, key: str, expect_revision: int | None, generation: int) -> Lease:
+        # Life is counted from when the request was sent: under load the answer can come back
+        # seconds after the upstream started the lease, and life must never be overstated.
+        now = self._clock.now()
         secret = await self._upstream.issue(key)
         if not secret.lease_id or secret.lease_duration <= 0:
             raise UpstreamError(f"broker {self._broker!r}: {key} did not issue a lease")
-        now = self._clock.now()
         lease = Lease(
             key=key,
             lease_id=secret.lease_id or "",
@@ -333,8 +335,8 @@ class LeaseManager(LeaseSync):
                 return
 
     async def _renew(self, lease: Lease) -> None:
+        now = self._clock.now()  # before the request, as in _issue: never overstate life
         granted, renewable = await self._upstream.renew(lease.lease_id, lease.duration)
-        now = self._clock.now()
         lease.expires_at = now + granted
         lease.renewable = renewable
         if granted < lease.duration - 1:

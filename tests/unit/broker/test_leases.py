@@ -322,3 +322,39 @@ async def test_lease_revoked_upstream_reaches_subscribers_through_the_next_read(
     assert second.lease_id != first.lease_id
     assert [lease.lease_id for lease in seen] == [second.lease_id]
     await leases.close()
+
+
+class SlowFakeLeaseEngine(FakeLeaseEngine):
+    """Upstream answers arrive ``delay`` seconds after the upstream acted (a loaded host)."""
+
+    def __init__(self, clock: FakeClock, delay: float, **kw: float) -> None:
+        super().__init__(clock, **kw)
+        self.delay = delay
+
+    async def issue(self, key: str):  # type: ignore[no-untyped-def]
+        secret = await super().issue(key)
+        await self.clock.advance(self.delay)
+        return secret
+
+    async def renew(self, lease_id: str, increment: float) -> tuple[float, bool]:
+        granted = await super().renew(lease_id, increment)
+        await self.clock.advance(self.delay)
+        return granted
+
+
+async def test_a_slow_upstream_answer_never_overstates_a_lease_s_life(
+    clock: FakeClock, storage: DictStorage
+) -> None:
+    # The lease's life is counted from when the request was sent, not from when the answer
+    # came back: under load the answer can be seconds late, and a reader would otherwise be
+    # told (and served) more life than the credentials have (seen under stress-ng in CI).
+    engine = SlowFakeLeaseEngine(clock, delay=2.0, ttl=6, max_ttl=1000)
+    leases = manager(engine, storage, clock)
+    lease = await leases.acquire(KEY)
+    assert lease.expires_at <= engine.leases[lease.lease_id][0]
+    await clock.advance(5)  # renewed (answer 2 s late)
+    assert engine.renewals
+    current = leases.current(KEY)
+    assert current is not None
+    assert current.expires_at <= engine.leases[current.lease_id][0]
+    await leases.close()

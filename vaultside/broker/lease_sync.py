@@ -160,6 +160,20 @@ class LeaseSync(ABC):
         # A role whose whole max TTL is under twice the minimum: half its life is the best.
         return min(self._min_remaining, (end - lease.issued_at) / 2)
 
+    def _unknown_end_min_life(self, lease: Lease) -> float:
+        # Until a capped renewal reveals the max TTL, the certain life is the current TTL;
+        # renewals keep at least this much of it (three quarters of a TTL at the most).
+        return min(self._min_remaining, 0.75 * lease.duration)
+
+    def renew_time(self, lease: Lease) -> float:
+        """When to renew ``lease``: at ``renew_fraction`` of its TTL; while its max TTL is
+        unknown, early enough that its current TTL keeps what ``servable`` asks for."""
+        due = lease.expires_at - (1 - self._fraction) * lease.duration
+        if self.end_of(lease) is None:
+            keep = self._unknown_end_min_life(lease) + 0.1 * lease.duration
+            due = min(due, lease.expires_at - keep)
+        return due
+
     def replace_at(self, lease: Lease) -> float | None:
         """When to replace ``lease``: ``replace_fraction`` of its max TTL (at least the minimum
         remaining life) ahead of its known end; None while its end is unknown."""
@@ -175,7 +189,10 @@ class LeaseSync(ABC):
         if lease.expires_at <= now:
             return False
         end = self.end_of(lease)
-        return end is None or end - now >= self._min_life(lease, end)
+        if end is None:
+            # Max TTL not learned yet: only the current TTL is certain (renewed to keep this).
+            return lease.expires_at - now >= self._unknown_end_min_life(lease)
+        return end - now >= self._min_life(lease, end)
 
     async def _mark_read(self, key: str, lease: Lease) -> None:
         self._read_again.add(key)

@@ -287,7 +287,7 @@ class LeaseManager(LeaseSync):
             final = lease.capped or not lease.renewable  # cannot be extended any more
             replace_at = self.replace_at(lease)
             # Renewal at ``renew_fraction`` of each granted TTL (fixed, not moved by wake-ups).
-            renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
+            renew_at = self.renew_time(lease)
             if not retrying:
                 backoff.reset()
                 now = self._clock.now()
@@ -308,7 +308,7 @@ class LeaseManager(LeaseSync):
                 now = self._clock.now()
                 final = lease.capped or not lease.renewable
                 replace_at = self.replace_at(lease)
-                renew_at = lease.expires_at - (1 - self._fraction) * lease.duration
+                renew_at = self.renew_time(lease)
                 due = replace_at is not None and now >= replace_at - 0.01
                 if due and (final or await self._wanted(lease)):
                     await self._replace_or_drop(lease)

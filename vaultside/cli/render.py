@@ -141,6 +141,18 @@ def print_mapping(data: Mapping[str, Any], title: str = "") -> None:
     print_table(("Key", "Value"), ((k, _cell(v)) for k, v in data.items()), title)
 
 
+def print_auth(auth: Any, field: str | None, as_json: bool, *, title: str) -> None:
+    """A new token (``TokenAuth``): one field raw (``token``/``accessor``), JSON, or a table."""
+    from dataclasses import asdict
+
+    if field is not None:
+        print_raw(auth.token if field == "token" else auth.accessor)
+    elif as_json:
+        print_json(asdict(auth))
+    else:
+        print_mapping(asdict(auth), title=title)
+
+
 def print_raw(value: str) -> None:
     """Print a raw value: exactly as is, plus a newline only on a terminal."""
     out = sys.stdout

@@ -7,7 +7,6 @@ from argv. Managing roles needs ``sudo`` on ``auth/jwt/roles/<name>``.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
     output_format,
+    print_auth,
     print_json,
     print_mapping,
-    print_raw,
     render,
     run_client,
 )
@@ -75,13 +74,7 @@ def login(role: str, jwt_file: str, field: str | None, as_json: bool) -> None:
     async def call(c: VaultsideClient) -> TokenAuth:
         return await c.jwt_login(role, token)
 
-    auth = run_client(call)
-    if field is not None:
-        print_raw(auth.token if field == "token" else auth.accessor)
-    elif as_json:
-        print_json(asdict(auth))
-    else:
-        print_mapping(asdict(auth), title="logged in (the token is shown only once)")
+    print_auth(run_client(call), field, as_json, title="logged in (the token is shown only once)")
 
 
 @cli.group("role")

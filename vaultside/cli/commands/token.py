@@ -7,7 +7,6 @@ its accessor; ``create`` prints the new token once (``--field token`` for script
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -16,9 +15,9 @@ from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
     output_format,
+    print_auth,
     print_json,
     print_mapping,
-    print_raw,
     run_client,
 )
 from vaultside.client import TokenAuth, VaultsideClient
@@ -104,13 +103,9 @@ def create(
             meta=meta_map,
         )
 
-    auth = run_client(call)
-    if field is not None:
-        print_raw(auth.token if field == "token" else auth.accessor)
-    elif as_json:
-        print_json(asdict(auth))
-    else:
-        print_mapping(asdict(auth), title="token created (the token is shown only once)")
+    print_auth(
+        run_client(call), field, as_json, title="token created (the token is shown only once)"
+    )
 
 
 @cli.command("lookup")

@@ -19,6 +19,7 @@ from typing import Any
 import hvac
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from vaultside.wiring import build_services
 
 from vaultside.api.app import create_app
 from vaultside.broker.source import Broker
@@ -27,8 +28,8 @@ from vaultside.config.settings import BrokerSettings, Settings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.transit import TransitSeal, unseal_until_ready
 from vaultside.errors import SealedError
+from vaultside.services import Services
 from vaultside.storage.sqlite import SqliteStorage
-from vaultside.wiring import Services, build_services
 
 from .services.openbao import find_bao
 from .services.process import (

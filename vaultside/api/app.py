@@ -1,8 +1,8 @@
 """The aiohttp application: middlewares, routes and the lifecycles of what it owns.
 
-``create_app`` takes already-built ``Services`` (see ``vaultside.wiring``); the app opens
-them on startup, unseals (retrying in the background while the root key is unavailable)
-and closes them on shutdown.
+``create_app`` takes already-built ``Services`` (``vaultside.services``, built by
+``vaultside.wiring``); the app opens them on startup, unseals (retrying in the background
+while the root key is unavailable) and closes them on shutdown.
 
 Start-up order does not matter: a storage backend that cannot be reached yet (PostgreSQL
 down) keeps the server sealed (health 503, reason "storage unavailable: ...") instead of
@@ -49,7 +49,7 @@ from vaultside.api.state import (
 )
 from vaultside.errors import SealedError, UpstreamUnavailableError, VaultsideError
 from vaultside.retry import Backoff
-from vaultside.wiring import Services
+from vaultside.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from vaultside.api.protocol import GuardedAppRunner
 from vaultside.api.state import SERVICES
 from vaultside.config.settings import ServerSettings, Settings
 from vaultside.errors import InvalidRequestError
-from vaultside.wiring import Services, build_services
+from vaultside.services import Services
+from vaultside.wiring import build_services
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from vaultside.api.clients import Client, ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
-from vaultside.wiring import Services
+from vaultside.services import Services
 
 # Any run of non-blanks ending in "/" that is followed by a name: a path's directories.
 _DIRECTORIES = re.compile(r"\S*/(?=[^/\s])")

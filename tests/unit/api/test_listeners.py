@@ -18,7 +18,7 @@ from vaultside.api.server import Bound, parse_listen, run_server, tls_context
 from vaultside.config.settings import ServerSettings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
-from vaultside.wiring import Services
+from vaultside.services import Services
 
 from .conftest import make_settings
 from .pki import Pki, make_pki

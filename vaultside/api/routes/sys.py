@@ -22,7 +22,8 @@ from vaultside.cluster import leaders
 from vaultside.cluster.leaders import LeaderJobRef, leader_status
 from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.models import rfc3339
-from vaultside.wiring import Services, seal_material
+from vaultside.services import Services
+from vaultside.wiring import seal_material
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import VaultsideError
 from vaultside.logs import setup_logging
-from vaultside.wiring import Services, build_services
+from vaultside.services import Services
+from vaultside.wiring import build_services
 
 DEV_DATA_DIR = Path(".data")
 

@@ -1,33 +1,25 @@
-"""The composition root: turns ``Settings`` into objects. The only module that chooses
-implementations; everything else receives what it needs in its constructor.
-
-Adding a backend, seal, audit sink or secret source is one new module plus one line here.
+"""The server's composition root: turns ``Settings`` into objects. Everything
+``vaultside serve`` runs is built here (storage, seal and audit come from their own wiring
+modules).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from vaultside.audit.anchor import ChainAnchor
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
-from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
+from vaultside.audit.sinks import AuditBroker
 from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.throttle import AuthThrottle
 from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
-from vaultside.broker.base import SecretSource
 from vaultside.broker.source import BrokerRegistry
 from vaultside.clock import Clock, SystemClock
 from vaultside.cluster.leaders import LeaderJobRef
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, PassphraseSeal, Seal
-from vaultside.crypto.transit import build_transit_seal
-from vaultside.errors import InvalidRequestError
 from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
@@ -35,179 +27,16 @@ from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog
 from vaultside.rotation.scheduler import LEADER_JOB, LEADER_LEASE
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
-from vaultside.storage.base import StorageBackend
-from vaultside.storage.sqlite import SqliteStorage
+from vaultside.services import Services
+from vaultside.wiring.audit import audit_chain_id, audit_key_file, build_audit_sinks
+from vaultside.wiring.seal import build_seal
+from vaultside.wiring.storage import build_storage, postgres_dsn
 
 if TYPE_CHECKING:
     from vaultside.auth.jwt_auth import JwtAuth
     from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
-
-
-class Component(Protocol):
-    """A long-lived part started once the barrier is unsealed and closed on shutdown."""
-
-    async def start(self) -> None:
-        """Begin work (connect upstream, load state); called after unseal."""
-        ...
-
-    async def close(self) -> None:
-        """Stop and release resources. Idempotent."""
-        ...
-
-
-@dataclass
-class Services:
-    """Every long-lived object the API needs, built once per process."""
-
-    settings: Settings
-    clock: Clock
-    storage: StorageBackend
-    seal: Seal
-    barrier: Barrier
-    kv: KVStore
-    tokens: TokenStore
-    policies: PolicyStore
-    authorizer: Authorizer
-    throttle: AuthThrottle
-    audit: AuditBroker
-    # Secret reference scheme ("kv", "vault") → the source that resolves it.
-    sources: dict[str, SecretSource] = field(default_factory=dict)
-    # Rotation policies, rotate-now and the scheduler (a component too).
-    rotation: RotationService | None = None
-    # Leak scans run in the server (``/v1/scans``; periodic container scans if configured).
-    scans: ScanService | None = None
-    # The JWT auth method (``/v1/auth/jwt/*``), when ``auth.jwt.issuer`` is set.
-    jwt: JwtAuth | None = None
-    # Started after unseal, closed (in reverse order) before storage closes.
-    components: list[Component] = field(default_factory=list)
-    # Leader-only jobs this server takes part in (``GET /v1/sys/leaders``).
-    leader_jobs: list[LeaderJobRef] = field(default_factory=list)
-    _started: bool = False
-
-    async def open(self) -> None:
-        """Open the storage backend (the barrier stays sealed until ``unseal``)."""
-        await self.storage.open()
-
-    async def start_components(self) -> None:
-        """Start every component (once); call after the barrier is unsealed."""
-        if self._started:
-            return
-        self._started = True
-        for component in self.components:
-            try:
-                await component.start()
-            except Exception as exc:
-                # One component (e.g. a broker whose Vault is down) must not keep the others
-                # (or local secrets) from working; it is expected to retry on its own.
-                log.error(
-                    "component start failed",
-                    extra={"component": type(component).__name__, "error_type": type(exc).__name__},
-                )
-
-    async def close(self) -> None:
-        """Stop components, drop keys, flush audit sinks, close storage. Idempotent."""
-        try:
-            for component in reversed(self.components):
-                try:
-                    await component.close()
-                except Exception:
-                    log.exception("component close failed")
-            await self.barrier.seal()
-        finally:
-            try:
-                await self.audit.close()
-            except Exception:
-                log.exception("audit close failed")
-            await self.storage.close()
-
-
-def build_storage(settings: Settings) -> StorageBackend:
-    """The configured storage backend (ciphertext only ever reaches it)."""
-    cfg = settings.storage
-    if cfg.kind == "postgres":
-        from vaultside.storage.postgres import PostgresStorage
-
-        return PostgresStorage(
-            postgres_dsn(settings), pool_min=cfg.postgres_pool_min, pool_max=cfg.postgres_pool_max
-        )
-    return SqliteStorage(settings.resolve(cfg.path))
-
-
-def postgres_dsn(settings: Settings) -> str:
-    """The PostgreSQL DSN from ``storage.postgres_dsn`` or the file ``postgres_dsn_file``."""
-    cfg = settings.storage
-    if cfg.postgres_dsn_file is not None:
-        return settings.resolve(cfg.postgres_dsn_file).read_text().strip()
-    if cfg.postgres_dsn is not None:
-        return cfg.postgres_dsn.get_secret_value()
-    raise InvalidRequestError("storage.kind is postgres but no postgres_dsn(_file) is set")
-
-
-def salt_file(settings: Settings) -> Path:
-    """Where the passphrase seal keeps its argon2id salt and parameters (in the data dir)."""
-    return settings.resolve(Path("vaultside.salt"))
-
-
-def build_seal(settings: Settings) -> Seal:
-    """The configured seal: where the root key comes from."""
-    cfg = settings.seal
-    if cfg.kind == "file":
-        return FileSeal(settings.resolve(cfg.key_file))
-    if cfg.kind == "passphrase":
-        if cfg.passphrase_file is None:
-            raise InvalidRequestError("seal.kind is passphrase but seal.passphrase_file is unset")
-        return PassphraseSeal(settings.resolve(cfg.passphrase_file), salt_file(settings))
-    if cfg.kind == "vault-transit":
-        return build_transit_seal(settings)
-    raise InvalidRequestError(f"seal kind {cfg.kind!r} is not available in this build")
-
-
-def seal_material(settings: Settings) -> list[Path]:
-    """Files whose presence means the seal was initialized (for ``initialized`` in status)."""
-    cfg = settings.seal
-    if cfg.kind == "file":
-        return [settings.resolve(cfg.key_file)]
-    if cfg.kind == "passphrase":
-        return [salt_file(settings)]
-    if cfg.kind == "vault-transit":
-        return [settings.resolve(cfg.key_file)]  # the transit-wrapped root key
-    return []
-
-
-def audit_key_file(settings: Settings) -> Path:
-    """The HMAC key used to hash identifiers in audit records."""
-    configured = settings.audit.hmac_key_file
-    return settings.resolve(configured if configured is not None else Path("audit-hmac.key"))
-
-
-def audit_chain_id(settings: Settings) -> str:
-    """The id of this server's audit chain: ``audit.chain_id`` or hostname + file path."""
-    if settings.audit.chain_id is not None:
-        return settings.audit.chain_id
-    file = settings.audit.file
-    path = settings.resolve(file).resolve() if file is not None else Path("-")
-    return f"{socket.gethostname()}:{path}"
-
-
-def build_audit_sinks(settings: Settings) -> list[AuditSink]:
-    """The configured audit sinks; a request whose record no sink accepts fails (503)."""
-    sinks: list[AuditSink] = []
-    # An empty VAULTSIDE_AUDIT__FILE parses as Path("."): treat it as "no file".
-    if settings.audit.file is not None and str(settings.audit.file) not in ("", "."):
-        path = settings.resolve(settings.audit.file)
-        if path.is_dir():
-            raise InvalidRequestError(f"audit.file {path} is a directory")
-        sinks.append(
-            FileSink(path, fsync=settings.audit.fsync, max_bytes=settings.audit.max_file_bytes)
-        )
-    if settings.audit.stdout:
-        sinks.append(StdoutSink())
-    if not sinks:
-        # SECURITY: fail closed at start-up rather than answering 503 to every request.
-        raise InvalidRequestError("no audit sink is configured: set audit.file or audit.stdout")
-    return sinks
 
 
 def _docker() -> object:

@@ -1,12 +1,31 @@
-"""Suite-wide pytest hooks: tests using a service fixture get that service's marker.
+"""Suite-wide hooks and the fixtures shared by every test package.
 
-So ``pytest -m "not docker"`` deselects everything that needs a Docker engine, without
-every test module having to remember its markers.
+Hooks: tests using a service fixture get that service's marker, so ``pytest -m "not docker"``
+deselects everything that needs a Docker engine, without every test module having to remember
+its markers.
+
+Fixtures (a conftest below may override one, e.g. ``rotation`` starts its clock at a date):
+
+- ``clock``: a ``FakeClock`` at its default start.
+- ``key_file``: a fresh random root key file, ``tmp_path / "root.key"``.
+- ``barrier``: an opened, unsealed ``Barrier`` over SQLite in ``tmp_path`` (``BARRIER_DB``),
+  sealed by ``key_file``; closed after the test.
+
+Plain helpers (key files for ``Settings``, a barrier over a given storage) are in
+``tests/stores.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
+
+from tests.stores import BARRIER_DB, new_key_file, open_barrier
+from vaultside.clock import FakeClock
+from vaultside.crypto.barrier import Barrier
+from vaultside.storage.sqlite import SqliteStorage
 
 _MARKER_FOR_FIXTURE = {
     "docker_engine": "docker",
@@ -22,3 +41,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         for marker in {m for f, m in _MARKER_FOR_FIXTURE.items() if f in fixtures}:
             item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at its default start."""
+    return FakeClock()
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """A fresh random root key file in ``tmp_path``."""
+    return new_key_file(tmp_path / "root.key")
+
+
+@pytest.fixture
+async def barrier(tmp_path: Path, key_file: Path) -> AsyncIterator[Barrier]:
+    """An opened, unsealed barrier over SQLite in ``tmp_path``, closed after the test."""
+    b = await open_barrier(SqliteStorage(tmp_path / BARRIER_DB), key_file)
+    try:
+        yield b
+    finally:
+        await b.close()

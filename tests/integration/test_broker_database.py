@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -15,14 +14,13 @@ import asyncpg
 import hvac
 import pytest
 
+from tests.stores import BARRIER_DB
 from vaultside.broker.leases import Lease
 from vaultside.broker.source import Broker, BrokerRegistry
 from vaultside.clock import SystemClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.refs import parse_ref
-from vaultside.storage.sqlite import SqliteStorage
 
 from .services.openbao import OpenBaoServer
 from .services.postgres import PostgresCluster
@@ -79,19 +77,6 @@ async def can_connect(pg: PostgresCluster, creds: dict[str, str]) -> bool:
         await conn.close()
 
 
-@pytest.fixture
-async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
-    raw = SqliteStorage(tmp_path / "vaultside.db")
-    init_key_file(tmp_path / "root.key")
-    b = Barrier(raw, FileSeal(tmp_path / "root.key"))
-    await b.open()
-    await b.unseal()
-    try:
-        yield b
-    finally:
-        await b.close()
-
-
 async def test_database_credentials_lifecycle(
     openbao: OpenBaoServer, postgres: PostgresCluster, barrier: Barrier, tmp_path: Path
 ) -> None:
@@ -113,7 +98,8 @@ async def test_database_credentials_lifecycle(
     await broker.close()
 
     # The lease is persisted through the barrier: encrypted at rest, picked up by a new broker.
-    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("vaultside.db*"))
+    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob(f"{BARRIER_DB}*"))
+    assert db_bytes
     assert first.data["password"].encode() not in db_bytes
     broker = Broker("corp", BrokerSettings(address=openbao.addr, token_file=tmp_path / "token"),
                     barrier, SystemClock())  # fmt: skip

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import open_barrier
 from vaultside.broker.leases import Lease
 from vaultside.broker.source import Broker, BrokerRegistry
 from vaultside.clock import SystemClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.refs import parse_ref
 from vaultside.storage.postgres import PostgresStorage
 
@@ -48,9 +48,7 @@ async def database(postgres: PostgresCluster) -> AsyncIterator[str]:
 
 async def open_server(dsn: str, key: Path, settings: BrokerSettings) -> tuple[Broker, Barrier]:
     """One 'server': its own connection pool and barrier on the shared database and key."""
-    barrier = Barrier(PostgresStorage(dsn, pool_max=4), FileSeal(key))
-    await barrier.open()
-    await barrier.unseal()
+    barrier = await open_barrier(PostgresStorage(dsn, pool_max=4), key)
     broker = Broker("corp", settings, barrier, SystemClock())
     await broker.start()
     return broker, barrier
@@ -71,16 +69,19 @@ def renewals(audit_log: Path, since: float) -> list[float]:
 
 
 async def test_two_servers_share_one_renewed_lease(
-    openbao: OpenBaoServer, postgres: PostgresCluster, database: str, tmp_path: Path
+    openbao: OpenBaoServer,
+    postgres: PostgresCluster,
+    database: str,
+    tmp_path: Path,
+    key_file: Path,
 ) -> None:
     setup_database_engine(openbao, postgres)  # TTL 4 s, max TTL 11 s
     (tmp_path / "token").write_text(openbao.root_token)
-    init_key_file(tmp_path / "root.key")
     settings = BrokerSettings(
         address=openbao.addr, token_file=tmp_path / "token", lease_lock_ttl=LOCK_TTL
     )
-    a, barrier_a = await open_server(database, tmp_path / "root.key", settings)
-    b, barrier_b = await open_server(database, tmp_path / "root.key", settings)
+    a, barrier_a = await open_server(database, key_file, settings)
+    b, barrier_b = await open_server(database, key_file, settings)
     try:
         assert [a.leases.leader, b.leases.leader] == [True, False]
         start = time.time()

@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from vaultside.wiring import build_audit_sinks, build_seal, build_services, postgres_dsn
 
+from tests.stores import keyed_settings
 from vaultside.audit.sinks import FileSink, StdoutSink
 from vaultside.auth.tidy import TokenTidier
 from vaultside.config.settings import Settings
-from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
+from vaultside.wiring import build_audit_sinks, build_seal, build_services, postgres_dsn
 
 
 def test_audit_sinks(tmp_path: Path) -> None:
@@ -53,8 +53,7 @@ class _Component:
 
 
 async def test_one_failing_component_does_not_stop_the_others(tmp_path: Path) -> None:
-    init_key_file(tmp_path / "vaultside.key")
-    services = build_services(Settings(data_dir=tmp_path))
+    services = build_services(keyed_settings(tmp_path))
     broken, fine = _Component(fail=True), _Component(fail=False)
     services.components[:0] = [broken, fine]
     await services.open()
@@ -87,8 +86,7 @@ async def test_audit_fsync_setting_reaches_the_file_sink(
 
 
 def test_token_tidier_is_a_component_unless_disabled(tmp_path: Path) -> None:
-    init_key_file(tmp_path / "vaultside.key")
-    services = build_services(Settings(data_dir=tmp_path, auth={"token_tidy_interval": 30}))
+    services = build_services(keyed_settings(tmp_path, auth={"token_tidy_interval": 30}))
     (tidier,) = [c for c in services.components if isinstance(c, TokenTidier)]
     assert tidier.interval == 30 and tidier.tokens is services.tokens
     assert tidier.clock is services.clock
@@ -97,12 +95,11 @@ def test_token_tidier_is_a_component_unless_disabled(tmp_path: Path) -> None:
 
 
 def test_declared_rotation_targets_are_checked_at_start(tmp_path: Path) -> None:
-    init_key_file(tmp_path / "vaultside.key")
     program = tmp_path / "hook.sh"
     program.write_text("#!/bin/sh\nexit 0\n")
     digest = hashlib.sha256(program.read_bytes()).hexdigest()
     good = {"kind": "command", "argv": [str(program)], "sha256": digest}
-    services = build_services(Settings(data_dir=tmp_path, rotation={"targets": {"hook": good}}))
+    services = build_services(keyed_settings(tmp_path, rotation={"targets": {"hook": good}}))
     assert services.rotation is not None
     assert services.rotation.engine.targets.catalog.names() == ["hook"]
     bad = {**good, "sha256": "0" * 64}

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from vaultside.wiring import build_services
 
+from tests.stores import keyed_settings
 from vaultside.api.app import create_app
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
-from vaultside.crypto.seal import init_key_file
 from vaultside.services import Services
+from vaultside.wiring import build_services
 
 
 @dataclass
@@ -63,9 +63,7 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
     async def factory(*, key: bool = True, **settings_kw: Any) -> Api:
         data_dir = tmp_path / f"stack{len(clients)}"
         data_dir.mkdir()
-        settings = make_settings(data_dir, **settings_kw)
-        if key:
-            init_key_file(settings.resolve(settings.seal.key_file))
+        settings = (keyed_settings if key else make_settings)(data_dir, **settings_kw)
         clock = FakeClock()
         services = build_services(settings, clock=clock)
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(services)))

@@ -14,13 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.stores import keyed_settings
 from vaultside.api.server import Bound, parse_listen, run_server, tls_context
 from vaultside.config.settings import ServerSettings
-from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
 from vaultside.services import Services
 
-from .conftest import make_settings
 from .pki import Pki, make_pki
 
 
@@ -35,14 +34,11 @@ async def serving(
 ) -> AsyncIterator[Bound]:
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
-    settings = make_settings(
+    settings = keyed_settings(
         data_dir,
         server={"listen": "127.0.0.1:0", **server},
         metrics={"listen": metrics_listen},
     )
-    key = settings.resolve(settings.seal.key_file)
-    if not key.exists():
-        init_key_file(key)
     stop = asyncio.Event()
     ready: asyncio.Future[Bound] = asyncio.get_running_loop().create_future()
 

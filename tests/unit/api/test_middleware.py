@@ -10,13 +10,13 @@ import secrets as rnd
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from vaultside.wiring import build_services
 
+from tests.stores import keyed_settings, new_key_file
 from vaultside.api.app import create_app
 from vaultside.api.state import BACKGROUND, SEAL_STATE, SERVICES
-from vaultside.crypto.seal import init_key_file
+from vaultside.wiring import build_services
 
-from .conftest import Api, make_settings
+from .conftest import Api
 
 
 async def _errors(resp) -> list[str]:  # type: ignore[no-untyped-def]
@@ -122,9 +122,7 @@ async def test_internal_error_hides_the_message_and_logs_the_request_id(
     leaked = "leak-" + rnd.token_hex(8)
     data_dir = (await make_api()).settings.data_dir.parent / "boom"
     data_dir.mkdir()
-    settings = make_settings(data_dir)
-    init_key_file(settings.resolve(settings.seal.key_file))
-    app = create_app(build_services(settings))
+    app = create_app(build_services(keyed_settings(data_dir)))
 
     async def boom(request: web.Request) -> web.Response:
         raise ValueError(leaked)
@@ -158,7 +156,7 @@ async def test_sealed_answers_503_and_unseals_when_the_key_appears(make_api) -> 
     assert status["reason"]
     assert (await api.client.get("/metrics")).status == 200
 
-    init_key_file(api.settings.resolve(api.settings.seal.key_file))
+    new_key_file(api.settings.resolve(api.settings.seal.key_file))
     state = api.client.app[SEAL_STATE]  # type: ignore[index]
     background = api.client.app[BACKGROUND]  # type: ignore[index]
     (unseal,) = [t for t in background.tasks if t.get_name() == "unseal"]

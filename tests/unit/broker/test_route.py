@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from vaultside.wiring import build_services
 
+from tests.stores import keyed_settings
 from vaultside.api.app import create_app
-from vaultside.config.settings import Settings
-from vaultside.crypto.seal import init_key_file
 from vaultside.services import Services
+from vaultside.wiring import build_services
 
 
 def closed_port() -> int:
@@ -26,13 +25,12 @@ def closed_port() -> int:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
-    settings = Settings(
-        data_dir=tmp_path,
+    settings = keyed_settings(
+        tmp_path,
         brokers={"corp": {"address": f"http://127.0.0.1:{closed_port()}", "request_timeout": 2,
                           "kv_versions": {"secret": 2}, "token_file": tmp_path / "t"}},
     )  # type: ignore[arg-type]  # fmt: skip
     (tmp_path / "t").write_text("not-a-real-token")
-    init_key_file(settings.resolve(settings.seal.key_file))
     services = build_services(settings)
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(services)))
     await client.start_server()

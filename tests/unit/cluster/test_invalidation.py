@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import new_key_file, open_barrier
 from vaultside.auth.policy import Policy, PolicyStore, Rule
 from vaultside.auth.records import hash_token
 from vaultside.auth.tokens import TokenStore
@@ -20,7 +21,6 @@ from vaultside.clock import FakeClock
 from vaultside.cluster.invalidation import CacheInvalidator
 from vaultside.crypto import aead
 from vaultside.crypto.barrier import LOGICAL, Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.errors import PermissionDeniedError
 from vaultside.storage.notify import ChangeCallback
 from vaultside.storage.sqlite import SqliteStorage
@@ -62,14 +62,12 @@ class Server:
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[tuple[Server, Server, ManualFeed, FakeClock]]:
     clock = FakeClock()
-    key = tmp_path / "root.key"
-    init_key_file(key)
+    key = new_key_file(tmp_path / "root.key")
     storage = SqliteStorage(tmp_path / "shared.db")
     await storage.open()
     servers = []
     for _ in range(2):
-        barrier = Barrier(storage, FileSeal(key), clock=clock)
-        await barrier.unseal()
+        barrier = await open_barrier(storage, key, clock=clock, open_storage=False)
         servers.append(
             Server(
                 barrier,

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import new_key_file, open_barrier
 from vaultside.clock import FakeClock
 from vaultside.crypto import aead
 from vaultside.crypto.barrier import LOGICAL, Barrier
-from vaultside.crypto.seal import FileSeal, PassphraseSeal, init_key_file, init_passphrase_salt
+from vaultside.crypto.seal import FileSeal, PassphraseSeal, init_passphrase_salt
 from vaultside.errors import IntegrityError, SealedError, UpstreamUnavailableError
 from vaultside.storage.base import Delete, Op, Put, Record, StorageBackend
 from vaultside.storage.conformance import StorageConformance
@@ -20,13 +21,10 @@ from vaultside.storage.sqlite import SqliteStorage
 
 class TestBarrierConformance(StorageConformance):
     @pytest.fixture
-    async def backend(self, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Barrier]:
-        init_key_file(tmp_path / "root.key")
-        barrier = Barrier(
-            SqliteStorage(tmp_path / "vs.db", clock=clock), FileSeal(tmp_path / "root.key")
-        )
-        await barrier.open()
-        await barrier.unseal()
+    async def backend(
+        self, tmp_path: Path, clock: FakeClock, key_file: Path
+    ) -> AsyncIterator[Barrier]:
+        barrier = await open_barrier(SqliteStorage(tmp_path / "vs.db", clock=clock), key_file)
         yield barrier
         await barrier.close()
 
@@ -35,16 +33,7 @@ class TestBarrierConformance(StorageConformance):
         inner = backend._backend
         assert isinstance(inner, SqliteStorage)
         await backend.close()
-        again = Barrier(SqliteStorage(inner.path), FileSeal(inner.path.parent / "root.key"))
-        await again.open()
-        await again.unseal()
-        return again
-
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    init_key_file(tmp_path / "root.key")
-    return tmp_path / "root.key"
+        return await open_barrier(SqliteStorage(inner.path), inner.path.parent / "root.key")
 
 
 @pytest.fixture
@@ -57,9 +46,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
 
 @pytest.fixture
 async def barrier(storage: SqliteStorage, key_file: Path) -> Barrier:
-    b = Barrier(storage, FileSeal(key_file))
-    await b.unseal()
-    return b
+    return await open_barrier(storage, key_file, open_storage=False)
 
 
 async def test_sealed_barrier_refuses_everything(storage: SqliteStorage, key_file: Path) -> None:
@@ -101,8 +88,7 @@ async def test_unseal_creates_keyring_once(storage: SqliteStorage, barrier: Barr
 async def test_wrong_root_key_is_detected(
     storage: SqliteStorage, barrier: Barrier, tmp_path: Path
 ) -> None:
-    init_key_file(tmp_path / "other.key")
-    wrong = Barrier(storage, FileSeal(tmp_path / "other.key"))
+    wrong = Barrier(storage, FileSeal(new_key_file(tmp_path / "other.key")))
     with pytest.raises(SealedError, match="wrong root key"):
         await wrong.unseal()
     assert wrong.sealed

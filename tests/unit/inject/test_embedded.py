@@ -6,13 +6,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from vaultside.wiring import build_services
 
+from tests.stores import with_key
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
-from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
 from vaultside.inject.embedded import EmbeddedPlugin, server_api_env
+from vaultside.wiring import build_services
 
 
 def _settings(tmp_path: Path, **inject: object) -> Settings:
@@ -68,8 +68,7 @@ def test_unix_socket_and_refusals(tmp_path: Path) -> None:
 
 
 async def test_component_serves_the_plugin_socket_until_closed(tmp_path: Path) -> None:
-    init_key_file(tmp_path / "vaultside.key")
-    settings = _settings(tmp_path)
+    settings = with_key(_settings(tmp_path))
     services = build_services(settings, clock=FakeClock())
     (plugin,) = [c for c in services.components if isinstance(c, EmbeddedPlugin)]
     assert plugin.env["VAULTSIDE_ADDR"] == "http://127.0.0.1:8200"

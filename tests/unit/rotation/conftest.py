@@ -1,9 +1,9 @@
-"""A real rotation stack for unit tests: KVStore → Barrier → SqliteStorage, on a FakeClock."""
+"""A real rotation stack for unit tests: KVStore → Barrier → SqliteStorage, on a FakeClock.
+
+``barrier`` comes from ``tests/conftest.py``; ``clock`` is overridden to start at ``START``.
+"""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,12 +12,10 @@ from vaultside.auth.records import TokenInfo
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
-from vaultside.storage.sqlite import SqliteStorage
 
 # 2023-11-14 22:13:20 UTC
 START = 1_700_000_000.0
@@ -26,16 +24,6 @@ START = 1_700_000_000.0
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
-
-
-@pytest.fixture
-async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
-    init_key_file(tmp_path / "root.key")
-    b = Barrier(SqliteStorage(tmp_path / "vs.db"), FileSeal(tmp_path / "root.key"))
-    await b.open()
-    await b.unseal()
-    yield b
-    await b.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from vaultside.auth.records import TokenInfo
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
@@ -31,24 +29,8 @@ from vaultside.scan.leaks import Requester, leaked_current, rotate_leaks
 from vaultside.scan.scanner import Scanner
 from vaultside.scan.service import ScanService, version_status
 from vaultside.scan.sources.path import PathSource
-from vaultside.storage.sqlite import SqliteStorage
 
 POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "target": {"kind": "kv"}}
-
-
-@pytest.fixture
-async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
-    init_key_file(tmp_path / "root.key")
-    barrier = Barrier(SqliteStorage(tmp_path / "vs.db"), FileSeal(tmp_path / "root.key"))
-    await barrier.open()
-    await barrier.unseal()
-    yield barrier
-    await barrier.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -8,30 +8,17 @@ the way it would against a dead engine. Scans that find things run in the integr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.errors import NotFoundError
 from vaultside.scan.base import Finding, Location, Secret, Severity
 from vaultside.scan.periodic import PeriodicScanner, ScanMetrics, ScanResults
 from vaultside.scan.service import ScanRecord, ScanService
 from vaultside.scan.sources.container import docker_client
-from vaultside.storage.sqlite import SqliteStorage
-
-
-@pytest.fixture
-async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
-    init_key_file(tmp_path / "root.key")
-    b = Barrier(SqliteStorage(tmp_path / "vs.db"), FileSeal(tmp_path / "root.key"))
-    await b.open()
-    await b.unseal()
-    yield b
-    await b.close()
 
 
 def _scanner(
@@ -143,9 +130,8 @@ def test_metrics_publish_findings_by_severity() -> None:
 def test_wiring_adds_the_periodic_scanner_only_when_configured(
     tmp_path: Path, interval: float
 ) -> None:
-    from vaultside.wiring import build_services
-
     from vaultside.config.settings import Settings
+    from vaultside.wiring import build_services
 
     settings = Settings(
         data_dir=tmp_path,

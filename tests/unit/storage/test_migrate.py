@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import new_key_file, open_barrier
 from vaultside.clock import FakeClock
-from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.errors import ConflictError, IntegrityError
 from vaultside.kv.store import KVStore
 from vaultside.storage import migrate as migrate_mod
@@ -92,12 +91,9 @@ def test_record_hash_separates_key_and_value() -> None:
 async def test_copied_ciphertext_decrypts_with_the_same_root_key(tmp_path: Path) -> None:
     """The barrier's records stay valid in another backend: no re-encryption is needed."""
     clock = FakeClock()
-    key_file = tmp_path / "root.key"
-    init_key_file(key_file)
+    key_file = new_key_file(tmp_path / "root.key")
     src, dst = SqliteStorage(tmp_path / "a.db"), SqliteStorage(tmp_path / "b.db")
-    barrier_a = Barrier(src, FileSeal(key_file), clock=clock)
-    await barrier_a.open()
-    await barrier_a.unseal()
+    barrier_a = await open_barrier(src, key_file, clock=clock)
     kv_a = KVStore(barrier_a, clock=clock)
     value = os.urandom(16).hex()
     await kv_a.put("app/db", {"password": value})
@@ -108,8 +104,7 @@ async def test_copied_ciphertext_decrypts_with_the_same_root_key(tmp_path: Path)
     for rec_key in await dst.list(""):
         got = await dst.get(rec_key)
         assert got is not None and value.encode() not in got.value  # SECURITY: ciphertext only
-    barrier_b = Barrier(dst, FileSeal(key_file), clock=clock)
-    await barrier_b.unseal()
+    barrier_b = await open_barrier(dst, key_file, clock=clock, open_storage=False)
     kv_b = KVStore(barrier_b, clock=clock)
     first = await kv_b.get("app/db", version=1)
     latest = await kv_b.get("app/db")

@@ -10,6 +10,8 @@ Fixtures (a conftest below may override one, e.g. ``rotation`` starts its clock 
 - ``key_file``: a fresh random root key file, ``tmp_path / "root.key"``.
 - ``barrier``: an opened, unsealed ``Barrier`` over SQLite in ``tmp_path`` (``BARRIER_DB``),
   sealed by ``key_file``; closed after the test.
+- ``tokens``: a ``TokenStore`` over ``barrier`` on ``clock``; ``root``: a root token's
+  ``TokenInfo`` from it (holds every capability).
 
 Plain helpers (key files for ``Settings``, a barrier over a given storage) are in
 ``tests/stores.py``.
@@ -23,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.stores import BARRIER_DB, new_key_file, open_barrier
+from vaultside.auth.records import TokenInfo
+from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.storage.sqlite import SqliteStorage
@@ -63,3 +67,15 @@ async def barrier(tmp_path: Path, key_file: Path) -> AsyncIterator[Barrier]:
         yield b
     finally:
         await b.close()
+
+
+@pytest.fixture
+def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
+    """A token store over ``barrier``."""
+    return TokenStore(barrier, clock=clock)
+
+
+@pytest.fixture
+async def root(tokens: TokenStore) -> TokenInfo:
+    """A root token's info: holds every capability."""
+    return (await tokens.create_root())[1]

@@ -1,6 +1,7 @@
 """A real rotation stack for unit tests: KVStore → Barrier → SqliteStorage, on a FakeClock.
 
-``barrier`` comes from ``tests/conftest.py``; ``clock`` is overridden to start at ``START``.
+``barrier``, ``tokens`` and ``root`` come from ``tests/conftest.py``; ``clock`` is overridden
+to start at ``START``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from vaultside.auth.policy import Authorizer, PolicyStore
-from vaultside.auth.records import TokenInfo
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
@@ -32,11 +32,6 @@ def kv(barrier: Barrier, clock: FakeClock) -> KVStore:
 
 
 @pytest.fixture
-def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
-    return TokenStore(barrier, clock=clock)
-
-
-@pytest.fixture
 def policies(barrier: Barrier, clock: FakeClock) -> PolicyStore:
     return PolicyStore(barrier, clock=clock, staleness=0.0)
 
@@ -45,12 +40,6 @@ def policies(barrier: Barrier, clock: FakeClock) -> PolicyStore:
 def authority(tokens: TokenStore, policies: PolicyStore) -> RotationAuthority:
     """The real authority: real tokens and policies over the test barrier."""
     return RotationAuthority(tokens, Authorizer(policies))
-
-
-@pytest.fixture
-async def root(tokens: TokenStore) -> TokenInfo:
-    """A root token's info: holds every capability a rotation can need."""
-    return (await tokens.create_root())[1]
 
 
 @pytest.fixture

@@ -34,16 +34,6 @@ POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "targe
 
 
 @pytest.fixture
-def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
-    return TokenStore(barrier, clock=clock)
-
-
-@pytest.fixture
-async def root(tokens: TokenStore) -> TokenInfo:
-    return (await tokens.create_root())[1]
-
-
-@pytest.fixture
 def stack(
     barrier: Barrier, clock: FakeClock, tokens: TokenStore
 ) -> tuple[KVStore, RotationService, FakeClock]:

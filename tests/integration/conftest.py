@@ -10,6 +10,14 @@ Contract (other test modules rely on these names and attributes):
   ``.stop()``, ``.start()``.
 - ``vaultside_server`` (function scope): ``vaultside_server(**env) -> server`` with ``.addr``,
   ``.root_token``, ``.data_dir``, ``.proc``, ``.stop()``, ``.kill()``, ``.restart()``.
+- ``stack`` (module scope, root only): a ``stack.Stack``: server holding ``app/db``
+  (user, password), ``app/api`` (token) and ``other/x`` (k), whose values are in ``.values``;
+  roles ``web`` (reads ``app/*``), ``apionly`` (reads ``app/api``) and ``narrow`` (web's
+  token, ``allow = ["kv:app/api#*"]``); a running ``vaultside plugin`` that denies root users
+  and images with findings.
+
+The service fixtures are defined in ``services/fixtures.py`` (shared with ``tests/security``);
+the injection stack in ``stack.py`` (shared with ``bench/``).
 
 A service that cannot start here skips the tests that need it, with the reason and the
 service's log tail; under ``CI=true`` that is a failure instead. vaultside itself failing to
@@ -19,77 +27,67 @@ start is always a failure: it is the thing under test.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from typing import NoReturn, TypeVar
+import secrets
+from collections.abc import Iterator
 
 import pytest
 
-from .services.docker_engine import DockerEngine, build_busybox_image
-from .services.openbao import OpenBaoServer
-from .services.postgres import PostgresCluster
-from .services.process import ServiceUnavailable, remove_tree, short_tempdir
-from .services.vaultside_server import VaultsideServerFactory
+from .services.docker_engine import DockerEngine
+from .services.fixtures import (
+    busybox_image,
+    docker_engine,
+    openbao,
+    postgres,
+    vaultside_server,
+)
+from .services.process import remove_tree, short_tempdir
+from .stack import READ_APP, Stack, api, make_token, plugin_stack, serving, write_roles
 
-T = TypeVar("T")
+__all__ = [
+    "busybox_image",
+    "docker_engine",
+    "openbao",
+    "postgres",
+    "stack",
+    "vaultside_server",
+]
 
 
-def _unavailable(service: str, exc: ServiceUnavailable) -> NoReturn:
-    message = f"{service} unavailable: {exc}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def _start(service: str, start: Callable[[], T]) -> T:
+@pytest.fixture(scope="module")
+def stack(docker_engine: DockerEngine, busybox_image: str) -> Iterator[Stack]:
+    """Server + role tokens + ``vaultside plugin`` on ``docker_engine`` (see the contract)."""
+    if os.geteuid() != 0:
+        pytest.skip("the volume plugin mounts tmpfs: needs root")
+    root = short_tempdir("inj")
     try:
-        return start()
-    except ServiceUnavailable as exc:
-        _unavailable(service, exc)
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[DockerEngine]:
-    """A dedicated dockerd for this test session."""
-    engine = _start("dockerd", DockerEngine.start)
-    try:
-        yield engine
+        with serving(root) as server:
+            values = {
+                "user": f"u{secrets.token_hex(6)}",
+                "password": f"p:{secrets.token_urlsafe(18)}",
+                "token": f"t{secrets.token_hex(16)}",
+                "other": f"o{secrets.token_hex(16)}",
+            }
+            db = {"user": values["user"], "password": values["password"]}
+            api(server, "PUT", "secrets/app/db", {"data": db})
+            api(server, "PUT", "secrets/app/api", {"data": {"token": values["token"]}})
+            api(server, "PUT", "secrets/other/x", {"data": {"k": values["other"]}})
+            make_token(server, "web", READ_APP, root / "web.token")
+            make_token(
+                server, "apionly", [{"path": "secrets/app/api", "capabilities": ["read"]}],
+                root / "apionly.token",
+            )  # fmt: skip
+            write_roles(root, {
+                "web": {"token_file": "web.token"},
+                "apionly": {"token_file": "apionly.token"},
+                "narrow": {"token_file": "web.token", "allow": ["kv:app/api#*"]},
+            })  # fmt: skip
+            env = {
+                "VAULTSIDE_INJECT__ADMISSION__ROOT_USER": "deny",
+                "VAULTSIDE_INJECT__ADMISSION__IMAGE_FINDINGS": "deny",
+                "VAULTSIDE_INJECT__STATE_DIR": str(root / "plugin" / "state"),
+            }
+            with plugin_stack(docker_engine, busybox_image, server, root, env=env) as st:
+                st.values.update(values)
+                yield st
     finally:
-        engine.close()
-
-
-@pytest.fixture(scope="session")
-def busybox_image(docker_engine: DockerEngine) -> str:
-    """Tag of a FROM-scratch busybox image built in ``docker_engine``."""
-    return _start("busybox image", lambda: build_busybox_image(docker_engine))
-
-
-@pytest.fixture(scope="session")
-def openbao() -> Iterator[OpenBaoServer]:
-    """An OpenBao dev server with a file audit device (restart loses its data)."""
-    server = _start("OpenBao", OpenBaoServer.create)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """A throwaway PostgreSQL cluster with password auth on 127.0.0.1."""
-    cluster = _start("PostgreSQL", PostgresCluster.create)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
-@pytest.fixture
-def vaultside_server() -> Iterator[VaultsideServerFactory]:
-    """Factory: ``vaultside_server(VAULTSIDE_X="y")`` starts ``vaultside serve --dev``."""
-    root = short_tempdir("srv")
-    factory = VaultsideServerFactory(root)
-    try:
-        yield factory
-    finally:
-        factory.close()
         remove_tree(root)

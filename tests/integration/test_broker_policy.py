@@ -26,9 +26,7 @@ from vaultside.errors import UpstreamError
 
 from .services.openbao import OpenBaoServer
 from .services.postgres import PostgresCluster
-from .test_broker_database import barrier, can_connect, setup_database_engine
-
-__all__ = ["barrier"]  # fixture used by this module
+from .test_broker_database import can_connect, setup_database_engine
 
 pytestmark = [pytest.mark.openbao, pytest.mark.postgres]
 

@@ -14,7 +14,7 @@ import pytest
 from .services.docker_engine import DockerEngine
 from .services.process import wait_until
 from .services.vaultside_server import VaultsideServerFactory
-from .test_inject_plugin import SAFE, api, make_token
+from .stack import SAFE, api, make_token
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 

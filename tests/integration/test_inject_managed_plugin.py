@@ -20,8 +20,8 @@ import pytest
 from .services.docker_engine import DockerEngine
 from .services.process import remove_tree, short_tempdir
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .stack import SAFE, api, make_token
 from .test_deploy_support import REPO, build_vaultside_image, unavailable
-from .test_inject_plugin import SAFE, api, make_token
 
 # The image build (apt-get + pip wheel) and `docker plugin create` take minutes on a busy host.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]

@@ -1,186 +1,25 @@
 """The Docker volume plugin against a REAL dockerd and a real vaultside server.
 
-The plugin runs as ``vaultside plugin`` in a subprocess under a unique name; containers are
-started with the docker CLI so the tests see exactly what ``docker run`` prints.
+The plugin runs as ``vaultside plugin`` in a subprocess under a unique name (the ``stack``
+fixture, built by ``stack.py``); containers are started with the docker CLI so the tests see
+exactly what ``docker run`` prints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
-import urllib.request
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .services.docker_engine import DockerEngine
-from .services.process import remove_tree, short_tempdir, spawn, terminate, wait_until
-from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .stack import SAFE, Stack
 
 pytestmark = pytest.mark.docker
-SAFE = ["--user", "1000:1000", "--read-only", "--memory", "64m", "--pids-limit", "64"]
-
-
-def api(server: VaultsideServer, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """One JSON call to the server as root."""
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {server.root_token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
-
-
-def make_token(
-    server: VaultsideServer, policy: str, rules: list[dict[str, Any]], path: Path
-) -> None:
-    api(server, "PUT", f"sys/policies/{policy}", {"rules": rules})
-    token = api(server, "POST", "auth/token/create", {"policies": [policy]})["auth"]["token"]
-    path.write_text(token)
-    path.chmod(0o600)
-
-
-@dataclass
-class Stack:
-    """Server + plugin + engine, and the generated secret values."""
-
-    engine: DockerEngine
-    image: str
-    server: VaultsideServer
-    root: Path
-    name: str
-    values: dict[str, str]
-    plugin_env: dict[str, str]
-    plugin: subprocess.Popen[bytes] | None = None
-    volumes: list[str] = field(default_factory=list)
-
-    @property
-    def mount_root(self) -> Path:
-        return self.root / "mounts" / self.name
-
-    @property
-    def plugin_data(self) -> Path:
-        return self.root / "plugin"
-
-    @property
-    def socket(self) -> Path:
-        return Path("/run/docker/plugins") / f"{self.name}.sock"
-
-    def start_plugin(self) -> None:
-        argv = [
-            sys.executable, "-m", "vaultside", "plugin", "--name", self.name,
-            "--roles", str(self.root / "roles.toml"), "--mount-root", str(self.root / "mounts"),
-            "--docker-host", self.engine.base_url,
-        ]  # fmt: skip
-        self.socket.unlink(missing_ok=True)
-        self.plugin = spawn(argv, self.root / "plugin.log", env=self.plugin_env, cwd=self.root)
-        wait_until(
-            self.socket.is_socket, timeout=30, what="vaultside plugin",
-            proc=self.plugin, log_path=self.root / "plugin.log",
-        )  # fmt: skip
-
-    def stop_plugin(self) -> None:
-        terminate(self.plugin, grace=10)
-
-    def volume(self, suffix: str = "") -> str:
-        name = f"v{secrets.token_hex(4)}{suffix}"
-        self.volumes.append(name)
-        return name
-
-    def mount_arg(self, volume: str, opts: dict[str, str]) -> str:
-        parts = ["type=volume", f"volume-driver={self.name}", f"src={volume}", "dst=/run/secrets"]
-        parts += [f"volume-opt={k}={v}" for k, v in opts.items()]
-        return ",".join(f'"{p}"' if "," in p else p for p in parts)
-
-    def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", *args], env=self.engine.env, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
-
-    def run(self, volume: str, opts: dict[str, str], flags: list[str], cmd: str) -> Any:
-        return self.docker(
-            "run", "--rm", "--network", "none", *flags,
-            "--mount", self.mount_arg(volume, opts), self.image, "sh", "-c", cmd,
-        )  # fmt: skip
-
-    def our_mounts(self) -> list[str]:
-        text = Path("/proc/self/mountinfo").read_text()
-        return [line for line in text.splitlines() if str(self.root / "mounts") in line]
-
-
-@pytest.fixture(scope="module")
-def stack(docker_engine: DockerEngine, busybox_image: str) -> Iterator[Stack]:
-    if os.geteuid() != 0:
-        pytest.skip("the volume plugin mounts tmpfs: needs root")
-    root = short_tempdir("inj")
-    factory = VaultsideServerFactory(root / "srv")
-    try:
-        server = factory()
-        values = {
-            "user": f"u{secrets.token_hex(6)}",
-            "password": f"p:{secrets.token_urlsafe(18)}",
-            "token": f"t{secrets.token_hex(16)}",
-            "other": f"o{secrets.token_hex(16)}",
-        }
-        db = {"user": values["user"], "password": values["password"]}
-        api(server, "PUT", "secrets/app/db", {"data": db})
-        api(server, "PUT", "secrets/app/api", {"data": {"token": values["token"]}})
-        api(server, "PUT", "secrets/other/x", {"data": {"k": values["other"]}})
-        read_app = [{"path": "secrets/app/*", "capabilities": ["read"]}]
-        make_token(server, "web", read_app, root / "web.token")
-        make_token(
-            server, "apionly", [{"path": "secrets/app/api", "capabilities": ["read"]}],
-            root / "apionly.token",
-        )  # fmt: skip
-        (root / "roles.toml").write_text(
-            '[roles.web]\ntoken_file = "web.token"\n\n'
-            '[roles.apionly]\ntoken_file = "apionly.token"\n\n'
-            '[roles.narrow]\ntoken_file = "web.token"\nallow = ["kv:app/api#*"]\n'
-        )
-        env = {k: v for k, v in docker_engine.env.items() if not k.startswith("VAULTSIDE_")}
-        env |= {
-            "VAULTSIDE_ADDR": server.addr,
-            "VAULTSIDE_DATA_DIR": str(root / "plugin"),
-            "VAULTSIDE_INJECT__ADMISSION__ROOT_USER": "deny",
-            "VAULTSIDE_INJECT__ADMISSION__IMAGE_FINDINGS": "deny",
-            "VAULTSIDE_INJECT__STATE_DIR": str(root / "plugin" / "state"),
-            "PYTHONUNBUFFERED": "1",
-        }
-        st = Stack(
-            docker_engine, busybox_image, server, root,
-            f"vaultside-test-{secrets.token_hex(4)}", values, env,
-        )  # fmt: skip
-        st.start_plugin()
-        try:
-            yield st
-        finally:
-            # Volumes first, while the plugin still answers (dockerd retries a gone plugin).
-            # Only the volumes that exist, found by driver: removing a name the engine doesn't
-            # know makes it ask every volume driver it has ever seen, and the plugins of
-            # earlier tests on this session's engine are gone (each costs ~15 s of retries).
-            listed = st.docker("volume", "ls", "-q", "--filter", f"driver={st.name}")
-            ours = [v for v in listed.stdout.split() if v in st.volumes]
-            if ours:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    st.docker("volume", "rm", "-f", *ours, timeout=120)
-            st.stop_plugin()
-            st.socket.unlink(missing_ok=True)
-    finally:
-        factory.close()
-        remove_tree(root)
-
 
 THREE = {
     "secret.db_password": "kv:app/db#password",

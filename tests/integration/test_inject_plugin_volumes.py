@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from .services.process import spawn, terminate, wait_until
-from .test_inject_plugin import SAFE, Stack, stack  # noqa: F401
+from .stack import SAFE, Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 LIMITS = SAFE[2:]  # --read-only, memory and pids limits, without --user
 
 
-def test_group_member_reads_a_0440_volume(stack: Stack) -> None:  # noqa: F811
+def test_group_member_reads_a_0440_volume(stack: Stack) -> None:
     """``mode=0440`` + ``gid=``: a container user of that group (not the owner) reads the file,
     because the tmpfs root follows the file mode (0550), as in docs/injection.md's example."""
     opts = {"secret.db_password": "kv:app/db#password", "uid": "1000", "gid": "3000",
@@ -55,7 +55,7 @@ def _docs_compose_example() -> dict[str, Any]:
     return parsed
 
 
-def test_docs_compose_example_with_group_readers(stack: Stack) -> None:  # noqa: F811
+def test_docs_compose_example_with_group_readers(stack: Stack) -> None:
     """docs/injection.md's Compose example as written (mode 0440, gid 3000): ``web`` (the
     owner) and ``worker`` (uid 2001, group 3000) both read every file."""
     compose_bin = Path(sys.executable).parent / "docker-compose"
@@ -108,7 +108,7 @@ NOSUID_NODEV_NOEXEC = {"nosuid", "nodev", "noexec"}
 
 
 @pytest.mark.parametrize("access", ["rw", "ro"])
-def test_mount_flags_and_why_a_ro_bind_is_safe(stack: Stack, access: str) -> None:  # noqa: F811
+def test_mount_flags_and_why_a_ro_bind_is_safe(stack: Stack, access: str) -> None:
     """Pins what the container sees. A plain bind keeps the plugin mount's flags
     (ro,nosuid,nodev,noexec); a ``:ro`` bind loses nosuid,nodev,noexec (runc 1.1 remounts it
     with only MS_RDONLY). That is safe because
@@ -141,7 +141,7 @@ def test_mount_flags_and_why_a_ro_bind_is_safe(stack: Stack, access: str) -> Non
     assert stack.our_mounts() == []
 
 
-def _plugin(stack: Stack, name: str, log: str) -> subprocess.Popen[bytes]:  # noqa: F811
+def _plugin(stack: Stack, name: str, log: str) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "vaultside", "plugin", "--name", name,
         "--roles", str(stack.root / "roles.toml"), "--mount-root", str(stack.root / "mounts"),
@@ -165,7 +165,7 @@ def _answers(sock: Path) -> bool:
     return b"VolumeDriver" in reply
 
 
-def test_second_plugin_with_the_same_name_refuses_to_start(stack: Stack) -> None:  # noqa: F811
+def test_second_plugin_with_the_same_name_refuses_to_start(stack: Stack) -> None:
     inode = stack.socket.stat().st_ino
     second = _plugin(stack, stack.name, "plugin-second.log")
     try:
@@ -186,7 +186,7 @@ def test_second_plugin_with_the_same_name_refuses_to_start(stack: Stack) -> None
     assert res.returncode == 0 and res.stdout == stack.values["password"], res.stderr
 
 
-def test_a_plugin_removes_only_its_own_socket(stack: Stack) -> None:  # noqa: F811
+def test_a_plugin_removes_only_its_own_socket(stack: Stack) -> None:
     """The first plugin's socket was replaced (removed by hand, a new plugin started):
     stopping the first one leaves the new one's socket alone; the new one removes it."""
     name = f"{stack.name}-b"

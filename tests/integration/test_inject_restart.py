@@ -11,10 +11,9 @@ import pytest
 
 from .services.docker_engine import DOCKERD, DockerEngine, build_busybox_image
 from .services.process import ServiceUnavailable, spawn, terminate, wait_until
-from .test_inject_plugin import SAFE, Stack, stack
+from .stack import SAFE, Stack
 
 pytestmark = pytest.mark.docker
-__all__ = ["stack"]  # the module-scoped fixture, started again for this module
 
 
 def test_plugin_restart_recovers_mounts(stack: Stack) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from vaultside.inject import tmpfs
 
 from .services.docker_engine import DockerEngine
 from .services.process import (
@@ -27,22 +24,10 @@ from .services.process import (
     terminate,
     wait_until,
 )
-from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .services.vaultside_server import VaultsideServer
+from .stack import READ_APP, api, make_token, serving, shared_tmpfs, sidecar_argv
 
 pytestmark = pytest.mark.docker
-
-
-def api(server: VaultsideServer, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """One JSON call to the server as root."""
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {server.root_token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
 
 
 @dataclass
@@ -57,13 +42,14 @@ class SidecarStack:
     shared: Path
 
     def sidecar_argv(self, *extra: str) -> list[str]:
-        return [
-            sys.executable, "-m", "vaultside", "sidecar", "--dir", str(self.shared),
-            "--addr", self.server.addr, "--token-file", str(self.token_file),
-            "--secret", "password=kv:app/db#password",
-            "--secret", "db.env=DB_USER=kv:app/db#user;DB_PASSWORD=kv:app/db#password",
+        files = {
+            "password": "kv:app/db#password",
+            "db.env": "DB_USER=kv:app/db#user;DB_PASSWORD=kv:app/db#password",
+        }
+        return sidecar_argv(
+            self.server, self.token_file, self.shared, files,
             "--opt", "format.db.env=env", "--opt", "uid=1000", "--opt", "gid=1000", *extra,
-        ]  # fmt: skip
+        )  # fmt: skip
 
     def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -80,24 +66,14 @@ def sstack(docker_engine: DockerEngine, busybox_image: str) -> Iterator[SidecarS
     if os.geteuid() != 0:
         pytest.skip("mounting the shared tmpfs needs root")
     root = short_tempdir("side")
-    factory = VaultsideServerFactory(root / "srv")
     try:
-        server = factory()
-        api(server, "PUT", "sys/policies/app", {"rules": [
-            {"path": "secrets/app/*", "capabilities": ["read"]},
-        ]})  # fmt: skip
-        auth = api(server, "POST", "auth/token/create", {"policies": ["app"]})["auth"]
-        token_file = root / "app.token"
-        token_file.write_text(auth["token"])
-        token_file.chmod(0o600)
-        shared = root / "shared"
-        tmpfs.mount_tmpfs(shared, size_bytes=1 << 20, uid=1000, gid=1000)
-        st = SidecarStack(docker_engine, busybox_image, server, root, token_file, shared)
-        st.put_password(f"p{secrets.token_hex(12)}")
-        yield st
-        tmpfs.wipe_and_unmount(shared)
+        with serving(root) as server, shared_tmpfs(root / "shared") as shared:
+            token_file = root / "app.token"
+            make_token(server, "app", READ_APP, token_file)
+            st = SidecarStack(docker_engine, busybox_image, server, root, token_file, shared)
+            st.put_password(f"p{secrets.token_hex(12)}")
+            yield st
     finally:
-        factory.close()
         remove_tree(root)
 
 

@@ -12,8 +12,6 @@ import itertools
 import json
 import os
 import secrets
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -24,10 +22,9 @@ import pytest
 from .services.docker_engine import DockerEngine
 from .services.openbao import OpenBaoServer
 from .services.postgres import PostgresCluster
-from .services.process import spawn, terminate, wait_until
 from .services.vaultside_server import VaultsideServerFactory
+from .stack import SAFE, make_token, plugin_stack, write_roles
 from .test_broker_database import can_connect
-from .test_inject_plugin import SAFE, make_token
 
 pytestmark = [
     pytest.mark.docker,
@@ -85,55 +82,35 @@ def test_replaced_database_credentials_reach_the_container_before_the_old_expire
         server, "dbapp", [{"path": f"broker/corp/database/creds/{ROLE}", "capabilities": ["read"]}],
         root / "db.token",
     )  # fmt: skip
-    (root / "roles.toml").write_text('[roles.db]\ntoken_file = "db.token"\n')
-    name = f"vaultside-test-{secrets.token_hex(4)}"
-    socket = Path("/run/docker/plugins") / f"{name}.sock"
-    env = {k: v for k, v in docker_engine.env.items() if not k.startswith("VAULTSIDE_")}
-    env |= {
-        "VAULTSIDE_ADDR": server.addr,
-        "VAULTSIDE_DATA_DIR": str(root / "plugin"),
+    write_roles(root, {"db": {"token_file": "db.token"}})
+    env = {
         "VAULTSIDE_INJECT__STATE_DIR": str(root / "plugin" / "state"),
         "VAULTSIDE_ROTATION__REDELIVER_INTERVAL": "0.1",
-        "PYTHONUNBUFFERED": "1",
     }
-    argv = [
-        sys.executable, "-m", "vaultside", "plugin", "--name", name,
-        "--roles", str(root / "roles.toml"), "--mount-root", str(root / "mounts"),
-        "--docker-host", docker_engine.base_url,
-    ]  # fmt: skip
-    plugin_log = root / "plugin.log"
-    plugin = spawn(argv, plugin_log, env=env, cwd=root)
-    volume, container = f"v{secrets.token_hex(4)}", f"leased-{secrets.token_hex(4)}"
+    with plugin_stack(docker_engine, busybox_image, server, root, env=env) as stack:
+        volume, container = stack.volume(), f"leased-{secrets.token_hex(4)}"
+        stack.containers.append(container)
 
-    def docker(*args: str) -> str:
-        res = subprocess.run(
-            ["docker", *args], env=docker_engine.env, capture_output=True, text=True,
-            timeout=60, check=False,
-        )  # fmt: skip
-        assert res.returncode == 0, res.stderr
-        return res.stdout
+        def docker(*args: str) -> str:
+            res = stack.docker(*args)
+            assert res.returncode == 0, res.stderr
+            return res.stdout
 
-    def held() -> dict[str, str]:
-        out = docker("exec", container, "sh", "-c", "cat /run/secrets/username; echo;"
-                     " cat /run/secrets/password")  # fmt: skip
-        user, _, password = out.partition("\n")
-        return {"username": user, "password": password}
+        def held() -> dict[str, str]:
+            out = docker("exec", container, "sh", "-c", "cat /run/secrets/username; echo;"
+                         " cat /run/secrets/password")  # fmt: skip
+            user, _, password = out.partition("\n")
+            return {"username": user, "password": password}
 
-    started = time.time()
-    try:
-        wait_until(socket.is_socket, timeout=30, what="plugin", proc=plugin, log_path=plugin_log)
-        opts = [
-            f"secret.username={REF}#username", f"secret.password={REF}#password",
-            "uid=1000", "gid=1000",
-        ]  # fmt: skip
-        mount = ",".join(
-            ["type=volume", f"volume-driver={name}", f"src={volume}", "dst=/run/secrets"]
-            + [f"volume-opt={o}" for o in opts]
-        )
+        started = time.time()
+        opts = {
+            "secret.username": f"{REF}#username", "secret.password": f"{REF}#password",
+            "uid": "1000", "gid": "1000",
+        }  # fmt: skip
         docker(
             "run", "-d", "--name", container, "--network", "none", *SAFE,
-            "--label", "io.vaultside.role=db", "--mount", mount, busybox_image,
-            "sh", "-c", "while true; do sleep 1; done",
+            "--label", "io.vaultside.role=db", "--mount", stack.mount_arg(volume, opts),
+            busybox_image, "sh", "-c", "while true; do sleep 1; done",
         )  # fmt: skip
         first = held()
         mounted_at = time.monotonic()
@@ -149,21 +126,14 @@ def test_replaced_database_credentials_reach_the_container_before_the_old_expire
         # `docker exec` and a fresh login after the fact add their own latency, and under
         # load that can use up the lease's last ~2 s even when the plugin was on time.
         issued = _creds_issued(openbao.audit_log, started)
-        delivered = _redelivered(plugin_log)
+        delivered = _redelivered(stack.plugin_log)
         assert issued and delivered, (issued, delivered)
         assert delivered[0] < issued[0] + 12, f"{delivered[0] - issued[0]:.2f} s after issue"
         assert now["password"] != first["password"]
         assert asyncio.run(can_connect(postgres, now))
         mode = docker("exec", container, "stat", "-c", "%a %u", "/run/secrets/password").split()
         assert mode == ["400", "1000"]
-    finally:
-        subprocess.run(["docker", "rm", "-f", container], env=docker_engine.env,
-                       capture_output=True, timeout=60, check=False)  # fmt: skip
-        subprocess.run(["docker", "volume", "rm", "-f", volume], env=docker_engine.env,
-                       capture_output=True, timeout=60, check=False)  # fmt: skip
-        terminate(plugin, grace=10)
-        socket.unlink(missing_ok=True)
-    text = plugin_log.read_text() + server.output()
+    text = stack.plugin_log.read_text() + server.output()
     assert first["password"] not in text and now["password"] not in text
 
 

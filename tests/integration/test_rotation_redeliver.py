@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .test_inject_plugin import SAFE, Stack, api, stack  # noqa: F401
+from .stack import SAFE, Stack, api
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -29,7 +29,7 @@ def wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
         time.sleep(0.05)
 
 
-def test_running_container_gets_new_file_and_hup(stack: Stack) -> None:  # noqa: F811
+def test_running_container_gets_new_file_and_hup(stack: Stack) -> None:
     server = stack.server
     # The role's token may report which versions its containers hold.
     api(server, "PUT", "sys/policies/web", {"rules": [

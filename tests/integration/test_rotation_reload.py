@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .test_inject_plugin import SAFE, Stack, api, stack  # noqa: F401
+from .stack import SAFE, Stack, api
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 
@@ -49,7 +49,7 @@ def _wait(check, timeout: float, what: str) -> float:  # type: ignore[no-untyped
     return time.monotonic() - start
 
 
-def test_restarting_container_does_not_stall_the_others(stack: Stack) -> None:  # noqa: F811
+def test_restarting_container_does_not_stall_the_others(stack: Stack) -> None:
     server = stack.server
     versions = [f"rl{i}-{secrets.token_hex(8)}" for i in range(4)]
     api(server, "PUT", "secrets/app/rl", {"data": {"token": versions[0]}})

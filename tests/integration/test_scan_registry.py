@@ -28,7 +28,7 @@ import zstandard
 
 from tests.unit.scan.credgen import AN, HEX, github_token, rnd
 
-from .conftest import _start
+from .services.fixtures import _start
 from .services.registry import RegistrySet
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -7,6 +7,6 @@ live in ``tests/integration`` (e.g. ``test_scan_targets.py``).
 
 from __future__ import annotations
 
-from tests.integration.conftest import vaultside_server
+from tests.integration.services.fixtures import vaultside_server
 
 __all__ = ["vaultside_server"]

@@ -18,166 +18,113 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.services.docker_engine import DockerEngine, build_busybox_image  # noqa: E402
-from tests.integration.services.process import (  # noqa: E402
-    remove_tree,
-    short_tempdir,
-    spawn,
-    terminate,
-    wait_until,
-)
-from tests.integration.services.vaultside_server import (  # noqa: E402
-    VaultsideServer,
-    VaultsideServerFactory,
-)
+from percentile import pct  # noqa: E402
 
+from tests.integration.services.process import remove_tree, short_tempdir  # noqa: E402
+from tests.integration.services.vaultside_server import VaultsideServer  # noqa: E402
+from tests.integration.stack import (  # noqa: E402
+    READ_APP,
+    Stack,
+    api,
+    make_token,
+    own_engine,
+    plugin_stack,
+    serving,
+    write_roles,
+)
+from tests.stores import new_key_file, open_barrier  # noqa: E402
+
+# Smaller than the stack's SAFE limits: 50 of these run at once.
 SAFE = ["--user", "1000:1000", "--read-only", "--memory", "32m", "--pids-limit", "16"]
-
-
-def api(server: VaultsideServer, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {server.root_token}"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def docker(engine: DockerEngine, *args: str) -> str:
-    res = subprocess.run(["docker", *args], env=engine.env, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"docker {' '.join(args[:3])} failed: {res.stderr.strip()}")
-    return res.stdout.strip()
 
 
 def bench_redelivery(containers: int, rotations: int) -> dict[str, float]:
     root = short_tempdir("bench-rot")
-    engine = DockerEngine.start()
-    factory = VaultsideServerFactory(root / "srv")
-    plugin_proc = None
-    name = f"vaultside-rot-{secrets.token_hex(3)}"
     try:
-        image = build_busybox_image(engine)
-        server = factory()
-        api(server, "PUT", "secrets/app/rot", {"data": {"token": "t" + secrets.token_hex(16)}})
-        api(server, "PUT", "sys/policies/web", {"rules": [
-            {"path": "secrets/app/*", "capabilities": ["read"]},
-            {"path": "consumers/*", "capabilities": ["update"]},
-        ]})  # fmt: skip
-        api(server, "PUT", "rotation/policies/app/rot", {
-            "every": "30d", "generator": {"kind": "token", "length": 40}, "target": {"kind": "kv"},
-        })  # fmt: skip
-        token = api(server, "POST", "auth/token/create", {"policies": ["web"]})["auth"]["token"]
-        (root / "web.token").write_text(token)
-        (root / "web.token").chmod(0o600)
-        (root / "roles.toml").write_text('[roles.web]\ntoken_file = "web.token"\n')
-        env = {k: v for k, v in engine.env.items() if not k.startswith("VAULTSIDE_")}
-        env |= {
-            "VAULTSIDE_ADDR": server.addr,
-            "VAULTSIDE_DATA_DIR": str(root / "plugin"),
-            "VAULTSIDE_INJECT__ADMISSION__IMAGE_FINDINGS": "off",
-        }
-        sock = Path("/run/docker/plugins") / f"{name}.sock"
-        plugin_proc = spawn(
-            [sys.executable, "-m", "vaultside", "plugin", "--name", name,
-             "--roles", str(root / "roles.toml"), "--mount-root", str(root / "mounts"),
-             "--docker-host", engine.base_url],
-            root / "plugin.log", env=env, cwd=root,
-        )  # fmt: skip
-        wait_until(sock.is_socket, timeout=30, what="plugin", proc=plugin_proc)
-        files: list[Path] = []
-        cids: list[str] = []
-        for i in range(containers):
-            mount = (
-                f"type=volume,volume-driver={name},src=rot{i},dst=/run/secrets,"
-                "volume-opt=secret.token=kv:app/rot#token"
-            )
-            cid = docker(
-                engine, "run", "-d", "--network", "none", *SAFE,
-                "--label", "io.vaultside.role=web", "--label", "io.vaultside.on-rotate=signal:HUP",
-                "--mount", mount, image, "sh", "-c", "trap 'true' HUP; while :; do sleep 1; done",
-            )  # fmt: skip
-            cids.append(cid)
-            pid = docker(engine, "inspect", "-f", "{{.State.Pid}}", cid)
-            files.append(Path(f"/proc/{pid}/root/run/secrets/token"))
-        print(f"{containers} containers running, each with its own plugin volume", flush=True)
-        time.sleep(2)  # let the refresher learn every mount
-        all_seen: list[float] = []
-        each: list[float] = []
-        rotate_ms: list[float] = []
-        for _ in range(rotations):
-            t_call = time.perf_counter()
-            run = api(server, "POST", "rotation/rotate/app/rot")["run"]
-            t0 = time.perf_counter()
-            rotate_ms.append((t0 - t_call) * 1000)
-            assert run["result"] == "ok", run
-            new = api(server, "GET", "secrets/app/rot")["data"]["token"].encode()
-            pending = set(range(containers))
-            while pending:
-                for i in list(pending):
-                    if files[i].read_bytes() == new:
-                        each.append(time.perf_counter() - t0)
-                        pending.discard(i)
-                if time.perf_counter() - t0 > 30:
-                    raise SystemExit(f"{len(pending)} containers never saw the new value")
-                time.sleep(0.005)
-            all_seen.append(time.perf_counter() - t0)
-            time.sleep(1)
-        result = {
-            "all_p50_ms": statistics.median(all_seen) * 1000,
-            "all_p99_ms": pct(all_seen, 99) * 1000,
-            "all_max_ms": max(all_seen) * 1000,
-            "each_p50_ms": statistics.median(each) * 1000,
-            "each_p99_ms": pct(each, 99) * 1000,
-            "rotate_call_p50_ms": statistics.median(rotate_ms),
-        }
-        print(
-            f"re-delivery to {containers} running containers, {rotations} rotations: "
-            f"all see the new value p50 {result['all_p50_ms']:.0f} ms, p99 "
-            f"{result['all_p99_ms']:.0f} ms, max {result['all_max_ms']:.0f} ms (target p99 < "
-            f"2000 ms); per container p50 {result['each_p50_ms']:.0f} ms, p99 "
-            f"{result['each_p99_ms']:.0f} ms; rotate call p50 "
-            f"{result['rotate_call_p50_ms']:.0f} ms",
-            flush=True,
-        )
-        return result
+        with own_engine() as (engine, image), serving(root) as server:
+            api(server, "PUT", "secrets/app/rot", {"data": {"token": "t" + secrets.token_hex(16)}})
+            api(server, "PUT", "rotation/policies/app/rot", {
+                "every": "30d", "generator": {"kind": "token", "length": 40},
+                "target": {"kind": "kv"},
+            })  # fmt: skip
+            rules = [*READ_APP, {"path": "consumers/*", "capabilities": ["update"]}]
+            make_token(server, "web", rules, root / "web.token")
+            write_roles(root, {"web": {"token_file": "web.token"}})
+            env = {"VAULTSIDE_INJECT__ADMISSION__IMAGE_FINDINGS": "off"}
+            with plugin_stack(engine, image, server, root, prefix="vaultside-rot", env=env) as st:
+                return _redeliver(st, server, image, containers, rotations)
     finally:
-        # Containers and volumes go while the plugin still answers (dockerd retries a gone one).
-        if cids:
-            subprocess.run(["docker", "rm", "-f", *cids], env=engine.env, capture_output=True)
-            vols = [f"rot{i}" for i in range(containers)]
-            subprocess.run(
-                ["docker", "volume", "rm", "-f", *vols], env=engine.env, capture_output=True
-            )
-        terminate(plugin_proc, grace=10)
-        factory.close()
-        engine.close()
-        (Path("/run/docker/plugins") / f"{name}.sock").unlink(missing_ok=True)
         remove_tree(root)
+
+
+def _redeliver(
+    st: Stack, server: VaultsideServer, image: str, containers: int, rotations: int
+) -> dict[str, float]:
+    files: list[Path] = []
+    for _ in range(containers):
+        opts = {"secret.token": "kv:app/rot#token"}
+        cid = st.docker_ok(
+            "run", "-d", "--network", "none", *SAFE,
+            "--label", "io.vaultside.role=web", "--label", "io.vaultside.on-rotate=signal:HUP",
+            "--mount", st.mount_arg(st.volume(), opts), image,
+            "sh", "-c", "trap 'true' HUP; while :; do sleep 1; done",
+        )  # fmt: skip
+        st.containers.append(cid)
+        pid = st.docker_ok("inspect", "-f", "{{.State.Pid}}", cid)
+        files.append(Path(f"/proc/{pid}/root/run/secrets/token"))
+    print(f"{containers} containers running, each with its own plugin volume", flush=True)
+    time.sleep(2)  # let the refresher learn every mount
+    all_seen: list[float] = []
+    each: list[float] = []
+    rotate_ms: list[float] = []
+    for _ in range(rotations):
+        t_call = time.perf_counter()
+        run = api(server, "POST", "rotation/rotate/app/rot", timeout=30)["run"]
+        t0 = time.perf_counter()
+        rotate_ms.append((t0 - t_call) * 1000)
+        assert run["result"] == "ok", run
+        new = api(server, "GET", "secrets/app/rot", timeout=30)["data"]["token"].encode()
+        pending = set(range(containers))
+        while pending:
+            for i in list(pending):
+                if files[i].read_bytes() == new:
+                    each.append(time.perf_counter() - t0)
+                    pending.discard(i)
+            if time.perf_counter() - t0 > 30:
+                raise SystemExit(f"{len(pending)} containers never saw the new value")
+            time.sleep(0.005)
+        all_seen.append(time.perf_counter() - t0)
+        time.sleep(1)
+    result = {
+        "all_p50_ms": statistics.median(all_seen) * 1000,
+        "all_p99_ms": pct(all_seen, 99) * 1000,
+        "all_max_ms": max(all_seen) * 1000,
+        "each_p50_ms": statistics.median(each) * 1000,
+        "each_p99_ms": pct(each, 99) * 1000,
+        "rotate_call_p50_ms": statistics.median(rotate_ms),
+    }
+    print(
+        f"re-delivery to {containers} running containers, {rotations} rotations: "
+        f"all see the new value p50 {result['all_p50_ms']:.0f} ms, p99 "
+        f"{result['all_p99_ms']:.0f} ms, max {result['all_max_ms']:.0f} ms (target p99 < "
+        f"2000 ms); per container p50 {result['each_p50_ms']:.0f} ms, p99 "
+        f"{result['each_p99_ms']:.0f} ms; rotate call p50 "
+        f"{result['rotate_call_p50_ms']:.0f} ms",
+        flush=True,
+    )
+    return result
 
 
 def rss_kib() -> int:
@@ -191,8 +138,6 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
     from vaultside.auth.policy import Authorizer, PolicyStore
     from vaultside.auth.tokens import TokenStore
     from vaultside.clock import SystemClock
-    from vaultside.crypto.barrier import Barrier
-    from vaultside.crypto.seal import FileSeal, init_key_file
     from vaultside.kv.store import KVStore
     from vaultside.rotation.authority import Grant, RotationAuthority
     from vaultside.rotation.policy import parse_policy
@@ -204,10 +149,8 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
     root = short_tempdir("bench-sched")
     clock = SystemClock()
     try:
-        init_key_file(root / "root.key")
-        barrier = Barrier(SqliteStorage(root / "vs.db"), FileSeal(root / "root.key"), clock=clock)
-        await barrier.open()
-        await barrier.unseal()
+        key = new_key_file(root / "root.key")
+        barrier = await open_barrier(SqliteStorage(root / "vs.db"), key, clock=clock)
         kv = KVStore(barrier, clock=clock)
         tokens = TokenStore(barrier, clock=clock)
         authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))

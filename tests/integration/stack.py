@@ -6,8 +6,8 @@ Used by the integration tests (the ``stack``/``sstack`` fixtures in ``conftest.p
 ``bench/bench_inject.py`` and ``bench/bench_rotation.py``, which add the repo root to
 ``sys.path`` and start their own engine with ``own_engine()``.
 
-Nothing here skips or asserts: a call that fails raises (``urllib.error.HTTPError``,
-``RuntimeError``, ``ServiceUnavailable``), so callers decide what a failure means.
+Nothing here skips or asserts: a call that fails raises (``RuntimeError``,
+``ServiceUnavailable``), so callers decide what a failure means.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import secrets
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from vaultside.inject import tmpfs
 from .services.docker_engine import DockerEngine, build_busybox_image
 from .services.process import spawn, terminate, wait_until
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .services.wire import request
 
 # Flags a container needs for the default admission rules (non-root, read-only, limits).
 SAFE = ["--user", "1000:1000", "--read-only", "--memory", "64m", "--pids-limit", "64"]
@@ -39,16 +39,14 @@ READ_APP = [{"path": "secrets/app/*", "capabilities": ["read"]}]
 def api(
     server: VaultsideServer, method: str, path: str, body: Any = None, *, timeout: float = 10
 ) -> dict[str, Any]:
-    """One JSON call to ``/v1/<path>`` as root; an HTTP error status raises ``HTTPError``."""
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {server.root_token}"},
+    """One JSON call to ``/v1/<path>`` as root; an error status raises ``RuntimeError``."""
+    reply = request(
+        server.addr, method, f"/v1/{path}", token=server.root_token, body=body, timeout=timeout
     )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
+    if reply.status >= 400:
+        raise RuntimeError(f"{method} /v1/{path}: {reply.status} {reply.body[:300]!r}")
+    doc: dict[str, Any] = reply.json_or({})
+    return doc
 
 
 def make_token(

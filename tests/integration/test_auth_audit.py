@@ -7,26 +7,19 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .services.wire import request
 
 
 def _call(
     server: VaultsideServer, method: str, path: str, body: object = None, token: str = ""
 ) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{server.addr}{path}", data=data, method=method)
-    req.add_header("Authorization", f"Bearer {token or server.root_token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw else None
+    reply = request(
+        server.addr, method, path, token=token or server.root_token, body=body, timeout=10
+    )
+    return reply.status, reply.json_or(None)
 
 
 def _vaultside(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

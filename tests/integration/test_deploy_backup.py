@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import subprocess
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .services.vaultside_server import VaultsideServerFactory
+from .stack import api
 from .test_deploy_support import unavailable
 
 KEY_FILES = ("vaultside.key", "audit-hmac.key")
-
-
-def api(server: VaultsideServer, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {server.root_token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
 
 
 def test_online_backup_restores_into_a_fresh_data_dir(

@@ -8,8 +8,6 @@ import os
 import secrets
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,28 +17,18 @@ import pytest
 from .services.postgres import PostgresCluster
 from .services.process import spawn, terminate, wait_until
 from .services.vaultside_server import VaultsideServer, VaultsideServerFactory
+from .services.wire import request
 
 
 def call(
     server: VaultsideServer, method: str, path: str, body: object | None = None
 ) -> tuple[int, dict[str, object]]:
     """One JSON request with the root token; returns (status, decoded body or {})."""
-    request = urllib.request.Request(
-        f"{server.addr}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={
-            "Authorization": f"Bearer {server.root_token}",
-            "Content-Type": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else {}
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw else {}
+    reply = request(
+        server.addr, method, path, token=server.root_token, body=body,
+        headers={"Content-Type": "application/json"}, timeout=30,
+    )  # fmt: skip
+    return reply.status, reply.json_or({})
 
 
 async def _fetch_values(dsn: str) -> list[bytes]:

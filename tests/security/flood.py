@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import string
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from tests.integration.services.wire import audit_file_records as audit_records
+from tests.integration.services.wire import request
+
+__all__ = [
+    "audit_records",
+    "bogus_token",
+    "call",
+    "low_privilege_token",
+    "parallel_get",
+    "vaultside",
+]
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -71,19 +81,8 @@ async def parallel_get(
 
 def call(addr: str, method: str, path: str, token: str, body: object = None) -> tuple[int, Any]:
     """One request with ``token``; (status, JSON body or None)."""
-    import urllib.error
-    import urllib.request
-
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{addr}{path}", data=data, method=method)
-    req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw else None
+    reply = request(addr, method, path, token=token, body=body, timeout=30)
+    return reply.status, reply.json_or(None)
 
 
 def low_privilege_token(addr: str, root: str) -> str:
@@ -95,11 +94,6 @@ def low_privilege_token(addr: str, root: str) -> str:
     )
     assert status == 200, body
     return str(body["auth"]["token"])
-
-
-def audit_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of one audit file."""
-    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def vaultside(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

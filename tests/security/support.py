@@ -1,12 +1,10 @@
 """Helpers for the security suite: raw API calls that never raise on 4xx, narrow tokens,
-audit records, and a loopback HTTP listener that records what it receives."""
+audit records (``wire.audit_records``), and a loopback HTTP listener that records what it
+receives."""
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,27 +12,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.integration.services.vaultside_server import VaultsideServer
+from tests.integration.services.wire import request
+
+from .wire import audit_records
+
+__all__ = ["api", "audit_records", "errors", "listener", "ok", "token_with"]
 
 
 def api(
     server: VaultsideServer, method: str, path: str, body: object = None, token: str = ""
 ) -> tuple[int, Any]:
     """``(status, JSON body or {})`` of one request; 4xx/5xx are returned, not raised."""
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={
-            "Authorization": f"Bearer {token or server.root_token}",
-            "Content-Type": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    return status, (json.loads(raw) if raw else {})
+    reply = request(
+        server.addr, method, f"/v1/{path}", token=token or server.root_token, body=body,
+        headers={"Content-Type": "application/json"}, timeout=60,
+    )  # fmt: skip
+    return reply.status, reply.json_or({})
 
 
 def ok(server: VaultsideServer, method: str, path: str, body: object = None) -> Any:
@@ -56,12 +49,6 @@ def token_with(
 def errors(doc: Any) -> str:
     """Every error message of a response, joined."""
     return " | ".join(doc.get("errors", [])) if isinstance(doc, dict) else ""
-
-
-def audit_records(server: VaultsideServer) -> list[dict[str, Any]]:
-    """Every record of the server's audit file."""
-    text = (server.data_dir / "audit.log").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @dataclass

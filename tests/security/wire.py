@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.integration.services.vaultside_server import VaultsideServer
+from tests.integration.services.wire import Reply, audit_file_records, request
 
-
-@dataclass
-class Reply:
-    """A parsed HTTP response: status, headers (lower-case names) and body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+__all__ = ["Reply", "audit_records", "call", "parse", "raw", "records_for"]
 
 
 def call(
@@ -35,22 +22,10 @@ def call(
     raw_body: bytes | None = None,
 ) -> Reply:
     """One request through urllib; the root token unless ``token`` is given ("" for none)."""
-    data = (
-        raw_body
-        if raw_body is not None
-        else (json.dumps(body).encode() if body is not None else None)
-    )
-    req = urllib.request.Request(f"{server.addr}{path}", data=data, method=method)
     tok = server.root_token if token is None else token
-    if tok:
-        req.add_header("Authorization", f"Bearer {tok}")
-    for name, value in (headers or {}).items():
-        req.add_header(name, value)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
-    except urllib.error.HTTPError as exc:
-        return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    return request(
+        server.addr, method, path, token=tok, body=body, raw_body=raw_body, headers=headers
+    )
 
 
 def raw(server: VaultsideServer, data: bytes, timeout: float = 10.0) -> bytes:
@@ -90,10 +65,9 @@ def parse(data: bytes) -> Reply:
 
 
 def audit_records(server: VaultsideServer) -> list[dict[str, Any]]:
-    """Every record in the server's audit log so far."""
+    """Every record in the server's audit log so far (none before the file exists)."""
     path: Path = server.data_dir / "audit.log"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [json.loads(line) for line in lines if line.strip()]
+    return audit_file_records(path) if path.exists() else []
 
 
 def records_for(server: VaultsideServer, request_id: str) -> list[dict[str, Any]]:

@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,18 +35,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.integration.services.process import free_port
+from tests.integration.services.vaultside_server import VaultsideServerFactory
+
 CONNECTIONS = 64
 THREADS = 2
 WRITE_PATHS = 1000  # writes spread over this many paths (same for both servers)
 
 
 # ---- process plumbing ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(
@@ -124,44 +122,25 @@ class Service:
 
 
 def start_vaultside(work: Path, workers: int) -> Service:
-    data = work / f"vs-data-{workers}"
-    data.mkdir(mode=0o700)
-    port = free_port()
-    log = work / f"vaultside-{workers}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULTSIDE_")}
-    env |= {
-        "VAULTSIDE_DATA_DIR": str(data),
-        "PYTHONUNBUFFERED": "1",
-        "VAULTSIDE_SERVER__WORKERS": str(workers),
-        "VAULTSIDE_LOG_LEVEL": "WARNING",
-    }
-    argv = [sys.executable, "-m", "vaultside", "serve", "--dev", "--listen", f"127.0.0.1:{port}"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
-    svc = Service(f"vaultside({workers}w)", f"http://127.0.0.1:{port}", [proc])
-    root: list[str] = []
-
-    def ready() -> bool:
-        m = re.search(r"Root token: (\S+)", log.read_text(errors="replace"))
-        if m:
-            root[:] = [m.group(1)]
-        return bool(m) and http("GET", f"{svc.addr}/v1/sys/health")[0] == 200
-
-    wait_for(ready, "vaultside serve", proc, log)
+    servers = VaultsideServerFactory(work / f"vs-{workers}")
+    server = servers(VAULTSIDE_SERVER__WORKERS=str(workers), VAULTSIDE_LOG_LEVEL="WARNING")
+    assert server.proc is not None
+    svc = Service(f"vaultside({workers}w)", server.addr, [server.proc])
+    root = server.root_token
     rules = [{"path": "secrets/bench/**", "capabilities": ["read", "create", "update"]}]
-    check(http("PUT", f"{svc.addr}/v1/sys/policies/bench", root[0], {"rules": rules}), "policy")
+    check(http("PUT", f"{svc.addr}/v1/sys/policies/bench", root, {"rules": rules}), "policy")
     _, obj = check(
         http(
             "POST",
             f"{svc.addr}/v1/auth/token/create",
-            root[0],
+            root,
             {"policies": ["bench"], "ttl": 7200},
         ),
         "token",
     )
     svc.token = obj["auth"]["token"]
     check(http("PUT", f"{svc.addr}/v1/secrets/bench/app", svc.token, VALUE_BODY), "seed")
-    audit = next(data.rglob("audit*.log"), None)
+    audit = next(server.data_dir.rglob("audit*.log"), None)
     assert audit is not None and audit_lines(audit) > 0, "vaultside file audit sink not writing"
     svc.read_path, svc.write_prefix = "/v1/secrets/bench/app", "/v1/secrets/bench/w"
     return svc

@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,13 +28,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.integration.services.postgres import PostgresCluster
-from tests.integration.services.process import free_port
+from tests.integration.services.vaultside_server import VaultsideServer as Server
+from tests.integration.services.vaultside_server import VaultsideServerFactory
 
 CONNECTIONS = 64
 WRITE_PATHS = 1000
@@ -69,61 +69,21 @@ def call(method: str, url: str, token: str = "", body: object = None) -> tuple[i
         return 0, {}
 
 
-@dataclass
-class Server:
-    name: str
-    addr: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    root: str = field(default="", repr=False)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_server(work: Path, name: str, env_extra: dict[str, str]) -> Server:
-    data = work / name
-    data.mkdir(mode=0o700)
-    port = free_port()
-    log = work / f"{name}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULTSIDE_")}
-    env |= {
-        "VAULTSIDE_DATA_DIR": str(data),
-        "PYTHONUNBUFFERED": "1",
-        "VAULTSIDE_LOG_LEVEL": "WARNING",
-    }
-    env |= env_extra
-    argv = [sys.executable, "-m", "vaultside", "serve", "--dev", "--listen", f"127.0.0.1:{port}"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
-    server = Server(name, f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{log.read_text(errors='replace')[-2000:]}")
-        m = re.search(r"Root token: (\S+)", log.read_text(errors="replace"))
-        if m and call("GET", f"{server.addr}/v1/sys/health")[0] == 200:
-            server.root = m.group(1)
-            return server
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not start")
+def start_server(servers: VaultsideServerFactory, key_file: Path, **env: str) -> Server:
+    """``vaultside serve --dev`` (log level WARNING) with ``key_file`` and ``env`` settings."""
+    return servers(VAULTSIDE_LOG_LEVEL="WARNING", VAULTSIDE_SEAL__KEY_FILE=str(key_file), **env)
 
 
 def bench_token(server: Server) -> str:
     rules = [{"path": "secrets/bench/**", "capabilities": ["read", "create", "update"]}]
-    status, _ = call("PUT", f"{server.addr}/v1/sys/policies/bench", server.root, {"rules": rules})
+    status, _ = call(
+        "PUT", f"{server.addr}/v1/sys/policies/bench", server.root_token, {"rules": rules}
+    )
     assert status in (200, 204), status
     status, obj = call(
         "POST",
         f"{server.addr}/v1/auth/token/create",
-        server.root,
+        server.root_token,
         {"policies": ["bench"], "ttl": 7200},
     )
     assert status == 200, status
@@ -244,24 +204,18 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="vs-bench-replicas-"))
     cluster = PostgresCluster.create(durable=True)
-    servers: list[Server] = []
+    servers = VaultsideServerFactory(work / "servers")
     try:
         dsn_file = work / "pg.dsn"
         dsn_file.write_text(cluster.dsn)
         dsn_file.chmod(0o600)
-        key = str(work / "root.key")
-        sqlite = start_server(
-            work, "sqlite", {"VAULTSIDE_SEAL__KEY_FILE": str(work / "sqlite.key")}
-        )
-        servers.append(sqlite)
+        sqlite = start_server(servers, work / "sqlite.key")
         pg_env = {
             "VAULTSIDE_STORAGE__KIND": "postgres",
             "VAULTSIDE_STORAGE__POSTGRES_DSN_FILE": str(dsn_file),
-            "VAULTSIDE_SEAL__KEY_FILE": key,
             "VAULTSIDE_STORAGE__POSTGRES_POOL_MAX": str(args.pool_max),
         }
-        pgs = [start_server(work, f"pg{i}", pg_env) for i in range(3)]
-        servers += pgs
+        pgs = [start_server(servers, work / "root.key", **pg_env) for _ in range(3)]
         tokens = {"sqlite": bench_token(sqlite), "pg": bench_token(pgs[0])}
         assert cluster.proc is not None
         targets = {
@@ -292,8 +246,7 @@ def main() -> None:
                     )
         report(results, targets, args)
     finally:
-        for s in servers:
-            s.stop()
+        servers.close()
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -211,27 +211,35 @@ def build_corpus(root: Path, size_mb: int, seed: int = 7) -> Corpus:
     with tarfile.open(fileobj=rm, mode="w") as tf:
         _add(tf, "tmp/build/.wh.secrets.env", b"")
     layer_tars.append(rm.getvalue())
-    corpus.layers = layer_tars
-    corpus.layer_bytes = sum(len(t) for t in layer_tars)
-    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layer_tars]
-    config = json.dumps(
+    write_image_archive(corpus, layer_tars, "bench/app:1", {"Env": ["PATH=/usr/bin"]})
+    return corpus
+
+
+def write_image_archive(
+    corpus: Corpus, layers: list[bytes], tag: str, config: dict[str, object] | None = None
+) -> None:
+    """``corpus.archive`` as ``docker save`` writes it (layer tars, image config with
+    ``config`` if given, manifest.json); records the layers on ``corpus``."""
+    corpus.layers = layers
+    corpus.layer_bytes = sum(len(t) for t in layers)
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]
+    image = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Env": ["PATH=/usr/bin"]},
+            **({"config": config} if config is not None else {}),
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created_by": f"COPY layer{i} /"} for i in range(len(layer_tars))],
+            "history": [{"created_by": f"COPY layer{i} /"} for i in range(len(layers))],
         }
     ).encode()
-    cfg = hashlib.sha256(config).hexdigest() + ".json"
+    cfg = hashlib.sha256(image).hexdigest() + ".json"
     names = [f"{d[7:]}/layer.tar" for d in diff_ids]
-    manifest = [{"Config": cfg, "RepoTags": ["bench/app:1"], "Layers": names}]
+    manifest = [{"Config": cfg, "RepoTags": [tag], "Layers": names}]
     with tarfile.open(corpus.archive, "w") as out:
-        for name, data in zip(names, layer_tars, strict=True):
+        for name, data in zip(names, layers, strict=True):
             _add(out, name, data)
-        _add(out, cfg, config)
+        _add(out, cfg, image)
         _add(out, "manifest.json", json.dumps(manifest).encode())
-    return corpus
 
 
 def extract_layers(corpus: Corpus, dest: Path) -> None:

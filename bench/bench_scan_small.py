@@ -16,9 +16,7 @@ vaultside run (``--jobs 1``) into the work directory and prints its top frames.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
-import json
 import os
 import random
 import shutil
@@ -43,6 +41,7 @@ from bench_scan import (
     run_vaultside,
     score,
     text_file,
+    write_image_archive,
 )
 
 SOURCES = [
@@ -85,25 +84,7 @@ def build_small(root: Path, n_files: int, seed: int = 11) -> tuple[Corpus, int]:
             _add(tf, path, text.encode())
             corpus.plants += [Plant(k, v, idx, path, line) for k, v, line in found]
     layers.append(planted.getvalue())
-    corpus.layers = layers
-    corpus.layer_bytes = sum(len(t) for t in layers)
-    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created_by": f"COPY layer{i} /"} for i in range(len(layers))],
-        }
-    ).encode()
-    cfg = hashlib.sha256(config).hexdigest() + ".json"
-    names = [f"{d[7:]}/layer.tar" for d in diff_ids]
-    manifest = [{"Config": cfg, "RepoTags": ["bench/small:1"], "Layers": names}]
-    with tarfile.open(corpus.archive, "w") as out:
-        for name, data in zip(names, layers, strict=True):
-            _add(out, name, data)
-        _add(out, cfg, config)
-        _add(out, "manifest.json", json.dumps(manifest).encode())
+    write_image_archive(corpus, layers, "bench/small:1")
     return corpus, count + sum(1 for _ in corpus.plants)
 
 

@@ -13,7 +13,6 @@ versions go 1 → 2 → 3, each run is journaled once, none is repeated or lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 import threading
@@ -24,6 +23,7 @@ import aiohttp
 import pytest
 
 from .services.postgres import PostgresCluster
+from .services.tcp_proxy import TcpProxy
 from .services.vaultside_server import VaultsideServer
 from .test_replicas_cluster import Replicas, call, http, replicas
 
@@ -125,7 +125,7 @@ async def _version_is(http: aiohttp.ClientSession, server: VaultsideServer, want
     return await current_version(http, server) >= want
 
 
-class PartitionProxy:
+class PartitionProxy(TcpProxy):
     """A TCP proxy to PostgreSQL that can stall every byte (a partition) and let it flow again.
 
     While partitioned, nothing is forwarded in either direction and new connections wait:
@@ -133,13 +133,9 @@ class PartitionProxy:
     """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
         self.open = threading.Event()
         self.open.set()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(upstream)
 
     def cut(self) -> None:
         self.open.clear()
@@ -147,40 +143,16 @@ class PartitionProxy:
     def heal(self) -> None:
         self.open.set()
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while chunk := a.recv(65536):
-                self.open.wait()
-                b.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+    def admit(self, conn: socket.socket) -> bool:
+        self.open.wait()
+        return True
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.open.wait()
-            try:
-                up = socket.create_connection(self.upstream)
-            except OSError:
-                conn.close()
-                continue
-            self._conns += [conn, up]
-            threading.Thread(target=self._pipe, args=(conn, up), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(up, conn), daemon=True).start()
+    def gate(self) -> None:
+        self.open.wait()
 
     def close(self) -> None:
         self.open.set()
-        self.sock.close()
-        for s in self._conns:
-            with contextlib.suppress(OSError):
-                s.close()
+        super().close()
 
 
 async def test_partitioned_leader_loses_the_role_and_steps_down_after_healing(

@@ -10,7 +10,6 @@ rolled back and the store and the database agree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import socket
 import threading
@@ -22,6 +21,7 @@ import asyncpg
 import pytest
 
 from tests.integration.services.postgres import PostgresCluster
+from tests.integration.services.tcp_proxy import TcpProxy
 from tests.integration.services.vaultside_server import VaultsideServer, VaultsideServerFactory
 from vaultside.client import VaultsideClient
 
@@ -169,47 +169,21 @@ async def test_alternating_users(
         await client.close()
 
 
-class HoldingProxy:
+class HoldingProxy(TcpProxy):
     """A TCP proxy to PostgreSQL that stalls connection number ``hold_at`` (1-based)."""
 
     def __init__(self, upstream: tuple[str, int], hold_at: int) -> None:
-        self.upstream = upstream
         self.hold_at = hold_at
         self.count = 0
         self.held = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(upstream)
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while chunk := a.recv(65536):
-                b.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            if self.count == self.hold_at:
-                self.held.set()
-                continue  # never forwarded: the client waits until it times out or dies
-            up = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pipe, args=(conn, up), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(up, conn), daemon=True).start()
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+    def admit(self, conn: socket.socket) -> bool:
+        self.count += 1
+        if self.count == self.hold_at:
+            self.held.set()
+            return False  # never forwarded: the client waits until it times out or dies
+        return True
 
 
 @pytest.fixture

@@ -50,11 +50,6 @@ class FakeServer:
         return {"expire_time": datetime.fromtimestamp(expire, UTC).isoformat(), "ttl": self.ttl}
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def write_jwt(path: Path) -> str:
     jwt = "eyJ." + secrets.token_urlsafe(24) + ".sig"
     tmp = path.with_name(".tmp")

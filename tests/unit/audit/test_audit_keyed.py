@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ from vaultside.audit.anchor import ChainAnchor, load_anchor, load_or_create_key
 from vaultside.audit.chain import GENESIS, Link, canonical
 from vaultside.audit.sinks import FileSink, rotated_files
 from vaultside.audit.verify import verify_chain
+
+from .conftest import write_from_two_processes
 
 CHAIN = "host-a:/var/lib/vaultside/audit.log"
 
@@ -139,20 +139,7 @@ async def test_size_rotation_keeps_one_chain_across_files(tmp_path: Path) -> Non
 
 def test_two_processes_rotating_one_file_keep_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
-    script = (
-        "import asyncio, sys\n"
-        "from pathlib import Path\n"
-        "from vaultside.audit.sinks import FileSink\n"
-        "async def main():\n"
-        "    s = FileSink(Path(sys.argv[1]), max_bytes=8192)\n"
-        "    for i in range(200):\n"
-        "        await asyncio.gather(*(s.write({'p': sys.argv[2], 'i': i, 'j': j})"
-        " for j in range(3)))\n"
-        "    await s.close()\n"
-        "asyncio.run(main())\n"
-    )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), name]) for name in "ab"]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    write_from_two_processes(path, 200, ", max_bytes=8192")
     assert len(rotated_files(path)) >= 5
     result = verify_chain(path)
     assert result.ok and result.records == 1200, result.problems[:5]

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from vaultside.audit.sinks import AuditBroker, AuditSink, FileSink, StdoutSink
 from vaultside.audit.verify import verify_chain
 from vaultside.errors import UpstreamUnavailableError
 
-from .conftest import make_event
+from .conftest import make_event, write_from_two_processes
 
 
 async def test_file_sink_chain_mode_and_reopen(tmp_path: Path, hasher: AuditHasher) -> None:
@@ -196,20 +194,7 @@ async def test_two_writers_on_one_file_keep_one_chain(tmp_path: Path) -> None:
 
 def test_two_processes_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
-    script = (
-        "import asyncio, sys\n"
-        "from pathlib import Path\n"
-        "from vaultside.audit.sinks import FileSink\n"
-        "async def main():\n"
-        "    s = FileSink(Path(sys.argv[1]))\n"
-        "    for i in range(300):\n"
-        "        await asyncio.gather(*(s.write({'p': sys.argv[2], 'i': i, 'j': j})"
-        " for j in range(3)))\n"
-        "    await s.close()\n"
-        "asyncio.run(main())\n"
-    )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), name]) for name in "ab"]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    write_from_two_processes(path, 300)
     result = verify_file(path)
     assert result.ok and result.records == 1800, result.problems[:5]
 

@@ -1,6 +1,6 @@
 """The injection stack, built in one place: a real ``vaultside serve --dev``, secrets and role
 tokens written through its API, ``vaultside plugin`` under a unique name against a dockerd,
-and the sidecar's command line.
+and the sidecar's command line; also a server that brokers OpenBao (``broker_server``).
 
 Used by the integration tests (the ``stack``/``sstack`` fixtures in ``conftest.py``) and by
 ``bench/bench_inject.py`` and ``bench/bench_rotation.py``, which add the repo root to
@@ -70,6 +70,20 @@ def write_roles(root: Path, roles: Mapping[str, Mapping[str, Any]]) -> Path:
     path = root / "roles.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+def broker_server(
+    servers: VaultsideServerFactory, addr: str, token: str, token_file: Path, **env: object
+) -> VaultsideServer:
+    """A server brokering the OpenBao (or Vault) at ``addr`` as ``corp``, logging in with
+    ``token`` (written to ``token_file``, 0600); ``env`` adds settings."""
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    return servers(
+        VAULTSIDE_BROKERS__corp__ADDRESS=addr,
+        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(token_file),
+        **env,
+    )
 
 
 @contextlib.contextmanager

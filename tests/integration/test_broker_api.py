@@ -16,6 +16,7 @@ import hvac
 import pytest
 
 from .services.openbao import OpenBaoServer
+from .stack import broker_server
 
 pytestmark = pytest.mark.openbao
 
@@ -23,17 +24,6 @@ pytestmark = pytest.mark.openbao
 def seed(openbao: OpenBaoServer, path: str, data: dict[str, str]) -> None:
     client = hvac.Client(url=openbao.addr, token=openbao.root_token)
     client.secrets.kv.v2.create_or_update_secret(path=path, secret=data)
-
-
-def start_server(vaultside_server, openbao: OpenBaoServer, tmp_path: Path, **extra: object):  # type: ignore[no-untyped-def]
-    token_file = tmp_path / "bao-token"
-    token_file.write_text(openbao.root_token)
-    token_file.chmod(0o600)
-    return vaultside_server(
-        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
-        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(token_file),
-        **extra,
-    )
 
 
 async def call(
@@ -50,7 +40,9 @@ async def test_brokered_reads_policies_and_bad_refs(
     vaultside_server,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    server = start_server(vaultside_server, openbao, tmp_path)
+    server = broker_server(
+        vaultside_server, openbao.addr, openbao.root_token, tmp_path / "bao-token"
+    )
     value = secrets.token_urlsafe(16)
     seed(openbao, "api/app", {"password": value})
     seed(openbao, "api/other", {"password": "not-for-app"})
@@ -112,8 +104,8 @@ async def test_stale_header_then_503_then_recovery_through_the_api(
     vaultside_server,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    server = start_server(
-        vaultside_server, openbao, tmp_path,
+    server = broker_server(
+        vaultside_server, openbao.addr, openbao.root_token, tmp_path / "bao-token",
         VAULTSIDE_BROKERS__corp__CACHE_TTL="0.5",
         VAULTSIDE_BROKERS__corp__MAX_STALENESS="3",
         VAULTSIDE_BROKERS__corp__REQUEST_TIMEOUT="2",
@@ -157,7 +149,9 @@ async def test_kv1_reads_have_no_version_field(
     client.secrets.kv.v1.create_or_update_secret(
         path="api/v1app", secret={"key": value}, mount_point="kv1"
     )
-    server = start_server(vaultside_server, openbao, tmp_path)
+    server = broker_server(
+        vaultside_server, openbao.addr, openbao.root_token, tmp_path / "bao-token"
+    )
     async with aiohttp.ClientSession() as s:
         url = f"{server.addr}/v1/broker/corp/kv1/api/v1app"
         status, body, _ = await call(s, "GET", url, server.root_token)
@@ -186,12 +180,8 @@ async def test_broker_token_gone_upstream_says_which_file_to_fix(
     seed(openbao, "api/lost", {"password": secrets.token_urlsafe(16)})
     token = client.auth.token.create(policies=["root"], ttl="1h")["auth"]["client_token"]
     token_file = tmp_path / "broker-token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
-    server = vaultside_server(
-        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
-        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(token_file),
-        VAULTSIDE_BROKERS__corp__CACHE_TTL=0,
+    server = broker_server(
+        vaultside_server, openbao.addr, token, token_file, VAULTSIDE_BROKERS__corp__CACHE_TTL=0
     )
     url = f"{server.addr}/v1/broker/corp/secret/api/lost"
     async with aiohttp.ClientSession() as s:

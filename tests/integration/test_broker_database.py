@@ -24,6 +24,7 @@ from vaultside.refs import parse_ref
 
 from .services.openbao import OpenBaoServer
 from .services.postgres import PostgresCluster
+from .stack import broker_server
 
 pytestmark = [pytest.mark.openbao, pytest.mark.postgres]
 
@@ -138,11 +139,7 @@ async def test_database_credentials_through_the_api(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     setup_database_engine(openbao, postgres)
-    (tmp_path / "token").write_text(openbao.root_token)
-    server = vaultside_server(
-        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
-        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(tmp_path / "token"),
-    )
+    server = broker_server(vaultside_server, openbao.addr, openbao.root_token, tmp_path / "token")
     headers = {"Authorization": f"Bearer {server.root_token}"}
     url = f"{server.addr}/v1/broker/corp/database/creds/app"
     async with aiohttp.ClientSession() as s:
@@ -186,12 +183,10 @@ async def test_plain_api_reader_never_gets_credentials_about_to_die(
     remaining life in a field and a header (never overstated), and working credentials."""
     setup_database_engine(openbao, postgres)
     root = hvac.Client(url=openbao.addr, token=openbao.root_token)
-    (tmp_path / "token").write_text(openbao.root_token)
-    server = vaultside_server(
-        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
-        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(tmp_path / "token"),
+    server = broker_server(
+        vaultside_server, openbao.addr, openbao.root_token, tmp_path / "token",
         VAULTSIDE_BROKERS__corp__MIN_REMAINING=MIN_REMAINING,
-    )
+    )  # fmt: skip
     headers = {"Authorization": f"Bearer {server.root_token}"}
     url = f"{server.addr}/v1/broker/corp/database/creds/short"
     ends: dict[str, float] = {}
@@ -244,11 +239,7 @@ async def test_upstream_revoke_then_the_next_read_gets_working_credentials(
     the documented look-up interval, 1 s) gets new credentials that connect."""
     setup_database_engine(openbao, postgres)
     root = hvac.Client(url=openbao.addr, token=openbao.root_token)
-    (tmp_path / "token").write_text(openbao.root_token)
-    server = vaultside_server(
-        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
-        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(tmp_path / "token"),
-    )
+    server = broker_server(vaultside_server, openbao.addr, openbao.root_token, tmp_path / "token")
     headers = {"Authorization": f"Bearer {server.root_token}"}
     url = f"{server.addr}/v1/broker/corp/database/creds/short"
     async with aiohttp.ClientSession() as s:

@@ -23,7 +23,7 @@ from .services.docker_engine import DockerEngine
 from .services.openbao import OpenBaoServer
 from .services.postgres import PostgresCluster
 from .services.vaultside_server import VaultsideServerFactory
-from .stack import SAFE, make_token, plugin_stack, write_roles
+from .stack import SAFE, broker_server, make_token, plugin_stack, write_roles
 from .test_broker_database import can_connect
 
 pytestmark = [
@@ -73,11 +73,7 @@ def test_replaced_database_credentials_reach_the_container_before_the_old_expire
         pytest.skip("the volume plugin mounts tmpfs: needs root")
     setup_role(openbao, postgres)
     root = vaultside_server.root
-    (root / "bao.token").write_text(openbao.root_token)
-    server = vaultside_server(
-        VAULTSIDE_BROKERS__corp__ADDRESS=openbao.addr,
-        VAULTSIDE_BROKERS__corp__TOKEN_FILE=str(root / "bao.token"),
-    )
+    server = broker_server(vaultside_server, openbao.addr, openbao.root_token, root / "bao.token")
     make_token(
         server, "dbapp", [{"path": f"broker/corp/database/creds/{ROLE}", "capabilities": ["read"]}],
         root / "db.token",

@@ -37,16 +37,23 @@ READ_APP = [{"path": "secrets/app/*", "capabilities": ["read"]}]
 
 
 def api(
-    server: VaultsideServer, method: str, path: str, body: Any = None, *, timeout: float = 10
-) -> dict[str, Any]:
-    """One JSON call to ``/v1/<path>`` as root; an error status raises ``RuntimeError``."""
+    server: VaultsideServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str = "",
+    *,
+    timeout: float = 60,
+) -> Any:
+    """One JSON call to ``/v1/<path>`` with ``token`` (root by default); the decoded body
+    (``{}`` when empty). An error status raises ``RuntimeError``."""
     reply = request(
-        server.addr, method, f"/v1/{path}", token=server.root_token, body=body, timeout=timeout
-    )
+        server.addr, method, f"/v1/{path}", token=token or server.root_token, body=body,
+        headers={"Content-Type": "application/json"}, timeout=timeout,
+    )  # fmt: skip
     if reply.status >= 400:
         raise RuntimeError(f"{method} /v1/{path}: {reply.status} {reply.body[:300]!r}")
-    doc: dict[str, Any] = reply.json_or({})
-    return doc
+    return reply.json_or({})
 
 
 def make_token(

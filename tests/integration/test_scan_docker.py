@@ -14,8 +14,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.services.wire import request
+from tests.integration.stack import api
 from tests.unit.scan.credgen import AN, HEX, github_token, rnd
 from tests.unit.scan.decoys import decoy_files
 
@@ -197,30 +197,18 @@ def test_container_scan_env_args_labels_and_posture(
     )
 
 
-def _api(server: Any, method: str, path: str, body: object | None = None) -> dict[str, Any]:
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}", method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {server.root_token}",
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
-
-
 def test_server_scan_recognises_a_managed_secret(
     docker_engine: Any, leaky_image: str, vaultside_server: Any, tmp_path: Path
 ) -> None:
     server = vaultside_server(DOCKER_HOST=docker_engine.base_url)
-    _api(server, "PUT", "secrets/app/boot", {"data": {"password": "old-" + rnd(RNG, AN, 16)}})
-    _api(server, "PUT", "secrets/app/boot", {"data": {"password": MANAGED}})
-    started = _api(server, "POST", "scans", {"kind": "image", "targets": [leaky_image]})
+    api(server, "PUT", "secrets/app/boot", {"data": {"password": "old-" + rnd(RNG, AN, 16)}})
+    api(server, "PUT", "secrets/app/boot", {"data": {"password": MANAGED}})
+    started = api(server, "POST", "scans", {"kind": "image", "targets": [leaky_image]})
     deadline = time.monotonic() + 180
     record = started
     while record["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
-        record = _api(server, "GET", f"scans/{started['id']}")
+        record = api(server, "GET", f"scans/{started['id']}")
     assert record["status"] == "done", record
     known = [f for f in record["findings"] if f.get("known")]
     assert [
@@ -231,7 +219,7 @@ def test_server_scan_recognises_a_managed_secret(
     assert known[0]["location"]["path"] == "opt/managed.txt"
     assert MANAGED not in json.dumps(record)
     # client-side: the index carries no plaintext, and the CLI finds the same secret with it
-    index = _api(server, "GET", "scans/known-index")
+    index = api(server, "GET", "scans/known-index")
     assert MANAGED not in json.dumps(index)
     env = {**docker_engine.env, "VAULTSIDE_ADDR": server.addr, "VAULTSIDE_TOKEN": server.root_token}
     res = _cli(["image", leaky_image, "--known-from-server", "--format", "json"], env)
@@ -256,32 +244,27 @@ def test_unreadable_image_and_corrupt_archive_fail_cleanly(
 
 def test_scan_routes_need_the_scan_capability(vaultside_server: Any) -> None:
     server = vaultside_server()
-    _api(
+    api(
         server,
         "PUT",
         "sys/policies/reader",
         {"rules": [{"path": "secrets/*", "capabilities": ["read"]}]},
     )
-    _api(
+    api(
         server,
         "PUT",
         "sys/policies/scanner",
         {"rules": [{"path": "scans", "capabilities": ["scan"]}]},
     )
-    reader = _api(server, "POST", "auth/token/create", {"policies": ["reader"]})["auth"]["token"]
-    scanner = _api(server, "POST", "auth/token/create", {"policies": ["scanner"]})["auth"]["token"]
+    reader = api(server, "POST", "auth/token/create", {"policies": ["reader"]})["auth"]["token"]
+    scanner = api(server, "POST", "auth/token/create", {"policies": ["scanner"]})["auth"]["token"]
 
     def status(token: str, method: str, path: str, body: object | None = None) -> int:
-        req = urllib.request.Request(
-            f"{server.addr}/v1/{path}", method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return int(resp.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+        headers = {"Content-Type": "application/json"}
+        reply = request(
+            server.addr, method, f"/v1/{path}", token=token, body=body, headers=headers, timeout=30
+        )
+        return reply.status
 
     body = {"kind": "containers"}
     assert status(reader, "POST", "scans", body) == 403

@@ -11,31 +11,20 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.integration.stack import api
 
 POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "target": {"kind": "kv"}}
 
 
-def _api(server: Any, method: str, path: str, body: object = None, token: str = "") -> Any:
-    req = urllib.request.Request(
-        f"{server.addr}/v1/{path}", method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token or server.root_token}",
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else {}
-
-
 def _scan(server: Any, body: dict[str, object], token: str) -> dict[str, Any]:
-    record = _api(server, "POST", "scans", body, token)
+    record = api(server, "POST", "scans", body, token)
     deadline = time.monotonic() + 180
     while record["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
-        record = _api(server, "GET", f"scans/{record['id']}", token=token)
+        record = api(server, "GET", f"scans/{record['id']}", token=token)
     assert record["status"] == "done", record
     return record
 
@@ -54,9 +43,9 @@ def test_scan_rotates_leaked_current_secrets(
     server = vaultside_server(DOCKER_HOST=docker_engine.base_url)
     vals = {p: "pw-" + secrets.token_urlsafe(18) for p in ("app/boot", "app/cli", "app/bare")}
     for path, value in vals.items():
-        _api(server, "PUT", f"secrets/{path}", {"data": {"password": value}})
+        api(server, "PUT", f"secrets/{path}", {"data": {"password": value}})
     for path in ("app/boot", "app/cli"):
-        _api(server, "PUT", f"rotation/policies/{path}", POLICY)
+        api(server, "PUT", f"rotation/policies/{path}", POLICY)
     (tmp_path / "creds.txt").write_text("".join(f"{p}={v}\n" for p, v in vals.items()))
     (tmp_path / "Dockerfile").write_text(f"FROM {busybox_image}\nCOPY creds.txt /opt/\n")
     tag = "vaultside-test/leaked-managed:1"
@@ -68,8 +57,8 @@ def test_scan_rotates_leaked_current_secrets(
         {"path": "rotation/app/boot", "capabilities": ["rotate"]},
         {"path": "rotation/app/bare", "capabilities": ["rotate"]},
     ]
-    _api(server, "PUT", "sys/policies/leak-scanner", {"rules": rules})
-    token = _api(server, "POST", "auth/token/create", {"policies": ["leak-scanner"]})["auth"][
+    api(server, "PUT", "sys/policies/leak-scanner", {"rules": rules})
+    token = api(server, "POST", "auth/token/create", {"policies": ["leak-scanner"]})["auth"][
         "token"
     ]
     record = _scan(server, {"kind": "image", "targets": [tag], "rotate_leaked": True}, token)
@@ -82,9 +71,9 @@ def test_scan_rotates_leaked_current_secrets(
         "app/cli": ("denied", 1, None),
     }
     assert not any(v in json.dumps(record) for v in vals.values())
-    assert _api(server, "GET", "secrets/app/boot:metadata")["current_version"] == 2
-    assert _api(server, "GET", "secrets/app/cli:metadata")["current_version"] == 1
-    assert _api(server, "GET", "secrets/app/bare:metadata")["current_version"] == 1
+    assert api(server, "GET", "secrets/app/boot:metadata")["current_version"] == 2
+    assert api(server, "GET", "secrets/app/cli:metadata")["current_version"] == 1
+    assert api(server, "GET", "secrets/app/bare:metadata")["current_version"] == 1
 
     # the old value is now "previous", and a plain scan changes nothing
     again = _scan(server, {"kind": "image", "targets": [tag]}, token)
@@ -103,7 +92,7 @@ def test_scan_rotates_leaked_current_secrets(
     assert "not rotated app/bare (v1): leaked, no rotation policy" in res.stderr
     assert "app/boot" not in res.stderr  # its leaked version is no longer current
     assert not any(v in res.stdout + res.stderr for v in vals.values())
-    assert _api(server, "GET", "secrets/app/cli:metadata")["current_version"] == 2
+    assert api(server, "GET", "secrets/app/cli:metadata")["current_version"] == 2
 
     # audited: one scan.rotate_leaked record per secret, naming the outcome, never the value
     audit = (Path(server.data_dir) / "audit.log").read_text()

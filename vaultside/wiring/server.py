@@ -236,5 +236,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     if settings.inject.plugin_in_server:
         from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used
 
-        services.components.append(EmbeddedPlugin(settings, clock=clock))
+        plugin = EmbeddedPlugin(settings, clock=clock)
+        services.rotation.add_redelivery(plugin)  # rotation knows only the Redelivery protocol
+        services.components.append(plugin)
     return services

@@ -68,7 +68,8 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
     container scanner (a component that scans only while it holds the storage lease)."""
     # Imported here: importing wiring does not load the scanner (docker SDK, hyperscan).
-    from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner, ScanMetrics, ScanResults
+    from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner
+    from vaultside.scan.results import ScanMetrics, ScanResults
     from vaultside.scan.service import ScanService
 
     periodic = settings.scan.periodic_interval > 0

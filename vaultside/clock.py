@@ -95,6 +95,8 @@ async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> bo
     """Sleep ``seconds`` on ``clock``, or less if ``wake`` is set first; True if it woke early.
 
     ``wake`` is left as it is: the caller clears it when it starts the work it was woken for.
+    (The same wait/cancel pattern as ``lifecycle.first_of`` on the h14-lifecycle branch: once
+    both are merged this becomes ``first_of(clock.sleep(seconds), wake.wait()) == 1``.)
     """
     sleeper = asyncio.ensure_future(clock.sleep(seconds))
     waker = asyncio.ensure_future(wake.wait())

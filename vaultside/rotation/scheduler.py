@@ -24,7 +24,7 @@ import contextlib
 import heapq
 import logging
 
-from vaultside.clock import Clock, sleep_or_wake
+from vaultside.clock import Clock
 from vaultside.cluster import leaders
 from vaultside.errors import (
     ConflictError,
@@ -259,7 +259,14 @@ class RotationScheduler:
 
     async def _sleep(self, delay: float) -> None:
         """Sleep ``delay``, or less if a rotation in this process queued a grace deadline."""
-        await sleep_or_wake(self.clock, delay, self._wake)
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     async def run(self) -> None:
         """Tick forever (cancel to stop); releases the lease on the way out."""

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+
+from vaultside.clock import rfc3339
 
 SECRET_TYPES = ("password", "token", "certificate", "private_key", "ssh_key", "generic")
-
-
-def rfc3339(timestamp: float) -> str:
-    """Epoch seconds as an RFC3339 UTC string with microseconds, e.g. ``...T10:00:00.000000Z``."""
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True, slots=True)

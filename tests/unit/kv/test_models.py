@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vaultside.kv.models import SECRET_TYPES, SecretMeta, SecretVersion, VersionMeta, rfc3339
+from vaultside.clock import rfc3339
+from vaultside.kv.models import SECRET_TYPES, SecretMeta, SecretVersion, VersionMeta
 
 T = 1_700_000_000.25
 

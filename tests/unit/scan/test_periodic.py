@@ -16,8 +16,9 @@ from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.errors import NotFoundError
 from vaultside.scan.base import Finding, Location, Secret, Severity
-from vaultside.scan.periodic import PeriodicScanner, ScanMetrics, ScanResults
-from vaultside.scan.service import ScanRecord, ScanService
+from vaultside.scan.periodic import PeriodicScanner
+from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults
+from vaultside.scan.service import ScanService
 from vaultside.scan.sources.container import docker_client
 
 

@@ -16,8 +16,8 @@ from aiohttp import web
 from vaultside.api.body import json_response, query_int
 from vaultside.api.state import SERVICES, authorize
 from vaultside.broker.source import BrokerRegistry
+from vaultside.clock import rfc3339
 from vaultside.errors import InvalidRequestError
-from vaultside.kv.models import rfc3339
 from vaultside.refs import MAX_VERSION, vault_ref
 
 _METADATA = ":metadata"

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from vaultside.api.body import json_response, no_content, query_int, read_json
 from vaultside.api.state import METRICS, SERVICES, authorize
+from vaultside.clock import rfc3339
 from vaultside.errors import NotFoundError
-from vaultside.kv.models import rfc3339
 from vaultside.kv.paths import validate_path
 from vaultside.rotation.propagate import parse_heartbeat
 from vaultside.rotation.service import RotationService

@@ -18,10 +18,10 @@ from vaultside.api.state import (
     SERVICES,
     authorize,
 )
+from vaultside.clock import rfc3339
 from vaultside.cluster import leaders
 from vaultside.cluster.leaders import LeaderJobRef, leader_status
 from vaultside.errors import InvalidRequestError, NotFoundError
-from vaultside.kv.models import rfc3339
 from vaultside.services import Services
 from vaultside.wiring import seal_material
 

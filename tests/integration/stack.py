@@ -144,15 +144,23 @@ class Stack:
     def socket(self) -> Path:
         return PLUGIN_SOCKETS / f"{self.name}.sock"
 
-    def start_plugin(self) -> None:
-        """Start ``vaultside plugin`` and wait for its socket."""
+    def spawn_plugin(
+        self, name: str = "", *, mount_root: Path | None = None, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``vaultside plugin`` as ``name`` (this stack's by default) on this engine, with
+        ``root/roles.toml``; not waited for."""
         argv = [
-            sys.executable, "-m", "vaultside", "plugin", "--name", self.name,
-            "--roles", str(self.root / "roles.toml"), "--mount-root", str(self.root / "mounts"),
+            sys.executable, "-m", "vaultside", "plugin", "--name", name or self.name,
+            "--roles", str(self.root / "roles.toml"),
+            "--mount-root", str(mount_root or self.root / "mounts"),
             "--docker-host", self.engine.base_url,
         ]  # fmt: skip
+        return spawn(argv, log or self.plugin_log, env=self.plugin_env, cwd=self.root)
+
+    def start_plugin(self) -> None:
+        """Start ``vaultside plugin`` and wait for its socket."""
         self.socket.unlink(missing_ok=True)
-        self.plugin = spawn(argv, self.plugin_log, env=self.plugin_env, cwd=self.root)
+        self.plugin = self.spawn_plugin()
         wait_until(
             self.socket.is_socket, timeout=30, what="vaultside plugin",
             proc=self.plugin, log_path=self.plugin_log,

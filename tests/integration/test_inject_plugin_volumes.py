@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .services.process import spawn, terminate, wait_until
+from .services.process import terminate, wait_until
 from .stack import SAFE, Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
@@ -142,12 +142,7 @@ def test_mount_flags_and_why_a_ro_bind_is_safe(stack: Stack, access: str) -> Non
 
 
 def _plugin(stack: Stack, name: str, log: str) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable, "-m", "vaultside", "plugin", "--name", name,
-        "--roles", str(stack.root / "roles.toml"), "--mount-root", str(stack.root / "mounts"),
-        "--docker-host", stack.engine.base_url,
-    ]  # fmt: skip
-    return spawn(argv, stack.root / log, env=stack.plugin_env, cwd=stack.root)
+    return stack.spawn_plugin(name, log=stack.root / log)
 
 
 def _answers(sock: Path) -> bool:

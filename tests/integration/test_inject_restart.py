@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import sys
 import time
 from pathlib import Path
 
@@ -69,14 +68,9 @@ def test_survives_dockerd_restart(stack: Stack) -> None:
     }
     mounts = stack.root / "mounts2"
     other = Stack(engine, build_busybox_image(engine), stack.server, stack.root, name,
-                  stack.values, env)  # fmt: skip
+                  plugin_env=env, values=stack.values)  # fmt: skip
     sock = other.socket
-    plugin = spawn(
-        [sys.executable, "-m", "vaultside", "plugin", "--name", name,
-         "--roles", str(stack.root / "roles.toml"), "--mount-root", str(mounts),
-         "--docker-host", engine.base_url],
-        stack.root / "plugin2.log", env=env, cwd=stack.root,
-    )  # fmt: skip
+    plugin = other.spawn_plugin(mount_root=mounts, log=stack.root / "plugin2.log")
     vol, ctr = other.volume(), f"inj-{secrets.token_hex(3)}"
 
     def mounted() -> list[str]:

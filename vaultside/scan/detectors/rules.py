@@ -202,6 +202,8 @@ class RuleDetector:
         self._kws = sorted(set(by_kw) | set(dec_kw))
         self._kw_rules = [by_kw.get(k, []) for k in self._kws]
         self._kw_decoders = [dec_kw.get(k, []) for k in self._kws]
+        # keywords of multi-line rules: where they end is reported by ``detect_marked``
+        self._kw_multiline = [any(rules[i].multiline for i in by_kw.get(k, [])) for k in self._kws]
         self._db: hyperscan.Database | None = None
         if self._kws:
             # Hyperscan runs every keyword at once, case-insensitively, at GB/s.
@@ -256,6 +258,28 @@ class RuleDetector:
         """Candidates in ``data`` (spans are offsets into ``data``)."""
         return self._detect(data, 0)
 
+    def detect_marked(self, data: bytes) -> tuple[list[Candidate], list[int]]:
+        """``detect``'s candidates, and the offset of the last byte of every occurrence of a
+        multi-line rule's keyword (from the same Hyperscan pass: no second one over ``data``)."""
+        hits = self._hits(data)
+        kws, multi = self._kws, self._kw_multiline
+        marks = [pos + len(kws[kw]) - 1 for pos, kw in hits if multi[kw]]
+        return list(self._candidates(data, hits, 0)), marks
+
+    def _hits(self, data: bytes) -> list[tuple[int, int]]:
+        """Every keyword occurrence as (start offset, keyword index), in order."""
+        hits: list[tuple[int, int]] = []
+        if self._db is None:
+            return hits
+        kws = self._kws
+
+        def on_match(kw: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+            hits.append((to - len(kws[kw]), kw))
+
+        self._db.scan(data, match_event_handler=on_match)
+        hits.sort()
+        return hits
+
     def _decoded(self, enc: Encoded, depth: int) -> Iterator[Candidate]:
         """What the rules find inside one decoded value, placed at the encoded span."""
         if enc.opaque:
@@ -277,18 +301,14 @@ class RuleDetector:
             )
 
     def _detect(self, data: bytes, depth: int) -> Iterator[Candidate]:
+        return self._candidates(data, self._hits(data), depth)
+
+    def _candidates(
+        self, data: bytes, hits: list[tuple[int, int]], depth: int
+    ) -> Iterator[Candidate]:
         n = len(data)
         for idx in self._always:
             yield from self._run(idx, data, 0, n)
-        if self._db is None:
-            return
-        hits: list[tuple[int, int]] = []
-
-        def on_match(kw: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
-            hits.append((to - len(self._kws[kw]), kw))
-
-        self._db.scan(data, match_event_handler=on_match)
-        hits.sort()
         covered: dict[int, int] = {}  # rule index -> end of the last window it ran on
         seen: set[tuple[int, int]] = set()
         decoded: set[tuple[int, int]] = set()

@@ -36,7 +36,6 @@ from vaultside.scan.sources.content import (
 from vaultside.scan.sources.layers import (
     Attribution,
     ImageInfo,
-    LayerIndex,
     config_chunks,
     forget_members,
     image_info,
@@ -47,6 +46,7 @@ from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, Wind
 
 _MAX_JSON = 8 * 1024 * 1024
 _META_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories"})
+_MIN_SLICE = 1 << 20  # bytes of files per worker slice, at least
 
 
 class ArchiveError(InvalidRequestError):
@@ -235,23 +235,32 @@ class ImageArchiveSource:
         except OSError:
             return None
 
-    def split(self, parts: int) -> list[LayerFiles]:
-        """The plain layers' files cut into ``parts`` slices for parallel workers.
+    def split(self, parts: int) -> Iterator[LayerFiles]:
+        """The plain layers' files, cut into slices of about 1/``parts`` of the archive.
 
-        Indexes those layers (files, whiteouts) here, so ``chunks`` then skips them; returns
-        [] (and changes nothing) unless this is an uncompressed tar on disk.
+        A generator: slices come while the layers' headers are still being read, so workers
+        scan the first slices while this process indexes the rest. Each layer it has indexed
+        completely (files, whiteouts) is skipped by ``chunks`` afterwards; yields nothing (and
+        changes nothing) unless this is an uncompressed tar on disk. A layer whose headers are
+        corrupt is left to ``chunks``, which reports it.
         """
         path = self._opener
         if parts < 2 or not isinstance(path, Path) or not path.is_file():
-            return []
-        items: list[tuple[str, str, int, int]] = []
-        layers: dict[str, LayerIndex] = {}
+            return
         try:
-            with path.open("rb") as f:
-                fd = f.fileno()
+            f = path.open("rb")
+        except OSError:
+            return  # the sequential path reports the problem
+        with f:
+            fd = f.fileno()
+            size = os.fstat(fd).st_size
+            target = max(_MIN_SLICE, size // parts)  # contiguous slices: reads stay sequential
+            items: list[tuple[str, str, int, int]] = []
+            used = 0
+            try:
                 if not is_tar(os.pread(fd, 512, 0)):
-                    return []
-                for outer in entries(fd, 0, os.fstat(fd).st_size):
+                    return
+                for outer in entries(fd, 0, size):
                     name = norm(outer.name)
                     if not outer.is_file or not (
                         name.endswith("/layer.tar") or name.startswith("blobs/")
@@ -259,24 +268,23 @@ class ImageArchiveSource:
                         continue
                     if outer.size <= 512 or not is_tar(os.pread(fd, 512, outer.offset)):
                         continue
-                    layer = layers.setdefault(name, LayerIndex())
+                    layer = self._seen.layer(name)
                     for entry in entries(fd, outer.offset, outer.offset + outer.size):
                         p = norm(entry.name)
                         if layer.note(p, entry.is_file):
                             items.append((name, p, entry.offset, entry.size))
-        except (OSError, TarFormatError):
-            return []  # the sequential path reports the problem
-        self._seen.layers.update(layers)
-        self._split_layers = set(layers)
-        total = sum(i[3] for i in items) or 1
-        slices: list[list[tuple[str, str, int, int]]] = [[] for _ in range(parts)]
-        done = 0
-        for item in items:  # contiguous slices of about equal bytes: reads stay sequential
-            slices[min(parts - 1, done * parts // total)].append(item)
-            done += item[3]
-        return [
-            LayerFiles(path, self.kind, self.target, self.limits, tuple(sl)) for sl in slices if sl
-        ]
+                            used += entry.size
+                            if used >= target:
+                                yield self._slice(path, items)
+                                items, used = [], 0
+                    self._split_layers.add(name)
+            except (OSError, TarFormatError):
+                pass  # not split: ``chunks`` reads (and reports) it
+            if items:
+                yield self._slice(path, items)
+
+    def _slice(self, path: Path, items: list[tuple[str, str, int, int]]) -> LayerFiles:
+        return LayerFiles(path, self.kind, self.target, self.limits, tuple(items))
 
     def _directory(self, root: Path, stats: ScanStats) -> Iterator[Chunk]:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):

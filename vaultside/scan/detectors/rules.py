@@ -312,22 +312,27 @@ class RuleDetector:
         covered: dict[int, int] = {}  # rule index -> end of the last window it ran on
         seen: set[tuple[int, int]] = set()
         decoded: set[tuple[int, int]] = set()
+        rules, kw_rules, kw_decoders = self.rules, self._kw_rules, self._kw_decoders
+        decode = depth < MAX_DECODE_DEPTH
+        # Most hits find nothing: a bare ``match``/``search`` rules them out before ``_run``
+        # (a generator and an iterator per hit) is set up; ``_run`` finds the same again.
         for pos, kw in hits:
-            decoders = self._kw_decoders[kw]
-            if decoders and depth < MAX_DECODE_DEPTH:
-                for d in decoders:
+            if decode and kw_decoders[kw]:
+                for d in kw_decoders[kw]:
                     for enc in self.decoders[d].regions(data, pos):
                         if (enc.start, enc.end) not in decoded:
                             decoded.add((enc.start, enc.end))
                             yield from self._decoded(enc, depth)
-            for idx in self._kw_rules[kw]:
-                rule = self.rules[idx]
+            for idx in kw_rules[kw]:
+                rule = rules[idx]
                 if rule.anchored:  # one attempt where the keyword starts, to the end of line
                     if rule.multiline:
                         hi = min(n, pos + _ANCHORED_MULTILINE_AHEAD)
                     else:
                         nl = data.find(b"\n", pos, pos + _AHEAD)
                         hi = nl if nl >= 0 else min(n, pos + _AHEAD)
+                    if rule.regex.match(data, pos, hi) is None:
+                        continue
                     for cand in self._run(idx, data, pos, hi, anchored=True):
                         if (idx, cand.start) not in seen:
                             seen.add((idx, cand.start))
@@ -343,6 +348,8 @@ class RuleDetector:
                     nl = data.find(b"\n", pos, pos + _AHEAD)
                     hi = nl if nl >= 0 else min(n, pos + _AHEAD)
                 covered[idx] = hi
+                if rule.regex.search(data, lo, hi) is None:
+                    continue
                 for cand in self._run(idx, data, lo, hi):
                     key = (idx, cand.start)
                     if key not in seen:

@@ -16,6 +16,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -42,11 +43,16 @@ from vaultside.scan.sources.layers import (
     layer_chunks,
     norm,
 )
+from vaultside.scan.sources.pycache import Deferred
 from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, Window, entries
 
 _MAX_JSON = 8 * 1024 * 1024
 _META_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories"})
 _MIN_SLICE = 1 << 20  # bytes of files per worker slice, at least
+
+
+def _pread(fd: int, offset: int, n: int) -> bytes:
+    return os.pread(fd, n, offset)
 
 
 class ArchiveError(InvalidRequestError):
@@ -216,10 +222,13 @@ class ImageArchiveSource:
         window = Window(fd, WINDOW)
 
         def files() -> Iterator[tuple[Location, int, int]]:
+            pyc = Deferred()
             for entry in entries(fd, layer_entry.offset, end, window):
                 path = norm(entry.name)
-                if layer.note(path, entry.is_file):
+                if layer.note(path, entry.is_file) and not pyc.hold(path, entry.offset, entry.size):
                     yield Location(kind, target, path, None, key), entry.offset, entry.size
+            for path, offset, size in pyc.release(window.read):
+                yield Location(kind, target, path, None, key), offset, size
 
         yield from bundled(window, files(), stats, self.limits)
 
@@ -269,14 +278,20 @@ class ImageArchiveSource:
                     if outer.size <= 512 or not is_tar(os.pread(fd, 512, outer.offset)):
                         continue
                     layer = self._seen.layer(name)
+                    pyc = Deferred()
                     for entry in entries(fd, outer.offset, outer.offset + outer.size):
                         p = norm(entry.name)
-                        if layer.note(p, entry.is_file):
+                        if layer.note(p, entry.is_file) and not pyc.hold(
+                            p, entry.offset, entry.size
+                        ):
                             items.append((name, p, entry.offset, entry.size))
                             used += entry.size
                             if used >= target:
                                 yield self._slice(path, items)
                                 items, used = [], 0
+                    for p, offset, size in pyc.release(partial(_pread, fd)):
+                        items.append((name, p, offset, size))
+                        used += size
                     self._split_layers.add(name)
             except (OSError, TarFormatError):
                 pass  # not split: ``chunks`` reads (and reports) it

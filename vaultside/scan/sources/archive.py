@@ -279,7 +279,10 @@ class ImageArchiveSource:
                         continue
                     layer = self._seen.layer(name)
                     pyc = Deferred()
-                    for entry in entries(fd, outer.offset, outer.offset + outer.size):
+                    # headers only, one exact ``pread`` each: a window would copy every
+                    # file's data as well (this process never reads the data)
+                    headers = Window(fd, 0)
+                    for entry in entries(fd, outer.offset, outer.offset + outer.size, headers):
                         p = norm(entry.name)
                         if layer.note(p, entry.is_file) and not pyc.hold(
                             p, entry.offset, entry.size

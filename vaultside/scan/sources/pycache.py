@@ -60,6 +60,8 @@ class Deferred:
         if path.endswith(".py"):
             self._sources[path] = (offset, size)
             return False
+        if not path.endswith(".pyc"):
+            return False
         source = source_of(path)
         if source is None:
             return False

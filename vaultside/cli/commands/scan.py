@@ -246,6 +246,18 @@ def default_jobs() -> int:
     return 1 if busy else min(8, cores + 1)
 
 
+def _cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/vaultside`` (else ``~/.cache/vaultside``): the compiled keyword
+    database is kept there between runs; None when there is no home to put it in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base and os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        return Path(base) / "vaultside"
+    try:
+        return Path.home() / ".cache" / "vaultside"
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
+
+
 def _reporter(fmt: str, output: Path | None) -> Reporter:
     """The reporter; a table for a terminal gets colours and the terminal's width."""
     module, _, name = _REPORTERS[fmt].partition(":")
@@ -267,6 +279,7 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
             known=_known(opts["known_index"], from_server),
             allowlist=Allowlist.load(opts["allowlist"]) if opts["allowlist"] else None,
             baseline=load_baseline(opts["baseline"]) if opts["baseline"] else frozenset(),
+            cache_dir=_cache_dir(),
         )
         jobs = opts["jobs"] or default_jobs()
         show = opts["progress"] if opts["progress"] is not None else sys.stderr.isatty()

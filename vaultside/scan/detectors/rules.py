@@ -24,6 +24,7 @@ from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import Candidate, Secret, Severity
 from vaultside.scan.detectors.decoders import Decoder, Encoded, default_decoders
 from vaultside.scan.detectors.entropy import char_classes, shannon_entropy
+from vaultside.scan.detectors.hscache import keyword_database
 
 _BACK = 64  # default bytes looked at before a keyword hit (never before the start of its line)
 _AHEAD = 4096  # bytes looked at after a hit on single-line rules
@@ -189,7 +190,14 @@ class RuleDetector:
     scanned with the same rules (to ``MAX_DECODE_DEPTH``) and reported at the encoded span.
     """
 
-    def __init__(self, rules: list[Rule], decoders: Sequence[Decoder] | None = None) -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        decoders: Sequence[Decoder] | None = None,
+        *,
+        cache_dir: Path | None = None,
+    ) -> None:
+        """``cache_dir``: where the compiled keyword database is kept between runs (``hscache``)."""
         self.rules = rules
         self.decoders = tuple(default_decoders() if decoders is None else decoders)
         by_kw: dict[bytes, list[int]] = {}
@@ -211,13 +219,7 @@ class RuleDetector:
         self._db: hyperscan.Database | None = None
         if self._kws:
             # Hyperscan runs every keyword at once, case-insensitively, at GB/s.
-            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._db.compile(
-                expressions=[re.escape(k) for k in self._kws],
-                ids=list(range(len(self._kws))),
-                elements=len(self._kws),
-                flags=[hyperscan.HS_FLAG_CASELESS] * len(self._kws),
-            )
+            self._db = keyword_database(self._kws, cache_dir)
 
     def _run(
         self, idx: int, data: bytes, lo: int, hi: int, anchored: bool = False

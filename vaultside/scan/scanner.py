@@ -250,8 +250,9 @@ class Scanner:
             read_before = stats.bytes_read
             found: list[Finding] = []
             if jobs > 1 and isinstance(src, Splittable):
-                # more slices than workers: slices differ in cost (nested archives, binaries)
-                parts = iter(src.split(jobs * 4))
+                # more slices than workers: slices differ in cost (nested archives, binaries),
+                # and small ones at the end keep every worker busy to the last
+                parts = iter(src.split(jobs * 8))
                 first = next(parts, None)
                 if first is not None:
                     found.extend(self._parallel(chain((first,), parts), jobs, stats, progress))

@@ -10,7 +10,6 @@ import fnmatch
 import gc
 import json
 import tomllib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
@@ -33,9 +32,10 @@ from vaultside.scan.base import (
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule, RuleDetector, default_rules
 from vaultside.scan.filters import default_filters
+from vaultside.scan.workers import Workers
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import AsyncResult
+    pass
 
 Progress = Callable[[ScanStats], None]
 
@@ -204,30 +204,18 @@ class Scanner:
         The workers start first and each slice goes to them as soon as the source has cut it
         (the source indexes the rest meanwhile): indexing and scanning overlap.
         """
-        import multiprocessing  # only when forking workers: ~6 ms of start-up otherwise
-
         global _WORKER
         _WORKER = self  # inherited through fork; each slice is sent (pickled) as it is cut
         found: list[Finding] = []
-        pending: deque[AsyncResult[tuple[list[Finding], ScanStats]]] = deque()
-
-        def collect(block: bool) -> None:
-            while pending and (block or pending[0].ready()):
-                part_found, part_stats = pending.popleft().get()
-                found.extend(part_found)
-                stats.merge(part_stats)
-                if progress is not None:
-                    progress(stats)
-
         # Objects that exist now are never collected in the workers: the collector then does
         # not write to (and so copy) every page of the parent's heap in each of them.
         gc.freeze()
         try:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for part in parts:
-                    pending.append(pool.apply_async(_scan_part, (part,)))
-                    collect(block=False)
-                collect(block=True)
+            for part_found, part_stats in Workers(jobs, _scan_part).run(parts):
+                found.extend(part_found)
+                stats.merge(part_stats)
+                if progress is not None:
+                    progress(stats)
         finally:
             gc.unfreeze()
             _WORKER = None

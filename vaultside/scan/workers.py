@@ -133,7 +133,10 @@ class Workers(Generic[T, R]):
         more = True
         while True:
             while idle and backlog:
-                send(procs[idle.popleft()][1], backlog.popleft())
+                try:
+                    send(procs[idle.popleft()][1], backlog.popleft())
+                except BrokenPipeError:  # an idle worker killed from outside
+                    raise RuntimeError("a scan worker process died") from None
             if more:
                 task = next(tasks, _DONE)
                 if task is _DONE:

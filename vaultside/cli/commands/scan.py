@@ -135,20 +135,13 @@ def _known(index_file: Path | None, from_server: bool) -> KnownValueIndex | None
             raise errors.InvalidRequestError(f"{index_file}: not JSON") from exc
     if from_server:
         from vaultside.cli.render import run_client
-        from vaultside.client import VaultsideClient
 
-        async def fetch(client: VaultsideClient) -> dict[str, Any]:
-            _status, body, _h = await client.request("GET", "scans/known-index")
-            return body
-
-        return KnownValueIndex.from_json(run_client(fetch))
+        return KnownValueIndex.from_json(run_client(lambda c: c.known_index()))
     return None
 
 
 def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
     """Rotate-now (on the server) each leaked current managed secret; outcomes, no values."""
-    from urllib.parse import quote
-
     from vaultside.cli.render import run_client
     from vaultside.client import VaultsideClient
     from vaultside.scan.leaks import RotationOutcome, leaked_current
@@ -157,9 +150,7 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
         out: list[RotationOutcome] = []
         for path, leaked in sorted(leaked_current(findings).items()):
             try:
-                _s, body, _h = await client.request(
-                    "POST", f"rotation/rotate/{quote(path, safe='/')}"
-                )
+                run = await client.rotate(path)
             except errors.NotFoundError:
                 out.append(RotationOutcome(path, leaked, "no-policy", note=_NO_POLICY))
                 continue
@@ -171,7 +162,6 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
                 note = "a rotation is already running"
                 out.append(RotationOutcome(path, leaked, "conflict", note=note))
                 continue
-            run = body.get("run", {})
             if run.get("result") == "ok":
                 out.append(RotationOutcome(path, leaked, "rotated", version=run.get("version")))
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -121,6 +122,18 @@ def _print_metadata(meta: SecretMeta, as_json: bool) -> None:
     print_table(("Version", "Created", "Deleted", "State"), rows)
 
 
+def _change_versions(
+    path: str,
+    versions: str,
+    change: Callable[[VaultsideClient], Callable[[str, list[int]], Awaitable[None]]],
+    done: str,
+) -> None:
+    """Undelete or destroy ``--versions`` of ``path`` and say so."""
+    wanted = parse_versions(versions) or []
+    run_client(lambda c: change(c)(path, wanted))
+    click.echo(f"{done} {path} versions {versions}")
+
+
 json_option = output_format()
 
 
@@ -228,9 +241,7 @@ def undelete(path: str, versions: str) -> None:
     Example:
       vaultside secret undelete app/db --versions 2
     """
-    wanted = parse_versions(versions) or []
-    run_client(lambda c: c.undelete_secret(path, wanted))
-    click.echo(f"undeleted {path} versions {versions}")
+    _change_versions(path, versions, lambda c: c.undelete_secret, "undeleted")
 
 
 @cli.command("destroy")
@@ -243,9 +254,7 @@ def destroy(path: str, versions: str) -> None:
     Example:
       vaultside secret destroy app/db --versions 1
     """
-    wanted = parse_versions(versions) or []
-    run_client(lambda c: c.destroy_secret(path, wanted))
-    click.echo(f"destroyed {path} versions {versions}")
+    _change_versions(path, versions, lambda c: c.destroy_secret, "destroyed")
 
 
 @cli.command("versions")
@@ -258,7 +267,6 @@ def versions_(path: str, as_json: bool) -> None:
     Example:
       vaultside secret versions app/db
     """
-
     infos = run_client(lambda c: c.secret_versions(path))
     if as_json:
         print_json([v.to_json() for v in infos])

@@ -31,8 +31,13 @@ def dumps(obj: object) -> bytes:
 
 
 def json_response(obj: object, status: int = 200) -> web.Response:
-    """A JSON response built without aiohttp's slower ``json_response`` path."""
-    return web.Response(body=dumps(obj), status=status, content_type="application/json")
+    """A JSON response built without aiohttp's slower ``json_response`` path.
+
+    A pydantic model (a documented response, ``vaultside.api.responses``) is rendered by its
+    own serializer, by alias: the bytes sent are the shape its schema documents.
+    """
+    body = obj.model_dump_json(by_alias=True).encode() if isinstance(obj, BaseModel) else dumps(obj)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def no_content() -> web.Response:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import jsonschema
 
-from vaultside.api.app import all_operations
-from vaultside.api.openapi import build_document, render_markdown
+from vaultside.api.openapi import all_operations, build_document, render_markdown
 
 from .conftest import Api
 

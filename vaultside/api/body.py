@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from vaultside.errors import InvalidRequestError
+from vaultside.kv.paths import validate_path
 from vaultside.numeric import parse_int
 
 M = TypeVar("M", bound=BaseModel)
@@ -53,6 +54,11 @@ def query_int(text: str, name: str, low: int, high: int) -> int:
         raise InvalidRequestError(
             f"query parameter '{name}' must be an integer from {low} to {high}"
         ) from None
+
+
+def secret_path(request: web.Request) -> str:
+    """The ``{path}`` of the matched route, validated as a secret path (400 if not)."""
+    return validate_path(request.match_info["path"])
 
 
 def _has_lone_surrogate(obj: object) -> bool:

@@ -7,7 +7,7 @@ declaration. Models used by one route group only live in that group's module.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -26,13 +26,22 @@ class Response(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class ErrorBody(Response):
-    """Every 4xx/5xx answer (one middleware writes it); messages never hold secret values."""
+def _no_default(schema: dict[str, Any]) -> None:
+    schema["properties"]["code"].pop("default", None)
 
-    model_config = ConfigDict(title="Error")
+
+class ErrorBody(Response):
+    """Every 4xx/5xx answer: ``{"errors": [...], "code": "...", "request_id": "..."}``.
+
+    One middleware writes it (``vaultside.api.middleware``); messages never hold secret
+    values. ``code`` is documented but not yet required: it becomes required once every
+    error body carries it.
+    """
+
+    model_config = ConfigDict(title="Error", json_schema_extra=_no_default)
 
     errors: list[str]
-    code: Annotated[str, Field(description=_CODE)] = "internal"
+    code: Annotated[str | None, WithJsonSchema({"type": "string", "description": _CODE})] = None
     request_id: str
 
 

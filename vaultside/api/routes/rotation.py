@@ -13,13 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from vaultside.api.body import json_response, no_content, query_int, read_json
+from vaultside.api.body import json_response, no_content, query_int, read_json, secret_path
 from vaultside.api.responses import KeyList, Response
 from vaultside.api.spec import STR, Json, Operation, add_operations, path_param
 from vaultside.api.state import METRICS, SERVICES, authorize, configured
 from vaultside.errors import NotFoundError
 from vaultside.kv.models import rfc3339
-from vaultside.kv.paths import validate_path
 from vaultside.rotation.propagate import parse_heartbeat
 from vaultside.rotation.service import RotationService
 
@@ -58,10 +57,6 @@ def _service(request: web.Request) -> RotationService:
     return configured(request.app[SERVICES].rotation, disabled)
 
 
-def _path(request: web.Request) -> str:
-    return validate_path(request.match_info["path"])
-
-
 async def list_policies(request: web.Request) -> web.Response:
     """``GET /v1/rotation/policies``: every path with a policy."""
     await authorize(request, "rotation/", "list")
@@ -70,7 +65,7 @@ async def list_policies(request: web.Request) -> web.Response:
 
 async def read_policy(request: web.Request) -> web.Response:
     """``GET /v1/rotation/policies/{path}``."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, f"rotation/{path}", "read")
     policy = await _service(request).get_policy(path)
     return json_response(RotationPolicyRead(path=path, policy=policy.to_json()))
@@ -82,7 +77,7 @@ async def write_policy(request: web.Request) -> web.Response:
     Beyond ``update`` here, the service checks everything the rotation will touch (403 names
     the missing capability) and records the caller as the runs' authority.
     """
-    path = _path(request)
+    path = secret_path(request)
     info = await authorize(request, f"rotation/{path}", "update")
     body = await read_json(request)
     policy = await _service(request).set_policy(path, body, by=info)
@@ -91,7 +86,7 @@ async def write_policy(request: web.Request) -> web.Response:
 
 async def delete_policy(request: web.Request) -> web.Response:
     """``DELETE /v1/rotation/policies/{path}``."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, f"rotation/{path}", "delete")
     await _service(request).delete_policy(path)
     return no_content()
@@ -99,7 +94,7 @@ async def delete_policy(request: web.Request) -> web.Response:
 
 async def rotate_now(request: web.Request) -> web.Response:
     """``POST /v1/rotation/rotate/{path}``: one attempt now; 409 if one is running."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, f"rotation/{path}", "rotate")
     run = await _service(request).rotate_now(path)
     return json_response(RotationRunResult(run=_times(run.to_json())))
@@ -108,7 +103,7 @@ async def rotate_now(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     """``GET /v1/rotation/status/{path}``: policy (null if none), the store's current version,
     next run, last result, pending grace deletions and consumers — for any path."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, f"rotation/{path}", "read")
     doc = await _service(request).status(path)
     state, consumers, grace = doc["state"], doc["consumers"], doc["grace"]
@@ -127,7 +122,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     """``GET /v1/rotation/history/{path}[?limit=N]``: newest first."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, f"rotation/{path}", "read")
     raw = request.query.get("limit", "50")
     runs = await _service(request).history(path, query_int(raw, "limit", 1, 50))

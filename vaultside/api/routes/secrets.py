@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from vaultside.api.body import json_response, no_content, query_int, read_model
+from vaultside.api.body import json_response, no_content, query_int, read_model, secret_path
 from vaultside.api.models import MetadataWrite, SecretWrite, VersionsBody
 from vaultside.api.responses import KeyList, Response
 from vaultside.api.spec import (
@@ -25,7 +25,7 @@ from vaultside.api.spec import (
 from vaultside.api.state import SERVICES, authorize, token_of
 from vaultside.errors import InvalidRequestError, PermissionDeniedError
 from vaultside.kv.models import SecretMeta, VersionMeta
-from vaultside.kv.paths import validate_path, validate_prefix
+from vaultside.kv.paths import validate_prefix
 from vaultside.kv.store import KVStore
 from vaultside.refs import MAX_VERSION
 
@@ -51,10 +51,6 @@ class VersionList(Response):
     """Every version's metadata, oldest first."""
 
     versions: list[VersionMeta]
-
-
-def _path(request: web.Request) -> str:
-    return validate_path(request.match_info["path"])
 
 
 def _policy_path(path: str) -> str:
@@ -125,7 +121,7 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
     _check_params(request, _GET_PARAMS)
     if _is_list(request):
         return await _list(request, request.match_info["path"])
-    path = _path(request)
+    path = secret_path(request)
     version = _version(request)
     await authorize(request, _policy_path(path), "read")
     kv = request.app[SERVICES].kv
@@ -149,7 +145,7 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
 async def write_secret(request: web.Request) -> web.Response:
     """``PUT``/``POST /v1/secrets/{path}``: a new version (``create`` if new, else ``update``)."""
     _check_params(request, frozenset())
-    path = _path(request)
+    path = secret_path(request)
     services = request.app[SERVICES]
     info = token_of(request)
     policy_path = _policy_path(path)
@@ -166,7 +162,7 @@ async def write_secret(request: web.Request) -> web.Response:
 async def delete_latest(request: web.Request) -> web.Response:
     """``DELETE /v1/secrets/{path}``: soft-delete the latest version."""
     _check_params(request, frozenset())
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "delete")
     await request.app[SERVICES].kv.delete_versions(path, None)
     return no_content()
@@ -178,7 +174,7 @@ def _versions_action(
     """A ``POST /v1/secrets/{path}:<action>`` handler over a ``{"versions": [...]}`` body."""
 
     async def handler(request: web.Request) -> web.Response:
-        path = _path(request)
+        path = secret_path(request)
         await authorize(request, _policy_path(path), capability)
         body = await read_model(request, VersionsBody)
         await act(request.app[SERVICES].kv, path, list(body.versions))
@@ -194,7 +190,7 @@ destroy_versions = _versions_action("delete", KVStore.destroy)
 
 async def list_versions(request: web.Request) -> web.Response:
     """``GET /v1/secrets/{path}:versions``: every version's metadata, oldest first."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "read")
     meta = await request.app[SERVICES].kv.read_metadata(path)
     return json_response(VersionList(versions=list(meta.versions.values())))
@@ -202,7 +198,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 async def read_metadata(request: web.Request) -> web.Response:
     """``GET /v1/secrets/{path}:metadata``."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "read")
     meta = await request.app[SERVICES].kv.read_metadata(path)
     return json_response(meta.to_json())
@@ -210,7 +206,7 @@ async def read_metadata(request: web.Request) -> web.Response:
 
 async def write_metadata(request: web.Request) -> web.Response:
     """``PUT /v1/secrets/{path}:metadata``: limits, type and custom metadata."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "update")
     body = await read_model(request, MetadataWrite)
     meta = await request.app[SERVICES].kv.write_metadata(
@@ -225,7 +221,7 @@ async def write_metadata(request: web.Request) -> web.Response:
 
 async def delete_metadata(request: web.Request) -> web.Response:
     """``DELETE /v1/secrets/{path}:metadata``: every version and the metadata."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "delete")
     await request.app[SERVICES].kv.delete_all(path)
     return no_content()

@@ -161,11 +161,8 @@ def _resolve(schema: Json, components: dict[str, Json]) -> Json:
     return schema
 
 
-def render_markdown(doc: dict[str, Any], operations: object = None) -> str:
-    """A readable Markdown reference of ``doc`` (written to ``docs/api.md``).
-
-    ``operations`` is accepted for compatibility and unused: everything comes from ``doc``.
-    """
+def render_markdown(doc: dict[str, Any]) -> str:
+    """A readable Markdown reference of ``doc`` (written to ``docs/api.md``)."""
     lines = [
         "# vaultside HTTP API reference",
         "",

@@ -65,6 +65,11 @@ class VersionMeta:
         """The contract's ``VersionMeta``."""
         return _dump(_VERSION_META, self)
 
+    @classmethod
+    def from_json(cls, obj: object) -> VersionMeta:
+        """Read the contract's ``VersionMeta`` back (``ValidationError`` if malformed)."""
+        return _VERSION_META.validate_python(obj)
+
 
 @model(frozen=True, slots=True, config=ConfigDict(populate_by_name=True))
 class SecretMeta:
@@ -85,6 +90,12 @@ class SecretMeta:
     def to_json(self) -> dict[str, object]:
         """The contract's ``SecretMeta`` (version keys as strings)."""
         return _dump(_SECRET_META, self)
+
+    @classmethod
+    def from_json(cls, obj: object) -> SecretMeta:
+        """Read the contract's ``SecretMeta`` back, e.g. in a client (``ValidationError`` if
+        malformed): ``SecretMeta.from_json(meta.to_json()) == meta``."""
+        return _SECRET_META.validate_python(obj)
 
 
 _VERSION_META = TypeAdapter(VersionMeta)

@@ -24,6 +24,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from vaultside import __version__
 from vaultside.api.openapi_fit import SCHEMA_REF, fit_for_generators, operation_id, tag_of
+from vaultside.api.openapi_markdown import render_markdown
 from vaultside.api.responses import ErrorBody
 from vaultside.api.routes import ROUTE_MODULES
 from vaultside.api.spec import Json, Operation, Schema
@@ -152,48 +153,6 @@ def document_bytes(operations: Sequence[Operation] | None = None) -> bytes:
 def served_document() -> bytes:
     """The document of every route, built once per process (every app serves the same)."""
     return document_bytes()
-
-
-def _resolve(schema: Json, components: dict[str, Json]) -> Json:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
-        return components[ref.removeprefix(SCHEMA_REF)]
-    return schema
-
-
-def render_markdown(doc: dict[str, Any]) -> str:
-    """A readable Markdown reference of ``doc`` (written to ``docs/api.md``)."""
-    lines = [
-        "# vaultside HTTP API reference",
-        "",
-        "Generated from `/v1/openapi.json` by `python -m vaultside.api.openapi --markdown`;",
-        "do not edit by hand. Conventions (tokens, errors, paths) are in `api-contract.md`.",
-        "",
-        "| method | path | operationId | capability | success | errors | summary |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    paths: dict[str, dict[str, Any]] = doc["paths"]
-    schemas: dict[str, Json] = doc["components"]["schemas"]
-    bodies: list[str] = []
-    for path, methods in paths.items():
-        for method, op in methods.items():
-            codes = [c for c in op["responses"] if not c.startswith("2")]
-            ok = next(c for c in op["responses"] if c.startswith("2"))
-            lines.append(
-                f"| {method.upper()} | `{path}` | `{op['operationId']}` "
-                f"| {op['x-vaultside-capability']} | {ok} "
-                f"| {', '.join(codes) or '-'} | {op['summary']} |"
-            )
-            if "requestBody" in op:
-                schema = op["requestBody"]["content"]["application/json"]["schema"]
-                text = json.dumps(_resolve(schema, schemas), indent=2, sort_keys=True)
-                bodies += [f"### {method.upper()} `{path}`", "", "```json", text, "```", ""]
-    lines += ["", "## Request bodies", "", *bodies, "## Schemas", ""]
-    lines += ["Request and response bodies named in the document (`#/components/schemas`).", ""]
-    for name, schema in schemas.items():
-        text = json.dumps(schema, indent=2, sort_keys=True)
-        lines += [f"### {name}", "", "```json", text, "```", ""]
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

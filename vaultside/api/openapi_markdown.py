@@ -14,7 +14,7 @@ from vaultside.api.openapi_fit import SCHEMA_REF
 
 _RULES = (
     "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minItems", "maxItems", "default",
+    "exclusiveMaximum", "minItems", "maxItems", "minProperties", "maxProperties", "default",
 )  # fmt: skip
 
 
@@ -65,12 +65,19 @@ def _without_titles(node: Any) -> Any:
     return node
 
 
+def _bounds(schema: Any, prefix: str = "") -> list[str]:
+    """The rules of ``schema``, of its items and of each ``anyOf`` member (``null`` aside)."""
+    if not isinstance(schema, dict):
+        return []
+    found = [f"{prefix}{k} {json.dumps(schema[k])}" for k in _RULES if k in schema]
+    found += _bounds(schema.get("items"), prefix + "items: ")
+    for member in schema.get("anyOf") or ():
+        found += _bounds(member, prefix)
+    return found
+
+
 def _rules(schema: dict[str, Any]) -> str:
-    found = [f"{k} {json.dumps(schema[k])}" for k in _RULES if k in schema]
-    inner = schema.get("items")
-    if isinstance(inner, dict):
-        found += [f"items: {k} {json.dumps(inner[k])}" for k in _RULES if k in inner]
-    text = ", ".join(found)
+    text = ", ".join(_bounds(schema))
     description = schema.get("description")
     if isinstance(description, str):
         text = f"{description}; {text}" if text else description

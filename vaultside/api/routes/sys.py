@@ -62,6 +62,32 @@ class RotateKey(Response):
     rewrap: str
 
 
+class KeyTerm(Response):
+    """One key term (epoch seconds; never key material)."""
+
+    term: int
+    created_time: int | float
+
+
+class RewrapProgress(Response):
+    """Where the rewrap to ``target_term`` got to."""
+
+    target_term: int
+    after: str
+    rewritten: int
+    done: bool
+
+
+class KeyStatus(Response):
+    """Key terms, the active one and rewrap progress."""
+
+    sealed: bool
+    seal: str
+    active_term: int
+    terms: list[KeyTerm]
+    rewrap: RewrapProgress | None
+
+
 class Leader(Response):
     """A leader-only job: its storage lease, holder, since and until when."""
 
@@ -203,7 +229,8 @@ async def rotate_key(request: web.Request) -> web.Response:
 async def key_status(request: web.Request) -> web.Response:
     """``GET /v1/sys/key-status``: key terms and rewrap progress (no key material)."""
     await authorize(request, "sys/key-status", "read")
-    return json_response(await request.app[SERVICES].barrier.key_status())
+    status = await request.app[SERVICES].barrier.key_status()
+    return json_response(KeyStatus.model_validate(status))
 
 
 async def leaders_view(request: web.Request) -> web.Response:
@@ -247,7 +274,6 @@ _HEALTH_PARAMS = (
     query_param("uninitcode", _CODE),
     query_param("standbyok", {"type": "boolean"}),
 )
-_OBJECT: Json = {"type": "object"}
 OPERATIONS = (
     Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed, 501 when not "
               "initialized; HEAD too. Vault's query overrides activecode, sealedcode, "
@@ -258,7 +284,7 @@ OPERATIONS = (
     Operation("POST", "/v1/sys/rotate-key", "New active barrier key; rewrap in background.",
               "sudo on sys/rotate-key", rotate_key, response=RotateKey, errors=(403,)),
     Operation("GET", "/v1/sys/key-status", "Key terms and rewrap progress.",
-              "read on sys/key-status", key_status, response=_OBJECT, errors=(403,)),
+              "read on sys/key-status", key_status, response=KeyStatus, errors=(403,)),
     Operation("GET", "/v1/sys/leaders", "Each leader-only job (rotation scheduler, rewrap, "
               "token tidy, periodic scans, broker lease renewal): its storage lease, holder, "
               "since and until when (null when nobody holds it).", "read on sys/leaders",

@@ -26,7 +26,8 @@ from vaultside.cli.render import (
     run_client,
 )
 from vaultside.client import NotModified, VaultsideClient
-from vaultside.kv.models import SecretMeta, VersionMeta, rfc3339
+from vaultside.clock import rfc3339
+from vaultside.kv.models import SecretMeta, VersionMeta
 
 
 def parse_assignments(pairs: tuple[str, ...], stdin: TextIO) -> dict[str, str]:

@@ -15,7 +15,6 @@ from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.throttle import AuthThrottle
 from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
-from vaultside.broker.source import BrokerRegistry
 from vaultside.clock import Clock, SystemClock
 from vaultside.cluster.leaders import LeaderJobRef
 from vaultside.config.settings import Settings
@@ -29,6 +28,7 @@ from vaultside.rotation.service import RotationService
 from vaultside.rotation.targets import TargetFactory
 from vaultside.services import Services
 from vaultside.wiring.audit import audit_chain_id, audit_key_file, build_audit_sinks
+from vaultside.wiring.brokers import build_brokers
 from vaultside.wiring.seal import build_seal
 from vaultside.wiring.storage import build_storage, postgres_dsn
 
@@ -210,7 +210,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         feed = PostgresChangeFeed(postgres_dsn(settings))
         services.components.append(CacheInvalidator(feed, services.tokens, policies, barrier))
     if settings.brokers:
-        brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
+        brokers = build_brokers(settings.brokers, barrier, clock)
         services.sources["vault"] = brokers
         services.components.append(brokers)
         for broker in brokers.brokers.values():

@@ -15,7 +15,7 @@ from vaultside.config.settings import Settings
 from vaultside.crypto.seal import FileSeal, PassphraseSeal, Seal
 from vaultside.crypto.transit import TransitSeal
 from vaultside.errors import InvalidRequestError
-from vaultside.wiring.registry import lookup
+from vaultside.registry import lookup
 
 
 class SealKind(NamedTuple):

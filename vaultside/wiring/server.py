@@ -19,17 +19,15 @@ from vaultside.clock import Clock, SystemClock
 from vaultside.cluster.leaders import LeaderJobRef
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
-from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
-from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.scheduler import LEADER_JOB, LEADER_LEASE
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.services import Services
 from vaultside.wiring.audit import audit_chain_id, audit_key_file, build_audit_sinks
-from vaultside.wiring.brokers import build_brokers
+from vaultside.wiring.rotation import build_target_catalog, target_factory
 from vaultside.wiring.seal import build_seal
+from vaultside.wiring.sources import build_sources
 from vaultside.wiring.storage import build_storage, postgres_dsn
 
 if TYPE_CHECKING:
@@ -43,25 +41,6 @@ def _docker() -> object:
     from vaultside.scan.sources.container import docker_client  # docker SDK: only when used
 
     return docker_client()
-
-
-def build_target_catalog(settings: Settings) -> TargetCatalog:
-    """The operator's declared rotation targets; every command pin is verified now, so a
-    mismatch refuses the start (``InvalidRequestError`` naming the target)."""
-    entries: dict[str, CatalogEntry] = {}
-    for name, cfg in settings.rotation.targets.items():
-        if cfg.kind == "command":
-            entries[name] = CommandEntry(
-                name, tuple(cfg.argv), cfg.sha256, timeout=cfg.timeout, env=tuple(cfg.env)
-            )
-        else:
-            ca = settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None
-            entries[name] = WebhookEntry(
-                name, cfg.url, ca_file=ca, allow_http=cfg.allow_http, timeout=cfg.timeout
-            )
-    catalog = TargetCatalog(entries)
-    catalog.verify()
-    return catalog
 
 
 def build_scans(settings: Settings, services: Services) -> ScanService:
@@ -191,7 +170,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     services.components.append(
         ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
     )
-    services.sources["kv"] = KVSecretSource(kv)
     services.jwt = build_jwt(settings, services)
     tidy = settings.auth.token_tidy_interval > 0
     services.leader_jobs.append(LeaderJobRef(TokenTidier.job_name, TIDY_LEASE, tidy))
@@ -209,16 +187,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
         feed = PostgresChangeFeed(postgres_dsn(settings))
         services.components.append(CacheInvalidator(feed, services.tokens, policies, barrier))
-    if settings.brokers:
-        brokers = build_brokers(settings.brokers, barrier, clock)
-        services.sources["vault"] = brokers
-        services.components.append(brokers)
-        for broker in brokers.brokers.values():
-            services.leader_jobs.append(LeaderJobRef(broker.leases.job, broker.leases.lock_name))
+    build_sources(settings, services)
     services.rotation = RotationService(
         kv,
         barrier,
-        TargetFactory(clock, services.sources, build_target_catalog(settings)),
+        target_factory(clock, services.sources, build_target_catalog(settings)),
         authority=RotationAuthority(services.tokens, services.authorizer),
         clock=clock,
         audit=services.audit,

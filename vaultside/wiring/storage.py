@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from vaultside.config.settings import Settings
 from vaultside.errors import InvalidRequestError
+from vaultside.registry import lookup
 from vaultside.storage.base import StorageBackend
-from vaultside.wiring.registry import lookup
 
 StorageFactory = Callable[[Settings], StorageBackend]
 

@@ -10,11 +10,11 @@ import secrets as rnd
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from vaultside.wiring import build_services
 
 from vaultside.api.app import create_app
 from vaultside.api.state import BACKGROUND, SEAL_STATE, SERVICES
 from vaultside.crypto.seal import init_key_file
+from vaultside.wiring import build_services
 
 from .conftest import Api, make_settings
 

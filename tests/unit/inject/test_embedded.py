@@ -6,13 +6,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from vaultside.wiring import build_services
 
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
 from vaultside.inject.embedded import EmbeddedPlugin, server_api_env
+from vaultside.wiring import build_services
 
 
 def _settings(tmp_path: Path, **inject: object) -> Settings:

@@ -143,9 +143,8 @@ def test_metrics_publish_findings_by_severity() -> None:
 def test_wiring_adds_the_periodic_scanner_only_when_configured(
     tmp_path: Path, interval: float
 ) -> None:
-    from vaultside.wiring import build_services
-
     from vaultside.config.settings import Settings
+    from vaultside.wiring import build_services
 
     settings = Settings(
         data_dir=tmp_path,

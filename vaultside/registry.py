@@ -1,10 +1,11 @@
-"""``{kind: factory}`` registries: how wiring chooses an implementation by name.
+"""``{kind: factory}`` registries: how an implementation is chosen by name.
 
-Each extension point is a plain module-level ``dict`` in its wiring module (``STORAGE_KINDS``,
-``SEAL_KINDS``, ``SOURCE_KINDS``, ``TARGET_KINDS``, ``GENERATOR_KINDS``, ``SCAN_SOURCES``,
-``SCAN_REPORTERS``). A new implementation is one module plus one ``register`` line (or one
-dict entry). ``lookup`` is the only way a kind is resolved, so an unknown kind always fails
-the same way: ``InvalidRequestError`` naming it and listing the known ones.
+``vaultside.wiring`` fills them. Each extension point is a plain module-level ``dict`` in its
+wiring module (``STORAGE_KINDS``, ``SEAL_KINDS``, ``SOURCE_KINDS``, ``TARGET_KINDS``,
+``GENERATOR_KINDS``, ``SCAN_SOURCES``, ``SCAN_REPORTERS``). A new implementation is one module
+plus one ``register`` line (or one dict entry). ``lookup`` is the only way a kind is resolved,
+so an unknown kind always fails the same way: ``InvalidRequestError`` naming it and listing
+the known ones.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     # Imported here: importing wiring does not load the scanner (docker SDK, hyperscan).
     from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner, ScanMetrics, ScanResults
     from vaultside.scan.service import ScanService
+    from vaultside.wiring.scan import SERVER_SCAN_SOURCES
 
     periodic = settings.scan.periodic_interval > 0
     services.leader_jobs.append(LeaderJobRef(PeriodicScanner.job_name, PERIODIC_LEASE, periodic))
@@ -56,6 +57,7 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
         values=services.kv,
         docker_factory=_docker,
         clock=services.clock,
+        sources=SERVER_SCAN_SOURCES,
         rotator=services.rotation,
         audit=services.audit,
         results=ScanResults(services.barrier, keep=settings.scan.results_keep),

@@ -22,6 +22,7 @@ from vaultside.scan.periodic import PeriodicScanner, ScanMetrics, ScanResults
 from vaultside.scan.service import ScanRecord, ScanService
 from vaultside.scan.sources.container import docker_client
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.scan import SERVER_SCAN_SOURCES
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def _scanner(
         values=None,
         docker_factory=lambda: docker_client(f"unix://{tmp_path}/no-engine.sock"),
         clock=clock,
+        sources=SERVER_SCAN_SOURCES,
         results=results,
         metrics=metrics,
     )

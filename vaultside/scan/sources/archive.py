@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO
 
 from vaultside.errors import InvalidRequestError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
+from vaultside.scan.request import ScanRequest
 from vaultside.scan.sources.bundle import WINDOW, bundled
 from vaultside.scan.sources.content import (
     ARCHIVE_ERRORS,
@@ -357,3 +358,8 @@ class ImageArchiveSource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Attribute layer findings to digest and ``created_by``; mark deleted/overwritten."""
         return self._seen.finalize(findings, retarget=self.kind == "archive")
+
+
+def archive_sources(request: ScanRequest) -> list[Source]:
+    """One source per image archive (docker save tarball, OCI layout) in ``request.targets``."""
+    return [ImageArchiveSource(Path(t), limits=request.limits) for t in request.targets]

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vaultside.errors import InvalidRequestError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
+from vaultside.scan.request import ScanRequest
 from vaultside.scan.sources.content import (
     ARCHIVE_ERRORS,
     BLOCK,
@@ -67,3 +68,8 @@ class PathSource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Nothing to fix up for plain files."""
         return findings
+
+
+def path_sources(request: ScanRequest) -> list[Source]:
+    """One source per directory (or file) named in ``request.targets``."""
+    return [PathSource(Path(t), limits=request.limits) for t in request.targets]

@@ -1,0 +1,100 @@
+"""Scan kinds: where the bytes come from (sources) and how findings are shown (reporters).
+
+- ``SCAN_SOURCES``: every kind the CLI can scan (``vaultside scan <kind> ...``);
+- ``SERVER_SCAN_SOURCES``: the kinds an API caller may ask the server for. Only engine-backed
+  ones: a path or archive on the server's filesystem is not for API callers to read;
+- ``SCAN_REPORTERS``: ``--format`` → reporter.
+
+Each entry imports its module when first used: the docker SDK, the registry client and rich
+(the table alone costs ~70 ms of a scan's start-up) load only for the kind that needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vaultside.registry import lookup
+from vaultside.scan.base import Reporter, Source
+from vaultside.scan.request import ScanRequest, SourceFactory
+
+# (a terminal is the destination: colours and its width) → the reporter.
+ReporterFactory = Callable[[bool], Reporter]
+
+
+def _image(request: ScanRequest) -> list[Source]:
+    from vaultside.scan.sources.image import image_sources
+
+    return image_sources(request)
+
+
+def _containers(request: ScanRequest) -> list[Source]:
+    from vaultside.scan.sources.container import container_sources
+
+    return container_sources(request)
+
+
+def _registry(request: ScanRequest) -> list[Source]:
+    from vaultside.scan.sources.registry import registry_sources
+
+    return registry_sources(request)
+
+
+def _archive(request: ScanRequest) -> list[Source]:
+    from vaultside.scan.sources.archive import archive_sources
+
+    return archive_sources(request)
+
+
+def _path(request: ScanRequest) -> list[Source]:
+    from vaultside.scan.sources.path import path_sources
+
+    return path_sources(request)
+
+
+SCAN_SOURCES: dict[str, SourceFactory] = {
+    "image": _image,
+    "containers": _containers,
+    "registry": _registry,
+    "archive": _archive,
+    "path": _path,
+}
+
+SERVER_SCAN_SOURCES: dict[str, SourceFactory] = {
+    "image": _image,
+    "containers": _containers,
+}
+
+
+def _table(tty: bool) -> Reporter:
+    from vaultside.scan.reporters.table import TableReporter
+
+    return TableReporter(width=None, color=True) if tty else TableReporter()
+
+
+def _json(tty: bool) -> Reporter:
+    from vaultside.scan.reporters.json import JsonReporter
+
+    return JsonReporter()
+
+
+def _sarif(tty: bool) -> Reporter:
+    from vaultside.scan.reporters.sarif import SarifReporter
+
+    return SarifReporter()
+
+
+SCAN_REPORTERS: dict[str, ReporterFactory] = {
+    "table": _table,
+    "json": _json,
+    "sarif": _sarif,
+}
+
+
+def scan_sources(kind: str, request: ScanRequest) -> list[Source]:
+    """The sources of a CLI scan of ``kind``; ``InvalidRequestError`` for an unknown kind."""
+    return lookup(SCAN_SOURCES, kind, "scan kind")(request)
+
+
+def build_reporter(fmt: str, *, tty: bool = False) -> Reporter:
+    """The reporter for ``--format``; ``tty``: a table gets colours and the terminal's width."""
+    return lookup(SCAN_REPORTERS, fmt, "report format")(tty)

@@ -26,7 +26,7 @@ from vaultside.rotation.service import RotationService
 from vaultside.services import Services
 from vaultside.wiring.audit import audit_chain_id, audit_key_file, build_audit_sinks
 from vaultside.wiring.rotation import build_target_catalog, target_factory
-from vaultside.wiring.seal import build_seal
+from vaultside.wiring.seal import build_seal, seal_material
 from vaultside.wiring.sources import build_sources
 from vaultside.wiring.storage import build_storage, postgres_dsn
 
@@ -167,6 +167,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             summary_interval=settings.audit.summary_interval,
             summary_max_clients=settings.audit.summary_max_clients,
         ),
+        seal_material=seal_material(settings),
     )
     # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
     services.components.append(

@@ -9,8 +9,9 @@ import pytest
 from vaultside.config.settings import SealSettings, StorageSettings
 from vaultside.errors import InvalidRequestError
 from vaultside.registry import lookup, register
+from vaultside.scan.request import ScanRequest
 from vaultside.wiring.rotation import GENERATOR_KINDS, TARGET_KINDS
-from vaultside.wiring.scan import SCAN_REPORTERS, SCAN_SOURCES, SERVER_SCAN_SOURCES
+from vaultside.wiring.scan import SCAN_REPORTERS, SCAN_SOURCES, SERVER_SCAN_SOURCES, scan_sources
 from vaultside.wiring.seal import SEAL_KINDS
 from vaultside.wiring.sources import SOURCE_KINDS
 from vaultside.wiring.storage import STORAGE_KINDS
@@ -44,3 +45,13 @@ def test_every_settings_kind_has_a_factory() -> None:
     # SECURITY: the server scans only through the engine, never its own files.
     assert set(SERVER_SCAN_SOURCES) == {"image", "containers"}
     assert set(SCAN_REPORTERS) == {"table", "json", "sarif"}
+
+
+def test_every_scan_source_entry_imports_its_factory() -> None:
+    # The entries import their module on first use: each must name a real factory. With no
+    # targets and no engine a factory answers [] or a named InvalidRequestError.
+    for kind in SCAN_SOURCES:
+        try:
+            assert scan_sources(kind, ScanRequest()) == []
+        except InvalidRequestError as exc:
+            assert "target" in exc.message or "Docker engine" in exc.message

@@ -11,6 +11,7 @@ Each entry imports its module when first used: the docker SDK, the registry clie
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from vaultside.registry import lookup
@@ -21,42 +22,25 @@ from vaultside.scan.request import ScanRequest, SourceFactory
 ReporterFactory = Callable[[bool], Reporter]
 
 
-def _image(request: ScanRequest) -> list[Source]:
-    from vaultside.scan.sources.image import image_sources
+def _lazy(module: str, name: str) -> SourceFactory:
+    """The factory ``module.name``, imported on its first call."""
 
-    return image_sources(request)
+    def factory(request: ScanRequest) -> list[Source]:
+        made: SourceFactory = getattr(importlib.import_module(module), name)
+        return made(request)
 
-
-def _containers(request: ScanRequest) -> list[Source]:
-    from vaultside.scan.sources.container import container_sources
-
-    return container_sources(request)
+    return factory
 
 
-def _registry(request: ScanRequest) -> list[Source]:
-    from vaultside.scan.sources.registry import registry_sources
-
-    return registry_sources(request)
-
-
-def _archive(request: ScanRequest) -> list[Source]:
-    from vaultside.scan.sources.archive import archive_sources
-
-    return archive_sources(request)
-
-
-def _path(request: ScanRequest) -> list[Source]:
-    from vaultside.scan.sources.path import path_sources
-
-    return path_sources(request)
-
+_image = _lazy("vaultside.scan.sources.image", "image_sources")
+_containers = _lazy("vaultside.scan.sources.container", "container_sources")
 
 SCAN_SOURCES: dict[str, SourceFactory] = {
     "image": _image,
     "containers": _containers,
-    "registry": _registry,
-    "archive": _archive,
-    "path": _path,
+    "registry": _lazy("vaultside.scan.sources.registry", "registry_sources"),
+    "archive": _lazy("vaultside.scan.sources.archive", "archive_sources"),
+    "path": _lazy("vaultside.scan.sources.path", "path_sources"),
 }
 
 SERVER_SCAN_SOURCES: dict[str, SourceFactory] = {

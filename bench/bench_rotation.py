@@ -198,8 +198,8 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
     from vaultside.rotation.policy import parse_policy
     from vaultside.rotation.service import RotationService
     from vaultside.rotation.state import RotationState
-    from vaultside.rotation.targets import TargetFactory
     from vaultside.storage.sqlite import SqliteStorage
+    from vaultside.wiring.rotation import target_factory
 
     root = short_tempdir("bench-sched")
     clock = SystemClock()
@@ -214,7 +214,7 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         _, root_info = await tokens.create_root()
         grant = Grant(root_info.accessor, root_info.policies, "bench", clock.now())
         seed = RotationService(
-            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+            kv, barrier, target_factory(clock), authority=authority, clock=clock, schedule=False
         )
         doc = {"every": "1d", "jitter": "1h", "generator": {"kind": "password"},
                "target": {"kind": "kv"}}  # fmt: skip
@@ -233,7 +233,7 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         await asyncio.gather(*(one(i) for i in range(policies)))
         write_s = time.perf_counter() - t
         svc = RotationService(
-            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+            kv, barrier, target_factory(clock), authority=authority, clock=clock, schedule=False
         )
         cpu0, t0 = time.process_time(), time.perf_counter()
         await svc.scheduler.tick()  # takes the lease, recovers, loads all policies

@@ -32,7 +32,6 @@ from vaultside.errors import ConflictError, NotFoundError, VaultsideError
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import Grant, RotationAuthority
 from vaultside.rotation.base import RotationContext, RotationStepError, Target
-from vaultside.rotation.generators import build_generator
 from vaultside.rotation.journal import Journal, JournalEntry
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy
@@ -233,7 +232,7 @@ class RotationEngine:
     ) -> tuple[int, int]:
         target = await self._authorize(path, policy, grant)
         current, base = await self._current(path)
-        pending = {**(current or {}), **build_generator(policy.generator).generate()}
+        pending = {**(current or {}), **self.targets.generator(policy.generator).generate()}
         ctx = RotationContext(path, policy, run_id, current, pending, base)
         entry = JournalEntry(path, run_id, "pending", base, self.clock.now(), trigger, pending)
         entry.current, entry.policy = current, policy.to_json()

@@ -15,21 +15,19 @@ from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.throttle import AuthThrottle
 from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
-from vaultside.broker.source import BrokerRegistry
 from vaultside.clock import Clock, SystemClock
 from vaultside.cluster.leaders import LeaderJobRef
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
-from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
-from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.scheduler import LEADER_JOB, LEADER_LEASE
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.services import Services
 from vaultside.wiring.audit import audit_chain_id, audit_key_file, build_audit_sinks
-from vaultside.wiring.seal import build_seal
+from vaultside.wiring.rotation import build_target_catalog, target_factory
+from vaultside.wiring.seal import build_seal, seal_material
+from vaultside.wiring.sources import build_sources
 from vaultside.wiring.storage import build_storage, postgres_dsn
 
 if TYPE_CHECKING:
@@ -45,25 +43,6 @@ def _docker() -> object:
     return docker_client()
 
 
-def build_target_catalog(settings: Settings) -> TargetCatalog:
-    """The operator's declared rotation targets; every command pin is verified now, so a
-    mismatch refuses the start (``InvalidRequestError`` naming the target)."""
-    entries: dict[str, CatalogEntry] = {}
-    for name, cfg in settings.rotation.targets.items():
-        if cfg.kind == "command":
-            entries[name] = CommandEntry(
-                name, tuple(cfg.argv), cfg.sha256, timeout=cfg.timeout, env=tuple(cfg.env)
-            )
-        else:
-            ca = settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None
-            entries[name] = WebhookEntry(
-                name, cfg.url, ca_file=ca, allow_http=cfg.allow_http, timeout=cfg.timeout
-            )
-    catalog = TargetCatalog(entries)
-    catalog.verify()
-    return catalog
-
-
 def build_scans(settings: Settings, services: Services) -> ScanService:
     """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
     container scanner (a component that scans only while it holds the storage lease)."""
@@ -71,6 +50,7 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner
     from vaultside.scan.results import ScanMetrics, ScanResults
     from vaultside.scan.service import ScanService
+    from vaultside.wiring.scan import SERVER_SCAN_SOURCES
 
     periodic = settings.scan.periodic_interval > 0
     services.leader_jobs.append(LeaderJobRef(PeriodicScanner.job_name, PERIODIC_LEASE, periodic))
@@ -78,6 +58,7 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
         values=services.kv,
         docker_factory=_docker,
         clock=services.clock,
+        sources=SERVER_SCAN_SOURCES,
         rotator=services.rotation,
         audit=services.audit,
         results=ScanResults(services.barrier, keep=settings.scan.results_keep),
@@ -187,12 +168,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             summary_interval=settings.audit.summary_interval,
             summary_max_clients=settings.audit.summary_max_clients,
         ),
+        seal_material=seal_material(settings),
     )
     # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
     services.components.append(
         ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
     )
-    services.sources["kv"] = KVSecretSource(kv)
     services.jwt = build_jwt(settings, services)
     tidy = settings.auth.token_tidy_interval > 0
     services.leader_jobs.append(LeaderJobRef(TokenTidier.job_name, TIDY_LEASE, tidy))
@@ -210,16 +191,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
 
         feed = PostgresChangeFeed(postgres_dsn(settings))
         services.components.append(CacheInvalidator(feed, services.tokens, policies, barrier))
-    if settings.brokers:
-        brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
-        services.sources["vault"] = brokers
-        services.components.append(brokers)
-        for broker in brokers.brokers.values():
-            services.leader_jobs.append(LeaderJobRef(broker.leases.job, broker.leases.lock_name))
+    build_sources(settings, services)
     services.rotation = RotationService(
         kv,
         barrier,
-        TargetFactory(clock, services.sources, build_target_catalog(settings)),
+        target_factory(clock, services.sources, build_target_catalog(settings)),
         authority=RotationAuthority(services.tokens, services.authorizer),
         clock=clock,
         audit=services.audit,

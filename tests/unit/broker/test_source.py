@@ -9,6 +9,7 @@ from vaultside.clock import FakeClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import parse_ref
+from vaultside.wiring.brokers import build_brokers
 
 from .conftest import DictStorage
 
@@ -21,7 +22,7 @@ def registry(clock: FakeClock) -> BrokerRegistry:
         ),
         "edge": BrokerSettings(address="http://127.0.0.1:1"),
     }  # fmt: skip
-    return BrokerRegistry.from_settings(settings, DictStorage(), clock)
+    return build_brokers(settings, DictStorage(), clock)
 
 
 def test_cache_ttl_longest_prefix_wins(clock: FakeClock) -> None:

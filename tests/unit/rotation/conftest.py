@@ -16,8 +16,8 @@ from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.rotation import target_factory
 
 # 2023-11-14 22:13:20 UTC
 START = 1_700_000_000.0
@@ -70,7 +70,7 @@ def service(
     kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> RotationService:
     svc = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv, barrier, target_factory(clock), authority=authority, clock=clock, schedule=False
     )
     svc.engine._jitter = lambda: 0.5
     return svc

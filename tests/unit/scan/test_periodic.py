@@ -23,6 +23,7 @@ from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults
 from vaultside.scan.service import ScanService
 from vaultside.scan.sources.container import docker_client
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.scan import SERVER_SCAN_SOURCES
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def _scanner(
         values=None,
         docker_factory=lambda: docker_client(f"unix://{tmp_path}/no-engine.sock"),
         clock=clock,
+        sources=SERVER_SCAN_SOURCES,
         results=results,
         metrics=metrics,
     )

@@ -25,7 +25,6 @@ from vaultside.cluster import leaders
 from vaultside.cluster.leaders import LeaderJobRef, leader_status
 from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.services import Services
-from vaultside.wiring import seal_material
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class Leaders(Response):
 
 
 def _initialized(services: Services) -> bool:
-    return all(p.exists() for p in seal_material(services.settings))
+    return all(p.exists() for p in services.seal_material)
 
 
 # Vault's ``/v1/sys/health`` query overrides and their defaults. Every vaultside server is

@@ -9,8 +9,7 @@ from vaultside.clock import FakeClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import parse_ref
-
-from .conftest import DictStorage
+from vaultside.storage.memory import MemoryStorage
 
 
 def registry(clock: FakeClock) -> BrokerRegistry:
@@ -21,7 +20,9 @@ def registry(clock: FakeClock) -> BrokerRegistry:
         ),
         "edge": BrokerSettings(address="http://127.0.0.1:1"),
     }  # fmt: skip
-    return BrokerRegistry.from_settings(settings, DictStorage(), clock)
+    return BrokerRegistry.from_settings(
+        settings, MemoryStorage(clock=clock, interleave=False), clock
+    )
 
 
 def test_cache_ttl_longest_prefix_wins(clock: FakeClock) -> None:

@@ -70,6 +70,8 @@ class Services:
     components: list[Component] = field(default_factory=list)
     # Leader-only jobs this server takes part in (``GET /v1/sys/leaders``).
     leader_jobs: list[LeaderJobRef] = field(default_factory=list)
+    # Where leader-only jobs record who leads since when (wiring: the leader records' view).
+    leaders: StorageBackend | None = None
     _started: bool = False
 
     async def open(self) -> None:

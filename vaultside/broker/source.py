@@ -56,6 +56,7 @@ class Broker:
         clock: Clock,
         *,
         client: VaultClient | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -75,6 +76,7 @@ class Broker:
             replace_fraction=settings.replace_fraction,
             min_remaining=settings.min_remaining,
             verify_interval=settings.lease_verify_interval,
+            leaders=leaders,
         )
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
@@ -224,10 +226,17 @@ class BrokerRegistry:
 
     @classmethod
     def from_settings(
-        cls, settings: dict[str, BrokerSettings], storage: StorageBackend, clock: Clock
+        cls,
+        settings: dict[str, BrokerSettings],
+        storage: StorageBackend,
+        clock: Clock,
+        *,
+        leaders: StorageBackend | None = None,
     ) -> BrokerRegistry:
-        """One ``Broker`` per configured entry."""
-        return cls({name: Broker(name, s, storage, clock) for name, s in settings.items()})
+        """One ``Broker`` per configured entry (``storage``: the brokers' view)."""
+        return cls(
+            {name: Broker(name, s, storage, clock, leaders=leaders) for name, s in settings.items()}
+        )
 
     def get(self, name: str) -> Broker:
         """The broker called ``name``; ``InvalidRequestError`` naming the configured ones."""

@@ -1,9 +1,9 @@
 """Periodic scans of running containers inside the server, on one server at a time.
 
 Every ``interval`` seconds each server tries to take (or renew) the storage lease
-``scan/periodic``; only its holder scans the running containers of its Docker engine
-(``DOCKER_HOST``), known values included. The finished record (findings redacted) is kept
-through the barrier under ``scan/results/<id>`` — the newest ``keep`` of them — so any
+``periodic`` of the scan view (``scan/periodic``); only its holder scans the running containers
+of its Docker engine (``DOCKER_HOST``), known values included. The finished record (findings
+redacted) is kept through the barrier under ``results/<id>`` of that view — the newest ``keep`` of them — so any
 server or worker answers ``GET /v1/scans/{id}`` and ``GET /v1/scans`` for it. The lease
 lasts two intervals, as in ``auth/tidy.py``.
 
@@ -25,8 +25,9 @@ from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-PERIODIC_LEASE = "scan/periodic"
-RESULTS = "scan/results/"
+# In the scan service's storage view (wiring: ``scan/``).
+PERIODIC_LEASE = "periodic"
+RESULTS = "results/"
 
 
 class ScanMetrics:
@@ -115,9 +116,12 @@ class PeriodicScanner(LeaderJob[ScanRecord]):
         interval: float,
         metrics: ScanMetrics,
         holder: str | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.metrics = metrics
-        super().__init__(storage, PERIODIC_LEASE, clock=clock, interval=interval, holder=holder)
+        super().__init__(
+            storage, PERIODIC_LEASE, clock=clock, interval=interval, holder=holder, leaders=leaders
+        )
         self.scans = scans
         self.results = results
 

@@ -17,13 +17,13 @@ from vaultside.auth.policy import Policy, PolicyStore, Rule
 from vaultside.auth.records import hash_token
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
-from vaultside.cluster.invalidation import CacheInvalidator
 from vaultside.crypto import aead
 from vaultside.crypto.barrier import LOGICAL, Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.errors import PermissionDeniedError
 from vaultside.storage.notify import ChangeCallback
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import cache_invalidator, view
 
 
 @dataclass
@@ -73,14 +73,14 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Server, Server, ManualFeed,
         servers.append(
             Server(
                 barrier,
-                TokenStore(barrier, clock=clock),
-                PolicyStore(barrier, clock=clock),
+                TokenStore(view(barrier, "tokens"), clock=clock),
+                PolicyStore(view(barrier, "policies"), clock=clock),
                 storage,
             )
         )
     feed = ManualFeed()
     b = servers[1]
-    invalidator = CacheInvalidator(feed, b.tokens, b.policies, b.barrier)
+    invalidator = cache_invalidator(feed, b.barrier, b.tokens, b.policies)
     await invalidator.start()
     yield servers[0], b, feed, clock
     await invalidator.close()

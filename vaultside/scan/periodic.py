@@ -3,9 +3,9 @@
 Every ``interval`` seconds each server tries to take (or renew) the storage lease
 ``periodic`` of the scan view (``scan/periodic``); only its holder scans the running containers
 of its Docker engine (``DOCKER_HOST``), known values included. The finished record (findings
-redacted) is kept through the barrier under ``results/<id>`` of that view — the newest ``keep`` of them — so any
-server or worker answers ``GET /v1/scans/{id}`` and ``GET /v1/scans`` for it. The lease
-lasts two intervals, as in ``auth/tidy.py``.
+redacted) is kept through the barrier under ``results/<id>`` of that view — the newest
+``keep`` of them — so any server or worker answers ``GET /v1/scans/{id}`` and
+``GET /v1/scans`` for it. The lease lasts two intervals, as in ``auth/tidy.py``.
 
 All time comes from the injected ``Clock``; ``tick`` is one step, which tests drive directly.
 """

@@ -148,7 +148,7 @@ async def test_dead_leader_is_replaced_within_the_lock_ttl(
     await b.load()
     link_a.cut = True
     await a.close()  # killed: nothing released
-    held = await storage.lock_holder("broker/b/lease-renewal")
+    held = await storage.lock_holder("b/lease-renewal")  # of the brokers' view (broker/)
     assert held is not None and held[0] == "a" and not b.leader
     await clock.advance(20)  # lock TTL 15 s plus one retry interval (5 s)
     assert b.leader

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.unit.auth.conftest import MemoryStorage
 from vaultside.audit.anchor import ChainAnchor, load_anchor, load_or_create_key
 from vaultside.audit.chain import GENESIS, Link, canonical
 from vaultside.audit.sinks import FileSink, rotated_files
 from vaultside.audit.verify import verify_chain
+from vaultside.storage.memory import MemoryStorage
 from vaultside.wiring.keyspace import view
 
 CHAIN = "host-a:/var/lib/vaultside/audit.log"

@@ -1,4 +1,4 @@
-"""Auth fixtures over the package's in-memory StorageBackend (re-exported for the tests)."""
+"""Auth fixtures over the package's in-memory StorageBackend."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from vaultside.clock import FakeClock
 from vaultside.storage.base import StorageBackend
 from vaultside.storage.memory import MemoryStorage
-
-__all__ = ["MemoryStorage"]
 
 
 @pytest.fixture

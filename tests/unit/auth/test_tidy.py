@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.auth.conftest import MemoryStorage
 from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
+from vaultside.storage.memory import MemoryStorage
 from vaultside.storage.sqlite import SqliteStorage
 from vaultside.wiring.keyspace import view
 

@@ -17,9 +17,8 @@ from vaultside.errors import (
     PermissionDeniedError,
 )
 from vaultside.storage.base import StorageBackend
+from vaultside.storage.memory import MemoryStorage
 from vaultside.wiring.keyspace import view
-
-from .conftest import MemoryStorage
 
 
 def test_memory_storage_is_a_backend() -> None:

@@ -73,6 +73,8 @@ class Services:
     leader_jobs: list[LeaderJobRef] = field(default_factory=list)
     # Files whose presence means the seal was initialized (``initialized`` in sys/status).
     seal_material: list[Path] = field(default_factory=list)
+    # Where leader-only jobs record who leads since when (wiring: the leader records' view).
+    leaders: StorageBackend | None = None
     _started: bool = False
 
     async def open(self) -> None:

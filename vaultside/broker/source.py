@@ -57,6 +57,7 @@ class Broker:
         clock: Clock,
         *,
         client: VaultClient | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -76,6 +77,7 @@ class Broker:
             replace_fraction=settings.replace_fraction,
             min_remaining=settings.min_remaining,
             verify_interval=settings.lease_verify_interval,
+            leaders=leaders,
         )
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()

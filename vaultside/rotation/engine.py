@@ -12,7 +12,8 @@ not, the run fails closed at step ``authorize`` (history, audit with status 403,
 and nothing is generated, handed to the target or written.
 
 Concurrency: one rotation per secret at a time — an in-process lock plus a storage lease
-(``rotation/lock/<path>``), so two processes sharing the store never rotate one secret at once.
+(``lock/<path>`` of the rotation view), so two processes sharing the store never rotate one
+secret at once.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class RotationEngine:
         if lock.locked():
             raise ConflictError(f"a rotation of {path!r} is already running")
         async with lock:
-            lease = f"rotation/lock/{path}"
+            lease = f"lock/{path}"
             if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 raise ConflictError(f"a rotation of {path!r} is running in another process")
             keeper = asyncio.create_task(self._keep(lease))
@@ -314,7 +315,7 @@ class RotationEngine:
         """Resume or roll back every journaled rotation; returns how many were handled."""
         count = 0
         for path in await self.journal.paths():
-            lease = f"rotation/lock/{path}"
+            lease = f"lock/{path}"
             if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 continue  # another process is working on it
             try:

@@ -9,7 +9,14 @@ from vaultside.storage.base import StorageBackend
 
 
 def build_brokers(
-    settings: dict[str, BrokerSettings], storage: StorageBackend, clock: Clock
+    settings: dict[str, BrokerSettings],
+    storage: StorageBackend,
+    clock: Clock,
+    *,
+    leaders: StorageBackend | None = None,
 ) -> BrokerRegistry:
-    """One ``Broker`` per configured entry (leases persist in ``storage``)."""
-    return BrokerRegistry({name: Broker(name, s, storage, clock) for name, s in settings.items()})
+    """One ``Broker`` per configured entry (``storage``: the brokers' view, where leases
+    persist; ``leaders``: the leader records' view)."""
+    return BrokerRegistry(
+        {name: Broker(name, s, storage, clock, leaders=leaders) for name, s in settings.items()}
+    )

@@ -15,6 +15,7 @@ from vaultside.config.settings import Settings
 from vaultside.kv.source import KVSecretSource
 from vaultside.services import Services
 from vaultside.wiring.brokers import build_brokers
+from vaultside.wiring.keyspace import lease, view
 
 SourceFactory = Callable[[Settings, Services], SecretSource | None]
 
@@ -26,10 +27,17 @@ def _kv(settings: Settings, services: Services) -> SecretSource:
 def _vault(settings: Settings, services: Services) -> SecretSource | None:
     if not settings.brokers:
         return None
-    brokers = build_brokers(settings.brokers, services.barrier, services.clock)
+    brokers = build_brokers(
+        settings.brokers,
+        view(services.barrier, "brokers"),
+        services.clock,
+        leaders=services.leaders,
+    )
     services.components.append(brokers)
     for broker in brokers.brokers.values():
-        services.leader_jobs.append(LeaderJobRef(broker.leases.job, broker.leases.lock_name))
+        services.leader_jobs.append(
+            LeaderJobRef(broker.leases.job, lease("brokers", broker.leases.lock_name))
+        )
     return brokers
 
 

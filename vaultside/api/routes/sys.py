@@ -189,7 +189,7 @@ async def run_rewrap(services: Services, batch_size: int = 500) -> int:
     if not await storage.try_lock(REWRAP_LOCK, holder, _LOCK_TTL):
         log.info("rewrap already running elsewhere")
         return 0
-    await leaders.report(services.barrier, services.clock, REWRAP_JOB, holder, True)
+    await leaders.report(services.leaders, services.clock, REWRAP_JOB, holder, True)
     try:
         while True:
             done = await services.barrier.rewrap(batch_size)
@@ -237,7 +237,7 @@ async def leaders_view(request: web.Request) -> web.Response:
     await authorize(request, "sys/leaders", "read")
     services = request.app[SERVICES]
     jobs = [*services.leader_jobs, LeaderJobRef(REWRAP_JOB, REWRAP_LOCK)]
-    found = await leader_status(services.barrier, jobs)
+    found = await leader_status(services.barrier, services.leaders, jobs)
     for item in found:
         for name in ("since", "until"):
             value = item[name]

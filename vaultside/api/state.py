@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -14,6 +14,8 @@ from vaultside.api.clients import Client, ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
 from vaultside.services import Services
+
+T = TypeVar("T")
 
 # Any run of non-blanks ending in "/" that is followed by a name: a path's directories.
 _DIRECTORIES = re.compile(r"\S*/(?=[^/\s])")
@@ -88,3 +90,10 @@ async def authorize(request: web.Request, policy_path: str, capability: str) -> 
     info = request[TOKEN]
     await request.app[SERVICES].authorizer.check(info, policy_path, capability)
     return info
+
+
+def configured(value: T | None, error: Exception) -> T:
+    """``value``, or ``error`` raised when the optional service it is was not configured."""
+    if value is None:
+        raise error
+    return value

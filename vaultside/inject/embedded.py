@@ -22,8 +22,8 @@ from vaultside.clock import Clock
 from vaultside.config.settings import Settings
 from vaultside.errors import InvalidRequestError
 from vaultside.inject.plugin import PluginServer
+from vaultside.inject.redeliver import MountRefresher
 from vaultside.inject.runtime import plugin_running
-from vaultside.rotation.redeliver import MountRefresher
 
 
 def server_api_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
@@ -97,6 +97,11 @@ class EmbeddedPlugin:
             interval=self.settings.rotation.redeliver_interval,
         )
         self._task = asyncio.create_task(self.refresher.run(), name="redeliver")
+
+    async def delivered(self, path: str, version: int) -> None:
+        """Rotation hook (``vaultside.rotation.base.Redelivery``): re-deliver now if running."""
+        if self.refresher is not None:
+            await self.refresher.delivered(path, version)
 
     async def close(self) -> None:
         """Stop re-delivery, then the plugin (mounted volumes stay; state is on disk)."""

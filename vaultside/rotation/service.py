@@ -22,6 +22,7 @@ from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.paths import validate_path
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
+from vaultside.rotation.base import Redelivery
 from vaultside.rotation.engine import RotationEngine, plan_next
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy, parse_policy
@@ -53,6 +54,7 @@ class RotationService:
         concurrency: int = 4,
         consumer_gone_after: float = 120.0,
         consumer_ttl: float = 86400.0,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.clock = clock
         self.engine = RotationEngine(
@@ -66,16 +68,20 @@ class RotationService:
             lock_ttl=lease_ttl,
         )
         self.scheduler = RotationScheduler(
-            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
+            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency, leaders=leaders
         )
         self.consumers = ConsumerRegistry(
             storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl
         )
-        self.engine.hooks.append(self.consumers.delivered)
+        self.add_redelivery(self.consumers)
         self.store = self.engine.store
         self.kv = kv
         self._schedule = schedule
         self._task: asyncio.Task[None] | None = None
+
+    def add_redelivery(self, redelivery: Redelivery) -> None:
+        """Tell ``redelivery`` about every promoted rotation from now on (wiring calls this)."""
+        self.engine.hooks.append(redelivery.delivered)
 
     async def start(self) -> None:
         """Start the scheduler loop (it recovers interrupted rotations once it leads)."""

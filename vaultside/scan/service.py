@@ -1,8 +1,10 @@
 """The scan service the API and the admission hook call: scans run in the server, known values
 included, off the event loop.
 
-Only engine-backed targets (images, containers) are scannable through the server: a path or
-archive on the server's filesystem is not something an API caller should be able to read.
+The kinds it can scan are handed in (``sources``: kind → factory, from
+``vaultside.wiring.scan.SERVER_SCAN_SOURCES``): only engine-backed targets (images, containers),
+because a path or archive on the server's filesystem is not something an API caller should be
+able to read.
 """
 
 from __future__ import annotations
@@ -11,28 +13,23 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, NotFoundError, VaultsideError
 from vaultside.kv.models import SecretMeta
+from vaultside.registry import lookup
 from vaultside.scan.base import Finding, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule
-from vaultside.scan.leaks import Auditor, Requester, RotationOutcome, Rotator, rotate_leaks
-from vaultside.scan.reporters.json import finding_json
+from vaultside.scan.leaks import Auditor, Requester, Rotator, rotate_leaks
+from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults, created_of
 from vaultside.scan.scanner import Allowlist, Scanner
-from vaultside.scan.sources.container import ContainerSource
-from vaultside.scan.sources.image import ImageSource, resolve_image_id
-
-if TYPE_CHECKING:
-    from vaultside.scan.periodic import ScanMetrics, ScanResults
+from vaultside.scan.sources.image import resolve_image_id
+from vaultside.scan.sources.request import ScanRequest, SourceFactory
 
 log = logging.getLogger(__name__)
-
-SCAN_KINDS = ("image", "containers")
 
 
 class ValueStore(Protocol):
@@ -59,49 +56,6 @@ def version_status(meta: SecretMeta, version: int) -> str:
     return "previous" if older and version == max(older) else "retired"
 
 
-def created_of(doc: dict[str, object]) -> float:
-    """A record document's creation time (0 if missing), for newest-first sorting."""
-    created = doc.get("created")
-    return float(created) if isinstance(created, int | float) else 0.0
-
-
-@dataclass
-class ScanRecord:
-    """One server-side scan: its request, state and (redacted) findings."""
-
-    id: str
-    kind: str
-    targets: list[str]
-    created: float
-    status: str = "running"  # running / done / failed
-    finished: float | None = None
-    error: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    suppressed: int = 0
-    known_values: int = 0
-    rotate_leaked: bool = False
-    rotations: list[RotationOutcome] = field(default_factory=list)
-    trigger: str = "api"  # api / periodic
-
-    def to_json(self) -> dict[str, object]:
-        """The API shape (values redacted, never revealed)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "trigger": self.trigger,
-            "targets": self.targets,
-            "status": self.status,
-            "created": self.created,
-            "finished": self.finished,
-            "error": self.error,
-            "known_values": self.known_values,
-            "suppressed": self.suppressed,
-            "findings": [finding_json(f) for f in self.findings],
-            "rotate_leaked": self.rotate_leaked,
-            "rotations": [r.to_json() for r in self.rotations],
-        }
-
-
 class ScanService:
     """Runs scans in-process; keeps the last ``max_records`` results; caches image verdicts."""
 
@@ -111,6 +65,7 @@ class ScanService:
         values: ValueStore | None,
         docker_factory: Callable[[], Any],
         clock: Clock,
+        sources: Mapping[str, SourceFactory] | None = None,
         rules: list[Rule] | None = None,
         allowlist: Allowlist | None = None,
         baseline: frozenset[str] = frozenset(),
@@ -123,6 +78,8 @@ class ScanService:
         self._values = values
         self._docker_factory = docker_factory
         self._docker: Any = None
+        # Scan kind → source factory; the registry itself, so a kind added later is seen.
+        self._kinds: Mapping[str, SourceFactory] = sources if sources is not None else {}
         self._clock = clock
         self._rules = rules
         self._allowlist = allowlist
@@ -158,14 +115,8 @@ class ScanService:
         return await KnownValueIndex.build(values.all_values(), status_of)
 
     def _sources(self, kind: str, targets: Sequence[str], all_containers: bool) -> list[Source]:
-        client = self._client()
-        if kind == "image":
-            if not targets:
-                raise InvalidRequestError("an image scan needs at least one target")
-            return [ImageSource(client, t) for t in targets]
-        # Only the named containers when targets are given: a scan (and its rotate_leaked)
-        # does what it was asked, nothing more.
-        return [ContainerSource(client, all_containers=all_containers, targets=targets)]
+        request = ScanRequest(targets, docker=self._client, all_containers=all_containers)
+        return lookup(self._kinds, kind, "scan kind")(request)
 
     async def _scan(
         self, kind: str, targets: Sequence[str], all_containers: bool, record: ScanRecord
@@ -194,8 +145,7 @@ class ScanService:
         """Start a scan in the background; poll it with ``get``. Afterwards each leaked current
         managed secret is rotated if its policy says ``on_leak: rotate``, or, with
         ``rotate_leaked``, if that ``Requester`` may rotate it."""
-        if kind not in SCAN_KINDS:
-            raise InvalidRequestError(f"scan kind must be one of {', '.join(SCAN_KINDS)}")
+        lookup(self._kinds, kind, "scan kind")
         if len(targets) > 100 or any(not t or len(t) > 512 for t in targets):
             raise InvalidRequestError("targets: 1 to 100 image names of at most 512 chars")
         record = ScanRecord(secrets.token_hex(8), kind, list(targets), self._clock.now())

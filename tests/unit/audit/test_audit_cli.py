@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from vaultside.wiring import audit_key_file
 
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, FileSink
 from vaultside.cli.main import cli
 from vaultside.config.settings import Settings
+from vaultside.wiring import audit_key_file
+from vaultside.wiring.keyspace import view
 
 from .conftest import make_event
 
@@ -81,11 +82,10 @@ async def test_verify_ok_and_broken(tmp_path: Path, planted: str) -> None:
 
 
 async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> None:
-    from vaultside.wiring import audit_chain_id, build_seal, build_storage
-
     from vaultside.audit.anchor import ChainAnchor
     from vaultside.crypto.barrier import Barrier
     from vaultside.crypto.seal import init_key_file
+    from vaultside.wiring import audit_chain_id, build_seal, build_storage
 
     data = tmp_path / "data"
     data.mkdir()
@@ -106,7 +106,7 @@ async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> No
     barrier = Barrier(build_storage(settings), build_seal(settings))
     await barrier.open()
     await barrier.unseal()
-    anchor = ChainAnchor(barrier, [sink], audit_chain_id(settings))
+    anchor = ChainAnchor(view(barrier, "audit"), [sink], audit_chain_id(settings))
     await anchor.start()
     for i in range(1, 5):
         await sink.write({"n": i})

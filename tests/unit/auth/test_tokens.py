@@ -17,8 +17,8 @@ from vaultside.errors import (
     PermissionDeniedError,
 )
 from vaultside.storage.base import StorageBackend
-
-from .conftest import MemoryStorage
+from vaultside.storage.memory import MemoryStorage
+from vaultside.wiring.keyspace import view
 
 
 def test_memory_storage_is_a_backend() -> None:
@@ -54,7 +54,7 @@ async def test_child_token_gets_default_policy_and_json(
     assert info.expire_time == clock.now() + 3600
     assert info.parent_accessor == root.accessor
     doc = info.to_json()
-    assert doc["expire_time"] == "2023-11-14T23:13:20Z"
+    assert doc["expire_time"] == "2023-11-14T23:13:20.000000Z"  # vaultside.clock.rfc3339
     assert doc["meta"] == {"team": "x"} and doc["num_uses_left"] is None
     assert token not in repr(info) and token not in str(doc)
 
@@ -298,7 +298,7 @@ async def test_cache_is_bounded(clock: FakeClock) -> None:
 async def test_tidy_reclaims_expired_tokens_only(
     any_storage: StorageBackend, clock: FakeClock
 ) -> None:
-    store = TokenStore(any_storage, clock=clock)
+    store = TokenStore(view(any_storage, "tokens"), clock=clock)  # as wiring builds it
     root_tok, _ = await store.create_root()
     short = [await store.create(parent=None, policies=["a"], ttl=10) for _ in range(7)]
     long_tok, _ = await store.create(parent=None, policies=["a"], ttl=1000)

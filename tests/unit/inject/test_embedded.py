@@ -6,13 +6,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from vaultside.wiring import build_services
 
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
 from vaultside.inject.embedded import EmbeddedPlugin, server_api_env
+from vaultside.wiring import build_services
 
 
 def _settings(tmp_path: Path, **inject: object) -> Settings:
@@ -73,6 +73,8 @@ async def test_component_serves_the_plugin_socket_until_closed(tmp_path: Path) -
     services = build_services(settings, clock=FakeClock())
     (plugin,) = [c for c in services.components if isinstance(c, EmbeddedPlugin)]
     assert plugin.env["VAULTSIDE_ADDR"] == "http://127.0.0.1:8200"
+    assert services.rotation is not None
+    assert plugin.delivered in services.rotation.engine.hooks  # wiring connects re-delivery
     assert not [
         c for c in build_services(Settings(data_dir=tmp_path)).components
         if isinstance(c, EmbeddedPlugin)

@@ -12,9 +12,9 @@ from vaultside import errors
 from vaultside.cli.render import exit_code_for, fail
 from vaultside.cli.settings import settings_or_exit
 from vaultside.config.settings import Settings
+from vaultside.inject.redeliver import MountRefresher
 from vaultside.inject.runtime import plugin_running
 from vaultside.logs import setup_logging
-from vaultside.rotation.redeliver import MountRefresher
 
 
 async def _serve(settings: Settings) -> None:

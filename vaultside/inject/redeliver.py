@@ -20,6 +20,10 @@ which ``vaultside rotation status`` shows. The role's token needs ``update`` on
 While the server is unreachable, sealed or failing (5xx), passes back off with full jitter
 (``vaultside.retry``, up to ``MAX_BACKOFF``) instead of asking every ``interval``; the polling
 period itself is jittered, so plugins on many hosts do not poll in lockstep.
+
+``MountRefresher`` is a ``vaultside.rotation.base.Redelivery``: inside ``vaultside serve``
+wiring tells it about each promoted rotation (``delivered``), and the next pass starts at
+once instead of at the next poll. A separate ``vaultside plugin`` process only polls.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 
 from vaultside.broker.base import ResolvedSecret
 from vaultside.client import HttpSecretSource
-from vaultside.clock import Clock, SystemClock
+from vaultside.clock import Clock, SystemClock, sleep_or_wake
 from vaultside.errors import VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.admission import ContainerFacts
@@ -101,6 +105,7 @@ class MountRefresher:
         self._tracked: dict[str, _Tracked] = {}
         self._last_report = 0.0
         self._unavailable = False  # a resolve in this pass failed with a retryable error
+        self._wake = asyncio.Event()  # a rotation was promoted: pass now, not at the next poll
         self.reload_queue = ReloadQueue(
             concurrency=reload_concurrency, timeout=reload_timeout, clock=self.clock
         )
@@ -247,11 +252,16 @@ class MountRefresher:
                 except VaultsideError as exc:
                     log.warning("consumer report refused", extra={"error": exc.message})
 
+    async def delivered(self, path: str, version: int) -> None:
+        """Rotation hook (``Redelivery``): start the next pass now instead of at the next poll."""
+        self._wake.set()
+
     async def run(self) -> None:
         """Poll forever (cancel to stop); back off while the server is unavailable."""
         backoff = Backoff(base=self.interval, cap=max(MAX_BACKOFF, self.interval))
         while True:
             self._unavailable = False
+            self._wake.clear()
             try:
                 await self.poll()
             except VaultsideError as exc:
@@ -264,7 +274,7 @@ class MountRefresher:
             else:
                 backoff.reset()
                 delay = jitter(self.interval)
-            await self.clock.sleep(delay)
+            await sleep_or_wake(self.clock, delay, self._wake)
 
     async def close(self) -> None:
         """After ``run`` was cancelled: cancel reload actions still running."""

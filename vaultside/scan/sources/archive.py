@@ -293,9 +293,9 @@ class ImageArchiveSource:
                             if used >= target:
                                 yield self._slice(path, items)
                                 items, used = [], 0
-                    for p, offset, size in pyc.release(partial(_pread, fd)):
-                        items.append((name, p, offset, size))
-                        used += size
+                    for p, offset, length in pyc.release(partial(_pread, fd)):
+                        items.append((name, p, offset, length))
+                        used += length
                     self._split_layers.add(name)
             except (OSError, TarFormatError):
                 pass  # not split: ``chunks`` reads (and reports) it

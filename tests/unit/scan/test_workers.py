@@ -63,8 +63,11 @@ def test_a_worker_error_is_raised_here_and_the_others_stop() -> None:
     assert children() == before
 
 
+PARENT = os.getpid()
+
+
 def die_on_three(n: int) -> int:
-    if n == 3:
+    if n == 3 and os.getpid() != PARENT:  # this process also works on tasks: not here
         os.kill(os.getpid(), signal.SIGKILL)
     return n
 
@@ -72,8 +75,14 @@ def die_on_three(n: int) -> int:
 def test_a_worker_that_dies_is_an_error_not_a_hang() -> None:
     before = children()
     with pytest.raises(RuntimeError, match="died"):
-        list(Workers(2, die_on_three).run(iter(range(10))))
+        list(Workers(3, die_on_three).run(iter(range(4))))  # 0-3 all go to the workers
     assert children() == before
+
+
+def test_this_process_works_once_every_task_is_cut() -> None:
+    """``jobs`` = 2: one forked worker, and this process takes tasks from the back."""
+    pids = [pid for pid, _n in Workers(2, lambda n: (os.getpid(), n)).run(iter(range(40)))]
+    assert len(pids) == 40 and PARENT in pids and len(set(pids)) == 2
 
 
 def test_no_tasks_no_results() -> None:

@@ -290,7 +290,9 @@ class ImageArchiveSource:
                         ):
                             items.append((name, p, entry.offset, entry.size))
                             used += entry.size
-                            if used >= target:
+                            # near the end, slices shrink (1/8 of what is left): every
+                            # process then finishes at about the same time
+                            if used >= min(target, max(_MIN_SLICE, (size - entry.offset) >> 3)):
                                 yield self._slice(path, items)
                                 items, used = [], 0
                     for p, offset, length in pyc.release(partial(_pread, fd)):

@@ -225,12 +225,12 @@ def _progress_bar() -> Iterator[Callable[[ScanStats], None]]:
 def default_jobs() -> int:
     """Worker processes when ``--jobs`` is not given.
 
-    As many as cores: this process indexes the archive's headers while the workers scan the
-    first slices, so ``cores`` workers and it already fill the cores; one more worker only
-    added CPU (12k small files: 0.49 s of CPU with 3 workers, 0.45 s with 2, 0.39 s with
-    one process). But when the machine is already busy (1-minute load average >= cores) no
-    core is idle and the split pass and the forks are pure overhead: one process (12k small
-    files, load ~10 on 2 cores: paired ratio to betterleaks 2.4x with 3 workers, 3.4x with 1).
+    As many as cores, this process included (``Workers``: it indexes the archive while the
+    forked ones scan the first slices, then scans too); one more only added CPU (12k small
+    files: 0.49 s of CPU with 3 workers, 0.45 s with 2, 0.39 s with one process). But when
+    the machine is already busy (1-minute load average >= cores) no core is idle and the
+    split pass and the forks are pure overhead: one process (12k small files, load ~10 on 2
+    cores: paired ratio to betterleaks 2.4x with 3 workers, 3.4x with 1).
     """
     cores = os.cpu_count() or 1
     try:

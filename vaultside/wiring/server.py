@@ -234,7 +234,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     services.scans = build_scans(settings, services)
     if settings.inject.plugin_in_server:
-        from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used
+        from vaultside.wiring.plugin import plugin_component  # docker SDK: only when used
 
-        services.components.append(EmbeddedPlugin(settings, clock=clock))
+        services.components.append(plugin_component(settings, clock=clock, in_server=True))
     return services

@@ -97,6 +97,22 @@ async def repeat(
             logger.error(f"{what} failed", extra={**fields, "error_type": type(exc).__name__})
 
 
+async def first_of(*aws: Awaitable[object]) -> int:
+    """Wait for the first of ``aws`` to finish, cancel the others and wait until they end.
+
+    Returns the index of the one that finished (the lowest if several did). Results and
+    errors stay on the futures passed in (pass tasks to look at them afterwards).
+    """
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return min(i for i, task in enumerate(tasks) if task in done)
+
+
 async def _close_all(components: Sequence[Component]) -> None:
     for component in reversed(components):
         try:
@@ -139,13 +155,7 @@ async def run_until_signal(
             await stop.wait()
             return
         work = asyncio.ensure_future(main())
-        waiter = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waiter, work):
-                task.cancel()
-            await asyncio.gather(waiter, work, return_exceptions=True)
+        await first_of(work, stop.wait())
         if not work.cancelled() and (error := work.exception()) is not None:
             raise error
     finally:

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from vaultside.errors import SealedError
-from vaultside.lifecycle import LoopTask, repeat, run_until_signal
+from vaultside.lifecycle import LoopTask, first_of, repeat, run_until_signal
 
 
 class Part:
@@ -166,3 +166,13 @@ async def test_a_failing_iteration_is_logged_and_the_loop_goes_on(
     ]
     assert all(getattr(r, "job", None) == "unit" for r in caplog.records)
     assert steps >= 4 and not task.running
+
+
+async def test_first_of_cancels_the_others_and_says_which_finished() -> None:
+    never = asyncio.Event()
+    slow = asyncio.ensure_future(never.wait())
+    assert await first_of(slow, asyncio.sleep(0)) == 1
+    assert slow.cancelled()
+    done = asyncio.Event()
+    done.set()
+    assert await first_of(done.wait(), done.wait()) == 0  # both finished: the lowest index

@@ -33,6 +33,7 @@ from vaultside.errors import (
     SealedError,
     UpstreamUnavailableError,
 )
+from vaultside.lifecycle import first_of
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
 
 log = logging.getLogger(__name__)
@@ -259,14 +260,7 @@ class RotationScheduler:
 
     async def _sleep(self, delay: float) -> None:
         """Sleep ``delay``, or less if a rotation in this process queued a grace deadline."""
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await first_of(self.clock.sleep(delay), self._wake.wait())
 
     async def run(self) -> None:
         """Tick forever (cancel to stop); releases the lease on the way out."""

@@ -3,7 +3,8 @@
 - ``Component``: something started once and closed on shutdown (``close`` is idempotent).
 - ``LoopTask``: a named background task running one coroutine function. ``start`` starts it
   unless it is already running; ``close`` cancels it and waits until it has finished
-  (idempotent). Every "start a task / cancel it and await it" pair in the package is this.
+  (idempotent); ``async with`` runs it for the duration of a block. Every "start a task /
+  cancel it and await it" pair in the package is this.
 - ``repeat``: the forever loop of periodic jobs: pause, run one step, log a failed step and
   go on. Expected errors (``waiting``, e.g. sealed or upstream unavailable) are warnings,
   anything else an error; only the error's type is logged (a message may carry a path or a
@@ -59,6 +60,21 @@ class LoopTask:
         """Start the task (on the running loop) unless it is running already."""
         if not self.running:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def __aenter__(self) -> LoopTask:
+        """Run the task while the block runs (e.g. a lease keeper during a long job)."""
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop the task; an error it ended with is logged: the block's outcome wins."""
+        try:
+            await self.close()
+        except Exception as exc:
+            log.error(
+                "background task failed",
+                extra={"task": self.name, "error_type": type(exc).__name__},
+            )
 
     async def close(self) -> None:
         """Cancel the task and wait for it to finish. Idempotent.

@@ -176,3 +176,23 @@ async def test_first_of_cancels_the_others_and_says_which_finished() -> None:
     done = asyncio.Event()
     done.set()
     assert await first_of(done.wait(), done.wait()) == 0  # both finished: the lowest index
+
+
+async def test_a_keeper_runs_for_a_block_and_its_error_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = asyncio.Event()
+
+    async def keeper() -> None:
+        started.set()
+        raise OSError("storage gone")
+
+    with caplog.at_level(logging.ERROR, logger="vaultside.lifecycle"):
+        async with LoopTask(keeper, name="unit-keeper") as task:
+            await started.wait()
+            await asyncio.sleep(0)
+            result = "work done"
+    assert result == "work done" and not task.running
+    assert [(r.getMessage(), getattr(r, "task", None)) for r in caplog.records] == [
+        ("background task failed", "unit-keeper")
+    ]

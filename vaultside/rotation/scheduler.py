@@ -33,7 +33,7 @@ from vaultside.errors import (
     SealedError,
     UpstreamUnavailableError,
 )
-from vaultside.lifecycle import first_of
+from vaultside.lifecycle import LoopTask, first_of
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
 
 log = logging.getLogger(__name__)
@@ -161,15 +161,11 @@ class RotationScheduler:
         if due or expired:
             # Runs may outlast the (short) lease: keep it meanwhile, or another server would
             # take the scheduler over from a leader that is merely busy.
-            keeper = asyncio.create_task(self._keep_lease())
-            try:
+            async with LoopTask(self._keep_lease, name="rotation-scheduler-keeper"):
                 await asyncio.gather(
                     *(self._run_due(path) for path in due),
                     *(self._run_grace(path, version) for path, version in expired),
                 )
-            finally:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
         delay = self.lease_ttl / 3
         for heap in (self._heap, self._grace):
             if heap:

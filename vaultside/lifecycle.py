@@ -5,6 +5,8 @@
   unless it is already running; ``close`` cancels it and waits until it has finished
   (idempotent); ``async with`` runs it for the duration of a block. Every "start a task /
   cancel it and await it" pair in the package is this.
+- ``TaskSet``: one-off background jobs (a scan, a rewrap), each kept until it finishes;
+  ``close`` cancels the ones still running and waits for them.
 - ``repeat``: the forever loop of periodic jobs: pause, run one step, log a failed step and
   go on. Expected errors (``waiting``, e.g. sealed or upstream unavailable) are warnings,
   anything else an error; only the error's type is logged (a message may carry a path or a
@@ -86,6 +88,27 @@ class LoopTask:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class TaskSet:
+    """Background jobs started on demand; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``coro`` in the background, keeping a reference until it finishes."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Cancel every job still running and wait until they have ended. Idempotent."""
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def repeat(

@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run          create .venv, install, start 'vaultside serve --dev' (data in $(DATA_DIR)/)"
 	@echo "make test         install dev deps + Debian packages, then lint, mypy and all tests"
-	@echo "make lint         ruff check, ruff format --check, mypy (strict)"
+	@echo "make lint         ruff check, ruff format --check, mypy (strict), lint-imports (layers)"
 	@echo "make redocly      install @redocly/cli (the OpenAPI lint gate) into .tools/redocly"
 	@echo "make unit         unit tests only (no services)"
 	@echo "make integration  integration tests (real dockerd, OpenBao, PostgreSQL)"
@@ -51,12 +51,13 @@ run: venv
 	@mkdir -p $(DATA_DIR) && chmod 700 $(DATA_DIR)
 	VAULTSIDE_DATA_DIR=$(abspath $(DATA_DIR)) exec $(VENV)/bin/vaultside serve --dev
 
-# All three checks run (so one run shows every problem); any failure fails the target.
+# All four checks run (so one run shows every problem); any failure fails the target.
 lint: dev-deps
 	@status=0; \
 	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
 	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
 	echo "== mypy"; $(VENV)/bin/mypy || status=1; \
+	echo "== lint-imports (layers: .importlinter)"; $(VENV)/bin/lint-imports || status=1; \
 	exit $$status
 
 # The SARIF multitool (GitHub code-scanning rules) for the scanner's SARIF test: npm, repo-local.

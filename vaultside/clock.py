@@ -1,10 +1,19 @@
-"""Time as a dependency, so schedulers, leases and sidecars can be tested on a fake clock."""
+"""Time as a dependency, so schedulers, leases and sidecars can be tested on a fake clock.
+
+``rfc3339`` is the one way a time goes on the wire, into audit records and onto the screen.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+
+def rfc3339(timestamp: float) -> str:
+    """Epoch seconds as an RFC3339 UTC string with microseconds, e.g. ``...T10:00:00.000000Z``."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Clock(Protocol):

@@ -19,7 +19,6 @@ from typing import Any
 import hvac
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from vaultside.wiring import build_services
 
 from vaultside.api.app import create_app
 from vaultside.broker.source import Broker
@@ -30,6 +29,7 @@ from vaultside.crypto.transit import TransitSeal, unseal_until_ready
 from vaultside.errors import SealedError
 from vaultside.services import Services
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring import build_services
 
 from .services.openbao import find_bao
 from .services.process import (

@@ -226,8 +226,9 @@ def test_container_reads_files_on_tmpfs_and_nothing_is_left(stack: Stack) -> Non
                 data = path.read_bytes()
                 leaks += [str(path) for n in needles if n in data]
     assert leaks == []
-    audit = (stack.plugin_data / "inject-audit.log").read_text()
-    assert f"inject/volumes/{vol}" in audit and '"status": 200' in audit
+    audit = (stack.plugin_data / "inject-audit.log").read_text().splitlines()
+    admitted = [json.loads(x) for x in audit if f"inject/volumes/{vol}" in x]
+    assert admitted and admitted[-1]["status"] == 200 and "mac" in admitted[-1]
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from vaultside.wiring import build_audit_sinks, build_seal, build_services, postgres_dsn
 
 from vaultside.audit.sinks import FileSink, StdoutSink
 from vaultside.auth.tidy import TokenTidier
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.errors import InvalidRequestError
+from vaultside.wiring import build_audit_sinks, build_seal, build_services, postgres_dsn
 
 
 def test_audit_sinks(tmp_path: Path) -> None:

@@ -18,21 +18,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from vaultside.api import openapi
 from vaultside.api.clients import ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.api.middleware import MIDDLEWARES
-from vaultside.api.routes import (
-    broker,
-    jwt_auth,
-    policies,
-    resolve,
-    rotation,
-    scans,
-    secrets,
-    sys,
-    tokens,
-)
+from vaultside.api.openapi import served_document
+from vaultside.api.routes import ROUTE_MODULES
 from vaultside.api.routes.sys import rewrap_quietly
 from vaultside.api.state import (
     AUDIT_STATE,
@@ -52,18 +42,8 @@ from vaultside.services import Services
 
 log = logging.getLogger(__name__)
 
-# Each routes module exposes ``add_routes(app)``; a new route group is one line here.
-ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation, jwt_auth)
 _UNSEAL_RETRY_MIN = 0.5
 _UNSEAL_RETRY_MAX = 5.0
-
-
-def all_operations() -> tuple[openapi.Operation, ...]:
-    """Every documented operation: the core table plus each route module's ``OPERATIONS``."""
-    operations = list(openapi.OPERATIONS)
-    for module in ROUTE_MODULES:
-        operations.extend(getattr(module, "OPERATIONS", ()))
-    return tuple(operations)
 
 
 async def try_unseal(services: Services, state: SealState) -> bool:
@@ -140,6 +120,6 @@ def create_app(services: Services) -> web.Application:
     app[CLIENTS] = ClientResolver([str(n) for n in services.settings.server.trusted_proxies])
     for module in ROUTE_MODULES:
         module.add_routes(app)
-    app[OPENAPI_BODY] = openapi.document_bytes(all_operations())
+    app[OPENAPI_BODY] = served_document()
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -12,6 +13,8 @@ from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
 from vaultside.lifecycle import TaskSet
 from vaultside.services import Services
+
+T = TypeVar("T")
 
 # Any run of non-blanks ending in "/" that is followed by a name: a path's directories.
 _DIRECTORIES = re.compile(r"\S*/(?=[^/\s])")
@@ -76,3 +79,10 @@ async def authorize(request: web.Request, policy_path: str, capability: str) -> 
     info = request[TOKEN]
     await request.app[SERVICES].authorizer.check(info, policy_path, capability)
     return info
+
+
+def configured(value: T | None, error: Exception) -> T:
+    """``value``, or ``error`` raised when the optional service it is was not configured."""
+    if value is None:
+        raise error
+    return value

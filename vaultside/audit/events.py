@@ -13,18 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from vaultside.audit.hmac import AuditHasher
+from vaultside.clock import rfc3339
 
 # SECURITY: extra keys that look like they carry credentials are hashed, never written raw.
 _SENSITIVE_KEY = re.compile(
     r"token|secret|passw|value|key|credential|auth|cookie|data|private|cert", re.IGNORECASE
 )
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +49,7 @@ class AuditEvent:
             # SECURITY: values marked sensitive appear only as an HMAC.
             extra[k] = hasher.hash(v)
         return {
-            "time": _rfc3339(self.time),
+            "time": rfc3339(self.time),
             "request_id": self.request_id,
             "accessor": self.accessor,
             "policies": list(self.policies),

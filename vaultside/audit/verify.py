@@ -8,7 +8,9 @@ Three levels, each adding to the one before:
 - key: every record's ``mac`` (HMAC-SHA256 under the chain key from the barrier). A record
   edited and re-chained with SHA-256 fails here. Records written before unseal have no
   ``mac``; they are protected by the next keyed record's MAC over their hash, so only
-  unkeyed records *after* the last keyed one are reported (as a note) as unprotected.
+  unkeyed records *after* the last keyed one are reported (as a note) as unprotected. A file
+  keyed from its first record (the volume plugin's admission audit, ``every_keyed``) has no
+  such records: there a record without ``mac`` is a problem (stripped and re-chained).
 - anchor: the latest link the server stored must be in the files, with its hash and MAC. A
   truncated tail, a deleted file and a chain restarted from genesis fail here.
 """
@@ -24,6 +26,7 @@ from vaultside.audit.chain import structure_problems as _structure
 from vaultside.audit.sinks import rotated_files
 
 _BAD_MAC = "MAC does not match: edited or re-chained without the key"
+_NO_MAC = "no MAC in a file keyed from its first record: re-chained without the key"
 
 
 @dataclass(slots=True)
@@ -117,7 +120,12 @@ def _anchor_problems(parsed: list[ParsedLine], anchor: Link) -> list[tuple[int, 
 
 
 def verify_chain(
-    path: Path, *, key: bytes | None = None, anchor: Link | None = None, rotated: bool = True
+    path: Path,
+    *,
+    key: bytes | None = None,
+    anchor: Link | None = None,
+    rotated: bool = True,
+    every_keyed: bool = False,
 ) -> ChainReport:
     """Verify ``path`` (after its rotated files, unless ``rotated`` is False); see module doc.
 
@@ -143,7 +151,13 @@ def verify_chain(
     if key is not None:
         mac_problems, unkeyed_tail = _mac_problems(parsed, key)
         problems += mac_problems
-        if unkeyed_tail:
+        if every_keyed:
+            problems += [
+                (line.number, _NO_MAC)
+                for line in parsed
+                if line.record is not None and "mac" not in line.record
+            ]
+        elif unkeyed_tail:
             notes.append(
                 f"the last {unkeyed_tail} record(s) carry no MAC (written before unseal):"
                 " only their structure is checked"

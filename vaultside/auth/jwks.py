@@ -14,7 +14,6 @@ host is loopback. Callers handle ``PermissionDeniedError`` (unknown key id) and
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import ssl
@@ -29,6 +28,7 @@ import jwt
 
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, PermissionDeniedError, UpstreamUnavailableError
+from vaultside.netloc import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +46,9 @@ def check_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url
-    if parts.scheme == "http" and _loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return url
     raise InvalidRequestError(f"key URL must be https (http only to loopback): {url[:200]}")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,14 +31,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from vaultside.auth.records import TokenInfo
 from vaultside.clock import Clock, SystemClock
 from vaultside.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from vaultside.storage.base import StorageBackend
-
-if TYPE_CHECKING:
-    from vaultside.auth.tokens import TokenInfo
 
 CAPABILITIES: tuple[str, ...] = (
     "read",

@@ -5,13 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-
-def _rfc3339(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+from vaultside.clock import rfc3339
 
 
 def hash_token(token: str) -> str:
@@ -41,8 +36,8 @@ class TokenInfo:
             "accessor": self.accessor,
             "policies": list(self.policies),
             "display_name": self.display_name,
-            "creation_time": _rfc3339(self.creation_time),
-            "expire_time": _rfc3339(self.expire_time),
+            "creation_time": rfc3339(self.creation_time),
+            "expire_time": None if self.expire_time is None else rfc3339(self.expire_time),
             "num_uses_left": self.num_uses_left,
             "parent_accessor": self.parent_accessor,
             "renewable": self.renewable,

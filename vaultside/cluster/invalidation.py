@@ -4,14 +4,16 @@ Keys arrive as stored below the barrier (``logical/auth/token/<hash>``, ``core/k
 this module is the one place that knows which cache each belongs to. ``None`` means
 "anything may have changed" and clears every cache. The caches keep their own bounded
 staleness, so this only makes invalidation faster (milliseconds instead of up to 1 s).
+
+The caches are handed in as ``Invalidates`` (auth's ``TokenStore`` and ``PolicyStore`` are
+two): cluster sits below the services and never imports them.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from vaultside.auth.policy import PolicyStore
-from vaultside.auth.tokens import TokenStore
 from vaultside.crypto.barrier import LOGICAL, Barrier
 from vaultside.crypto.keyring import KEYRING_KEY
 from vaultside.storage.notify import ChangeFeed
@@ -22,11 +24,19 @@ _TOKEN = LOGICAL + "auth/token/"
 _POLICY = LOGICAL + "auth/policy/"
 
 
+class Invalidates(Protocol):
+    """A cache that drops one entry (by its key below the cache's prefix) or, with None, all."""
+
+    def invalidate(self, key: str | None = None, /) -> None:
+        """Drop ``key`` (or everything)."""
+        ...
+
+
 class CacheInvalidator:
     """Subscribes to a ``ChangeFeed`` and drops the matching token, policy or keyring entry."""
 
     def __init__(
-        self, feed: ChangeFeed, tokens: TokenStore, policies: PolicyStore, barrier: Barrier
+        self, feed: ChangeFeed, tokens: Invalidates, policies: Invalidates, barrier: Barrier
     ) -> None:
         self.feed = feed
         self._tokens = tokens

@@ -22,8 +22,8 @@ from contextlib import AbstractAsyncContextManager
 from vaultside.clock import Clock
 from vaultside.inject.docker_api import DockerEngine
 from vaultside.inject.plugin import PluginServer
+from vaultside.inject.redeliver import MountRefresher
 from vaultside.lifecycle import LoopTask
-from vaultside.rotation.redeliver import MountRefresher
 
 #: Opens the plugin (listening on its socket) for the duration of the block.
 PluginOpener = Callable[
@@ -68,6 +68,11 @@ class EmbeddedPlugin:
         )
         self._loop = LoopTask(self.refresher.run, name="redeliver")
         self._loop.start()
+
+    async def delivered(self, path: str, version: int) -> None:
+        """Rotation hook (``vaultside.rotation.base.Redelivery``): re-deliver now if running."""
+        if self.refresher is not None:
+            await self.refresher.delivered(path, version)
 
     async def close(self) -> None:
         """Stop re-delivery, then the plugin (mounted volumes stay; state is on disk)."""

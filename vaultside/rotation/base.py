@@ -4,6 +4,11 @@ A rotation calls, in order, ``create_pending`` → ``set`` → ``test`` → ``fi
 failure ``rollback`` (which must be idempotent and safe to call after a partial ``set`` or
 after a crash). ``RotationContext.state`` is what a target needs to remember between steps;
 it is journaled (encrypted by the barrier) so a restarted process can resume or roll back.
+
+``Redelivery`` is how rotation tells whoever delivers secrets to running consumers that a
+new version was promoted. Rotation defines it and never imports an implementation (the
+volume plugin's ``vaultside.inject.redeliver.MountRefresher`` is one, ``propagate``'s
+consumer registry another); wiring connects them (``RotationService.add_redelivery``).
 """
 
 from __future__ import annotations
@@ -61,3 +66,11 @@ class RotationStepError(Exception):
         super().__init__(f"{step}: {message}")
         self.step = step
         self.message = message
+
+
+class Redelivery(Protocol):
+    """Told after a rotation promoted ``version`` of ``path``; must not raise for a consumer."""
+
+    async def delivered(self, path: str, version: int) -> None:
+        """Start getting the new version to consumers (returns without waiting for them)."""
+        ...

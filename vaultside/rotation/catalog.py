@@ -31,7 +31,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
 import stat
@@ -41,6 +40,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from vaultside.errors import InvalidRequestError
+from vaultside.netloc import is_loopback
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -79,15 +79,6 @@ class WebhookEntry:
 CatalogEntry = CommandEntry | WebhookEntry
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_entry(entry: CatalogEntry) -> None:
     """Raise ``InvalidRequestError`` (naming the field) if a declaration is not acceptable."""
     where = f"rotation.targets.{entry.name}"
@@ -111,7 +102,7 @@ def check_entry(entry: CatalogEntry) -> None:
         # SECURITY: the body carries the secret's value: cleartext only to this host.
         if not entry.allow_http:
             raise InvalidRequestError(f"{where}.url: http:// needs allow_http = true (loopback)")
-        if not _is_loopback(parts.hostname):
+        if not is_loopback(parts.hostname):
             raise InvalidRequestError(f"{where}.url: http:// is allowed only to loopback")
     if entry.ca_file is not None and not entry.ca_file.is_file():
         raise InvalidRequestError(f"{where}.ca_file: not a readable file")

@@ -21,6 +21,7 @@ from vaultside.kv.paths import validate_path
 from vaultside.kv.store import KVStore
 from vaultside.lifecycle import LoopTask
 from vaultside.rotation.authority import RotationAuthority
+from vaultside.rotation.base import Redelivery
 from vaultside.rotation.engine import RotationEngine, plan_next
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy, parse_policy
@@ -70,11 +71,15 @@ class RotationService:
         self.consumers = ConsumerRegistry(
             storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl
         )
-        self.engine.hooks.append(self.consumers.delivered)
+        self.add_redelivery(self.consumers)
         self.store = self.engine.store
         self.kv = kv
         self._schedule = schedule
         self._loop = LoopTask(self.scheduler.run, name="rotation-scheduler")
+
+    def add_redelivery(self, redelivery: Redelivery) -> None:
+        """Tell ``redelivery`` about every promoted rotation from now on (wiring calls this)."""
+        self.engine.hooks.append(redelivery.delivered)
 
     async def start(self) -> None:
         """Start the scheduler loop (it recovers interrupted rotations once it leads)."""

@@ -12,8 +12,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, NotFoundError, VaultsideError
@@ -22,14 +21,11 @@ from vaultside.lifecycle import TaskSet
 from vaultside.scan.base import Finding, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule
-from vaultside.scan.leaks import Auditor, Requester, RotationOutcome, Rotator, rotate_leaks
-from vaultside.scan.reporters.json import finding_json
+from vaultside.scan.leaks import Auditor, Requester, Rotator, rotate_leaks
+from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults, created_of
 from vaultside.scan.scanner import Allowlist, Scanner
 from vaultside.scan.sources.container import ContainerSource
 from vaultside.scan.sources.image import ImageSource, resolve_image_id
-
-if TYPE_CHECKING:
-    from vaultside.scan.periodic import ScanMetrics, ScanResults
 
 log = logging.getLogger(__name__)
 
@@ -58,49 +54,6 @@ def version_status(meta: SecretMeta, version: int) -> str:
         if v < meta.current_version and not vm.destroyed and vm.deletion_time is None
     ]
     return "previous" if older and version == max(older) else "retired"
-
-
-def created_of(doc: dict[str, object]) -> float:
-    """A record document's creation time (0 if missing), for newest-first sorting."""
-    created = doc.get("created")
-    return float(created) if isinstance(created, int | float) else 0.0
-
-
-@dataclass
-class ScanRecord:
-    """One server-side scan: its request, state and (redacted) findings."""
-
-    id: str
-    kind: str
-    targets: list[str]
-    created: float
-    status: str = "running"  # running / done / failed
-    finished: float | None = None
-    error: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    suppressed: int = 0
-    known_values: int = 0
-    rotate_leaked: bool = False
-    rotations: list[RotationOutcome] = field(default_factory=list)
-    trigger: str = "api"  # api / periodic
-
-    def to_json(self) -> dict[str, object]:
-        """The API shape (values redacted, never revealed)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "trigger": self.trigger,
-            "targets": self.targets,
-            "status": self.status,
-            "created": self.created,
-            "finished": self.finished,
-            "error": self.error,
-            "known_values": self.known_values,
-            "suppressed": self.suppressed,
-            "findings": [finding_json(f) for f in self.findings],
-            "rotate_leaked": self.rotate_leaked,
-            "rotations": [r.to_json() for r in self.rotations],
-        }
 
 
 class ScanService:

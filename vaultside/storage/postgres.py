@@ -37,6 +37,7 @@ from vaultside.errors import (
     VaultsideError,
 )
 from vaultside.storage.base import Delete, Op, Put, Record
+from vaultside.storage.schema import pending_migrations
 from vaultside.storage.sqlite import prefix_end
 
 T = TypeVar("T")
@@ -257,13 +258,8 @@ class PostgresStorage:
                     "SELECT coalesce(max(version), 0) FROM vaultside_schema_version"
                 )
             )
-            if current > SCHEMA_VERSION:
-                raise UpstreamUnavailableError(
-                    f"database schema version {current} is newer than supported"
-                    f" ({SCHEMA_VERSION}); upgrade vaultside"
-                )
-            for number in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[number - 1]:
+            for number, statements in pending_migrations(current, _MIGRATIONS):
+                for statement in statements:
                     await conn.execute(statement)
                 await conn.execute("DELETE FROM vaultside_schema_version")
                 await conn.execute("INSERT INTO vaultside_schema_version VALUES ($1)", number)

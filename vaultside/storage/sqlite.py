@@ -39,6 +39,7 @@ from vaultside.errors import (
     VaultsideError,
 )
 from vaultside.storage.base import Delete, Op, Put, Record
+from vaultside.storage.schema import pending_migrations
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +173,8 @@ class SqliteStorage:
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
                 row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-                current = int(row[0] or 0)
-                if current > SCHEMA_VERSION:
-                    raise UpstreamUnavailableError(
-                        f"database schema version {current} is newer than supported"
-                        f" ({SCHEMA_VERSION}); upgrade vaultside"
-                    )
-                for number in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[number - 1]:
+                for number, statements in pending_migrations(int(row[0] or 0), _MIGRATIONS):
+                    for statement in statements:
                         conn.execute(statement)
                     conn.execute("DELETE FROM schema_version")
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))

@@ -68,7 +68,8 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
     container scanner (a component that scans only while it holds the storage lease)."""
     # Imported here: importing wiring does not load the scanner (docker SDK, hyperscan).
-    from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner, ScanMetrics, ScanResults
+    from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner
+    from vaultside.scan.results import ScanMetrics, ScanResults
     from vaultside.scan.service import ScanService
 
     periodic = settings.scan.periodic_interval > 0
@@ -236,5 +237,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     if settings.inject.plugin_in_server:
         from vaultside.wiring.plugin import plugin_component  # docker SDK: only when used
 
-        services.components.append(plugin_component(settings, clock=clock, in_server=True))
+        plugin = plugin_component(settings, clock=clock, in_server=True)
+        services.rotation.add_redelivery(plugin)  # rotation knows only the Redelivery protocol
+        services.components.append(plugin)
     return services

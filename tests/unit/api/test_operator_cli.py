@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from vaultside.wiring import build_services
 
 from vaultside.cli.main import cli
 from vaultside.config.settings import Settings
+from vaultside.wiring import build_services
 
 
 @pytest.fixture

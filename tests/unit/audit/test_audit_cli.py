@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from vaultside.wiring import audit_key_file
 
 from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, FileSink
 from vaultside.cli.main import cli
 from vaultside.config.settings import Settings
+from vaultside.wiring import audit_key_file
 
 from .conftest import make_event
 
@@ -81,11 +81,10 @@ async def test_verify_ok_and_broken(tmp_path: Path, planted: str) -> None:
 
 
 async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> None:
-    from vaultside.wiring import audit_chain_id, build_seal, build_storage
-
     from vaultside.audit.anchor import ChainAnchor
     from vaultside.crypto.barrier import Barrier
     from vaultside.crypto.seal import init_key_file
+    from vaultside.wiring import audit_chain_id, build_seal, build_storage
 
     data = tmp_path / "data"
     data.mkdir()

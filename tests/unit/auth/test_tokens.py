@@ -54,7 +54,7 @@ async def test_child_token_gets_default_policy_and_json(
     assert info.expire_time == clock.now() + 3600
     assert info.parent_accessor == root.accessor
     doc = info.to_json()
-    assert doc["expire_time"] == "2023-11-14T23:13:20Z"
+    assert doc["expire_time"] == "2023-11-14T23:13:20.000000Z"  # vaultside.clock.rfc3339
     assert doc["meta"] == {"team": "x"} and doc["num_uses_left"] is None
     assert token not in repr(info) and token not in str(doc)
 

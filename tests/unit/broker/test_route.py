@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from vaultside.wiring import build_services
 
 from vaultside.api.app import create_app
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.services import Services
+from vaultside.wiring import build_services
 
 
 def closed_port() -> int:

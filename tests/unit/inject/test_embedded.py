@@ -35,6 +35,8 @@ async def test_component_serves_the_plugin_socket_until_closed(tmp_path: Path) -
     services = build_services(settings, clock=FakeClock())
     (plugin,) = [c for c in services.components if isinstance(c, EmbeddedPlugin)]
     assert plugin.env["VAULTSIDE_ADDR"] == "http://127.0.0.1:8200"
+    assert services.rotation is not None
+    assert plugin.delivered in services.rotation.engine.hooks  # wiring connects re-delivery
     assert not [
         c for c in build_services(Settings(data_dir=tmp_path)).components
         if isinstance(c, EmbeddedPlugin)

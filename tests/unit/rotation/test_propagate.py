@@ -1,4 +1,4 @@
-"""Consumer heartbeats (validation, holders, current flag) and reload-label parsing."""
+"""Consumer heartbeats (validation, holders, current flag); who is told of a promotion."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 
+from vaultside.auth.records import TokenInfo
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.errors import InvalidRequestError
+from vaultside.kv.store import KVStore
 from vaultside.rotation.propagate import ConsumerRegistry, parse_heartbeat
-from vaultside.rotation.redeliver import reload_action
+from vaultside.rotation.service import RotationService
 
 
 @pytest.mark.parametrize(
@@ -48,21 +50,20 @@ async def test_holders_and_staleness(barrier: Barrier, clock: FakeClock) -> None
     assert holders["s2"]["version"] == 4 and holders["s2"]["stale"] is False
 
 
-@pytest.mark.parametrize(
-    ("label", "expected"),
-    [
-        (None, ("none", None)),
-        ("none", ("none", None)),
-        ("restart", ("restart", None)),
-        ("signal:HUP", ("signal", "SIGHUP")),
-        ("SIGUSR1", ("signal", "SIGUSR1")),
-        ("hup", ("signal", "SIGHUP")),
-    ],
-)
-def test_reload_labels(label: str | None, expected: tuple[str, str | None]) -> None:
-    assert reload_action(label) == expected
+async def test_a_promotion_is_told_to_every_added_redelivery(
+    service: RotationService, kv: KVStore, root: TokenInfo
+) -> None:
+    told: list[tuple[str, int]] = []
 
+    class Recorder:
+        """A ``rotation.base.Redelivery`` (the volume plugin's re-delivery is one, in inject)."""
 
-def test_bad_reload_label() -> None:
-    with pytest.raises(InvalidRequestError, match="unknown signal"):
-        reload_action("signal:NOPE")
+        async def delivered(self, path: str, version: int) -> None:
+            told.append((path, version))
+
+    service.add_redelivery(Recorder())
+    await kv.put("app/db", {"password": "old"})
+    policy = {"every": "1h", "generator": {"kind": "password"}, "target": {"kind": "kv"}}
+    await service.set_policy("app/db", policy, by=root)
+    assert (await service.rotate_now("app/db")).version == 2
+    assert told == [("app/db", 2)]

@@ -16,7 +16,6 @@ from vaultside.scan.sources.imageref import (
     Credentials,
     Reference,
     credentials_for,
-    is_loopback,
     select_platform,
 )
 
@@ -44,22 +43,6 @@ def test_reference_parse(text: str, host: str, repo: str, ref: str) -> None:
 def test_reference_parse_rejects(text: str) -> None:
     with pytest.raises(InvalidRequestError):
         Reference.parse(text)
-
-
-@pytest.mark.parametrize(
-    ("host", "loop"),
-    [
-        ("127.0.0.1:5000", True),
-        ("127.8.9.1", True),
-        ("localhost:5000", True),
-        ("[::1]:5000", True),
-        ("10.0.0.1:5000", False),
-        ("localhost.example.com", False),
-        ("registry.example.com:443", False),
-    ],
-)
-def test_is_loopback(host: str, loop: bool) -> None:
-    assert is_loopback(host) is loop
 
 
 def test_plain_http_refused_off_loopback() -> None:

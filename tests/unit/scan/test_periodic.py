@@ -18,8 +18,9 @@ from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.errors import NotFoundError
 from vaultside.scan.base import Finding, Location, Secret, Severity
-from vaultside.scan.periodic import PeriodicScanner, ScanMetrics, ScanResults
-from vaultside.scan.service import ScanRecord, ScanService
+from vaultside.scan.periodic import PeriodicScanner
+from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults
+from vaultside.scan.service import ScanService
 from vaultside.scan.sources.container import docker_client
 from vaultside.storage.sqlite import SqliteStorage
 
@@ -143,9 +144,8 @@ def test_metrics_publish_findings_by_severity() -> None:
 def test_wiring_adds_the_periodic_scanner_only_when_configured(
     tmp_path: Path, interval: float
 ) -> None:
-    from vaultside.wiring import build_services
-
     from vaultside.config.settings import Settings
+    from vaultside.wiring import build_services
 
     settings = Settings(
         data_dir=tmp_path,

@@ -42,21 +42,41 @@ def cli() -> None:
     help="With --data-dir: whose anchor to check (default: the server's, from settings:"
     " audit.chain_id, else <hostname>:<audit file path>).",
 )
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A chain key file to check every record's MAC with, instead of --data-dir: the"
+    " volume plugin's admission audit keeps its chain key in FILE.chain.key.",
+)
 @click.option("--no-rotated", is_flag=True, help="Check FILE alone, not its rotated files.")
 def verify(
-    file: Path, as_json: bool, data_dir: Path | None, chain_id: str | None, no_rotated: bool
+    file: Path,
+    as_json: bool,
+    data_dir: Path | None,
+    chain_id: str | None,
+    key_file: Path | None,
+    no_rotated: bool,
 ) -> None:
     """Verify FILE's chain (after its rotated FILE.<seq> files); exit 1 on any problem.
 
     Detects edited, removed, inserted and moved records; with --data-dir also records
-    re-chained without the key, a truncated tail, a deleted file and a restarted chain.
+    re-chained without the key, a truncated tail, a deleted file and a restarted chain;
+    with --key-file also records re-chained without the key.
 
     \b
-    Example:
+    Examples:
       vaultside audit verify /var/lib/vaultside/audit.log --data-dir /var/lib/vaultside
+      vaultside audit verify inject-audit.log --key-file inject-audit.log.chain.key
     """
     key: bytes | None = None
     anchor: Link | None = None
+    if data_dir is not None and key_file is not None:
+        fail("pass --data-dir or --key-file, not both", EXIT_INVALID)
+    if key_file is not None:
+        try:
+            key = load_key(key_file)
+        except VaultsideError as exc:
+            fail(exc.message, exit_code_for(exc))
     if data_dir is not None:
         try:
             key, anchor = asyncio.run(_chain_material(data_dir, chain_id))
@@ -66,7 +86,13 @@ def verify(
             # SECURITY: asked for a keyed check; never fall back to structure silently.
             fail(f"no audit chain key in the storage of {data_dir}: cannot check MACs", 1)
     try:
-        result = verify_chain(file, key=key, anchor=anchor, rotated=not no_rotated)
+        result = verify_chain(
+            file,
+            key=key,
+            anchor=anchor,
+            rotated=not no_rotated,
+            every_keyed=key_file is not None,  # a key file's log is keyed from its first record
+        )
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or type(exc).__name__}", EXIT_INVALID)
     if as_json:

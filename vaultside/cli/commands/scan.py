@@ -43,6 +43,20 @@ _SEVERITIES = ["info", "low", "medium", "high", "critical", "none"]
 _NO_POLICY = "leaked, no rotation policy (not changed)"
 
 
+def _stack(
+    f: Callable[..., Any], opts: Sequence[Callable[[Callable[..., Any]], Callable[..., Any]]]
+) -> Callable[..., Any]:
+    """``f`` with the options applied as if stacked as decorators in this order."""
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _existing_file(flag: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option naming a file that must exist."""
+    return click.option(flag, type=click.Path(path_type=Path, exists=True), help=help)
+
+
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         output_format(*_REPORTERS, dest="fmt"),
@@ -57,31 +71,27 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="exit 1 if any finding is at least this severe ('none': never)",
         ),
         click.option("--reveal", is_flag=True, help="show whole secret values (triage only)"),
-        click.option(
+        _existing_file(
             "--rules",
-            type=click.Path(path_type=Path, exists=True),
-            help="custom rules TOML: vaultside [[rule]] tables or a gitleaks config ([[rules]]);"
+            "custom rules TOML: vaultside [[rule]] tables or a gitleaks config ([[rules]]);"
             " unknown keys are an error",
         ),
-        click.option(
+        _existing_file(
             "--allowlist",
-            type=click.Path(path_type=Path, exists=True),
-            help="TOML accepting findings by rule id, path glob or fingerprint",
+            "TOML accepting findings by rule id, path glob or fingerprint",
         ),
-        click.option(
+        _existing_file(
             "--baseline",
-            type=click.Path(path_type=Path, exists=True),
-            help="ignore findings whose fingerprints are in this file (from --write-baseline)",
+            "ignore findings whose fingerprints are in this file (from --write-baseline)",
         ),
         click.option(
             "--write-baseline",
             type=click.Path(path_type=Path),
             help="accept every current finding: write their fingerprints here",
         ),
-        click.option(
+        _existing_file(
             "--known-index",
-            type=click.Path(path_type=Path, exists=True),
-            help="known-value index JSON (from GET /v1/scans/known-index)",
+            "known-value index JSON (from GET /v1/scans/known-index)",
         ),
         click.option(
             "--known-from-server",
@@ -115,9 +125,7 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="a progress bar for the whole scan, on stderr (default: when stderr is a tty)",
         ),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def _fail(exc: errors.VaultsideError) -> NoReturn:
@@ -135,20 +143,13 @@ def _known(index_file: Path | None, from_server: bool) -> KnownValueIndex | None
             raise errors.InvalidRequestError(f"{index_file}: not JSON") from exc
     if from_server:
         from vaultside.cli.render import run_client
-        from vaultside.client import VaultsideClient
 
-        async def fetch(client: VaultsideClient) -> dict[str, Any]:
-            _status, body, _h = await client.request("GET", "scans/known-index")
-            return body
-
-        return KnownValueIndex.from_json(run_client(fetch))
+        return KnownValueIndex.from_json(run_client(lambda c: c.known_index()))
     return None
 
 
 def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
     """Rotate-now (on the server) each leaked current managed secret; outcomes, no values."""
-    from urllib.parse import quote
-
     from vaultside.cli.render import run_client
     from vaultside.client import VaultsideClient
     from vaultside.scan.leaks import RotationOutcome, leaked_current
@@ -157,9 +158,7 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
         out: list[RotationOutcome] = []
         for path, leaked in sorted(leaked_current(findings).items()):
             try:
-                _s, body, _h = await client.request(
-                    "POST", f"rotation/rotate/{quote(path, safe='/')}"
-                )
+                run = await client.rotate(path)
             except errors.NotFoundError:
                 out.append(RotationOutcome(path, leaked, "no-policy", note=_NO_POLICY))
                 continue
@@ -171,7 +170,6 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
                 note = "a rotation is already running"
                 out.append(RotationOutcome(path, leaked, "conflict", note=note))
                 continue
-            run = body.get("run", {})
             if run.get("result") == "ok":
                 out.append(RotationOutcome(path, leaked, "rotated", version=run.get("version")))
             else:
@@ -338,9 +336,7 @@ def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="plain http instead of https (loopback registries only)",
         ),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def _registry_sources(refs: Sequence[str], opts: dict[str, Any]) -> list[Source]:

@@ -46,12 +46,12 @@ from vaultside.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
+from vaultside.netloc import is_loopback
 from vaultside.scan.sources.imageref import (
     DIGEST_RE,
     Credentials,
     Reference,
     host_platform,
-    is_loopback,
     select_platform,
 )
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import os
 import platform as _platform
@@ -79,21 +78,6 @@ class Reference:
         if not _REPO_RE.fullmatch(repo):
             raise InvalidRequestError(f"bad repository in image reference {text[:200]!r}")
         return cls(host, repo, tag if tag or digest else "latest", digest or None)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (with or without a port)."""
-    h = host
-    if h.startswith("["):
-        h = h[1 : h.find("]")]
-    elif h.count(":") == 1:
-        h = h.split(":", 1)[0]
-    if h == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

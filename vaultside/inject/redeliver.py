@@ -20,6 +20,10 @@ which ``vaultside rotation status`` shows. The role's token needs ``update`` on
 While the server is unreachable, sealed or failing (5xx), passes back off with full jitter
 (``vaultside.retry``, up to ``MAX_BACKOFF``) instead of asking every ``interval``; the polling
 period itself is jittered, so plugins on many hosts do not poll in lockstep.
+
+``MountRefresher`` is a ``vaultside.rotation.base.Redelivery``: inside ``vaultside serve``
+wiring tells it about each promoted rotation (``delivered``), and the next pass starts at
+once instead of at the next poll. A separate ``vaultside plugin`` process only polls.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from vaultside.inject.roles import Role
 from vaultside.inject.signal import parse_signal
 from vaultside.inject.spec import VolumeSpec, parse_volume_options
 from vaultside.inject.volumes import VolumeManager
+from vaultside.lifecycle import first_of
 from vaultside.numeric import is_ascii_int
 from vaultside.refs import parse_ref
 from vaultside.retry import Backoff, is_retryable, jitter
@@ -101,6 +106,7 @@ class MountRefresher:
         self._tracked: dict[str, _Tracked] = {}
         self._last_report = 0.0
         self._unavailable = False  # a resolve in this pass failed with a retryable error
+        self._wake = asyncio.Event()  # a rotation was promoted: pass now, not at the next poll
         self.reload_queue = ReloadQueue(
             concurrency=reload_concurrency, timeout=reload_timeout, clock=self.clock
         )
@@ -247,11 +253,16 @@ class MountRefresher:
                 except VaultsideError as exc:
                     log.warning("consumer report refused", extra={"error": exc.message})
 
+    async def delivered(self, path: str, version: int) -> None:
+        """Rotation hook (``Redelivery``): start the next pass now instead of at the next poll."""
+        self._wake.set()
+
     async def run(self) -> None:
         """Poll forever (cancel to stop); back off while the server is unavailable."""
         backoff = Backoff(base=self.interval, cap=max(MAX_BACKOFF, self.interval))
         while True:
             self._unavailable = False
+            self._wake.clear()
             try:
                 await self.poll()
             except VaultsideError as exc:
@@ -264,7 +275,7 @@ class MountRefresher:
             else:
                 backoff.reset()
                 delay = jitter(self.interval)
-            await self.clock.sleep(delay)
+            await first_of(self.clock.sleep(delay), self._wake.wait())
 
     async def close(self) -> None:
         """After ``run`` was cancelled: cancel reload actions still running."""

@@ -6,7 +6,7 @@ import asyncio
 
 from vaultside.clock import FakeClock
 from vaultside.errors import NotFoundError, UpstreamUnavailableError
-from vaultside.rotation.redeliver import MountRefresher
+from vaultside.inject.redeliver import MountRefresher
 
 
 class Records:

@@ -198,8 +198,9 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
     from vaultside.rotation.policy import parse_policy
     from vaultside.rotation.service import RotationService
     from vaultside.rotation.state import RotationState
-    from vaultside.rotation.targets import TargetFactory
     from vaultside.storage.sqlite import SqliteStorage
+    from vaultside.wiring.keyspace import view
+    from vaultside.wiring.rotation import target_factory
 
     root = short_tempdir("bench-sched")
     clock = SystemClock()
@@ -208,13 +209,20 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         barrier = Barrier(SqliteStorage(root / "vs.db"), FileSeal(root / "root.key"), clock=clock)
         await barrier.open()
         await barrier.unseal()
-        kv = KVStore(barrier, clock=clock)
-        tokens = TokenStore(barrier, clock=clock)
-        authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))
+        kv = KVStore(view(barrier, "kv"), clock=clock)
+        tokens = TokenStore(view(barrier, "tokens"), clock=clock)
+        authority = RotationAuthority(
+            tokens, Authorizer(PolicyStore(view(barrier, "policies"), clock=clock))
+        )
         _, root_info = await tokens.create_root()
         grant = Grant(root_info.accessor, root_info.policies, "bench", clock.now())
         seed = RotationService(
-            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+            kv,
+            view(barrier, "rotation"),
+            target_factory(clock),
+            authority=authority,
+            clock=clock,
+            schedule=False,
         )
         doc = {"every": "1d", "jitter": "1h", "generator": {"kind": "password"},
                "target": {"kind": "kv"}}  # fmt: skip
@@ -233,7 +241,12 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         await asyncio.gather(*(one(i) for i in range(policies)))
         write_s = time.perf_counter() - t
         svc = RotationService(
-            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+            kv,
+            view(barrier, "rotation"),
+            target_factory(clock),
+            authority=authority,
+            clock=clock,
+            schedule=False,
         )
         cpu0, t0 = time.process_time(), time.perf_counter()
         await svc.scheduler.tick()  # takes the lease, recovers, loads all policies

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vaultside.audit.sinks import AuditBroker
@@ -62,6 +63,10 @@ class Services:
     components: list[Component] = field(default_factory=list)
     # Leader-only jobs this server takes part in (``GET /v1/sys/leaders``).
     leader_jobs: list[LeaderJobRef] = field(default_factory=list)
+    # Files whose presence means the seal was initialized (``initialized`` in sys/status).
+    seal_material: list[Path] = field(default_factory=list)
+    # Where leader-only jobs record who leads since when (wiring: the leader records' view).
+    leaders: StorageBackend | None = None
     _started: bool = False
 
     async def open(self) -> None:

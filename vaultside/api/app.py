@@ -6,9 +6,9 @@ while the root key is unavailable) and closes them on shutdown.
 
 Start-up order does not matter: a storage backend that cannot be reached yet (PostgreSQL
 down) keeps the server sealed (health 503, reason "storage unavailable: ...") instead of
-failing the start; the unseal loop opens it and unseals once it answers. The loop backs
-off with full jitter (``vaultside.retry``), so replicas that failed together do not retry
-together. A configuration error (bad DSN) still fails the start.
+failing the start; the unseal loop (``vaultside.crypto.unseal``, the one retry loop) opens
+it and unseals once it answers, backing off with full jitter so replicas that failed together
+do not retry together. A configuration error (bad DSN) still fails the start.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from vaultside.api.state import (
     Background,
     SealState,
 )
+from vaultside.crypto.unseal import unseal_until_ready
 from vaultside.errors import SealedError, UpstreamUnavailableError, VaultsideError
-from vaultside.retry import Backoff
 from vaultside.services import Services
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,19 @@ def _still_sealed(state: SealState, reason: str) -> bool:
 async def unseal_loop(services: Services, state: SealState, background: Background) -> None:
     """Retry unsealing with backoff until it works (e.g. a key file that appears later, or a
     database that comes up)."""
-    backoff = Backoff(base=_UNSEAL_RETRY_MIN, cap=_UNSEAL_RETRY_MAX)
-    while True:
+
+    async def attempt() -> None:
         try:
-            if await try_unseal(services, state):
-                break
+            unsealed = await try_unseal(services, state)
         except VaultsideError as exc:  # e.g. the database came back refusing our login
-            _still_sealed(state, f"{exc.code}: {exc.message}")
-        await services.clock.sleep(backoff.next())
+            unsealed = _still_sealed(state, f"{exc.code}: {exc.message}")
+        if not unsealed:
+            raise SealedError(state.reason)
+
+    # ``try_unseal`` logs each new reason itself, so the shared loop stays quiet.
+    await unseal_until_ready(
+        attempt, services.clock, first=_UNSEAL_RETRY_MIN, interval=_UNSEAL_RETRY_MAX, quiet=True
+    )
     log.info("unsealed", extra={"attempts": state.attempts})
     background.spawn(rewrap_quietly(services), "rewrap-resume")
 

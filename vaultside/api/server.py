@@ -28,7 +28,6 @@ from vaultside.config.settings import ServerSettings, Settings
 from vaultside.errors import InvalidRequestError
 from vaultside.lifecycle import STOP_SIGNALS, run_until_signal
 from vaultside.services import Services
-from vaultside.wiring import build_services
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +209,18 @@ class _Listeners:
                 unix_socket.remove_stale_socket(self.settings.resolve(cfg.unix_socket))
 
 
+def check_settings(settings: Settings) -> None:
+    """``InvalidRequestError`` for a bad listen address or TLS files, before anything opens."""
+    if settings.server.listen:
+        parse_listen(settings.server.listen)
+    if settings.metrics.listen:
+        parse_listen(settings.metrics.listen)
+    tls_context(settings.server, settings.resolve)
+
+
 async def run_server(
-    settings: Settings,
+    services: Services,
     *,
-    services: Services | None = None,
     reuse_port: bool = False,
     unix_sock: socket.socket | None = None,
     on_ready: Callable[[Services, Bound], Awaitable[None]] | None = None,
@@ -222,14 +229,13 @@ async def run_server(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``), then shut down gracefully.
 
+    ``services`` are built by the caller (``vaultside serve``, through ``vaultside.wiring``);
     ``on_ready`` runs once every listener is bound (e.g. to print the dev root token).
     """
+    settings = services.settings
     # Configuration errors surface before anything is opened.
-    if settings.server.listen:
-        parse_listen(settings.server.listen)
+    check_settings(settings)
     metrics_at = parse_listen(settings.metrics.listen) if settings.metrics.listen else None
-    tls_context(settings.server, settings.resolve)
-    services = services or build_services(settings)
     app = create_app(services)
     listeners = _Listeners(
         app, settings, reuse_port=reuse_port, unix_sock=unix_sock, metrics_at=metrics_at

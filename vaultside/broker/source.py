@@ -2,7 +2,8 @@
 
 A ``Broker`` is one configured connection: its hvac client, its own auth, a read cache (KV) and
 a lease manager (dynamic secrets). ``BrokerRegistry`` maps names to brokers and resolves
-references. Mount kinds come from ``kv_versions`` in config or are detected once per mount.
+references (``vaultside.wiring.brokers`` builds it from settings). Mount kinds come from
+``kv_versions`` in config or are detected once per mount.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Broker:
         clock: Clock,
         *,
         client: VaultClient | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -76,6 +78,7 @@ class Broker:
             replace_fraction=settings.replace_fraction,
             min_remaining=settings.min_remaining,
             verify_interval=settings.lease_verify_interval,
+            leaders=leaders,
         )
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
@@ -217,13 +220,6 @@ class BrokerRegistry:
 
     def __init__(self, brokers: dict[str, Broker]) -> None:
         self.brokers = brokers
-
-    @classmethod
-    def from_settings(
-        cls, settings: dict[str, BrokerSettings], storage: StorageBackend, clock: Clock
-    ) -> BrokerRegistry:
-        """One ``Broker`` per configured entry."""
-        return cls({name: Broker(name, s, storage, clock) for name, s in settings.items()})
 
     def get(self, name: str) -> Broker:
         """The broker called ``name``; ``InvalidRequestError`` naming the configured ones."""

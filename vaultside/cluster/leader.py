@@ -48,11 +48,14 @@ class LeaderJob(Generic[T]):
         clock: Clock,
         interval: float,
         holder: str | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"{self.job_name} interval must be positive")
         self.storage = storage
         self.lease = lease
+        #: Where "who leads since when" is recorded (``leaders.report``); None: metric only.
+        self.leaders = leaders
         self.clock = clock
         self.interval = interval
         self.holder = holder or default_holder()
@@ -77,7 +80,7 @@ class LeaderJob(Generic[T]):
             leaders.mark(self.job_name, self.holder, False)
             return None
         self._lead(True)
-        await leaders.report(self.storage, self.clock, self.job_name, self.holder, True)
+        await leaders.report(self.leaders, self.clock, self.job_name, self.holder, True)
         return await self.work()
 
     async def run(self) -> None:

@@ -1,6 +1,6 @@
 """The rotation scheduler: persisted next-run times, catch-up once, one leader per store.
 
-Only the process holding the storage lease ``rotation/scheduler`` schedules; the others
+Only the process holding the lease ``scheduler`` of the rotation view schedules; the others
 retry taking it every ``lease_ttl / 3``. The leader keeps a heap of (time, path) — not the
 policies — and reloads it whenever the policy generation record changes. A ``next_run``
 already in the past at load (missed while vaultside was down) runs once, at the first tick;
@@ -35,10 +35,11 @@ from vaultside.errors import (
 )
 from vaultside.lifecycle import LoopTask, first_of
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
+from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-LEADER_LEASE = "rotation/scheduler"
+LEADER_LEASE = "scheduler"  # in the rotation service's storage view
 LEADER_JOB = "rotation-scheduler"
 _ERROR_DELAY = 5.0
 
@@ -53,9 +54,11 @@ class RotationScheduler:
         clock: Clock,
         lease_ttl: float = 30.0,
         concurrency: int = 4,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
+        self.leaders = leaders  # where "who leads since when" goes (None: metric only)
         self.lease_ttl = lease_ttl
         self.leader = False
         self._sem = asyncio.Semaphore(concurrency)
@@ -139,7 +142,7 @@ class RotationScheduler:
             self._generation = None
             self.engine.metrics.leader.set(1)
             log.info("rotation scheduler is leader", extra={"recovered": recovered})
-        await leaders.report(storage, self.clock, LEADER_JOB, self.engine.holder, True)
+        await leaders.report(self.leaders, self.clock, LEADER_JOB, self.engine.holder, True)
         self._wake.clear()
         generation = await self.engine.store.generation()
         if generation != self._generation:

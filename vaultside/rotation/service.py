@@ -53,6 +53,7 @@ class RotationService:
         concurrency: int = 4,
         consumer_gone_after: float = 120.0,
         consumer_ttl: float = 86400.0,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.clock = clock
         self.engine = RotationEngine(
@@ -66,7 +67,7 @@ class RotationService:
             lock_ttl=lease_ttl,
         )
         self.scheduler = RotationScheduler(
-            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
+            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency, leaders=leaders
         )
         self.consumers = ConsumerRegistry(
             storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl

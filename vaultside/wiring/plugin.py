@@ -33,6 +33,7 @@ from vaultside.inject.state import PluginState
 from vaultside.inject.volumes import VolumeManager
 from vaultside.retry import NO_RETRY
 from vaultside.scan.service import ScanService
+from vaultside.scan.sources.image import image_sources
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,9 @@ def scanner_findings_check(docker_host: str | None, clock: Clock) -> ImageFindin
     def client() -> object:
         return docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
 
-    return ScanService(values=None, docker_factory=client, clock=clock)
+    return ScanService(
+        values=None, docker_factory=client, clock=clock, sources={"image": image_sources}
+    )
 
 
 def build_plugin(

@@ -11,8 +11,9 @@ from vaultside.broker.leases import Lease, LeaseManager
 from vaultside.clock import FakeClock
 from vaultside.errors import UpstreamUnavailableError
 from vaultside.storage.base import Op, Record
+from vaultside.storage.memory import MemoryStorage
 
-from .conftest import DictStorage, FakeLeaseEngine
+from .conftest import FakeLeaseEngine
 
 KEY = "database/creds/app"
 
@@ -20,7 +21,7 @@ KEY = "database/creds/app"
 class Link:
     """One server's connection to the shared storage; ``cut`` partitions it."""
 
-    def __init__(self, shared: DictStorage) -> None:
+    def __init__(self, shared: MemoryStorage) -> None:
         self.shared = shared
         self.cut = False
 
@@ -64,7 +65,7 @@ class Link:
 
 
 def server(
-    name: str, engine: FakeLeaseEngine, storage: DictStorage, clock: FakeClock
+    name: str, engine: FakeLeaseEngine, storage: MemoryStorage, clock: FakeClock
 ) -> tuple[LeaseManager, Link]:
     link = Link(storage)
     return LeaseManager("b", engine, link, clock, lock_ttl=15, holder=name), link
@@ -75,7 +76,7 @@ async def ignore(_: Lease) -> None:
 
 
 async def test_only_the_leader_renews_and_followers_serve_its_lease(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     a, _ = server("a", engine, storage, clock)
@@ -97,7 +98,7 @@ async def test_only_the_leader_renews_and_followers_serve_its_lease(
 
 
 async def test_simultaneous_first_reads_install_one_lease(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     a, _ = server("a", engine, storage, clock)
@@ -113,7 +114,7 @@ async def test_simultaneous_first_reads_install_one_lease(
 
 
 async def test_partitioned_leader_loses_the_role_and_another_takes_over(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=10_000)
     a, link_a = server("a", engine, storage, clock)
@@ -138,7 +139,7 @@ async def test_partitioned_leader_loses_the_role_and_another_takes_over(
 
 
 async def test_dead_leader_is_replaced_within_the_lock_ttl(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=10_000)
     a, link_a = server("a", engine, storage, clock)
@@ -147,7 +148,8 @@ async def test_dead_leader_is_replaced_within_the_lock_ttl(
     await b.load()
     link_a.cut = True
     await a.close()  # killed: nothing released
-    assert storage.locks["broker/b/lease-renewal"][0] == "a" and not b.leader
+    held = await storage.lock_holder("b/lease-renewal")  # of the brokers' view (broker/)
+    assert held is not None and held[0] == "a" and not b.leader
     await clock.advance(20)  # lock TTL 15 s plus one retry interval (5 s)
     assert b.leader
     await clock.advance(200)
@@ -156,7 +158,7 @@ async def test_dead_leader_is_replaced_within_the_lock_ttl(
 
 
 async def test_unsubscribe_on_one_server_keeps_the_lease_for_the_other(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     a, _ = server("a", engine, storage, clock)
@@ -180,7 +182,7 @@ async def test_unsubscribe_on_one_server_keeps_the_lease_for_the_other(
 
 
 async def test_follower_subscriber_gets_the_leaders_replacement_in_time(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=150)
     a, _ = server("a", engine, storage, clock)
@@ -206,7 +208,7 @@ async def test_follower_subscriber_gets_the_leaders_replacement_in_time(
 
 
 async def test_lease_revoked_on_one_server_is_forgotten_not_reissued_by_the_leader(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     a, _ = server("a", engine, storage, clock)
@@ -223,7 +225,7 @@ async def test_lease_revoked_on_one_server_is_forgotten_not_reissued_by_the_lead
 
 
 async def test_follower_subscriber_gets_new_credentials_after_a_revocation_elsewhere(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     a, _ = server("a", engine, storage, clock)
@@ -252,7 +254,7 @@ async def test_follower_subscriber_gets_new_credentials_after_a_revocation_elsew
 
 
 async def test_lease_that_lapsed_during_a_takeover_is_reissued_to_subscribers_too(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     # Found under load (tests/integration/test_broker_replicas.py): the leader dies, the lease
     # lapses before the follower takes over, and a read on the follower issues new

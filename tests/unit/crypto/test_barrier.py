@@ -8,37 +8,40 @@ from pathlib import Path
 
 import pytest
 
+from tests.storage_conformance import each_check
 from vaultside.clock import FakeClock
 from vaultside.crypto import aead
 from vaultside.crypto.barrier import LOGICAL, Barrier
 from vaultside.crypto.seal import FileSeal, PassphraseSeal, init_key_file, init_passphrase_salt
 from vaultside.errors import IntegrityError, SealedError, UpstreamUnavailableError
 from vaultside.storage.base import Delete, Op, Put, Record, StorageBackend
-from vaultside.storage.conformance import StorageConformance
+from vaultside.storage.conformance import Check, run_check
 from vaultside.storage.sqlite import SqliteStorage
 
 
-class TestBarrierConformance(StorageConformance):
-    @pytest.fixture
-    async def backend(self, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Barrier]:
+async def _reopen(backend: StorageBackend) -> StorageBackend:
+    assert isinstance(backend, Barrier)
+    inner = backend._backend
+    assert isinstance(inner, SqliteStorage)
+    await backend.close()
+    again = Barrier(SqliteStorage(inner.path), FileSeal(inner.path.parent / "root.key"))
+    await again.open()
+    await again.unseal()
+    return again
+
+
+@each_check
+async def test_conformance(check: Check, tmp_path: Path) -> None:
+    async def make(clock: FakeClock) -> StorageBackend:
         init_key_file(tmp_path / "root.key")
         barrier = Barrier(
             SqliteStorage(tmp_path / "vs.db", clock=clock), FileSeal(tmp_path / "root.key")
         )
         await barrier.open()
         await barrier.unseal()
-        yield barrier
-        await barrier.close()
+        return barrier
 
-    async def reopen(self, backend: StorageBackend) -> StorageBackend:
-        assert isinstance(backend, Barrier)
-        inner = backend._backend
-        assert isinstance(inner, SqliteStorage)
-        await backend.close()
-        again = Barrier(SqliteStorage(inner.path), FileSeal(inner.path.parent / "root.key"))
-        await again.open()
-        await again.unseal()
-        return again
+    await run_check(check, make, _reopen)
 
 
 @pytest.fixture

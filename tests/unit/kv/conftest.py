@@ -12,6 +12,7 @@ from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import view
 
 
 @pytest.fixture
@@ -31,4 +32,4 @@ async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
 
 @pytest.fixture
 def kv(barrier: Barrier, clock: FakeClock) -> KVStore:
-    return KVStore(barrier, clock=clock, max_value_bytes=1024, default_max_versions=0)
+    return KVStore(view(barrier, "kv"), clock=clock, max_value_bytes=1024, default_max_versions=0)

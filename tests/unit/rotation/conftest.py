@@ -16,8 +16,9 @@ from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 # 2023-11-14 22:13:20 UTC
 START = 1_700_000_000.0
@@ -40,17 +41,17 @@ async def barrier(tmp_path: Path) -> AsyncIterator[Barrier]:
 
 @pytest.fixture
 def kv(barrier: Barrier, clock: FakeClock) -> KVStore:
-    return KVStore(barrier, clock=clock, default_max_versions=0)
+    return KVStore(view(barrier, "kv"), clock=clock, default_max_versions=0)
 
 
 @pytest.fixture
 def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
-    return TokenStore(barrier, clock=clock)
+    return TokenStore(view(barrier, "tokens"), clock=clock)
 
 
 @pytest.fixture
 def policies(barrier: Barrier, clock: FakeClock) -> PolicyStore:
-    return PolicyStore(barrier, clock=clock, staleness=0.0)
+    return PolicyStore(view(barrier, "policies"), clock=clock, staleness=0.0)
 
 
 @pytest.fixture
@@ -70,7 +71,12 @@ def service(
     kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> RotationService:
     svc = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     svc.engine._jitter = lambda: 0.5
     return svc

@@ -25,13 +25,14 @@ from vaultside.crypto.seal import FileSeal, init_key_file
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.scan.base import Finding
 from vaultside.scan.leaks import Requester, leaked_current, rotate_leaks
 from vaultside.scan.scanner import Scanner
 from vaultside.scan.service import ScanService, version_status
 from vaultside.scan.sources.path import PathSource
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "target": {"kind": "kv"}}
 
@@ -53,7 +54,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
-    return TokenStore(barrier, clock=clock)
+    return TokenStore(view(barrier, "tokens"), clock=clock)
 
 
 @pytest.fixture
@@ -65,10 +66,17 @@ async def root(tokens: TokenStore) -> TokenInfo:
 def stack(
     barrier: Barrier, clock: FakeClock, tokens: TokenStore
 ) -> tuple[KVStore, RotationService, FakeClock]:
-    kv = KVStore(barrier, clock=clock, default_max_versions=0)
-    authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))
+    kv = KVStore(view(barrier, "kv"), clock=clock, default_max_versions=0)
+    authority = RotationAuthority(
+        tokens, Authorizer(PolicyStore(view(barrier, "policies"), clock=clock))
+    )
     rotation = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     return kv, rotation, clock
 

@@ -30,7 +30,6 @@ from vaultside.api.spec import Json, Operation, add_operations, path_param
 from vaultside.api.state import METRICS, SERVICES, authorize
 from vaultside.scan.leaks import Requester
 from vaultside.scan.service import ScanService
-from vaultside.scan.sources.container import docker_client
 
 SCAN_SERVICE = web.AppKey("scan_service", ScanService)
 
@@ -116,15 +115,10 @@ OPERATIONS = (
 
 
 def add_routes(app: web.Application) -> None:
-    """Register the scan routes and the scan service (docker reached through ``DOCKER_HOST``)."""
-    services = app[SERVICES]
-    service = services.scans or ScanService(
-        values=services.kv,
-        docker_factory=docker_client,
-        clock=services.clock,
-        rotator=services.rotation,
-        audit=services.audit,
-    )
+    """Register the scan routes over the scan service wiring built (``Services.scans``)."""
+    service = app[SERVICES].scans
+    if service is None:
+        raise RuntimeError("Services.scans is unset: build Services with vaultside.wiring")
     app[SCAN_SERVICE] = service
     if service.metrics is not None:
         for collector in service.metrics.collectors():

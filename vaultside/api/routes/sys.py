@@ -25,7 +25,6 @@ from vaultside.cluster import leaders
 from vaultside.cluster.leaders import LeaderJobRef, leader_status
 from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.services import Services
-from vaultside.wiring import seal_material
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class Leaders(Response):
 
 
 def _initialized(services: Services) -> bool:
-    return all(p.exists() for p in seal_material(services.settings))
+    return all(p.exists() for p in services.seal_material)
 
 
 # Vault's ``/v1/sys/health`` query overrides and their defaults. Every vaultside server is
@@ -190,7 +189,7 @@ async def run_rewrap(services: Services, batch_size: int = 500) -> int:
     if not await storage.try_lock(REWRAP_LOCK, holder, _LOCK_TTL):
         log.info("rewrap already running elsewhere")
         return 0
-    await leaders.report(services.barrier, services.clock, REWRAP_JOB, holder, True)
+    await leaders.report(services.leaders, services.clock, REWRAP_JOB, holder, True)
     try:
         while True:
             done = await services.barrier.rewrap(batch_size)
@@ -238,7 +237,7 @@ async def leaders_view(request: web.Request) -> web.Response:
     await authorize(request, "sys/leaders", "read")
     services = request.app[SERVICES]
     jobs = [*services.leader_jobs, LeaderJobRef(REWRAP_JOB, REWRAP_LOCK)]
-    found = await leader_status(services.barrier, jobs)
+    found = await leader_status(services.barrier, services.leaders, jobs)
     for item in found:
         for name in ("since", "until"):
             value = item[name]

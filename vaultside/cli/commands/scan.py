@@ -9,7 +9,6 @@ vaultside server unreachable (registry TLS failures too).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -28,17 +27,13 @@ from vaultside.scan.filters import default_filters
 from vaultside.scan.rulefile import load_rule_file
 from vaultside.scan.scanner import Allowlist, Scanner, load_baseline, write_baseline
 from vaultside.scan.sources.content import Limits
+from vaultside.scan.sources.request import ScanRequest
+from vaultside.wiring.scan import SCAN_REPORTERS, build_reporter, scan_sources
 
 if TYPE_CHECKING:  # the rotation outcome types: imported for --rotate-leaked only
     from vaultside.scan.leaks import RotationOutcome
 
 EXIT_FINDINGS = EXIT_ERROR  # described once in vaultside.cli.render.EXIT_CODES
-# Imported when chosen: rich (the table) alone costs ~70 ms of every scan's start-up.
-_REPORTERS = {
-    "table": "vaultside.scan.reporters.table:TableReporter",
-    "json": "vaultside.scan.reporters.json:JsonReporter",
-    "sarif": "vaultside.scan.reporters.sarif:SarifReporter",
-}
 _SEVERITIES = ["info", "low", "medium", "high", "critical", "none"]
 _NO_POLICY = "leaked, no rotation policy (not changed)"
 
@@ -59,7 +54,7 @@ def _existing_file(flag: str, help: str) -> Callable[[Callable[..., Any]], Calla
 
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        output_format(*_REPORTERS, dest="fmt"),
+        output_format(*SCAN_REPORTERS, dest="fmt"),
         click.option(
             "--output", "-o", type=click.Path(path_type=Path), help="write the report here"
         ),
@@ -246,11 +241,7 @@ def default_jobs() -> int:
 
 def _reporter(fmt: str, output: Path | None) -> Reporter:
     """The reporter; a table for a terminal gets colours and the terminal's width."""
-    module, _, name = _REPORTERS[fmt].partition(":")
-    cls: Callable[..., Reporter] = getattr(importlib.import_module(module), name)
-    if fmt == "table" and output is None and sys.stdout.isatty():
-        return cls(width=None, color=True)
-    return cls()
+    return build_reporter(fmt, tty=output is None and sys.stdout.isatty())
 
 
 def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
@@ -339,24 +330,20 @@ def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _stack(f, opts)
 
 
-def _registry_sources(refs: Sequence[str], opts: dict[str, Any]) -> list[Source]:
-    from vaultside.scan.sources.registry import RegistrySource
-
-    limits = Limits(max_depth=opts["max_depth"])
-    platform, ca_file, plain_http = (
-        opts.pop("platform"),
-        opts.pop("ca_file"),
-        opts.pop("plain_http"),
+def _sources(kind: str, targets: Sequence[object], opts: dict[str, Any], **kw: Any) -> list[Source]:
+    """The sources of ``kind`` through the scan registry (``vaultside.wiring.scan``)."""
+    request = ScanRequest(
+        [str(t) for t in targets], limits=Limits(max_depth=opts["max_depth"]), **kw
     )
     try:
-        return [
-            RegistrySource(
-                r, platform=platform, ca_file=ca_file, plain_http=plain_http, limits=limits
-            )
-            for r in refs
-        ]
+        return scan_sources(kind, request)
     except errors.VaultsideError as exc:
         _fail(exc)
+
+
+def _registry_sources(refs: Sequence[str], opts: dict[str, Any]) -> list[Source]:
+    names = ("platform", "ca_file", "plain_http")
+    return _sources("registry", refs, opts, options={n: opts.pop(n) for n in names})
 
 
 @cli.command("image")
@@ -383,11 +370,8 @@ def image_cmd(names: tuple[str, ...], docker_host: str | None, remote: bool, **o
         return
     if opts["platform"] or opts["ca_file"] or opts["plain_http"]:
         raise click.UsageError("--platform, --ca-file and --plain-http need --remote")
-    from vaultside.scan.sources.image import ImageSource
-
     client = _docker(docker_host)
-    limits = Limits(max_depth=opts["max_depth"])
-    _run([ImageSource(client, n, limits=limits) for n in names], opts)
+    _run(_sources("image", names, opts, docker=lambda: client), opts)
 
 
 @cli.command("registry")
@@ -423,9 +407,10 @@ def containers_cmd(all_containers: bool, docker_host: str | None, **opts: Any) -
     Example:
       vaultside scan containers --all --fail-on high
     """
-    from vaultside.scan.sources.container import ContainerSource
-
-    _run([ContainerSource(_docker(docker_host), all_containers=all_containers)], opts)
+    client = _docker(docker_host)
+    _run(
+        _sources("containers", (), opts, docker=lambda: client, all_containers=all_containers), opts
+    )
 
 
 @cli.command("archive")
@@ -438,10 +423,7 @@ def archive_cmd(files: tuple[Path, ...], **opts: Any) -> None:
     Example:
       vaultside scan archive app.tar --format sarif -o scan.sarif
     """
-    from vaultside.scan.sources.archive import ImageArchiveSource
-
-    limits = Limits(max_depth=opts["max_depth"])
-    _run([ImageArchiveSource(f, limits=limits) for f in files], opts)
+    _run(_sources("archive", files, opts), opts)
 
 
 @cli.command("path")
@@ -454,7 +436,4 @@ def path_cmd(dirs: tuple[Path, ...], **opts: Any) -> None:
     Example:
       vaultside scan path ./deploy --baseline .vaultside-baseline.json
     """
-    from vaultside.scan.sources.path import PathSource
-
-    limits = Limits(max_depth=opts["max_depth"])
-    _run([PathSource(d, limits=limits) for d in dirs], opts)
+    _run(_sources("path", dirs, opts), opts)

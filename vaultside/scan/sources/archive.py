@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from vaultside.errors import InvalidRequestError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
 from vaultside.scan.sources.bundle import WINDOW, bundled
 from vaultside.scan.sources.content import (
     ARCHIVE_ERRORS,
@@ -43,6 +43,7 @@ from vaultside.scan.sources.layers import (
     layer_chunks,
     norm,
 )
+from vaultside.scan.sources.request import ScanRequest
 from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, Window, entries
 
 _MAX_JSON = 8 * 1024 * 1024
@@ -357,3 +358,8 @@ class ImageArchiveSource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Attribute layer findings to digest and ``created_by``; mark deleted/overwritten."""
         return self._seen.finalize(findings, retarget=self.kind == "archive")
+
+
+def archive_sources(request: ScanRequest) -> list[Source]:
+    """One source per image archive (docker save tarball, OCI layout) in ``request.targets``."""
+    return [ImageArchiveSource(Path(t), limits=request.limits) for t in request.targets]

@@ -18,9 +18,9 @@ from aiohttp import web
 from vaultside import errors
 from vaultside.client import DEFAULT_RETRY_TIMEOUT, VaultsideClient
 from vaultside.inject.roles import Role
-from vaultside.inject.runtime import RoleClients
 from vaultside.refs import parse_ref
 from vaultside.retry import RetryPolicy
+from vaultside.wiring.plugin import RoleClients
 
 Answer = Callable[[int], web.Response]  # call number (from 1) -> response
 

@@ -13,7 +13,6 @@ do not retry together. A configuration error (bad DSN) still fails the start.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -108,10 +107,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             background.spawn(unseal_loop(services, state, background), "unseal")
         yield
     finally:
-        tasks = list(background.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await background.close()
         await services.close()
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
 from vaultside.api.clients import Client, ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
+from vaultside.lifecycle import TaskSet
 from vaultside.services import Services
 
 T = TypeVar("T")
@@ -43,18 +42,8 @@ class AuditState:
     degraded: bool = False
 
 
-@dataclass
-class Background:
+class Background(TaskSet):
     """Tasks the app started (rewrap, unseal retries); cancelled on shutdown."""
-
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Run ``coro`` in the background, keeping a reference until it finishes."""
-        task = asyncio.create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
 
 SERVICES = web.AppKey("services", Services)

@@ -35,6 +35,7 @@ from vaultside.broker.vault import UpstreamSecret
 from vaultside.clock import Clock
 from vaultside.cluster import leaders
 from vaultside.errors import ConflictError, VaultsideError
+from vaultside.lifecycle import LoopTask
 from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger("vaultside.broker.leases")
@@ -130,7 +131,7 @@ class LeaseSync(ABC):
         self._checks: dict[str, asyncio.Task[bool]] = {}
         # Keys whose lease a look-up found gone: the next lease goes to their subscribers.
         self._dropped: set[str] = set()
-        self._loop: asyncio.Task[None] | None = None
+        self._sync_loop = LoopTask(self._run, name="broker-lease-sync")
         self._closed = False
 
     def current(self, key: str) -> Lease | None:
@@ -215,11 +216,11 @@ class LeaseSync(ABC):
     # --- coordination ---------------------------------------------------------------------------
 
     async def _ensure_started(self) -> None:
-        if self._loop is not None or self._closed:
+        if self._sync_loop.running or self._closed:
             return
         await self.tick()
-        if self._loop is None and not self._closed:
-            self._loop = asyncio.get_running_loop().create_task(self._run())
+        if not self._closed:
+            self._sync_loop.start()
 
     async def _run(self) -> None:
         while True:

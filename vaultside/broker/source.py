@@ -23,6 +23,7 @@ from vaultside.broker.vault import MountInfo, UpstreamSecret, VaultClient
 from vaultside.clock import Clock
 from vaultside.config.settings import BrokerSettings
 from vaultside.errors import InvalidRequestError, NotFoundError, SealedError
+from vaultside.lifecycle import LoopTask
 from vaultside.refs import SecretRef
 from vaultside.storage.base import StorageBackend
 
@@ -82,7 +83,7 @@ class Broker:
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
         }
-        self._auth_task: asyncio.Task[None] | None = None
+        self._auth_loop = LoopTask(self.auth.run, name="broker-auth")
         self._leases_loaded = False
         self._load_lock = asyncio.Lock()
 
@@ -94,16 +95,11 @@ class Broker:
 
     def _start_auth(self) -> None:
         # Also called on first use, so a broker works without an explicit ``start``.
-        if self._auth_task is None:
-            self._auth_task = asyncio.get_running_loop().create_task(self.auth.run())
+        self._auth_loop.start()
 
     async def close(self) -> None:
         """Stop background work and close connections (leases stay valid and persisted)."""
-        if self._auth_task is not None:
-            self._auth_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._auth_task
-            self._auth_task = None
+        await self._auth_loop.close()
         await self.leases.close()
         self.client.close()
 

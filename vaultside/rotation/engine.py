@@ -31,6 +31,7 @@ from vaultside.audit.sinks import AuditBroker
 from vaultside.clock import Clock
 from vaultside.errors import ConflictError, NotFoundError, VaultsideError
 from vaultside.kv.store import KVStore
+from vaultside.lifecycle import LoopTask
 from vaultside.rotation.authority import Grant, RotationAuthority
 from vaultside.rotation.base import RotationContext, RotationStepError, Target
 from vaultside.rotation.journal import Journal, JournalEntry
@@ -126,17 +127,15 @@ class RotationEngine:
             lease = f"lock/{path}"
             if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 raise ConflictError(f"a rotation of {path!r} is running in another process")
-            keeper = asyncio.create_task(self._keep(lease))
             try:
-                await self._recover_one(path)
-                if await self.journal.get(path) is not None:
-                    raise ConflictError(
-                        f"an interrupted rotation of {path!r} could not be rolled back yet"
-                    )
-                return await self._rotate_locked(path, policy, grant, trigger)
+                async with LoopTask(lambda: self._keep(lease), name="rotation-lock-keeper"):
+                    await self._recover_one(path)
+                    if await self.journal.get(path) is not None:
+                        raise ConflictError(
+                            f"an interrupted rotation of {path!r} could not be rolled back yet"
+                        )
+                    return await self._rotate_locked(path, policy, grant, trigger)
             finally:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
                 await self.storage.unlock(lease, self.holder)
 
     async def _keep(self, lease: str) -> None:

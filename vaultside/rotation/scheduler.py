@@ -33,6 +33,7 @@ from vaultside.errors import (
     SealedError,
     UpstreamUnavailableError,
 )
+from vaultside.lifecycle import LoopTask, first_of
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
 from vaultside.storage.base import StorageBackend
 
@@ -163,15 +164,11 @@ class RotationScheduler:
         if due or expired:
             # Runs may outlast the (short) lease: keep it meanwhile, or another server would
             # take the scheduler over from a leader that is merely busy.
-            keeper = asyncio.create_task(self._keep_lease())
-            try:
+            async with LoopTask(self._keep_lease, name="rotation-scheduler-keeper"):
                 await asyncio.gather(
                     *(self._run_due(path) for path in due),
                     *(self._run_grace(path, version) for path, version in expired),
                 )
-            finally:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
         delay = self.lease_ttl / 3
         for heap in (self._heap, self._grace):
             if heap:
@@ -262,14 +259,7 @@ class RotationScheduler:
 
     async def _sleep(self, delay: float) -> None:
         """Sleep ``delay``, or less if a rotation in this process queued a grace deadline."""
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await first_of(self.clock.sleep(delay), self._wake.wait())
 
     async def run(self) -> None:
         """Tick forever (cancel to stop); releases the lease on the way out."""

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, NotFoundError, VaultsideError
 from vaultside.kv.models import SecretMeta
+from vaultside.lifecycle import TaskSet
 from vaultside.registry import lookup
 from vaultside.scan.base import Finding, Source
 from vaultside.scan.detectors.known import KnownValueIndex
@@ -92,7 +93,7 @@ class ScanService:
         self.results = results
         self.metrics = metrics
         self._records: OrderedDict[str, ScanRecord] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs = TaskSet()
         self._image_cache: OrderedDict[str, list[Finding]] = OrderedDict()
 
     def _client(self) -> Any:
@@ -176,15 +177,13 @@ class ScanService:
             finally:
                 record.finished = self._clock.now()
 
-        task = asyncio.create_task(job(), name=f"scan-{record.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._jobs.spawn(job(), name=f"scan-{record.id}")
         return record
 
     async def wait(self, scan_id: str) -> ScanRecord:
         """The record once its scan has finished."""
         record = self.get(scan_id)
-        for task in list(self._tasks):
+        for task in list(self._jobs.tasks):
             if task.get_name() == f"scan-{scan_id}":
                 await task
         return record
@@ -240,9 +239,8 @@ class ScanService:
         return len(await self.image_findings(image_ref))
 
     async def close(self) -> None:
-        """Cancel running scans."""
-        for task in list(self._tasks):
-            task.cancel()
+        """Cancel running scans (and wait for them to end)."""
+        await self._jobs.close()
         if self._docker is not None:
             await asyncio.to_thread(self._docker.close)
             self._docker = None

@@ -222,9 +222,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     )
     services.scans = build_scans(settings, services)
     if settings.inject.plugin_in_server:
-        from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used
+        from vaultside.wiring.plugin import plugin_component  # docker SDK: only when used
 
-        plugin = EmbeddedPlugin(settings, clock=clock)
+        plugin = plugin_component(settings, clock=clock, in_server=True)
         services.rotation.add_redelivery(plugin)  # rotation knows only the Redelivery protocol
         services.components.append(plugin)
     return services

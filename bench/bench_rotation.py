@@ -143,21 +143,29 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
     from vaultside.rotation.policy import parse_policy
     from vaultside.rotation.service import RotationService
     from vaultside.rotation.state import RotationState
-    from vaultside.rotation.targets import TargetFactory
     from vaultside.storage.sqlite import SqliteStorage
+    from vaultside.wiring.keyspace import view
+    from vaultside.wiring.rotation import target_factory
 
     root = short_tempdir("bench-sched")
     clock = SystemClock()
     try:
         key = new_key_file(root / "root.key")
         barrier = await open_barrier(SqliteStorage(root / "vs.db"), key, clock=clock)
-        kv = KVStore(barrier, clock=clock)
-        tokens = TokenStore(barrier, clock=clock)
-        authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))
+        kv = KVStore(view(barrier, "kv"), clock=clock)
+        tokens = TokenStore(view(barrier, "tokens"), clock=clock)
+        authority = RotationAuthority(
+            tokens, Authorizer(PolicyStore(view(barrier, "policies"), clock=clock))
+        )
         _, root_info = await tokens.create_root()
         grant = Grant(root_info.accessor, root_info.policies, "bench", clock.now())
         seed = RotationService(
-            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+            kv,
+            view(barrier, "rotation"),
+            target_factory(clock),
+            authority=authority,
+            clock=clock,
+            schedule=False,
         )
         doc = {"every": "1d", "jitter": "1h", "generator": {"kind": "password"},
                "target": {"kind": "kv"}}  # fmt: skip
@@ -176,7 +184,12 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         await asyncio.gather(*(one(i) for i in range(policies)))
         write_s = time.perf_counter() - t
         svc = RotationService(
-            kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+            kv,
+            view(barrier, "rotation"),
+            target_factory(clock),
+            authority=authority,
+            clock=clock,
+            schedule=False,
         )
         cpu0, t0 = time.process_time(), time.perf_counter()
         await svc.scheduler.tick()  # takes the lease, recovers, loads all policies

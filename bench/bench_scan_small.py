@@ -54,26 +54,39 @@ SOURCES = [
 MAX_FILE = 64 * 1024
 
 
-def build_small(root: Path, n_files: int, seed: int = 11) -> tuple[Corpus, int]:
-    """An image of ``n_files`` small files in one layer per source, plus a planted layer."""
+def build_small(root: Path, n_files: int, seed: int = 11, pyc: bool = False) -> tuple[Corpus, int]:
+    """An image of ``n_files`` small files in one layer per source, plus a planted layer.
+
+    ``pyc``: a Python tree (the stdlib and site-packages only) with its ``__pycache__``
+    (``.pyc`` files) and every file's real mtime, as an install has them (a ``.pyc`` records
+    its source's mtime and size).
+    """
     rng = random.Random(seed)
     corpus = Corpus(root / "image.tar")
     layers: list[bytes] = []
     count = 0
-    for src, prefix in SOURCES:
+    for src, prefix in [s for s in SOURCES if not pyc or "python3" in s[0]]:
         if count >= n_files or not Path(src).is_dir():
             continue
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tf:
             for dirpath, dirs, files in os.walk(src):
-                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                dirs[:] = sorted(d for d in dirs if pyc or d != "__pycache__")
                 for name in sorted(files):
                     p = Path(dirpath, name)
                     if count >= n_files or p.is_symlink() or not p.is_file():
                         continue
-                    if p.stat().st_size > MAX_FILE or name.endswith((".so", ".pyc")):
+                    st = p.stat()
+                    skip = (".so",) if pyc else (".so", ".pyc")
+                    if st.st_size > MAX_FILE or name.endswith(skip):
                         continue
-                    _add(tf, f"{prefix}/{p.relative_to(src).as_posix()}", p.read_bytes())
+                    arcname = f"{prefix}/{p.relative_to(src).as_posix()}"
+                    if pyc:
+                        info = tarfile.TarInfo(arcname)
+                        info.size, info.mtime = st.st_size, int(st.st_mtime)
+                        tf.addfile(info, io.BytesIO(p.read_bytes()))
+                    else:
+                        _add(tf, arcname, p.read_bytes())
                     count += 1
         layers.append(buf.getvalue())
     idx = len(layers)
@@ -142,6 +155,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="build in this directory and keep it")
     ap.add_argument("--profile", action="store_true", help="py-spy one vaultside run")
     ap.add_argument("--skip", action="append", default=[], help="a peer to leave out")
+    ap.add_argument("--pyc", action="store_true", help="a Python tree: __pycache__ kept")
     ap.add_argument(
         "--slow-rounds", type=int, default=1,
         help="rounds that include kingfisher (about a minute per run here on small files)",
@@ -150,12 +164,16 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-small-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        corpus, n = build_small(work, args.files)
+        corpus, n = build_small(work, args.files, pyc=args.pyc)
         mb = corpus.layer_bytes / 1e6
         print(f"image: {n} files, {mb:.0f} MB of layer bytes, {len(corpus.plants)} plants")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         extract = work / "layers"
         extract_layers(corpus, extract)
+        # As installed by pip, which compiles bytecode: with PYTHONDONTWRITEBYTECODE set (as
+        # on this host) an editable checkout would otherwise compile every module each run.
+        package = Path(__file__).resolve().parent.parent / "vaultside"
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
         rate, files, secs = prefilter_rate(extract)
         print(f"prefilter alone (hyperscan, 1 core): {rate:.0f} MB/s over {files} files "
               f"({secs:.2f} s)")  # fmt: skip

@@ -10,8 +10,8 @@ Fixtures (a conftest below may override one, e.g. ``rotation`` starts its clock 
 - ``key_file``: a fresh random root key file, ``tmp_path / "root.key"``.
 - ``barrier``: an opened, unsealed ``Barrier`` over SQLite in ``tmp_path`` (``BARRIER_DB``),
   sealed by ``key_file``; closed after the test.
-- ``tokens``: a ``TokenStore`` over ``barrier`` on ``clock``; ``root``: a root token's
-  ``TokenInfo`` from it (holds every capability).
+- ``tokens``: a ``TokenStore`` over ``barrier``'s ``tokens`` view on ``clock``; ``root``: a
+  root token's ``TokenInfo`` from it (holds every capability).
 
 Plain helpers (key files for ``Settings``, a barrier over a given storage) are in
 ``tests/stores.py``.
@@ -30,6 +30,7 @@ from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import view
 
 _MARKER_FOR_FIXTURE = {
     "docker_engine": "docker",
@@ -71,8 +72,8 @@ async def barrier(tmp_path: Path, key_file: Path) -> AsyncIterator[Barrier]:
 
 @pytest.fixture
 def tokens(barrier: Barrier, clock: FakeClock) -> TokenStore:
-    """A token store over ``barrier``."""
-    return TokenStore(barrier, clock=clock)
+    """A token store over ``barrier``'s ``tokens`` view (as wiring hands it out)."""
+    return TokenStore(view(barrier, "tokens"), clock=clock)
 
 
 @pytest.fixture

@@ -89,21 +89,3 @@ class FakeClock:
         self._sleepers = [s for s in self._sleepers if not s[1].done()]
         for _ in range(5):
             await asyncio.sleep(0)
-
-
-async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> bool:
-    """Sleep ``seconds`` on ``clock``, or less if ``wake`` is set first; True if it woke early.
-
-    ``wake`` is left as it is: the caller clears it when it starts the work it was woken for.
-    (The same wait/cancel pattern as ``lifecycle.first_of`` on the h14-lifecycle branch: once
-    both are merged this becomes ``first_of(clock.sleep(seconds), wake.wait()) == 1``.)
-    """
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    waker = asyncio.ensure_future(wake.wait())
-    try:
-        done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (sleeper, waker):
-            task.cancel()
-        await asyncio.gather(sleeper, waker, return_exceptions=True)
-    return waker in done

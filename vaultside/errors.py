@@ -130,3 +130,23 @@ class DeadlineExceededError(UpstreamUnavailableError):
     what was waited for and the last error."""
 
     code = "deadline_exceeded"
+
+
+# The class each HTTP status stands for where only the status is known: an aiohttp
+# ``HTTPException`` on the server, an error answer without a ``code`` on the client.
+BY_STATUS: dict[int, type[VaultsideError]] = {
+    cls.status: cls
+    for cls in (
+        InvalidRequestError,
+        PermissionDeniedError,
+        NotFoundError,
+        MethodNotAllowedError,
+        ConflictError,
+        PayloadTooLargeError,
+        ExpectationFailedError,
+        TooManyRequestsError,
+        InternalError,
+        UpstreamError,
+        UpstreamUnavailableError,
+    )
+}

@@ -1,4 +1,5 @@
-"""The long-lived objects of one server process (``Services``) and the ``Component`` protocol.
+"""The long-lived objects of one server process (``Services``); ``Component`` (defined in
+``vaultside.lifecycle``) is re-exported here.
 
 Built by ``vaultside.wiring.server.build_services``; used by the API and the CLI. This module
 chooses no implementation: it only holds what wiring built.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vaultside.audit.sinks import AuditBroker
 from vaultside.auth.policy import Authorizer, PolicyStore
@@ -21,7 +23,10 @@ from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import Seal
 from vaultside.kv.store import KVStore
+from vaultside.lifecycle import Component
 from vaultside.storage.base import StorageBackend
+
+__all__ = ["Component", "Services"]
 
 if TYPE_CHECKING:
     from vaultside.auth.jwt_auth import JwtAuth
@@ -29,18 +34,6 @@ if TYPE_CHECKING:
     from vaultside.scan.service import ScanService
 
 log = logging.getLogger(__name__)
-
-
-class Component(Protocol):
-    """A long-lived part started once the barrier is unsealed and closed on shutdown."""
-
-    async def start(self) -> None:
-        """Begin work (connect upstream, load state); called after unseal."""
-        ...
-
-    async def close(self) -> None:
-        """Stop and release resources. Idempotent."""
-        ...
 
 
 @dataclass
@@ -70,6 +63,10 @@ class Services:
     components: list[Component] = field(default_factory=list)
     # Leader-only jobs this server takes part in (``GET /v1/sys/leaders``).
     leader_jobs: list[LeaderJobRef] = field(default_factory=list)
+    # Files whose presence means the seal was initialized (``initialized`` in sys/status).
+    seal_material: list[Path] = field(default_factory=list)
+    # Where leader-only jobs record who leads since when (wiring: the leader records' view).
+    leaders: StorageBackend | None = None
     _started: bool = False
 
     async def open(self) -> None:

@@ -18,6 +18,7 @@ import hvac
 import pytest
 
 from vaultside.broker.source import Broker
+from vaultside.broker.transit import BrokerTransit
 from vaultside.clock import SystemClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.crypto.barrier import Barrier
@@ -95,10 +96,7 @@ async def test_the_documented_policy_is_enough_for_every_feature(
         assert await broker.lookup(creds.lease_id) is None
 
         seal = TransitSeal(
-            broker.client,
-            broker.auth,
-            mount="transit",
-            key="vaultside",
+            BrokerTransit(broker.client, broker.auth, mount="transit", key="vaultside"),
             wrapped_key_file=tmp_path / "root.wrapped",
         )
         await seal.init()  # transit encrypt

@@ -22,10 +22,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from vaultside.api.app import create_app
 from vaultside.broker.source import Broker
+from vaultside.broker.transit import BrokerTransit
 from vaultside.clock import SystemClock
 from vaultside.config.settings import BrokerSettings, Settings
 from vaultside.crypto.barrier import Barrier
-from vaultside.crypto.transit import TransitSeal, unseal_until_ready
+from vaultside.crypto.transit import TransitSeal
+from vaultside.crypto.unseal import unseal_until_ready
 from vaultside.errors import SealedError
 from vaultside.services import Services
 from vaultside.storage.sqlite import SqliteStorage
@@ -122,10 +124,7 @@ def transit_seal(bao: PersistentBao, tmp_path: Path) -> tuple[Broker, TransitSea
     settings = BrokerSettings(address=bao.addr, token_file=tmp_path / "token", request_timeout=2)
     broker = Broker("seal", settings, SqliteStorage(tmp_path / "unused.db"), SystemClock())
     seal = TransitSeal(
-        broker.client,
-        broker.auth,
-        mount="transit",
-        key="vaultside",
+        BrokerTransit(broker.client, broker.auth, mount="transit", key="vaultside"),
         wrapped_key_file=tmp_path / "root.wrapped",
     )
     return broker, seal

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
+from tests.storage_conformance import each_check
 from vaultside.clock import FakeClock
 from vaultside.errors import ConflictError, InvalidRequestError, UpstreamUnavailableError
 from vaultside.storage.base import Put, StorageBackend
-from vaultside.storage.conformance import StorageConformance
+from vaultside.storage.conformance import Check, run_check
 from vaultside.storage.postgres import PostgresStorage
 
 from .services.postgres import PostgresCluster
@@ -38,21 +39,23 @@ def database(postgres: PostgresCluster) -> Iterator[str]:
     asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-class TestPostgresConformance(StorageConformance):
-    @pytest.fixture
-    async def backend(self, database: str, clock: FakeClock) -> AsyncIterator[PostgresStorage]:
+async def _reopen(backend: StorageBackend) -> StorageBackend:
+    assert isinstance(backend, PostgresStorage)
+    await backend.close()
+    again = PostgresStorage(_DSN_OF[id(backend)])
+    await again.open()
+    return again
+
+
+@each_check
+async def test_conformance(check: Check, database: str) -> None:
+    async def make(clock: FakeClock) -> StorageBackend:
         storage = PostgresStorage(database, clock=clock, pool_max=10)
         await storage.open()
         _DSN_OF[id(storage)] = database
-        yield storage
-        await storage.close()
+        return storage
 
-    async def reopen(self, backend: StorageBackend) -> StorageBackend:
-        assert isinstance(backend, PostgresStorage)
-        await backend.close()
-        again = PostgresStorage(_DSN_OF[id(backend)])
-        await again.open()
-        return again
+    await run_check(check, make, _reopen)
 
 
 async def test_survives_postgres_restart(postgres: PostgresCluster, database: str) -> None:

@@ -22,6 +22,8 @@ from vaultside.client import (
 from vaultside.refs import parse_ref
 
 TOKEN = "vs." + "a" * 40
+UNAVAILABLE = errors.UpstreamUnavailableError
+INTERNAL = errors.InternalError
 
 
 class FakeServer:
@@ -36,8 +38,9 @@ class FakeServer:
         app.router.add_route("*", "/v1/{tail:.*}", self.handle)
         return app
 
-    def _err(self, status: int, msg: str) -> web.Response:
-        return web.json_response({"errors": [msg], "request_id": "r-1"}, status=status)
+    def _err(self, status: int, msg: str, code: str) -> web.Response:
+        body = {"errors": [msg], "code": code, "request_id": "r-1"}
+        return web.json_response(body, status=status)
 
     async def handle(self, req: web.Request) -> web.StreamResponse:
         tail = req.match_info["tail"]
@@ -45,7 +48,7 @@ class FakeServer:
         if tail == "sys/health":
             return web.json_response({"initialized": True, "sealed": False, "version": "x"})
         if req.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self._err(403, "permission denied")
+            return self._err(403, "permission denied", "permission_denied")
         if tail == "resolve":
             body = await req.json()
             out: dict[str, Any] = {}
@@ -53,7 +56,7 @@ class FakeServer:
                 r = parse_ref(ref)
                 versions = self.secrets.get(r.path)
                 if not versions or r.field not in versions[-1]:
-                    return self._err(404, f"no secret at {r.path}")
+                    return self._err(404, f"no secret at {r.path}", "not_found")
                 out[ref] = {
                     "value": versions[-1][r.field],
                     "version": str(len(versions)),
@@ -73,13 +76,13 @@ class FakeServer:
                 body = await req.json()
                 cur = self.secrets.setdefault(path, [])
                 if "cas" in body and body["cas"] != len(cur):
-                    return self._err(409, "check-and-set mismatch")
+                    return self._err(409, "check-and-set mismatch", "conflict")
                 cur.append(body["data"])
                 return web.json_response({"metadata": {**meta, "version": len(cur)}})
             if req.method == "GET" and not path.endswith(":versions"):
                 versions = self.secrets.get(path)
                 if not versions:
-                    return self._err(404, "secret not found")
+                    return self._err(404, "secret not found", "not_found")
                 etag = f'"{len(versions)}"'
                 if req.headers.get("If-None-Match") == etag:
                     return web.Response(status=304, headers={"ETag": etag})
@@ -88,7 +91,7 @@ class FakeServer:
                     headers={"ETag": etag},
                 )
         if tail == "sys/unsealed-boom":
-            return self._err(503, "vaultside is sealed")
+            return self._err(503, "vaultside is sealed", "sealed")
         return web.Response(status=500, text="not json")
 
 
@@ -169,6 +172,40 @@ async def test_unreachable_server_is_upstream_unavailable() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "cls", "message"),
     [
+        # As the server sends them: mapped by ``code``.
+        (
+            400,
+            {"errors": ["bad field"], "code": "invalid_request"},
+            errors.InvalidRequestError,
+            "bad",
+        ),
+        (
+            403,
+            {"errors": ["denied"], "code": "permission_denied"},
+            errors.PermissionDeniedError,
+            "",
+        ),
+        (404, {"errors": ["x"], "code": "not_found"}, errors.NotFoundError, "x"),
+        (405, {"errors": ["m"], "code": "method_not_allowed"}, errors.MethodNotAllowedError, "m"),
+        (409, {"errors": ["cas"], "code": "conflict"}, errors.ConflictError, "cas"),
+        (413, {"errors": ["big"], "code": "payload_too_large"}, errors.PayloadTooLargeError, "big"),
+        (417, {"errors": ["e"], "code": "expectation_failed"}, errors.ExpectationFailedError, "e"),
+        (429, {"errors": ["slow"], "code": "too_many_requests"}, errors.TooManyRequestsError, ""),
+        (502, {"errors": ["up"], "code": "upstream_error"}, errors.UpstreamError, "up"),
+        (503, {"errors": ["vaultside is sealed"], "code": "sealed"}, errors.SealedError, "sealed"),
+        (503, {"errors": ["key file gone"], "code": "sealed"}, errors.SealedError, "key file"),
+        # The code decides, not the message: an unavailable dependency that says "sealed".
+        (503, {"errors": ["transit sealed"], "code": "unavailable"}, UNAVAILABLE, "transit"),
+        # The server's own retry deadline: retried again under the client's deadline.
+        (503, {"errors": ["gave up"], "code": "deadline_exceeded"}, UNAVAILABLE, "gave up"),
+        (
+            500,
+            {"errors": ["internal error"], "code": "internal", "request_id": "r9"},
+            INTERNAL,
+            "r9",
+        ),
+        # No code (an older server, a proxy), an unknown one, or one its status contradicts:
+        # mapped by status.
         (400, {"errors": ["bad field"]}, errors.InvalidRequestError, "bad field"),
         (403, {"errors": ["permission denied"]}, errors.PermissionDeniedError, "permission denied"),
         (404, {"errors": ["x"]}, errors.NotFoundError, "x"),
@@ -176,9 +213,12 @@ async def test_unreachable_server_is_upstream_unavailable() -> None:
         (413, {"errors": ["big"]}, errors.PayloadTooLargeError, "big"),
         (429, {"errors": ["slow"]}, errors.TooManyRequestsError, "slow"),
         (502, {"errors": ["up"]}, errors.UpstreamError, "up"),
-        (503, {"errors": ["vaultside is sealed"]}, errors.SealedError, "vaultside is sealed"),
-        (503, {"errors": ["audit log unavailable"]}, errors.UpstreamUnavailableError, "audit"),
-        (500, {"errors": ["internal error"], "request_id": "r9"}, errors.InternalError, "r9"),
+        (503, {"errors": ["vaultside is sealed"]}, UNAVAILABLE, "vaultside is sealed"),
+        (503, {"errors": ["audit log unavailable"]}, UNAVAILABLE, "audit"),
+        (500, {"errors": ["internal error"], "request_id": "r9"}, INTERNAL, "r9"),
+        (404, {"errors": ["x"], "code": "from_the_future"}, errors.NotFoundError, "x"),
+        (400, {"errors": ["x"], "code": "sealed"}, errors.InvalidRequestError, "x"),
+        (418, {"errors": ["teapot"], "code": "teapot"}, INTERNAL, "teapot"),
     ],
 )
 def test_error_from_response(

@@ -143,9 +143,9 @@ def test_cli_client_env_errors_exit_2() -> None:
 
 
 def test_every_variable_the_client_reads_is_documented() -> None:
-    """A VAULTSIDE_* name read in client.py without a CLIENT_ENV line fails here."""
-    from vaultside import client as client_module
+    """A VAULTSIDE_* name read in client/transport.py without a CLIENT_ENV line fails here."""
     from vaultside.client import DEFAULT_ADDR, DEFAULT_TIMEOUT
+    from vaultside.client import transport as client_module
     from vaultside.client_env import CLIENT_ENV
 
     source = Path(client_module.__file__).read_text()

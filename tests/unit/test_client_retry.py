@@ -18,19 +18,21 @@ from aiohttp import web
 from vaultside import errors
 from vaultside.client import DEFAULT_RETRY_TIMEOUT, VaultsideClient
 from vaultside.inject.roles import Role
-from vaultside.inject.runtime import RoleClients
 from vaultside.refs import parse_ref
 from vaultside.retry import RetryPolicy
+from vaultside.wiring.plugin import RoleClients
 
 Answer = Callable[[int], web.Response]  # call number (from 1) -> response
 
 
 def _sealed() -> web.Response:
-    return web.json_response({"errors": ["vaultside is sealed"]}, status=503)
+    body = {"errors": ["vaultside is sealed"], "code": "sealed", "request_id": "r0"}
+    return web.json_response(body, status=503)
 
 
 def _internal() -> web.Response:
-    return web.json_response({"errors": ["internal error"], "request_id": "r1"}, status=500)
+    body = {"errors": ["internal error"], "code": "internal", "request_id": "r1"}
+    return web.json_response(body, status=500)
 
 
 class Server:

@@ -76,11 +76,12 @@ def test_response_body(cls: type[VaultsideError]) -> None:
     middleware = pytest.importorskip("vaultside.api.middleware")
     request = make_mocked_request("GET", "/v1/secrets/x")
     response = middleware.error_response(request, cls("detail here"))
-    status, _ = EXPECTED[cls]
+    status, code = EXPECTED[cls]
     assert response.status == status
     assert response.content_type == "application/json"
     body = json.loads(response.body)
-    assert set(body) == {"errors", "request_id"}
+    assert set(body) == {"errors", "code", "request_id"}
+    assert body["code"] == code  # the client maps errors by this code
     if issubclass(cls, errors.InternalError):
         assert body["errors"] == ["internal error"]
     else:

@@ -6,34 +6,23 @@ while the root key is unavailable) and closes them on shutdown.
 
 Start-up order does not matter: a storage backend that cannot be reached yet (PostgreSQL
 down) keeps the server sealed (health 503, reason "storage unavailable: ...") instead of
-failing the start; the unseal loop opens it and unseals once it answers. The loop backs
-off with full jitter (``vaultside.retry``), so replicas that failed together do not retry
-together. A configuration error (bad DSN) still fails the start.
+failing the start; the unseal loop (``vaultside.crypto.unseal``, the one retry loop) opens
+it and unseals once it answers, backing off with full jitter so replicas that failed together
+do not retry together. A configuration error (bad DSN) still fails the start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from vaultside.api import openapi
 from vaultside.api.clients import ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.api.middleware import MIDDLEWARES
-from vaultside.api.routes import (
-    broker,
-    jwt_auth,
-    policies,
-    resolve,
-    rotation,
-    scans,
-    secrets,
-    sys,
-    tokens,
-)
+from vaultside.api.openapi import served_document
+from vaultside.api.routes import ROUTE_MODULES
 from vaultside.api.routes.sys import rewrap_quietly
 from vaultside.api.state import (
     AUDIT_STATE,
@@ -47,24 +36,14 @@ from vaultside.api.state import (
     Background,
     SealState,
 )
+from vaultside.crypto.unseal import unseal_until_ready
 from vaultside.errors import SealedError, UpstreamUnavailableError, VaultsideError
-from vaultside.retry import Backoff
 from vaultside.services import Services
 
 log = logging.getLogger(__name__)
 
-# Each routes module exposes ``add_routes(app)``; a new route group is one line here.
-ROUTE_MODULES = (secrets, resolve, broker, tokens, policies, sys, scans, rotation, jwt_auth)
 _UNSEAL_RETRY_MIN = 0.5
 _UNSEAL_RETRY_MAX = 5.0
-
-
-def all_operations() -> tuple[openapi.Operation, ...]:
-    """Every documented operation: the core table plus each route module's ``OPERATIONS``."""
-    operations = list(openapi.OPERATIONS)
-    for module in ROUTE_MODULES:
-        operations.extend(getattr(module, "OPERATIONS", ()))
-    return tuple(operations)
 
 
 async def try_unseal(services: Services, state: SealState) -> bool:
@@ -98,14 +77,19 @@ def _still_sealed(state: SealState, reason: str) -> bool:
 async def unseal_loop(services: Services, state: SealState, background: Background) -> None:
     """Retry unsealing with backoff until it works (e.g. a key file that appears later, or a
     database that comes up)."""
-    backoff = Backoff(base=_UNSEAL_RETRY_MIN, cap=_UNSEAL_RETRY_MAX)
-    while True:
+
+    async def attempt() -> None:
         try:
-            if await try_unseal(services, state):
-                break
+            unsealed = await try_unseal(services, state)
         except VaultsideError as exc:  # e.g. the database came back refusing our login
-            _still_sealed(state, f"{exc.code}: {exc.message}")
-        await services.clock.sleep(backoff.next())
+            unsealed = _still_sealed(state, f"{exc.code}: {exc.message}")
+        if not unsealed:
+            raise SealedError(state.reason)
+
+    # ``try_unseal`` logs each new reason itself, so the shared loop stays quiet.
+    await unseal_until_ready(
+        attempt, services.clock, first=_UNSEAL_RETRY_MIN, interval=_UNSEAL_RETRY_MAX, quiet=True
+    )
     log.info("unsealed", extra={"attempts": state.attempts})
     background.spawn(rewrap_quietly(services), "rewrap-resume")
 
@@ -123,10 +107,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             background.spawn(unseal_loop(services, state, background), "unseal")
         yield
     finally:
-        tasks = list(background.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await background.close()
         await services.close()
 
 
@@ -144,6 +125,6 @@ def create_app(services: Services) -> web.Application:
     app[CLIENTS] = ClientResolver([str(n) for n in services.settings.server.trusted_proxies])
     for module in ROUTE_MODULES:
         module.add_routes(app)
-    app[OPENAPI_BODY] = openapi.document_bytes(all_operations())
+    app[OPENAPI_BODY] = served_document()
     app.cleanup_ctx.append(_lifecycle)
     return app

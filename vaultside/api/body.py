@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from vaultside.errors import InvalidRequestError
+from vaultside.kv.paths import validate_path
 from vaultside.numeric import parse_int
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,8 +32,13 @@ def dumps(obj: object) -> bytes:
 
 
 def json_response(obj: object, status: int = 200) -> web.Response:
-    """A JSON response built without aiohttp's slower ``json_response`` path."""
-    return web.Response(body=dumps(obj), status=status, content_type="application/json")
+    """A JSON response built without aiohttp's slower ``json_response`` path.
+
+    A pydantic model (a documented response, ``vaultside.api.responses``) is rendered by its
+    own serializer, by alias: the bytes sent are the shape its schema documents.
+    """
+    body = obj.model_dump_json(by_alias=True).encode() if isinstance(obj, BaseModel) else dumps(obj)
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def no_content() -> web.Response:
@@ -48,6 +54,11 @@ def query_int(text: str, name: str, low: int, high: int) -> int:
         raise InvalidRequestError(
             f"query parameter '{name}' must be an integer from {low} to {high}"
         ) from None
+
+
+def secret_path(request: web.Request) -> str:
+    """The ``{path}`` of the matched route, validated as a secret path (400 if not)."""
+    return validate_path(request.match_info["path"])
 
 
 def _has_lone_surrogate(obj: object) -> bool:

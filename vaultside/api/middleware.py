@@ -36,6 +36,7 @@ from vaultside.api.state import (
 )
 from vaultside.audit.events import AuditEvent
 from vaultside.errors import (
+    BY_STATUS,
     ExpectationFailedError,
     InternalError,
     InvalidRequestError,
@@ -83,10 +84,11 @@ def route_template(request: web.Request) -> str:
 
 
 def error_response(request: web.Request, exc: VaultsideError) -> web.Response:
-    """The one mapping of an error to a response: ``{"errors": [...], "request_id": ...}``."""
+    """The one mapping of an error to a response:
+    ``{"errors": [...], "code": <the error class's code>, "request_id": ...}``."""
     messages = exc.public_messages()
     request[ERROR] = f"{exc.code}: {messages[0]}" if messages else exc.code
-    body = {"errors": messages, "request_id": request.get(REQUEST_ID, "")}
+    body = {"errors": messages, "code": exc.code, "request_id": request.get(REQUEST_ID, "")}
     return web.Response(body=dumps(body), status=exc.status, content_type="application/json")
 
 
@@ -102,6 +104,9 @@ def _translate_http(request: web.Request, exc: web.HTTPException) -> VaultsideEr
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SERVICES].settings.server.max_body_bytes
         return PayloadTooLargeError(f"request body larger than {limit} bytes")
+    known = BY_STATUS.get(exc.status)
+    if known is not None:
+        return known(exc.reason)  # so the body's ``code`` names the status's class
     err = VaultsideError(exc.reason)
     err.status = exc.status  # type: ignore[misc]
     return err

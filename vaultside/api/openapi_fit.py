@@ -1,12 +1,13 @@
 """What client generators need from the OpenAPI document, added to EVERY operation centrally.
 
 ``build_document`` (``vaultside.api.openapi``) passes its document through
-``fit_for_generators``, so an operation added anywhere (the core table or a route module's
-``OPERATIONS``) gets, without per-operation edits:
+``fit_for_generators``, so an operation added in any route module's ``OPERATIONS`` gets,
+without per-operation edits:
 
-- a url-safe, unique camelCase ``operationId`` derived from method and path
-  (``GET /v1/secrets/{path}:versions`` -> ``getSecretsByPathVersions``); two operations that
-  would share one raise ``ValueError`` at build time;
+- a url-safe (``[A-Za-z0-9_-]``), unique ``operationId``: the one the route declares, else a
+  camelCase one derived from method and path (``GET /v1/secrets/{path}:versions`` ->
+  ``getSecretsByPathVersions``); an unsafe id, or two operations that would share one, raise
+  ``ValueError`` at build time;
 - a tag: the first path segment after ``/v1`` (``secrets``, ``auth``, ``sys``...), declared
   once at the top level with a description;
 - ``servers`` (scheme and host as variables; default the CLI's ``VAULTSIDE_ADDR``);
@@ -33,6 +34,7 @@ _S = dict[str, Any]
 SCHEMA_REF = "#/components/schemas/"
 RESPONSE_REF = "#/components/responses/"
 DEFAULT_ADDR = "http://127.0.0.1:8200"  # the CLI client's default VAULTSIDE_ADDR
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 TAG_DESCRIPTIONS: Mapping[str, str] = {
@@ -178,7 +180,9 @@ def fit_for_generators(
                 out_methods[method] = op
                 continue
             new = _share(op, named)
-            oid = operation_id(method, path)
+            oid = str(new.get("operationId") or operation_id(method, path))
+            if not _URL_SAFE.fullmatch(oid):
+                raise ValueError(f"operationId {oid!r} of {method} {path} is not url-safe")
             if oid in seen_ids:
                 raise ValueError(f"operationId {oid} of {method} {path} also {seen_ids[oid]}")
             seen_ids[oid] = f"{method} {path}"

@@ -148,7 +148,12 @@ class GuardedRequestHandler(RequestHandler):
             "error outside the app",
             extra={"status": status, "error_type": type(exc).__name__ if exc else ""},
         )
-        body = {"errors": ["internal error" if status >= 500 else "bad request"], "request_id": ""}
+        code = "internal" if status >= 500 else "invalid_request"
+        body = {
+            "errors": ["internal error" if status >= 500 else "bad request"],
+            "code": code,
+            "request_id": "",
+        }
         response = web.Response(body=dumps(body), status=status, content_type="application/json")
         response.headers[hdrs.SERVER] = "vaultside"
         response.force_close()

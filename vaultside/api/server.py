@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 import socket
 import ssl
 import stat
@@ -27,8 +26,8 @@ from vaultside.api.protocol import GuardedAppRunner
 from vaultside.api.state import SERVICES
 from vaultside.config.settings import ServerSettings, Settings
 from vaultside.errors import InvalidRequestError
+from vaultside.lifecycle import STOP_SIGNALS, run_until_signal
 from vaultside.services import Services
-from vaultside.wiring import build_services
 
 log = logging.getLogger(__name__)
 
@@ -144,17 +143,84 @@ async def start_sites(
     return Bound(tuple(urls))
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGTERM / SIGINT set ``stop`` (graceful shutdown)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+class _Listeners:
+    """The app's runner with every listener (and the metrics listener) as one component."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        settings: Settings,
+        *,
+        reuse_port: bool,
+        unix_sock: socket.socket | None,
+        metrics_at: tuple[str, int] | None,
+    ) -> None:
+        self.settings = settings
+        self.reuse_port = reuse_port
+        self.unix_sock = unix_sock
+        self.metrics_at = metrics_at
+        self.app = app
+        self.runner = GuardedAppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            header_read_timeout=settings.server.header_read_timeout,
+            keepalive_timeout=settings.server.keepalive_timeout,
+        )
+        self.bound: Bound | None = None
+        self._metrics_runner: web.AppRunner | None = None
+        self._set_up = False
+
+    async def start(self) -> None:
+        """Set the app up (opens and unseals ``Services``) and bind every listener."""
+        await self.runner.setup()
+        self._set_up = True
+        cfg = self.settings.server
+        bound = await start_sites(
+            self.runner, self.settings, reuse_port=self.reuse_port, unix_sock=self.unix_sock
+        )
+        log.info("listening", extra={"urls": ",".join(bound.urls)})
+        if self.metrics_at is not None:
+            self._metrics_runner, metrics_url = await start_metrics_listener(
+                self.app,
+                *self.metrics_at,
+                reuse_port=self.reuse_port,
+                header_read_timeout=cfg.header_read_timeout,
+                keepalive_timeout=cfg.keepalive_timeout,
+            )
+            bound = dataclasses.replace(bound, metrics_url=metrics_url)
+        self.bound = bound
+
+    async def close(self) -> None:
+        """Stop listening, finish requests, close the app (and ``Services``). Idempotent."""
+        if not self._set_up:
+            return
+        self._set_up = False
+        log.info("shutting down")
+        metrics_runner, self._metrics_runner = self._metrics_runner, None
+        try:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
+        finally:
+            await self.runner.cleanup()
+            cfg = self.settings.server
+            if self.unix_sock is None and cfg.unix_socket is not None:
+                unix_socket.remove_stale_socket(self.settings.resolve(cfg.unix_socket))
+
+
+def check_settings(settings: Settings) -> None:
+    """``InvalidRequestError`` for a bad listen address or TLS files, before anything opens."""
+    if settings.server.listen:
+        parse_listen(settings.server.listen)
+    if settings.metrics.listen:
+        parse_listen(settings.metrics.listen)
+    tls_context(settings.server, settings.resolve)
 
 
 async def run_server(
-    settings: Settings,
+    services: Services,
     *,
-    services: Services | None = None,
     reuse_port: bool = False,
     unix_sock: socket.socket | None = None,
     on_ready: Callable[[Services, Bound], Awaitable[None]] | None = None,
@@ -163,50 +229,25 @@ async def run_server(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``), then shut down gracefully.
 
+    ``services`` are built by the caller (``vaultside serve``, through ``vaultside.wiring``);
     ``on_ready`` runs once every listener is bound (e.g. to print the dev root token).
     """
+    settings = services.settings
     # Configuration errors surface before anything is opened.
-    if settings.server.listen:
-        parse_listen(settings.server.listen)
+    check_settings(settings)
     metrics_at = parse_listen(settings.metrics.listen) if settings.metrics.listen else None
-    tls_context(settings.server, settings.resolve)
-    services = services or build_services(settings)
     app = create_app(services)
-    runner = GuardedAppRunner(
-        app,
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        header_read_timeout=settings.server.header_read_timeout,
-        keepalive_timeout=settings.server.keepalive_timeout,
+    listeners = _Listeners(
+        app, settings, reuse_port=reuse_port, unix_sock=unix_sock, metrics_at=metrics_at
     )
-    await runner.setup()
-    stop = stop or asyncio.Event()
-    metrics_runner: web.AppRunner | None = None
-    try:
-        if handle_signals:
-            install_stop_signals(stop)
-        bound = await start_sites(runner, settings, reuse_port=reuse_port, unix_sock=unix_sock)
-        log.info("listening", extra={"urls": ",".join(bound.urls)})
-        if metrics_at is not None:
-            metrics_runner, metrics_url = await start_metrics_listener(
-                app,
-                *metrics_at,
-                reuse_port=reuse_port,
-                header_read_timeout=settings.server.header_read_timeout,
-                keepalive_timeout=settings.server.keepalive_timeout,
-            )
-            bound = dataclasses.replace(bound, metrics_url=metrics_url)
-        if on_ready is not None:
-            await on_ready(app[SERVICES], bound)
-        await stop.wait()
-        log.info("shutting down")
-    finally:
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        await runner.cleanup()
-        if unix_sock is None and settings.server.unix_socket is not None:
-            unix_socket.remove_stale_socket(settings.resolve(settings.server.unix_socket))
+
+    async def ready() -> None:
+        if on_ready is not None and listeners.bound is not None:
+            await on_ready(app[SERVICES], listeners.bound)
+
+    await run_until_signal(
+        [listeners], stop=stop, signals=STOP_SIGNALS if handle_signals else (), on_ready=ready
+    )
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
 from vaultside.api.clients import Client, ClientResolver
 from vaultside.api.metrics import ApiMetrics
 from vaultside.auth.tokens import TokenInfo
+from vaultside.lifecycle import TaskSet
 from vaultside.services import Services
+
+T = TypeVar("T")
 
 # Any run of non-blanks ending in "/" that is followed by a name: a path's directories.
 _DIRECTORIES = re.compile(r"\S*/(?=[^/\s])")
@@ -41,18 +42,8 @@ class AuditState:
     degraded: bool = False
 
 
-@dataclass
-class Background:
+class Background(TaskSet):
     """Tasks the app started (rewrap, unseal retries); cancelled on shutdown."""
-
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Run ``coro`` in the background, keeping a reference until it finishes."""
-        task = asyncio.create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
 
 SERVICES = web.AppKey("services", Services)
@@ -88,3 +79,10 @@ async def authorize(request: web.Request, policy_path: str, capability: str) -> 
     info = request[TOKEN]
     await request.app[SERVICES].authorizer.check(info, policy_path, capability)
     return info
+
+
+def configured(value: T | None, error: Exception) -> T:
+    """``value``, or ``error`` raised when the optional service it is was not configured."""
+    if value is None:
+        raise error
+    return value

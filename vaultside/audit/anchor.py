@@ -1,9 +1,10 @@
-"""The audit chain's key and anchor, kept in the barrier (encrypted, never a plain file).
+"""The audit chain's key and anchor, kept in the barrier (encrypted, never a plain file), in
+the view wiring gives the audit (``audit/``):
 
-- ``audit/chain-key``: 32 random bytes, created once (compare-and-set, so every worker and
+- ``chain-key``: 32 random bytes, created once (compare-and-set, so every worker and
   replica sharing the storage uses the same key). File sinks link records with an HMAC
   under it, so a record cannot be re-chained by someone who can only write the audit file.
-- ``audit/anchor/<sha256 of the chain id>``: the latest keyed link (``seq``, ``hash``,
+- ``anchor/<sha256 of the chain id>``: the latest keyed link (``seq``, ``hash``,
   ``mac``) of one chain. The chain id names one server's audit file among the servers that
   share the storage (``audit.chain_id``; default ``<hostname>:<audit file path>``), so
   replicas each keep their own anchor. It only moves forward (compare-and-set on the
@@ -34,8 +35,8 @@ from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-KEY_PATH = "audit/chain-key"
-ANCHOR_PREFIX = "audit/anchor/"
+KEY_PATH = "chain-key"
+ANCHOR_PREFIX = "anchor/"
 _KEY_BYTES = 32
 _CAS_RETRIES = 20
 

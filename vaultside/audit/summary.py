@@ -15,8 +15,6 @@ crash loses at most one interval of counts (the requests were refused, nothing h
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from vaultside.audit.events import AuditEvent
 from vaultside.clock import Clock
+from vaultside.lifecycle import LoopTask
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class DenialSummaries:
         self._interval = interval
         self._max_clients = max_clients
         self._windows: dict[str, _Window] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._flush_loop = LoopTask(self._flusher, name="denial-summary")
 
     def absorb(self, key: str, event: AuditEvent) -> bool:
         """True if ``event`` was counted into an open window (do not write it), False if it
@@ -83,8 +82,7 @@ class DenialSummaries:
         return sum(w.count for w in self._windows.values())
 
     def _ensure_flusher(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._flusher())
+        self._flush_loop.start()
 
     async def _flusher(self) -> None:
         while self._windows:
@@ -133,9 +131,5 @@ class DenialSummaries:
 
     async def close(self) -> None:
         """Write every pending count and stop the flusher."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._flush_loop.close()
         await self.flush()

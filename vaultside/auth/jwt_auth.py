@@ -36,7 +36,6 @@ from vaultside.durations import Duration
 from vaultside.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from vaultside.storage.base import StorageBackend
 
-_ROLE_KEY = "auth/jwt/role/"
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SA_SUB = re.compile(r"system:serviceaccount:([^:]{1,253}):([^:]{1,253})")  # k8s name limits
 _MAX_JWT = 16 * 1024
@@ -83,31 +82,29 @@ def validate_role_name(name: str) -> str:
 
 
 class JwtRoleStore:
-    """Roles of the JWT auth method, stored below the barrier."""
+    """Roles of the JWT auth method, stored by name in the store's view (below the barrier)."""
 
     def __init__(self, storage: StorageBackend) -> None:
         self._storage = storage
 
     async def put(self, name: str, role: JwtRole) -> None:
         """Create or replace a role."""
-        await self._storage.put(
-            _ROLE_KEY + validate_role_name(name), role.model_dump_json().encode()
-        )
+        await self._storage.put(validate_role_name(name), role.model_dump_json().encode())
 
     async def get(self, name: str) -> JwtRole:
         """The role; ``NotFoundError`` if there is none."""
-        rec = await self._storage.get(_ROLE_KEY + validate_role_name(name))
+        rec = await self._storage.get(validate_role_name(name))
         if rec is None:
             raise NotFoundError(f"no JWT role named {name!r}")
         return JwtRole.model_validate_json(rec.value)
 
     async def delete(self, name: str) -> None:
         """Delete a role (no-op if absent)."""
-        await self._storage.delete(_ROLE_KEY + validate_role_name(name))
+        await self._storage.delete(validate_role_name(name))
 
     async def list(self) -> list[str]:
         """Every role name, sorted."""
-        return sorted(k[len(_ROLE_KEY) :] for k in await self._storage.list(_ROLE_KEY))
+        return sorted(await self._storage.list(""))
 
 
 def _claim(claims: dict[str, Any], name: str) -> object:

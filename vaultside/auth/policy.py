@@ -58,7 +58,6 @@ _MAX_RULES = 1000
 _MAX_WILDCARDS = 4
 _MAX_PATH_LEN = 1024
 _PATH_CACHE_SIZE = 4096
-_PREFIX = "auth/policy/"
 
 
 def validate_policy_name(name: object) -> str:
@@ -216,7 +215,7 @@ class _Cached:
 
 
 class PolicyStore:
-    """Policies in storage under ``auth/policy/<name>``, with a compiled cache."""
+    """Policies stored by name in the store's view (``auth/policy/``), with a compiled cache."""
 
     def __init__(
         self,
@@ -235,7 +234,7 @@ class PolicyStore:
         validate_policy_name(name)
         if name == ROOT_POLICY:
             return BUILTIN_ROOT
-        rec = await self._storage.get(_PREFIX + name)
+        rec = await self._storage.get(name)
         if rec is None:
             if name == DEFAULT_POLICY:
                 return BUILTIN_DEFAULT
@@ -248,7 +247,7 @@ class PolicyStore:
         if policy.name == ROOT_POLICY:
             raise InvalidRequestError("the root policy cannot be modified")
         body = {"rules": policy.to_json()["rules"]}
-        await self._storage.put(_PREFIX + policy.name, json.dumps(body).encode())
+        await self._storage.put(policy.name, json.dumps(body).encode())
         self._cache.pop(policy.name, None)
 
     async def delete(self, name: str) -> bool:
@@ -256,14 +255,14 @@ class PolicyStore:
         validate_policy_name(name)
         if name in (ROOT_POLICY, DEFAULT_POLICY):
             raise InvalidRequestError(f"the {name} policy cannot be deleted")
-        existed = await self._storage.delete(_PREFIX + name)
+        existed = await self._storage.delete(name)
         self._cache.pop(name, None)
         return existed
 
     async def list(self) -> list[str]:
         """Every policy name, built-ins included, sorted."""
         names = {ROOT_POLICY, DEFAULT_POLICY}
-        names.update(k[len(_PREFIX) :] for k in await self._storage.list(_PREFIX))
+        names.update(await self._storage.list(""))
         return sorted(names)
 
     def invalidate(self, name: str | None = None) -> None:
@@ -283,7 +282,7 @@ class PolicyStore:
             compiled: CompiledPolicy | None = CompiledPolicy(BUILTIN_ROOT)
             revision = 0
         else:
-            rec = await self._storage.get(_PREFIX + name)
+            rec = await self._storage.get(name)
             revision = rec.revision if rec is not None else 0
             if entry is not None and entry.revision == revision:
                 compiled = entry.compiled

@@ -2,7 +2,7 @@
 
 Expired tokens are refused whether or not their records are gone; without this loop they
 would only pile up in storage. Every ``interval`` seconds each server tries to take (or
-renew) the storage lease ``auth/token-tidy``; only its holder runs ``TokenStore.tidy``
+renew) the lease ``token-tidy`` of the token store's view; only its holder runs ``TokenStore.tidy``
 (the election loop is ``vaultside.cluster.leader.LeaderJob``). ``TokenStore.tidy`` is safe
 to run concurrently, so a lease that lapses during a long tidy costs duplicate work, never
 correctness.
@@ -21,7 +21,7 @@ from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-TIDY_LEASE = "auth/token-tidy"
+TIDY_LEASE = "token-tidy"
 
 
 class TokenTidier(LeaderJob[int]):
@@ -37,8 +37,11 @@ class TokenTidier(LeaderJob[int]):
         clock: Clock,
         interval: float,
         holder: str | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
-        super().__init__(storage, TIDY_LEASE, clock=clock, interval=interval, holder=holder)
+        super().__init__(
+            storage, TIDY_LEASE, clock=clock, interval=interval, holder=holder, leaders=leaders
+        )
         self.tokens = tokens
         self.removed_total = 0
 

@@ -1,10 +1,11 @@
 """Tokens: random bearer secrets stored only as SHA-256 hashes, with accessors and children.
 
-Storage layout (below the barrier):
+Storage layout, in the view wiring gives the store (``auth/`` of the barrier; ``policy/`` and
+``jwt/`` below it belong to other owners):
 
-- ``auth/token/<sha256 hex>`` → JSON record (accessor, policies, times, uses, parent ...)
-- ``auth/accessor/<accessor>`` → the token hash (for lookup/renew/revoke by accessor)
-- ``auth/children/<parent accessor>/<child accessor>`` → empty (child index for cascades)
+- ``token/<sha256 hex>`` → JSON record (accessor, policies, times, uses, parent ...)
+- ``accessor/<accessor>`` → the token hash (for lookup/renew/revoke by accessor)
+- ``children/<parent accessor>/<child accessor>`` → empty (child index for cascades)
 
 A token is ``vs.`` + 43 base62 characters (~256 bits), so a plain SHA-256 is a safe stored
 form. Every non-root token gets the ``default`` policy. A token without a TTL only exists when
@@ -48,9 +49,9 @@ _TOKEN_CHARS = 43
 _ACCESSOR_CHARS = 24
 _TOKEN_RE = re.compile(rf"vs\.[A-Za-z0-9]{{{_TOKEN_CHARS}}}")
 _ACCESSOR_RE = re.compile(rf"[A-Za-z0-9]{{{_ACCESSOR_CHARS}}}")
-_TOKEN_KEY = "auth/token/"
-_ACCESSOR_KEY = "auth/accessor/"
-_CHILDREN_KEY = "auth/children/"
+_TOKEN_KEY = "token/"
+_ACCESSOR_KEY = "accessor/"
+_CHILDREN_KEY = "children/"
 _CAS_RETRIES = 50
 _MAX_META = 64
 
@@ -295,6 +296,13 @@ class TokenStore:
         if ref is None:
             return None
         return await self._load(ref.value.decode())
+
+    def changed(self, key: str | None) -> None:
+        """Another server changed ``key`` of this store's view (None: anything): drop it."""
+        if key is None:
+            self.invalidate()
+        elif key.startswith(_TOKEN_KEY):
+            self.invalidate(key[len(_TOKEN_KEY) :])
 
     def invalidate(self, token_hash: str | None = None) -> None:
         """Drop one cached token (by storage hash) or, with None, all (changed elsewhere)."""

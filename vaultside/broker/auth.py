@@ -29,6 +29,7 @@ from vaultside.errors import (
     UpstreamUnavailableError,
     VaultsideError,
 )
+from vaultside.lifecycle import first_of
 from vaultside.retry import Backoff, jitter
 
 log = logging.getLogger(__name__)
@@ -200,14 +201,7 @@ class BrokerAuth:
 
     async def _sleep_or_wake(self, delay: float) -> bool:
         """Sleep ``delay`` seconds; True if a new token arrived first."""
-        sleeper = asyncio.ensure_future(self._clock.sleep(max(0.0, delay)))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
-        return waker in done
+        return await first_of(self._wake.wait(), self._clock.sleep(max(0.0, delay))) == 0
 
     async def run(self) -> None:
         """Background loop: log in, renew at ``renew_fraction`` of the TTL, re-login, forever."""

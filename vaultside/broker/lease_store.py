@@ -1,14 +1,14 @@
 """The shared lease store: lease records and per-server interest records in storage.
 
 Every vaultside server on one storage sees the same records, so leases are coordinated
-through them (see ``LeaseManager``):
+through them (see ``LeaseManager``). Keys, in the brokers' storage view (wiring: ``broker/``):
 
-- ``broker/<b>/leases/<digest>``: the current lease of one upstream path, credentials
+- ``<b>/leases/<digest>``: the current lease of one upstream path, credentials
   included, written with revision checks so two servers never both install a new lease.
-- ``broker/<b>/interest/<digest>/<holder>``: one server's interest in that lease: it has
+- ``<b>/interest/<digest>/<holder>``: one server's interest in that lease: it has
   subscribers (valid until ``expires_at``, refreshed while they last) and/or it served the
   lease ``read`` again since it was issued.
-- ``broker/<b>/lease-renewal``: the storage lease naming the one server that renews,
+- ``<b>/lease-renewal``: the storage lease naming the one server that renews,
   replaces and drops leases.
 """
 
@@ -55,7 +55,7 @@ class LeaseStore:
         self._storage = storage
         self._clock = clock
         self.holder = holder
-        self.lock_name = f"broker/{broker}/lease-renewal"
+        self.lock_name = f"{broker}/lease-renewal"
 
     @staticmethod
     def _digest(key: str) -> str:
@@ -63,10 +63,10 @@ class LeaseStore:
 
     def lease_key(self, key: str) -> str:
         """The storage key of ``key``'s lease record."""
-        return f"broker/{self._broker}/leases/{self._digest(key)}"
+        return f"{self._broker}/leases/{self._digest(key)}"
 
     def _interest_prefix(self, key: str) -> str:
-        return f"broker/{self._broker}/interest/{self._digest(key)}/"
+        return f"{self._broker}/interest/{self._digest(key)}/"
 
     def _own_interest(self, key: str) -> str:
         holder = hashlib.sha256(self.holder.encode()).hexdigest()[:16]
@@ -90,7 +90,7 @@ class LeaseStore:
     async def read_all(self) -> dict[str, tuple[Lease, int]]:
         """Every stored lease by upstream key, with its revision."""
         found: dict[str, tuple[Lease, int]] = {}
-        for skey in await self._storage.list(f"broker/{self._broker}/leases/"):
+        for skey in await self._storage.list(f"{self._broker}/leases/"):
             record = await self._storage.get(skey)
             if record is not None:
                 lease = Lease(**json.loads(record.value))

@@ -2,8 +2,9 @@
 
 Several servers on one storage (``LeaseStore`` holds the shared records):
 
-- Only the holder of the storage lease ``broker/<b>/lease-renewal`` (taken and renewed every
-  ``lock_ttl / 3``, re-confirmed before each renewal, replacement or drop) maintains leases.
+- Only the holder of the storage lease ``<b>/lease-renewal`` of the brokers' view (wiring:
+  ``broker/``; taken and renewed every ``lock_ttl / 3``, re-confirmed before each renewal,
+  replacement or drop) maintains leases.
   A leader that dies or loses storage for ``lock_ttl`` stops; another server takes over.
 - Every server re-reads the lease records every ``lock_ttl / 3`` (and when its copy has
   expired): it serves the leader's renewed or replaced credentials and hands replacements to
@@ -34,6 +35,7 @@ from vaultside.broker.vault import UpstreamSecret
 from vaultside.clock import Clock
 from vaultside.cluster import leaders
 from vaultside.errors import ConflictError, VaultsideError
+from vaultside.lifecycle import LoopTask
 from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger("vaultside.broker.leases")
@@ -94,8 +96,10 @@ class LeaseSync(ABC):
         replace_fraction: float = 1 / 3,
         min_remaining: float = 10.0,
         verify_interval: float = 1.0,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self._broker = broker
+        self._leaders = leaders  # where "who leads since when" goes (None: metric only)
         self._upstream = upstream
         self._clock = clock
         self._fraction = renew_fraction
@@ -127,7 +131,7 @@ class LeaseSync(ABC):
         self._checks: dict[str, asyncio.Task[bool]] = {}
         # Keys whose lease a look-up found gone: the next lease goes to their subscribers.
         self._dropped: set[str] = set()
-        self._loop: asyncio.Task[None] | None = None
+        self._sync_loop = LoopTask(self._run, name="broker-lease-sync")
         self._closed = False
 
     def current(self, key: str) -> Lease | None:
@@ -212,11 +216,11 @@ class LeaseSync(ABC):
     # --- coordination ---------------------------------------------------------------------------
 
     async def _ensure_started(self) -> None:
-        if self._loop is not None or self._closed:
+        if self._sync_loop.running or self._closed:
             return
         await self.tick()
-        if self._loop is None and not self._closed:
-            self._loop = asyncio.get_running_loop().create_task(self._run())
+        if not self._closed:
+            self._sync_loop.start()
 
     async def _run(self) -> None:
         while True:
@@ -249,7 +253,7 @@ class LeaseSync(ABC):
             if not self.leader:
                 log.info("broker_lease_leader", extra={"broker": self._broker})
             self.leader = True
-            await leaders.report(self._storage, self._clock, self.job, self._store.holder, True)
+            await leaders.report(self._leaders, self._clock, self.job, self._store.holder, True)
         elif self.leader:
             self._step_down()
         else:

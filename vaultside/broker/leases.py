@@ -213,11 +213,9 @@ class LeaseManager(LeaseSync):
         self._closed = True
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        if self._loop is not None:
-            tasks.append(self._loop)
-            self._loop = None
         for task in tasks:
             task.cancel()
+        await self._sync_loop.close()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

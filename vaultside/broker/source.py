@@ -2,7 +2,8 @@
 
 A ``Broker`` is one configured connection: its hvac client, its own auth, a read cache (KV) and
 a lease manager (dynamic secrets). ``BrokerRegistry`` maps names to brokers and resolves
-references. Mount kinds come from ``kv_versions`` in config or are detected once per mount.
+references (``vaultside.wiring.brokers`` builds it from settings). Mount kinds come from
+``kv_versions`` in config or are detected once per mount.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vaultside.broker.vault import MountInfo, UpstreamSecret, VaultClient
 from vaultside.clock import Clock
 from vaultside.config.settings import BrokerSettings
 from vaultside.errors import InvalidRequestError, NotFoundError, SealedError
+from vaultside.lifecycle import LoopTask
 from vaultside.refs import SecretRef
 from vaultside.storage.base import StorageBackend
 
@@ -56,6 +58,7 @@ class Broker:
         clock: Clock,
         *,
         client: VaultClient | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -75,11 +78,12 @@ class Broker:
             replace_fraction=settings.replace_fraction,
             min_remaining=settings.min_remaining,
             verify_interval=settings.lease_verify_interval,
+            leaders=leaders,
         )
         self._mounts: dict[str, MountInfo] = {
             m: MountInfo("kv", v) for m, v in settings.kv_versions.items()
         }
-        self._auth_task: asyncio.Task[None] | None = None
+        self._auth_loop = LoopTask(self.auth.run, name="broker-auth")
         self._leases_loaded = False
         self._load_lock = asyncio.Lock()
 
@@ -91,16 +95,11 @@ class Broker:
 
     def _start_auth(self) -> None:
         # Also called on first use, so a broker works without an explicit ``start``.
-        if self._auth_task is None:
-            self._auth_task = asyncio.get_running_loop().create_task(self.auth.run())
+        self._auth_loop.start()
 
     async def close(self) -> None:
         """Stop background work and close connections (leases stay valid and persisted)."""
-        if self._auth_task is not None:
-            self._auth_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._auth_task
-            self._auth_task = None
+        await self._auth_loop.close()
         await self.leases.close()
         self.client.close()
 
@@ -221,13 +220,6 @@ class BrokerRegistry:
 
     def __init__(self, brokers: dict[str, Broker]) -> None:
         self.brokers = brokers
-
-    @classmethod
-    def from_settings(
-        cls, settings: dict[str, BrokerSettings], storage: StorageBackend, clock: Clock
-    ) -> BrokerRegistry:
-        """One ``Broker`` per configured entry."""
-        return cls({name: Broker(name, s, storage, clock) for name, s in settings.items()})
 
     def get(self, name: str) -> Broker:
         """The broker called ``name``; ``InvalidRequestError`` naming the configured ones."""

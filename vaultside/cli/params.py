@@ -1,6 +1,11 @@
-"""Click parameter types shared by commands: durations through the one shared parser."""
+"""Input shared by commands: click parameter types (durations through the one shared parser)
+and JSON-or-TOML documents."""
 
 from __future__ import annotations
+
+import json
+import tomllib
+from typing import Any
 
 import click
 
@@ -31,3 +36,16 @@ def config_duration(value: object, key: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise InvalidRequestError(f"{key}: {exc}") from None
+
+
+def parse_document(text: str, source: str) -> Any:
+    """A JSON or TOML document; exits 2 naming ``source`` if it is neither."""
+    from vaultside.cli.render import EXIT_INVALID, fail
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            fail(f"{source} is neither JSON nor TOML: {exc}", EXIT_INVALID)

@@ -1,61 +1,55 @@
-"""Routes storage change notifications to the caches that hold copies of those records.
+"""Routes storage change notifications to the owner of the changed key, by prefix.
 
-Keys arrive as stored below the barrier (``logical/auth/token/<hash>``, ``core/keyring``);
-this module is the one place that knows which cache each belongs to. ``None`` means
-"anything may have changed" and clears every cache. The caches keep their own bounded
+Keys arrive as stored below the barrier (``logical/auth/token/<hash>``, ``core/keyring``).
+Each owner of a cache registers the stored prefix of its key space and a callback
+(``route``); a notification goes to the owner of the LONGEST matching prefix, with the key
+relative to that prefix, so prefixes may nest (``auth/`` holds tokens, ``auth/policy/`` is
+the policy store's). This module knows no layout: wiring registers the routes. ``None`` means
+"anything may have changed" and reaches every owner. The caches keep their own bounded
 staleness, so this only makes invalidation faster (milliseconds instead of up to 1 s).
 
-The caches are handed in as ``Invalidates`` (auth's ``TokenStore`` and ``PolicyStore`` are
-two): cluster sits below the services and never imports them.
+Owners are handed in as callbacks (auth's ``TokenStore.changed``, ``PolicyStore.invalidate``,
+the barrier's keyring): cluster sits below the services and never imports them.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from vaultside.crypto.barrier import LOGICAL, Barrier
-from vaultside.crypto.keyring import KEYRING_KEY
-from vaultside.storage.notify import ChangeFeed
+if TYPE_CHECKING:
+    from vaultside.storage.notify import ChangeFeed  # asyncpg: only with PostgreSQL
 
 log = logging.getLogger(__name__)
 
-_TOKEN = LOGICAL + "auth/token/"
-_POLICY = LOGICAL + "auth/policy/"
-
-
-class Invalidates(Protocol):
-    """A cache that drops one entry (by its key below the cache's prefix) or, with None, all."""
-
-    def invalidate(self, key: str | None = None, /) -> None:
-        """Drop ``key`` (or everything)."""
-        ...
+#: Called with the changed key relative to the owner's prefix, or None for "anything".
+Invalidate = Callable[[str | None], None]
 
 
 class CacheInvalidator:
-    """Subscribes to a ``ChangeFeed`` and drops the matching token, policy or keyring entry."""
+    """Subscribes to a ``ChangeFeed`` and hands each changed key to the owner of its prefix."""
 
-    def __init__(
-        self, feed: ChangeFeed, tokens: Invalidates, policies: Invalidates, barrier: Barrier
-    ) -> None:
+    def __init__(self, feed: ChangeFeed) -> None:
         self.feed = feed
-        self._tokens = tokens
-        self._policies = policies
-        self._barrier = barrier
+        self._routes: dict[str, Invalidate] = {}
         feed.subscribe(self.changed)
 
+    def route(self, prefix: str, invalidate: Invalidate) -> None:
+        """Send changes of stored keys starting with ``prefix`` to ``invalidate``."""
+        if prefix in self._routes:
+            raise ValueError(f"the stored prefix {prefix!r} already has an owner")
+        self._routes[prefix] = invalidate
+
     def changed(self, key: str | None) -> None:
-        """Handle one notification (``None``: clear everything)."""
+        """Handle one notification (``None``: every owner clears everything)."""
         if key is None:
-            self._tokens.invalidate()
-            self._policies.invalidate()
-            self._barrier.keyring_changed()
-        elif key.startswith(_TOKEN):
-            self._tokens.invalidate(key[len(_TOKEN) :])
-        elif key.startswith(_POLICY):
-            self._policies.invalidate(key[len(_POLICY) :])
-        elif key == KEYRING_KEY:
-            self._barrier.keyring_changed()
+            for invalidate in self._routes.values():
+                invalidate(None)
+            return
+        owner = max((p for p in self._routes if key.startswith(p)), key=len, default=None)
+        if owner is not None:
+            self._routes[owner](key[len(owner) :])
 
     async def start(self) -> None:
         """Start the feed (it connects and reconnects in the background)."""

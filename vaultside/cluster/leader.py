@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from vaultside.clock import Clock
 from vaultside.cluster import leaders
 from vaultside.errors import SealedError, UpstreamUnavailableError
+from vaultside.lifecycle import LoopTask, repeat
 from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
@@ -47,16 +48,19 @@ class LeaderJob(Generic[T]):
         clock: Clock,
         interval: float,
         holder: str | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"{self.job_name} interval must be positive")
         self.storage = storage
         self.lease = lease
+        #: Where "who leads since when" is recorded (``leaders.report``); None: metric only.
+        self.leaders = leaders
         self.clock = clock
         self.interval = interval
         self.holder = holder or default_holder()
         self.leader = False
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopTask(self.run, name=self.job_name)
 
     async def work(self) -> T:
         """One run of the job, on the leader only."""
@@ -76,26 +80,20 @@ class LeaderJob(Generic[T]):
             leaders.mark(self.job_name, self.holder, False)
             return None
         self._lead(True)
-        await leaders.report(self.storage, self.clock, self.job_name, self.holder, True)
+        await leaders.report(self.leaders, self.clock, self.job_name, self.holder, True)
         return await self.work()
 
     async def run(self) -> None:
         """Sleep an interval, tick, forever (cancel to stop); releases the lease on the way out."""
         try:
-            while True:
-                await self.clock.sleep(self.interval)
-                try:
-                    await self.tick()
-                except (SealedError, UpstreamUnavailableError) as exc:
-                    log.warning(
-                        "leader job waiting",
-                        extra={"job": self.job_name, "error_type": type(exc).__name__},
-                    )
-                except Exception as exc:
-                    log.error(
-                        "leader job failed",
-                        extra={"job": self.job_name, "error_type": type(exc).__name__},
-                    )
+            await repeat(
+                self.tick,
+                pause=lambda: self.clock.sleep(self.interval),
+                what="leader job",
+                waiting=(SealedError, UpstreamUnavailableError),
+                extra={"job": self.job_name},
+                logger=log,
+            )
         finally:
             if self.leader:
                 self._lead(False)
@@ -105,13 +103,8 @@ class LeaderJob(Generic[T]):
 
     async def start(self) -> None:
         """Start the loop (the first run happens one interval after start)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name=self.job_name)
+        self._loop.start()
 
     async def close(self) -> None:
         """Stop the loop and release the lease. Idempotent."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.close()

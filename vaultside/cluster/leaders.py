@@ -6,11 +6,13 @@ Each leader-only job is elected through a storage lease (``StorageBackend.try_lo
   ``scan-periodic`` (``scan/periodic``), ``rewrap`` (``sys/rewrap``, held only while a rewrap
   runs) and ``broker-lease-renewal/<broker>`` (``broker/<broker>/lease-renewal``).
 
-A job reports every election result with ``report``: it sets ``vaultside_leader{job}`` (1 while
-this process holds the lease) and, when this process *becomes* leader, writes
-``cluster/leaders/<job>`` = ``{"holder", "since"}`` (one write per change of leader, never per
-renewal). ``leader_status`` reads the lease table (holder, until) and that record (since, if it
-names the same holder), so any server can answer for all of them.
+Each job takes its lease through its owner's storage view, so the names above are the full
+lease names (``LeaderJobRef.lease``). A job reports every election result with ``report``: it
+sets ``vaultside_leader{job}`` (1 while this process holds the lease) and, when this process
+*becomes* leader, writes ``<job>`` = ``{"holder", "since"}`` into the leader records' own view
+(wiring: ``cluster/leaders/``; one write per change of leader, never per renewal).
+``leader_status`` reads the lease table (holder, until) and that record (since, if it names the
+same holder), so any server can answer for all of them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ LEADER = Gauge(
     ["job"],
 )
 
-_PREFIX = "cluster/leaders/"
 # (job, holder) pairs this process currently leads: a report of True for a new pair is a
 # change of leader (several holders of one job can live in one process, e.g. in tests).
 _leading: set[tuple[str, str]] = set()
@@ -62,32 +63,34 @@ def mark(job: str, holder: str, leader: bool) -> bool:
 
 
 async def report(
-    storage: StorageBackend, clock: Clock, job: str, holder: str, leader: bool
+    records: StorageBackend | None, clock: Clock, job: str, holder: str, leader: bool
 ) -> None:
-    """Record one election result of ``job`` (metric; since-when on a change of leader)."""
-    if not mark(job, holder, leader):
+    """Record one election result of ``job`` (metric; since-when on a change of leader, in
+    ``records``, the leader records' view; None: the metric only)."""
+    if not mark(job, holder, leader) or records is None:
         return
     log.info("leader_elected", extra={"job": job, "holder": holder})
     body = {"holder": holder, "since": clock.now()}
     try:
-        await storage.put(_PREFIX + job, json.dumps(body).encode())
+        await records.put(job, json.dumps(body).encode())
     except VaultsideError as exc:
         # Only "since" is lost (shown as null); the election itself stands.
         log.warning("leader_since_not_recorded", extra={"job": job, "error": exc.message})
 
 
 async def leader_status(
-    storage: StorageBackend, jobs: list[LeaderJobRef]
+    locks: StorageBackend, records: StorageBackend | None, jobs: list[LeaderJobRef]
 ) -> list[dict[str, object]]:
-    """Holder, since and until (epoch seconds, None if unknown) of each job's lease."""
+    """Holder, since and until (epoch seconds, None if unknown) of each job's lease (full
+    names, in ``locks``: the barrier), since from ``records`` (the leader records' view)."""
     out: list[dict[str, object]] = []
     for ref in jobs:
         held = None
-        if isinstance(storage, LockInspector):
-            held = await storage.lock_holder(ref.lease)
+        if isinstance(locks, LockInspector):
+            held = await locks.lock_holder(ref.lease)
         since = None
-        if held is not None:
-            record = await storage.get(_PREFIX + ref.job)
+        if held is not None and records is not None:
+            record = await records.get(ref.job)
             if record is not None:
                 body = json.loads(record.value)
                 if body.get("holder") == held[0]:

@@ -184,6 +184,10 @@ class Barrier:
 
     # -- StorageBackend ----------------------------------------------------------------------
 
+    def stored_key(self, key: str) -> str:
+        """The name ``key`` is stored under in the backend below (``logical/<key>``)."""
+        return LOGICAL + key
+
     async def get(self, key: str) -> Record | None:
         """Read and decrypt ``key``."""
         self._unsealed()

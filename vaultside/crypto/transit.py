@@ -1,62 +1,53 @@
 """The ``vault-transit`` seal: the root key is wrapped by an OpenBao/Vault transit key.
 
 The wrapped root key (transit ciphertext, useless without the transit key) lives in a file.
-``root_key`` unwraps it through the broker; when OpenBao is unreachable it raises
-``SealedError`` so the server stays sealed (503) — the server keeps calling the barrier's
-``unseal`` (see ``unseal_until_ready``) and unseals by itself once OpenBao answers.
+``root_key`` unwraps it through a ``TransitClient`` (wiring hands in one backed by a configured
+broker); when OpenBao is unreachable it raises ``SealedError`` so the server stays sealed
+(503) — the server keeps calling the barrier's ``unseal`` (``vaultside.crypto.unseal``) and
+unseals by itself once OpenBao answers.
+
+Errors callers should handle: ``SealedError`` (from ``root_key``), ``ConflictError`` and the
+client's ``UpstreamError`` (from ``init``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
-from vaultside.broker.auth import BrokerAuth
-from vaultside.broker.vault import VaultClient
-from vaultside.clock import Clock, SystemClock
-from vaultside.config.settings import Settings
-from vaultside.errors import (
-    ConflictError,
-    InvalidRequestError,
-    SealedError,
-    UpstreamError,
-    UpstreamUnavailableError,
-)
-from vaultside.retry import Backoff
-
-log = logging.getLogger(__name__)
+from vaultside.errors import ConflictError, SealedError, UpstreamError, UpstreamUnavailableError
 
 ROOT_KEY_BYTES = 32
 
 
+class TransitClient(Protocol):
+    """Encrypts and decrypts with one transit key (``UpstreamError`` when it cannot)."""
+
+    async def encrypt(self, plaintext: bytes) -> str:
+        """The ``vault:vN:...`` ciphertext of ``plaintext``."""
+        ...
+
+    async def decrypt(self, ciphertext: str) -> bytes:
+        """The plaintext of a transit ciphertext."""
+        ...
+
+
 class TransitSeal:
-    """A ``Seal`` whose root key is unwrapped by a transit key of a named broker."""
+    """A ``Seal`` whose root key is unwrapped by a transit key."""
 
     kind = "vault-transit"
 
     def __init__(
-        self,
-        client: VaultClient,
-        auth: BrokerAuth,
-        *,
-        mount: str,
-        key: str,
-        wrapped_key_file: Path,
-        auto_init: bool = False,
+        self, client: TransitClient, *, wrapped_key_file: Path, auto_init: bool = False
     ) -> None:
         self._client = client
-        self._auth = auth
-        self._mount = mount
-        self._key = key
         self._path = wrapped_key_file
         self._auto_init = auto_init
 
     def __repr__(self) -> str:
-        return f"TransitSeal(broker={self._client.name!r}, key={self._mount}/{self._key})"
+        return f"TransitSeal({self._client!r})"
 
     async def init(self) -> None:
         """Create, wrap and store a random root key; ``ConflictError`` if one exists."""
@@ -64,10 +55,7 @@ class TransitSeal:
             raise ConflictError(f"wrapped root key already exists at {str(self._path)!r}")
         # SECURITY: the plaintext root key never touches disk; only transit ciphertext does.
         root = secrets.token_bytes(ROOT_KEY_BYTES)
-        client = self._client
-        wrapped = await self._auth.call(
-            lambda: client.transit_encrypt(self._mount, self._key, root)
-        )
+        wrapped = await self._client.encrypt(root)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -91,11 +79,8 @@ class TransitSeal:
             raise SealedError(
                 f"transit seal: no wrapped root key at {str(self._path)!r} (initialize first)"
             ) from exc
-        client = self._client
         try:
-            root = await self._auth.call(
-                lambda: client.transit_decrypt(self._mount, self._key, wrapped)
-            )
+            root = await self._client.decrypt(wrapped)
         except UpstreamUnavailableError as exc:
             raise SealedError(f"transit seal: {exc.message}") from exc
         except UpstreamError as exc:
@@ -103,50 +88,3 @@ class TransitSeal:
         if len(root) != ROOT_KEY_BYTES:
             raise SealedError("transit seal: unwrapped root key has the wrong length")
         return root
-
-
-def build_transit_seal(settings: Settings, clock: Clock | None = None) -> TransitSeal:
-    """The ``vault-transit`` seal from settings: ``seal.transit_broker`` names a broker.
-
-    ``seal.key_file`` holds the transit-wrapped root key; it is created on first start.
-    """
-    cfg = settings.seal
-    name = cfg.transit_broker
-    if not name or name not in settings.brokers:
-        known = ", ".join(sorted(settings.brokers)) or "none"
-        raise InvalidRequestError(
-            f"seal.kind is vault-transit but seal.transit_broker {name!r} is not a configured "
-            f"broker (configured: {known})"
-        )
-    client = VaultClient(name, settings.brokers[name], max_workers=2)
-    auth = BrokerAuth(client, settings.brokers[name], clock or SystemClock())
-    return TransitSeal(
-        client,
-        auth,
-        mount=cfg.transit_mount,
-        key=cfg.transit_key,
-        wrapped_key_file=settings.resolve(cfg.key_file),
-        auto_init=True,
-    )
-
-
-async def unseal_until_ready(
-    unseal: Callable[[], Awaitable[None]], clock: Clock, *, interval: float = 2.0
-) -> None:
-    """Call ``unseal`` until it stops raising ``SealedError`` (run as a background task).
-
-    Waits grow from ``interval / 4`` to at most ``interval``, with full jitter
-    (``vaultside.retry``): replicas whose OpenBao went away together do not retry together.
-    """
-    backoff = Backoff(base=interval / 4, cap=interval)
-    while True:
-        try:
-            await unseal()
-            log.info("unsealed")
-            return
-        except asyncio.CancelledError:
-            raise
-        except SealedError as exc:
-            delay = backoff.next()
-            log.warning("still_sealed", extra={"reason": exc.message, "retry_in": round(delay, 3)})
-            await clock.sleep(delay)

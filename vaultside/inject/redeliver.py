@@ -39,7 +39,7 @@ from pathlib import Path
 
 from vaultside.broker.base import ResolvedSecret
 from vaultside.client import HttpSecretSource
-from vaultside.clock import Clock, SystemClock, sleep_or_wake
+from vaultside.clock import Clock, SystemClock
 from vaultside.errors import VaultsideError
 from vaultside.inject import tmpfs
 from vaultside.inject.admission import ContainerFacts
@@ -51,6 +51,7 @@ from vaultside.inject.roles import Role
 from vaultside.inject.signal import parse_signal
 from vaultside.inject.spec import VolumeSpec, parse_volume_options
 from vaultside.inject.volumes import VolumeManager
+from vaultside.lifecycle import first_of
 from vaultside.numeric import is_ascii_int
 from vaultside.refs import parse_ref
 from vaultside.retry import Backoff, is_retryable, jitter
@@ -274,7 +275,7 @@ class MountRefresher:
             else:
                 backoff.reset()
                 delay = jitter(self.interval)
-            await sleep_or_wake(self.clock, delay, self._wake)
+            await first_of(self.clock.sleep(delay), self._wake.wait())
 
     async def close(self) -> None:
         """After ``run`` was cancelled: cancel reload actions still running."""

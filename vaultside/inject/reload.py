@@ -18,11 +18,11 @@ due at the next pass. So re-delivery only ``submit``s an action and goes on; the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from vaultside.clock import Clock, SystemClock
+from vaultside.lifecycle import first_of
 
 log = logging.getLogger(__name__)
 Action = Callable[[], Awaitable[None]]
@@ -78,15 +78,7 @@ class ReloadQueue:
 
     async def _bounded(self, key: str, action: Action) -> None:
         work = asyncio.ensure_future(action())
-        timer = asyncio.ensure_future(self.clock.sleep(self.timeout))
-        try:
-            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-            if not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
+        await first_of(work, self.clock.sleep(self.timeout))  # a late action is cancelled
         if work.cancelled():
             self.timed_out += 1
             log.warning(

@@ -104,14 +104,9 @@ class ConsumerReporter:
 
     async def report(self, holdings: dict[str, int]) -> None:
         """Send one heartbeat with ``holdings`` (paths and versions, never values)."""
-        body: dict[str, object] = {
-            "consumer": self.consumer,
-            "kind": "sidecar",
-            "holdings": holdings,
-        }
-        if self.container is not None:
-            body["container"] = self.container
-        await self.client.request("POST", "consumers", body=body)
+        await self.client.report_consumer(
+            self.consumer, "sidecar", holdings, container=self.container
+        )
 
 
 def default_consumer_id() -> str:

@@ -1,62 +1,107 @@
-"""The KV store's public models; ``to_json`` gives the shapes in docs/api-contract.md."""
+"""The KV store's public models: the ONE definition of secret metadata.
+
+``VersionMeta`` and ``SecretMeta`` are pydantic dataclasses: the store builds them (times are
+epoch seconds inside), ``to_json`` gives the wire shapes in docs/api-contract.md (times as
+RFC3339 strings, version keys as strings), ``json_schema`` the OpenAPI components the API
+documents, and a client validates the server's JSON back into them (RFC3339 strings are read
+back into epoch seconds). One declaration, so the three can never drift apart.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    WithJsonSchema,
+)
+from pydantic.dataclasses import dataclass as model
 
 from vaultside.clock import rfc3339
 
 SECRET_TYPES = ("password", "token", "certificate", "private_key", "ssh_key", "generic")
 
 
-@dataclass(frozen=True, slots=True)
+def _epoch(value: Any) -> Any:
+    """An RFC3339 string (as sent on the wire) back to epoch seconds; others pass through."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return value
+
+
+# Epoch seconds in Python, an RFC3339 string in JSON and in the schema.
+Timestamp = Annotated[
+    float,
+    BeforeValidator(_epoch),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def _by_number(versions: dict[int, VersionMeta]) -> dict[int, VersionMeta]:
+    return dict(sorted(versions.items()))
+
+
+@model(frozen=True, slots=True)
 class VersionMeta:
     """One version's lifecycle: when written, soft-deleted, and whether destroyed."""
 
     version: int
-    created_time: float
-    deletion_time: float | None
+    created_time: Timestamp
+    deletion_time: Timestamp | None
     destroyed: bool
 
     def to_json(self) -> dict[str, object]:
         """The contract's ``VersionMeta``."""
-        return {
-            "version": self.version,
-            "created_time": rfc3339(self.created_time),
-            "deletion_time": None if self.deletion_time is None else rfc3339(self.deletion_time),
-            "destroyed": self.destroyed,
-        }
+        return _dump(_VERSION_META, self)
+
+    @classmethod
+    def from_json(cls, obj: object) -> VersionMeta:
+        """Read the contract's ``VersionMeta`` back (``ValidationError`` if malformed)."""
+        return _VERSION_META.validate_python(obj)
 
 
-@dataclass(frozen=True, slots=True)
+@model(frozen=True, slots=True, config=ConfigDict(populate_by_name=True))
 class SecretMeta:
     """A secret's metadata; ``max_versions`` 0 means the store default."""
 
     path: str
-    secret_type: str
+    secret_type: Annotated[str, Field(alias="type")]
     current_version: int
     oldest_version: int
     max_versions: int
     cas_required: bool
-    created_time: float
-    updated_time: float
+    created_time: Timestamp
+    updated_time: Timestamp
     custom_metadata: dict[str, str]
-    versions: dict[int, VersionMeta]
+    # Oldest first, whatever order they were given in (JSON keys are the numbers as strings).
+    versions: Annotated[dict[int, VersionMeta], AfterValidator(_by_number)]
 
     def to_json(self) -> dict[str, object]:
         """The contract's ``SecretMeta`` (version keys as strings)."""
-        return {
-            "path": self.path,
-            "type": self.secret_type,
-            "current_version": self.current_version,
-            "oldest_version": self.oldest_version,
-            "max_versions": self.max_versions,
-            "cas_required": self.cas_required,
-            "created_time": rfc3339(self.created_time),
-            "updated_time": rfc3339(self.updated_time),
-            "custom_metadata": dict(self.custom_metadata),
-            "versions": {str(n): self.versions[n].to_json() for n in sorted(self.versions)},
-        }
+        return _dump(_SECRET_META, self)
+
+    @classmethod
+    def from_json(cls, obj: object) -> SecretMeta:
+        """Read the contract's ``SecretMeta`` back, e.g. in a client (``ValidationError`` if
+        malformed): ``SecretMeta.from_json(meta.to_json()) == meta``."""
+        return _SECRET_META.validate_python(obj)
+
+
+_VERSION_META = TypeAdapter(VersionMeta)
+_SECRET_META = TypeAdapter(SecretMeta)
+
+
+def _dump(adapter: TypeAdapter[Any], value: object) -> dict[str, object]:
+    out: dict[str, object] = adapter.dump_python(value, mode="json", by_alias=True)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

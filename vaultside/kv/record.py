@@ -1,9 +1,10 @@
 """The stored form of a secret's metadata (one JSON record per path, under the barrier).
 
-Layout in storage (all values encrypted by the barrier, keys in the clear)::
+Layout in the store's view (``kv/`` of the barrier, from wiring; values encrypted by the
+barrier, keys in the clear)::
 
-    kv/meta/<path>               MetaRecord JSON (settings + every retained version)
-    kv/data/<path>/<version>     the version's fields as a JSON object
+    meta/<path>               MetaRecord JSON (settings + every retained version)
+    data/<path>/<version>     the version's fields as a JSON object
 
 The version number is part of the data key, so the barrier's AAD binds each ciphertext to
 its path *and* version.
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from vaultside.errors import IntegrityError
 from vaultside.kv.models import SecretMeta, VersionMeta
 
-META_PREFIX = "kv/meta/"
-DATA_PREFIX = "kv/data/"
+META_PREFIX = "meta/"
+DATA_PREFIX = "data/"
 
 
 def meta_key(path: str) -> str:

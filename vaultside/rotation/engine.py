@@ -12,7 +12,8 @@ not, the run fails closed at step ``authorize`` (history, audit with status 403,
 and nothing is generated, handed to the target or written.
 
 Concurrency: one rotation per secret at a time — an in-process lock plus a storage lease
-(``rotation/lock/<path>``), so two processes sharing the store never rotate one secret at once.
+(``lock/<path>`` of the rotation view), so two processes sharing the store never rotate one
+secret at once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from vaultside.audit.sinks import AuditBroker
 from vaultside.clock import Clock
 from vaultside.errors import ConflictError, NotFoundError, VaultsideError
 from vaultside.kv.store import KVStore
+from vaultside.lifecycle import LoopTask
 from vaultside.rotation.authority import Grant, RotationAuthority
 from vaultside.rotation.base import RotationContext, RotationStepError, Target
-from vaultside.rotation.generators import build_generator
 from vaultside.rotation.journal import Journal, JournalEntry
 from vaultside.rotation.metrics import RotationMetrics
 from vaultside.rotation.policy import RotationPolicy
@@ -123,20 +124,18 @@ class RotationEngine:
         if lock.locked():
             raise ConflictError(f"a rotation of {path!r} is already running")
         async with lock:
-            lease = f"rotation/lock/{path}"
+            lease = f"lock/{path}"
             if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 raise ConflictError(f"a rotation of {path!r} is running in another process")
-            keeper = asyncio.create_task(self._keep(lease))
             try:
-                await self._recover_one(path)
-                if await self.journal.get(path) is not None:
-                    raise ConflictError(
-                        f"an interrupted rotation of {path!r} could not be rolled back yet"
-                    )
-                return await self._rotate_locked(path, policy, grant, trigger)
+                async with LoopTask(lambda: self._keep(lease), name="rotation-lock-keeper"):
+                    await self._recover_one(path)
+                    if await self.journal.get(path) is not None:
+                        raise ConflictError(
+                            f"an interrupted rotation of {path!r} could not be rolled back yet"
+                        )
+                    return await self._rotate_locked(path, policy, grant, trigger)
             finally:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
                 await self.storage.unlock(lease, self.holder)
 
     async def _keep(self, lease: str) -> None:
@@ -233,7 +232,7 @@ class RotationEngine:
     ) -> tuple[int, int]:
         target = await self._authorize(path, policy, grant)
         current, base = await self._current(path)
-        pending = {**(current or {}), **build_generator(policy.generator).generate()}
+        pending = {**(current or {}), **self.targets.generator(policy.generator).generate()}
         ctx = RotationContext(path, policy, run_id, current, pending, base)
         entry = JournalEntry(path, run_id, "pending", base, self.clock.now(), trigger, pending)
         entry.current, entry.policy = current, policy.to_json()
@@ -315,7 +314,7 @@ class RotationEngine:
         """Resume or roll back every journaled rotation; returns how many were handled."""
         count = 0
         for path in await self.journal.paths():
-            lease = f"rotation/lock/{path}"
+            lease = f"lock/{path}"
             if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
                 continue  # another process is working on it
             try:

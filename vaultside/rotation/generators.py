@@ -1,7 +1,8 @@
 """Generators: make a new secret value from a policy's generator spec, using the OS CSPRNG.
 
 Every generator returns the fields it produces (``{field: value}``); the rotation merges
-them over the secret's current data so other fields (e.g. ``username``) are kept.
+them over the secret's current data so other fields (e.g. ``username``) are kept. Which class
+serves which ``kind`` is chosen in ``vaultside.wiring.rotation.GENERATOR_KINDS``.
 """
 
 from __future__ import annotations
@@ -126,17 +127,6 @@ class KeyPairGenerator:
             f"{p}public_key": pub_pem.decode(),
             f"{p}public_key_openssh": ssh.decode(),
         }
-
-
-def build_generator(spec: GeneratorSpec) -> Generator:
-    """The generator for a validated spec."""
-    if isinstance(spec, PasswordSpec):
-        return PasswordGenerator(spec)
-    if isinstance(spec, BytesSpec):
-        return BytesGenerator(spec)
-    if isinstance(spec, TokenSpec):
-        return TokenGenerator(spec)
-    return KeyPairGenerator(spec)
 
 
 def value_field(spec: GeneratorSpec) -> str:

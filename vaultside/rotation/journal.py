@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from vaultside.storage.base import StorageBackend
 
-PREFIX = "rotation/journal/"
+PREFIX = "journal/"  # in the rotation service's storage view
 STEPS = ("pending", "set", "test", "finish")
 
 

@@ -2,9 +2,9 @@
 
 Consumers report what they hold with a heartbeat (``POST /v1/consumers``):
 ``{"consumer": id, "kind": "sidecar"|"plugin", "container": str?, "holdings": {path: version}}``.
-Records live at ``rotation/consumers/<id>`` (no values, only versions). A consumer not heard
-from for ``stale_after`` seconds (``rotation.consumer_gone_after``: its container was deleted,
-or it lost the server) is shown as ``gone``; after ``ttl`` seconds of silence
+Records live at ``consumers/<id>`` of the rotation view (no values, only versions). A consumer
+not heard from for ``stale_after`` seconds (``rotation.consumer_gone_after``: its container was
+deleted, or it lost the server) is shown as ``gone``; after ``ttl`` seconds of silence
 (``rotation.consumer_ttl``) its record is deleted, the next time a status lists it.
 After a rotation is promoted, sidecars pick the new version up through their ETag poll and
 report it on their next heartbeat; the status of a secret lists every consumer with the
@@ -27,7 +27,7 @@ from vaultside.errors import ConflictError, InvalidRequestError
 from vaultside.kv.paths import validate_path
 from vaultside.storage.base import StorageBackend
 
-PREFIX = "rotation/consumers/"
+PREFIX = "consumers/"
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MAX_HOLDINGS = 1000
 

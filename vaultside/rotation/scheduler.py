@@ -1,6 +1,6 @@
 """The rotation scheduler: persisted next-run times, catch-up once, one leader per store.
 
-Only the process holding the storage lease ``rotation/scheduler`` schedules; the others
+Only the process holding the lease ``scheduler`` of the rotation view schedules; the others
 retry taking it every ``lease_ttl / 3``. The leader keeps a heap of (time, path) — not the
 policies — and reloads it whenever the policy generation record changes. A ``next_run``
 already in the past at load (missed while vaultside was down) runs once, at the first tick;
@@ -33,11 +33,13 @@ from vaultside.errors import (
     SealedError,
     UpstreamUnavailableError,
 )
+from vaultside.lifecycle import LoopTask, first_of
 from vaultside.rotation.engine import RotationEngine, describe, plan_next
+from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-LEADER_LEASE = "rotation/scheduler"
+LEADER_LEASE = "scheduler"  # in the rotation service's storage view
 LEADER_JOB = "rotation-scheduler"
 _ERROR_DELAY = 5.0
 
@@ -52,9 +54,11 @@ class RotationScheduler:
         clock: Clock,
         lease_ttl: float = 30.0,
         concurrency: int = 4,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
+        self.leaders = leaders  # where "who leads since when" goes (None: metric only)
         self.lease_ttl = lease_ttl
         self.leader = False
         self._sem = asyncio.Semaphore(concurrency)
@@ -138,7 +142,7 @@ class RotationScheduler:
             self._generation = None
             self.engine.metrics.leader.set(1)
             log.info("rotation scheduler is leader", extra={"recovered": recovered})
-        await leaders.report(storage, self.clock, LEADER_JOB, self.engine.holder, True)
+        await leaders.report(self.leaders, self.clock, LEADER_JOB, self.engine.holder, True)
         self._wake.clear()
         generation = await self.engine.store.generation()
         if generation != self._generation:
@@ -160,15 +164,11 @@ class RotationScheduler:
         if due or expired:
             # Runs may outlast the (short) lease: keep it meanwhile, or another server would
             # take the scheduler over from a leader that is merely busy.
-            keeper = asyncio.create_task(self._keep_lease())
-            try:
+            async with LoopTask(self._keep_lease, name="rotation-scheduler-keeper"):
                 await asyncio.gather(
                     *(self._run_due(path) for path in due),
                     *(self._run_grace(path, version) for path, version in expired),
                 )
-            finally:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
         delay = self.lease_ttl / 3
         for heap in (self._heap, self._grace):
             if heap:
@@ -259,14 +259,7 @@ class RotationScheduler:
 
     async def _sleep(self, delay: float) -> None:
         """Sleep ``delay``, or less if a rotation in this process queued a grace deadline."""
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await first_of(self.clock.sleep(delay), self._wake.wait())
 
     async def run(self) -> None:
         """Tick forever (cancel to stop); releases the lease on the way out."""

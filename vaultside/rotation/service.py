@@ -12,8 +12,6 @@ scheduled or not, executes with that authority and is refused once it is gone.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 from vaultside.audit.sinks import AuditBroker
@@ -21,6 +19,7 @@ from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.kv.paths import validate_path
 from vaultside.kv.store import KVStore
+from vaultside.lifecycle import LoopTask
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.base import Redelivery
 from vaultside.rotation.engine import RotationEngine, plan_next
@@ -54,6 +53,7 @@ class RotationService:
         concurrency: int = 4,
         consumer_gone_after: float = 120.0,
         consumer_ttl: float = 86400.0,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.clock = clock
         self.engine = RotationEngine(
@@ -67,7 +67,7 @@ class RotationService:
             lock_ttl=lease_ttl,
         )
         self.scheduler = RotationScheduler(
-            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency
+            self.engine, clock=clock, lease_ttl=lease_ttl, concurrency=concurrency, leaders=leaders
         )
         self.consumers = ConsumerRegistry(
             storage, clock, stale_after=consumer_gone_after, ttl=consumer_ttl
@@ -76,7 +76,7 @@ class RotationService:
         self.store = self.engine.store
         self.kv = kv
         self._schedule = schedule
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopTask(self.scheduler.run, name="rotation-scheduler")
 
     def add_redelivery(self, redelivery: Redelivery) -> None:
         """Tell ``redelivery`` about every promoted rotation from now on (wiring calls this)."""
@@ -84,16 +84,12 @@ class RotationService:
 
     async def start(self) -> None:
         """Start the scheduler loop (it recovers interrupted rotations once it leads)."""
-        if self._schedule and self._task is None:
-            self._task = asyncio.create_task(self.scheduler.run(), name="rotation-scheduler")
+        if self._schedule:
+            self._loop.start()
 
     async def close(self) -> None:
         """Stop the scheduler. Idempotent."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.close()
 
     async def set_policy(self, path: str, body: object, *, by: TokenInfo) -> RotationPolicy:
         """Validate and store a policy set by ``by``; re-plans the next run from now.

@@ -1,13 +1,13 @@
 """Persisted rotation records: policies, schedule state, history and consumers.
 
-Keys (all through the barrier)::
+Keys, in the rotation service's storage view (wiring: ``rotation/`` of the barrier)::
 
-    rotation/policy/<path>        {"policy": ..., "grant": ...}: the policy and the authority
-                                  it was set with (one record, so they always change together)
-    rotation/state/<path>         next run, last result, failures, grace
-    rotation/history/<path>/<n>   one finished or failed run (the newest ``HISTORY_KEEP`` kept)
-    rotation/generation           bumped on every policy change (schedulers reload on change)
-    rotation/grace/<path>/<v>     version ``v`` of ``path`` is deleted when its grace ends
+    policy/<path>        {"policy": ..., "grant": ...}: the policy and the authority
+                         it was set with (one record, so they always change together)
+    state/<path>         next run, last result, failures, grace
+    history/<path>/<n>   one finished or failed run (the newest ``HISTORY_KEEP`` kept)
+    generation           bumped on every policy change (schedulers reload on change)
+    grace/<path>/<v>     version ``v`` of ``path`` is deleted when its grace ends
 
 The grace queue holds one record per replaced version, each with its own deadline, so a
 rotation within another's grace period (``grace`` >= ``every``, or a manual rotation) never
@@ -27,11 +27,11 @@ from vaultside.rotation.authority import Grant
 from vaultside.rotation.policy import RotationPolicy
 from vaultside.storage.base import StorageBackend
 
-POLICY = "rotation/policy/"
-STATE = "rotation/state/"
-HISTORY = "rotation/history/"
-GENERATION = "rotation/generation"
-GRACE = "rotation/grace/"
+POLICY = "policy/"
+STATE = "state/"
+HISTORY = "history/"
+GENERATION = "generation"
+GRACE = "grace/"
 HISTORY_KEEP = 50
 
 

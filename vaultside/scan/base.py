@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
@@ -241,8 +241,9 @@ class Source(Protocol):
 class Splittable(Protocol):
     """A source that can hand slices of its work to worker processes."""
 
-    def split(self, parts: int) -> Sequence[Source]:
-        """Picklable sub-sources (their chunks are then not yielded by this source)."""
+    def split(self, parts: int) -> Iterable[Source]:
+        """Picklable sub-sources, about ``parts`` of them, produced lazily (their chunks are
+        then not yielded by this source)."""
         ...
 
 

@@ -1,11 +1,12 @@
 """Periodic scans of running containers inside the server, on one server at a time.
 
 Every ``interval`` seconds each server tries to take (or renew) the storage lease
-``scan/periodic``; only its holder scans the running containers of its Docker engine
-(``DOCKER_HOST``), known values included. The finished record (findings redacted) is kept
-through the barrier (``scan.results.ScanResults``) — the newest ``keep`` of them — so any
-server or worker answers ``GET /v1/scans/{id}`` and ``GET /v1/scans`` for it. The lease
-lasts two intervals, as in ``auth/tidy.py``.
+``periodic`` of the scan view (``scan/periodic``); only its holder scans the running containers
+of its Docker engine (``DOCKER_HOST``), known values included. The finished record (findings
+redacted) is kept through the barrier under ``results/<id>`` of that view
+(``scan.results.ScanResults``) — the newest
+``keep`` of them — so any server or worker answers ``GET /v1/scans/{id}`` and
+``GET /v1/scans`` for it. The lease lasts two intervals, as in ``auth/tidy.py``.
 
 All time comes from the injected ``Clock``; ``tick`` is one step, which tests drive directly.
 """
@@ -22,7 +23,8 @@ from vaultside.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
 
-PERIODIC_LEASE = "scan/periodic"
+# In the scan service's storage view (wiring: ``scan/``).
+PERIODIC_LEASE = "periodic"
 
 
 class PeriodicScanner(LeaderJob[ScanRecord]):
@@ -40,9 +42,12 @@ class PeriodicScanner(LeaderJob[ScanRecord]):
         interval: float,
         metrics: ScanMetrics,
         holder: str | None = None,
+        leaders: StorageBackend | None = None,
     ) -> None:
         self.metrics = metrics
-        super().__init__(storage, PERIODIC_LEASE, clock=clock, interval=interval, holder=holder)
+        super().__init__(
+            storage, PERIODIC_LEASE, clock=clock, interval=interval, holder=holder, leaders=leaders
+        )
         self.scans = scans
         self.results = results
 

@@ -1,5 +1,5 @@
 """Server-side scan records: one scan's request, state and redacted findings (``ScanRecord``),
-where finished ones persist (``ScanResults``, through the barrier under ``scan/results/<id>``,
+where finished ones persist (``ScanResults``, under ``results/<id>`` of the scan view,
 the newest ``keep`` of them, so any server or worker answers for them) and the periodic
 scan's metrics (``ScanMetrics``).
 
@@ -19,7 +19,8 @@ from vaultside.scan.leaks import RotationOutcome
 from vaultside.scan.reporters.json import finding_json
 from vaultside.storage.base import StorageBackend
 
-RESULTS = "scan/results/"
+# In the scan service's storage view (wiring: ``scan/``).
+RESULTS = "results/"
 
 
 def created_of(doc: dict[str, object]) -> float:

@@ -9,13 +9,12 @@ import bisect
 import fnmatch
 import gc
 import json
-import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
-
-import hyperscan
+from typing import TYPE_CHECKING
 
 from vaultside.errors import InvalidRequestError
 from vaultside.scan.base import (
@@ -33,6 +32,10 @@ from vaultside.scan.base import (
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule, RuleDetector, default_rules
 from vaultside.scan.filters import default_filters
+from vaultside.scan.workers import Workers
+
+if TYPE_CHECKING:
+    pass
 
 Progress = Callable[[ScanStats], None]
 
@@ -114,27 +117,17 @@ class Scanner:
         filters: Sequence[Filter] | None = None,
         allowlist: Allowlist | None = None,
         baseline: frozenset[str] = frozenset(),
+        cache_dir: Path | None = None,
     ) -> None:
+        """``cache_dir``: where compiled keyword databases are kept between runs (the CLI's)."""
         self.detectors: list[Detector] = [
-            RuleDetector(rules if rules is not None else default_rules())
+            RuleDetector(rules if rules is not None else default_rules(), cache_dir=cache_dir)
         ]
         if known is not None and len(known):
             self.detectors.append(known.matcher())
         self.filters = list(filters) if filters is not None else list(default_filters())
         self.allowlist = allowlist or Allowlist()
         self.baseline = baseline
-        self._spanning = _keyword_db(
-            sorted(
-                {
-                    kw
-                    for det in self.detectors
-                    if isinstance(det, RuleDetector)
-                    for rule in det.rules
-                    if rule.multiline
-                    for kw in rule.keywords
-                }
-            )
-        )
 
     def _bundle_findings(self, chunk: Chunk) -> list[Finding]:
         """A bundle of small files: detect once over all, then per file only where it found.
@@ -151,16 +144,16 @@ class Scanner:
         data, parts = chunk.data, chunk.parts
         starts = [p[0] for p in parts]
         hot: set[int] = set()
-        if self._spanning is not None:
-            # A multiline rule's window (16 KiB) can run from one file over the next one's
-            # keyword, and stop before that file's match ends: a file holding such a keyword
-            # is scanned alone whatever the bundle found.
-            def on_match(_id: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
-                hot.add(bisect.bisect_right(starts, to - 1) - 1)
-
-            self._spanning.scan(data, match_event_handler=on_match)
         for det in self.detectors:
-            for cand in det.detect(data):
+            if isinstance(det, RuleDetector):
+                # A multiline rule's window (16 KiB) can run from one file over the next one's
+                # keyword, and stop before that file's match ends: a file holding such a
+                # keyword is scanned alone whatever the bundle found.
+                cands, marks = det.detect_marked(data)
+                hot.update(bisect.bisect_right(starts, m) - 1 for m in marks)
+            else:
+                cands = list(det.detect(data))
+            for cand in cands:
                 first = bisect.bisect_right(starts, cand.start) - 1
                 last = bisect.bisect_right(starts, max(cand.start, cand.end - 1)) - 1
                 hot.update(range(max(first, 0), last + 1))
@@ -204,26 +197,28 @@ class Scanner:
         return out
 
     def _parallel(
-        self, parts: Sequence[Source], jobs: int, stats: ScanStats, progress: Progress | None
+        self, parts: Iterator[Source], jobs: int, stats: ScanStats, progress: Progress | None
     ) -> list[Finding]:
-        import multiprocessing  # only when forking workers: ~6 ms of start-up otherwise
+        """Scan ``parts`` in ``jobs`` forked workers while ``parts`` is still being produced.
 
-        global _WORKER, _PARTS
-        _WORKER, _PARTS = self, parts  # inherited through fork: workers get an index only
+        The workers start first and each slice goes to them as soon as the source has cut it
+        (the source indexes the rest meanwhile): indexing and scanning overlap.
+        """
+        global _WORKER
+        _WORKER = self  # inherited through fork; each slice is sent (pickled) as it is cut
         found: list[Finding] = []
         # Objects that exist now are never collected in the workers: the collector then does
         # not write to (and so copy) every page of the parent's heap in each of them.
         gc.freeze()
         try:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for part_found, part_stats in pool.imap_unordered(_scan_part, range(len(parts))):
-                    found.extend(part_found)
-                    stats.merge(part_stats)
-                    if progress is not None:
-                        progress(stats)
+            for part_found, part_stats in Workers(jobs, _scan_part).run(parts):
+                found.extend(part_found)
+                stats.merge(part_stats)
+                if progress is not None:
+                    progress(stats)
         finally:
             gc.unfreeze()
-            _WORKER, _PARTS = None, ()
+            _WORKER = None
         return found
 
     def scan(
@@ -242,10 +237,13 @@ class Scanner:
         for src, hint in zip(sources, hints, strict=True):
             read_before = stats.bytes_read
             found: list[Finding] = []
-            # more slices than workers: slices differ in cost (nested archives, binaries)
-            parts = src.split(jobs * 4) if jobs > 1 and isinstance(src, Splittable) else []
-            if parts:
-                found.extend(self._parallel(parts, min(jobs, len(parts)), stats, progress))
+            if jobs > 1 and isinstance(src, Splittable):
+                # more slices than workers: slices differ in cost (nested archives, binaries),
+                # and small ones at the end keep every worker busy to the last
+                parts = iter(src.split(jobs * 8))
+                first = next(parts, None)
+                if first is not None:
+                    found.extend(self._parallel(chain((first,), parts), jobs, stats, progress))
             for chunk in src.chunks(stats):
                 found.extend(self._chunk_findings(chunk))
                 if progress is not None:
@@ -267,31 +265,16 @@ class Scanner:
         return ScanResult(kept, len(findings) - len(kept), stats)
 
 
-def _scan_part(index: int) -> tuple[list[Finding], ScanStats]:
-    """Worker: the findings of slice ``index``, scanner and slices inherited through fork."""
+def _scan_part(part: Source) -> tuple[list[Finding], ScanStats]:
+    """Worker: the findings of one slice, with the scanner inherited through fork."""
     if _WORKER is None:
         raise RuntimeError("scan worker started without a scanner")
     stats = ScanStats()
-    found = [f for chunk in _PARTS[index].chunks(stats) for f in _WORKER._chunk_findings(chunk)]
+    found = [f for chunk in part.chunks(stats) for f in _WORKER._chunk_findings(chunk)]
     return found, stats
 
 
 _WORKER: Scanner | None = None
-_PARTS: Sequence[Source] = ()
-
-
-def _keyword_db(keywords: list[bytes]) -> hyperscan.Database | None:
-    """A Hyperscan database of literal keywords, case-insensitive (None for none)."""
-    if not keywords:
-        return None
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(
-        expressions=[re.escape(k) for k in keywords],
-        ids=list(range(len(keywords))),
-        elements=len(keywords),
-        flags=[hyperscan.HS_FLAG_CASELESS] * len(keywords),
-    )
-    return db
 
 
 def _redact_created_by(findings: list[Finding]) -> list[Finding]:

@@ -1,8 +1,10 @@
 """The scan service the API and the admission hook call: scans run in the server, known values
 included, off the event loop.
 
-Only engine-backed targets (images, containers) are scannable through the server: a path or
-archive on the server's filesystem is not something an API caller should be able to read.
+The kinds it can scan are handed in (``sources``: kind → factory, from
+``vaultside.wiring.scan.SERVER_SCAN_SOURCES``): only engine-backed targets (images, containers),
+because a path or archive on the server's filesystem is not something an API caller should be
+able to read.
 """
 
 from __future__ import annotations
@@ -11,24 +13,24 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from vaultside.clock import Clock
 from vaultside.errors import InvalidRequestError, NotFoundError, VaultsideError
 from vaultside.kv.models import SecretMeta
+from vaultside.lifecycle import TaskSet
+from vaultside.registry import lookup
 from vaultside.scan.base import Finding, Source
 from vaultside.scan.detectors.known import KnownValueIndex
 from vaultside.scan.detectors.rules import Rule
 from vaultside.scan.leaks import Auditor, Requester, Rotator, rotate_leaks
 from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults, created_of
 from vaultside.scan.scanner import Allowlist, Scanner
-from vaultside.scan.sources.container import ContainerSource
-from vaultside.scan.sources.image import ImageSource, resolve_image_id
+from vaultside.scan.sources.image import resolve_image_id
+from vaultside.scan.sources.request import ScanRequest, SourceFactory
 
 log = logging.getLogger(__name__)
-
-SCAN_KINDS = ("image", "containers")
 
 
 class ValueStore(Protocol):
@@ -64,6 +66,7 @@ class ScanService:
         values: ValueStore | None,
         docker_factory: Callable[[], Any],
         clock: Clock,
+        sources: Mapping[str, SourceFactory] | None = None,
         rules: list[Rule] | None = None,
         allowlist: Allowlist | None = None,
         baseline: frozenset[str] = frozenset(),
@@ -76,6 +79,8 @@ class ScanService:
         self._values = values
         self._docker_factory = docker_factory
         self._docker: Any = None
+        # Scan kind → source factory; the registry itself, so a kind added later is seen.
+        self._kinds: Mapping[str, SourceFactory] = sources if sources is not None else {}
         self._clock = clock
         self._rules = rules
         self._allowlist = allowlist
@@ -88,7 +93,7 @@ class ScanService:
         self.results = results
         self.metrics = metrics
         self._records: OrderedDict[str, ScanRecord] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs = TaskSet()
         self._image_cache: OrderedDict[str, list[Finding]] = OrderedDict()
 
     def _client(self) -> Any:
@@ -111,14 +116,8 @@ class ScanService:
         return await KnownValueIndex.build(values.all_values(), status_of)
 
     def _sources(self, kind: str, targets: Sequence[str], all_containers: bool) -> list[Source]:
-        client = self._client()
-        if kind == "image":
-            if not targets:
-                raise InvalidRequestError("an image scan needs at least one target")
-            return [ImageSource(client, t) for t in targets]
-        # Only the named containers when targets are given: a scan (and its rotate_leaked)
-        # does what it was asked, nothing more.
-        return [ContainerSource(client, all_containers=all_containers, targets=targets)]
+        request = ScanRequest(targets, docker=self._client, all_containers=all_containers)
+        return lookup(self._kinds, kind, "scan kind")(request)
 
     async def _scan(
         self, kind: str, targets: Sequence[str], all_containers: bool, record: ScanRecord
@@ -147,8 +146,7 @@ class ScanService:
         """Start a scan in the background; poll it with ``get``. Afterwards each leaked current
         managed secret is rotated if its policy says ``on_leak: rotate``, or, with
         ``rotate_leaked``, if that ``Requester`` may rotate it."""
-        if kind not in SCAN_KINDS:
-            raise InvalidRequestError(f"scan kind must be one of {', '.join(SCAN_KINDS)}")
+        lookup(self._kinds, kind, "scan kind")
         if len(targets) > 100 or any(not t or len(t) > 512 for t in targets):
             raise InvalidRequestError("targets: 1 to 100 image names of at most 512 chars")
         record = ScanRecord(secrets.token_hex(8), kind, list(targets), self._clock.now())
@@ -179,15 +177,13 @@ class ScanService:
             finally:
                 record.finished = self._clock.now()
 
-        task = asyncio.create_task(job(), name=f"scan-{record.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._jobs.spawn(job(), name=f"scan-{record.id}")
         return record
 
     async def wait(self, scan_id: str) -> ScanRecord:
         """The record once its scan has finished."""
         record = self.get(scan_id)
-        for task in list(self._tasks):
+        for task in list(self._jobs.tasks):
             if task.get_name() == f"scan-{scan_id}":
                 await task
         return record
@@ -243,9 +239,8 @@ class ScanService:
         return len(await self.image_findings(image_ref))
 
     async def close(self) -> None:
-        """Cancel running scans."""
-        for task in list(self._tasks):
-            task.cancel()
+        """Cancel running scans (and wait for them to end)."""
+        await self._jobs.close()
         if self._docker is not None:
             await asyncio.to_thread(self._docker.close)
             self._docker = None

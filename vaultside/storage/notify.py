@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from vaultside.lifecycle import LoopTask
 from vaultside.storage.postgres import redact_dsn
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class PostgresChangeFeed:
         self._probe_interval = probe_interval
         self._connect_timeout = connect_timeout
         self._callbacks: list[ChangeCallback] = []
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopTask(self._run, name="change-feed")
         self._connected = False
         self._warned = False
         self._listening = asyncio.Event()
@@ -92,8 +93,7 @@ class PostgresChangeFeed:
 
     async def start(self) -> None:
         """Start the listener task (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="change-feed")
+        self._loop.start()
 
     async def wait_listening(self, within: float) -> bool:
         """Wait until the first LISTEN succeeded (for start-up ordering and tests)."""
@@ -103,11 +103,7 @@ class PostgresChangeFeed:
 
     async def close(self) -> None:
         """Stop listening and drop the connection."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.close()
         self._connected = False
 
     def _emit(self, key: str | None) -> None:

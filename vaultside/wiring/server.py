@@ -15,21 +15,20 @@ from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.throttle import AuthThrottle
 from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
-from vaultside.broker.source import BrokerRegistry
 from vaultside.clock import Clock, SystemClock
 from vaultside.cluster.leaders import LeaderJobRef
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
-from vaultside.kv.source import KVSecretSource
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
-from vaultside.rotation.catalog import CatalogEntry, CommandEntry, TargetCatalog, WebhookEntry
 from vaultside.rotation.scheduler import LEADER_JOB, LEADER_LEASE
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.services import Services
 from vaultside.wiring.audit import audit_chain_id, audit_key_file, build_audit_sinks
-from vaultside.wiring.seal import build_seal
+from vaultside.wiring.keyspace import cache_invalidator, lease, view
+from vaultside.wiring.rotation import build_target_catalog, target_factory
+from vaultside.wiring.seal import build_seal, seal_material
+from vaultside.wiring.sources import build_sources
 from vaultside.wiring.storage import build_storage, postgres_dsn
 
 if TYPE_CHECKING:
@@ -45,25 +44,6 @@ def _docker() -> object:
     return docker_client()
 
 
-def build_target_catalog(settings: Settings) -> TargetCatalog:
-    """The operator's declared rotation targets; every command pin is verified now, so a
-    mismatch refuses the start (``InvalidRequestError`` naming the target)."""
-    entries: dict[str, CatalogEntry] = {}
-    for name, cfg in settings.rotation.targets.items():
-        if cfg.kind == "command":
-            entries[name] = CommandEntry(
-                name, tuple(cfg.argv), cfg.sha256, timeout=cfg.timeout, env=tuple(cfg.env)
-            )
-        else:
-            ca = settings.resolve(cfg.ca_file) if cfg.ca_file is not None else None
-            entries[name] = WebhookEntry(
-                name, cfg.url, ca_file=ca, allow_http=cfg.allow_http, timeout=cfg.timeout
-            )
-    catalog = TargetCatalog(entries)
-    catalog.verify()
-    return catalog
-
-
 def build_scans(settings: Settings, services: Services) -> ScanService:
     """The in-server scan service and, if ``scan.periodic_interval`` > 0, its periodic
     container scanner (a component that scans only while it holds the storage lease)."""
@@ -71,27 +51,32 @@ def build_scans(settings: Settings, services: Services) -> ScanService:
     from vaultside.scan.periodic import PERIODIC_LEASE, PeriodicScanner
     from vaultside.scan.results import ScanMetrics, ScanResults
     from vaultside.scan.service import ScanService
+    from vaultside.wiring.scan import SERVER_SCAN_SOURCES
 
     periodic = settings.scan.periodic_interval > 0
-    services.leader_jobs.append(LeaderJobRef(PeriodicScanner.job_name, PERIODIC_LEASE, periodic))
+    services.leader_jobs.append(
+        LeaderJobRef(PeriodicScanner.job_name, lease("scan", PERIODIC_LEASE), periodic)
+    )
     scans = ScanService(
         values=services.kv,
         docker_factory=_docker,
         clock=services.clock,
+        sources=SERVER_SCAN_SOURCES,
         rotator=services.rotation,
         audit=services.audit,
-        results=ScanResults(services.barrier, keep=settings.scan.results_keep),
+        results=ScanResults(view(services.barrier, "scan"), keep=settings.scan.results_keep),
         metrics=ScanMetrics() if periodic else None,
     )
     if scans.metrics is not None and scans.results is not None:
         services.components.append(
             PeriodicScanner(
                 scans,
-                services.barrier,
+                view(services.barrier, "scan"),
                 scans.results,
                 clock=services.clock,
                 interval=settings.scan.periodic_interval,
                 metrics=scans.metrics,
+                leaders=services.leaders,
             )
         )
     return scans
@@ -138,7 +123,7 @@ def build_jwt(settings: Settings, services: Services) -> JwtAuth | None:
     return JwtAuth(
         issuer=cfg.issuer,
         keys=keys,
-        roles=JwtRoleStore(services.barrier),
+        roles=JwtRoleStore(view(services.barrier, "jwt_roles")),
         tokens=services.tokens,
         clock=services.clock,
         audiences=cfg.audiences,
@@ -155,12 +140,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     seal = build_seal(settings)
     barrier = Barrier(storage, seal, clock=clock)
     kv = KVStore(
-        barrier,
+        view(barrier, "kv"),
         clock=clock,
         max_value_bytes=settings.kv.max_value_bytes,
         default_max_versions=settings.kv.default_max_versions,
     )
-    policies = PolicyStore(barrier, clock=clock)
+    policies = PolicyStore(view(barrier, "policies"), clock=clock)
     sinks = build_audit_sinks(settings)
     hasher = AuditHasher(load_or_create_key(audit_key_file(settings)))
     services = Services(
@@ -170,7 +155,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         seal=seal,
         barrier=barrier,
         kv=kv,
-        tokens=TokenStore(barrier, clock=clock),
+        tokens=TokenStore(view(barrier, "tokens"), clock=clock),
         policies=policies,
         authorizer=Authorizer(policies),
         throttle=AuthThrottle(
@@ -180,6 +165,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             max_wait=settings.auth.throttle_max_wait,
             max_clients=settings.auth.throttle_max_clients,
         ),
+        leaders=view(barrier, "leaders"),
         audit=AuditBroker(
             sinks,
             hasher,
@@ -187,39 +173,39 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             summary_interval=settings.audit.summary_interval,
             summary_max_clients=settings.audit.summary_max_clients,
         ),
+        seal_material=seal_material(settings),
     )
     # First component: the chain key reaches the audit sinks as soon as the barrier unseals.
     services.components.append(
-        ChainAnchor(barrier, services.audit.file_sinks, audit_chain_id(settings))
+        ChainAnchor(view(barrier, "audit"), services.audit.file_sinks, audit_chain_id(settings))
     )
-    services.sources["kv"] = KVSecretSource(kv)
     services.jwt = build_jwt(settings, services)
     tidy = settings.auth.token_tidy_interval > 0
-    services.leader_jobs.append(LeaderJobRef(TokenTidier.job_name, TIDY_LEASE, tidy))
+    services.leader_jobs.append(
+        LeaderJobRef(TokenTidier.job_name, lease("tokens", TIDY_LEASE), tidy)
+    )
     if tidy:
         services.components.append(
             TokenTidier(
-                services.tokens, barrier, clock=clock, interval=settings.auth.token_tidy_interval
+                services.tokens,
+                view(barrier, "tokens"),
+                clock=clock,
+                interval=settings.auth.token_tidy_interval,
+                leaders=services.leaders,
             )
         )
     if settings.storage.kind == "postgres":
         # Replicas: other servers' token, policy and keyring changes reach this one's caches
         # through LISTEN/NOTIFY; the caches' 1 s staleness bound stays as the fallback.
-        from vaultside.cluster.invalidation import CacheInvalidator
         from vaultside.storage.notify import PostgresChangeFeed
 
         feed = PostgresChangeFeed(postgres_dsn(settings))
-        services.components.append(CacheInvalidator(feed, services.tokens, policies, barrier))
-    if settings.brokers:
-        brokers = BrokerRegistry.from_settings(settings.brokers, barrier, clock)
-        services.sources["vault"] = brokers
-        services.components.append(brokers)
-        for broker in brokers.brokers.values():
-            services.leader_jobs.append(LeaderJobRef(broker.leases.job, broker.leases.lock_name))
+        services.components.append(cache_invalidator(feed, barrier, services.tokens, policies))
+    build_sources(settings, services)
     services.rotation = RotationService(
         kv,
-        barrier,
-        TargetFactory(clock, services.sources, build_target_catalog(settings)),
+        view(barrier, "rotation"),
+        target_factory(clock, services.sources, build_target_catalog(settings)),
         authority=RotationAuthority(services.tokens, services.authorizer),
         clock=clock,
         audit=services.audit,
@@ -228,16 +214,17 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         concurrency=settings.rotation.concurrency,
         consumer_gone_after=settings.rotation.consumer_gone_after,
         consumer_ttl=settings.rotation.consumer_ttl,
+        leaders=services.leaders,
     )
     services.components.append(services.rotation)
     services.leader_jobs.insert(
-        0, LeaderJobRef(LEADER_JOB, LEADER_LEASE, settings.rotation.scheduler)
+        0, LeaderJobRef(LEADER_JOB, lease("rotation", LEADER_LEASE), settings.rotation.scheduler)
     )
     services.scans = build_scans(settings, services)
     if settings.inject.plugin_in_server:
-        from vaultside.inject.embedded import EmbeddedPlugin  # docker SDK: only when used
+        from vaultside.wiring.plugin import plugin_component  # docker SDK: only when used
 
-        plugin = EmbeddedPlugin(settings, clock=clock)
+        plugin = plugin_component(settings, clock=clock, in_server=True)
         services.rotation.add_redelivery(plugin)  # rotation knows only the Redelivery protocol
         services.components.append(plugin)
     return services

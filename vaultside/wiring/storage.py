@@ -1,23 +1,19 @@
-"""Storage kinds: ``settings.storage.kind`` → the backend (ciphertext only ever reaches it)."""
+"""Storage kinds: ``settings.storage.kind`` → the backend (ciphertext only ever reaches it).
+
+``STORAGE_KINDS`` is the registry: ``vaultside serve`` (``build_storage``) and
+``vaultside operator migrate-storage`` both build backends through it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from vaultside.config.settings import Settings
 from vaultside.errors import InvalidRequestError
+from vaultside.registry import lookup
 from vaultside.storage.base import StorageBackend
-from vaultside.storage.sqlite import SqliteStorage
 
-
-def build_storage(settings: Settings) -> StorageBackend:
-    """The configured storage backend (ciphertext only ever reaches it)."""
-    cfg = settings.storage
-    if cfg.kind == "postgres":
-        from vaultside.storage.postgres import PostgresStorage
-
-        return PostgresStorage(
-            postgres_dsn(settings), pool_min=cfg.postgres_pool_min, pool_max=cfg.postgres_pool_max
-        )
-    return SqliteStorage(settings.resolve(cfg.path))
+StorageFactory = Callable[[Settings], StorageBackend]
 
 
 def postgres_dsn(settings: Settings) -> str:
@@ -28,3 +24,29 @@ def postgres_dsn(settings: Settings) -> str:
     if cfg.postgres_dsn is not None:
         return cfg.postgres_dsn.get_secret_value()
     raise InvalidRequestError("storage.kind is postgres but no postgres_dsn(_file) is set")
+
+
+def _sqlite(settings: Settings) -> StorageBackend:
+    from vaultside.storage.sqlite import SqliteStorage
+
+    return SqliteStorage(settings.resolve(settings.storage.path))
+
+
+def _postgres(settings: Settings) -> StorageBackend:
+    from vaultside.storage.postgres import PostgresStorage  # asyncpg: only when used
+
+    cfg = settings.storage
+    return PostgresStorage(
+        postgres_dsn(settings), pool_min=cfg.postgres_pool_min, pool_max=cfg.postgres_pool_max
+    )
+
+
+STORAGE_KINDS: dict[str, StorageFactory] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
+
+
+def build_storage(settings: Settings) -> StorageBackend:
+    """The configured storage backend (ciphertext only ever reaches it)."""
+    return lookup(STORAGE_KINDS, settings.storage.kind, "storage.kind")(settings)

@@ -19,6 +19,7 @@ from vaultside.api.server import Bound, parse_listen, run_server, tls_context
 from vaultside.config.settings import ServerSettings
 from vaultside.errors import InvalidRequestError
 from vaultside.services import Services
+from vaultside.wiring import build_services
 
 from .pki import Pki, make_pki
 
@@ -46,7 +47,7 @@ async def serving(
         ready.set_result(bound)
 
     task = asyncio.create_task(
-        run_server(settings, on_ready=on_ready, stop=stop, handle_signals=False)
+        run_server(build_services(settings), on_ready=on_ready, stop=stop, handle_signals=False)
     )
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:

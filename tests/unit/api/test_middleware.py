@@ -215,3 +215,21 @@ async def test_audit_failure_is_503_and_recovers(make_api, tmp_path) -> None:  #
     assert resp.status == 200
     assert (blocker / "audit.log").exists()
     assert value not in (blocker / "audit.log").read_text()
+
+
+async def test_error_bodies_carry_the_code_of_their_class(make_api) -> None:  # type: ignore[no-untyped-def]
+    """The client maps errors by ``code``: aiohttp's own 404/405, the auth, the seal gate."""
+    api: Api = await make_api()
+    for method, path, headers, status, code in [
+        ("GET", "/v1/no/such/route", api.auth(), 404, "not_found"),
+        ("PATCH", "/v1/secrets/a", api.auth(), 405, "method_not_allowed"),
+        ("GET", "/v1/secrets/a", {}, 403, "permission_denied"),
+        ("GET", "/v1/secrets/a", api.auth(), 404, "not_found"),
+        ("GET", "/v1/secrets/a?bogus=1", api.auth(), 400, "invalid_request"),
+    ]:
+        resp = await api.client.request(method, path, headers=headers)
+        body = await resp.json()
+        assert (resp.status, body["code"]) == (status, code), (method, path, body)
+    sealed: Api = await make_api(key=False)
+    resp = await sealed.client.get("/v1/secrets/a", headers=sealed.auth("vs.x"))
+    assert (resp.status, (await resp.json())["code"]) == (503, "sealed")

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from vaultside.api.app import all_operations
-from vaultside.api.openapi import build_document
+from vaultside.api.openapi import all_operations, build_document
 from vaultside.api.openapi_fit import operation_id, response_name, tag_of
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,6 +15,7 @@ from vaultside.audit.sinks import AuditBroker, FileSink
 from vaultside.cli.main import cli
 from vaultside.config.settings import Settings
 from vaultside.wiring import audit_key_file
+from vaultside.wiring.keyspace import view
 
 from .conftest import make_event
 
@@ -104,7 +105,7 @@ async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> No
     barrier = Barrier(build_storage(settings), build_seal(settings))
     await barrier.open()
     await barrier.unseal()
-    anchor = ChainAnchor(barrier, [sink], audit_chain_id(settings))
+    anchor = ChainAnchor(view(barrier, "audit"), [sink], audit_chain_id(settings))
     await anchor.start()
     for i in range(1, 5):
         await sink.write({"n": i})

@@ -8,11 +8,12 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from tests.unit.auth.conftest import MemoryStorage
 from vaultside.audit.anchor import ChainAnchor, load_anchor, load_or_create_key
 from vaultside.audit.chain import GENESIS, Link, canonical
 from vaultside.audit.sinks import FileSink, rotated_files
 from vaultside.audit.verify import verify_chain
+from vaultside.storage.memory import MemoryStorage
+from vaultside.wiring.keyspace import view
 
 from .conftest import write_from_two_processes
 
@@ -146,10 +147,11 @@ def test_two_processes_rotating_one_file_keep_one_chain(tmp_path: Path) -> None:
 
 
 async def test_the_chain_key_is_created_once(tmp_path: Path) -> None:
-    storage = MemoryStorage()
+    below = MemoryStorage()
+    storage = view(below, "audit")  # as wiring hands it out: the stored key is unchanged
     first = await load_or_create_key(storage)
     assert first == await load_or_create_key(storage) and len(first) == 32
-    assert secrets.compare_digest(first, storage.data["audit/chain-key"].value)
+    assert secrets.compare_digest(first, below.data["audit/chain-key"].value)
 
 
 async def test_servers_sharing_storage_keep_their_own_anchors(tmp_path: Path) -> None:

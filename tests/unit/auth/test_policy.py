@@ -17,8 +17,7 @@ from vaultside.auth.tokens import TokenInfo
 from vaultside.clock import FakeClock
 from vaultside.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from vaultside.storage.base import StorageBackend
-
-from .conftest import MemoryStorage
+from vaultside.storage.memory import MemoryStorage
 
 GLOB_TABLE: list[tuple[str, str, bool]] = [
     ("secrets/app/db", "secrets/app/db", True),

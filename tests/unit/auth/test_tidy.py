@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.auth.conftest import MemoryStorage
 from vaultside.auth.tidy import TIDY_LEASE, TokenTidier
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
+from vaultside.storage.memory import MemoryStorage
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import view
 
 
 async def _until(cond: Callable[[], bool]) -> None:
@@ -26,12 +27,13 @@ async def _until(cond: Callable[[], bool]) -> None:
 
 async def test_loop_tidies_every_interval_and_releases_its_lease(clock: FakeClock) -> None:
     storage = MemoryStorage()
-    tokens = TokenStore(storage, clock=clock)
+    auth = view(storage, "tokens")  # as wiring builds them: keys and lease under auth/
+    tokens = TokenStore(auth, clock=clock)
     await tokens.create_root()
     for _ in range(3):
         await tokens.create(parent=None, policies=["a"], ttl=50)
-    a = TokenTidier(tokens, storage, clock=clock, interval=100, holder="a")
-    b = TokenTidier(tokens, storage, clock=clock, interval=100, holder="b")
+    a = TokenTidier(tokens, auth, clock=clock, interval=100, holder="a")
+    b = TokenTidier(tokens, auth, clock=clock, interval=100, holder="b")
     await a.start()
     await b.start()
     await a.start()  # idempotent
@@ -46,7 +48,8 @@ async def test_loop_tidies_every_interval_and_releases_its_lease(clock: FakeCloc
     await tokens.create(parent=None, policies=["a"], ttl=10)
     await leader.close()
     await leader.close()  # idempotent
-    assert TIDY_LEASE not in storage._locks  # released on the way out
+    assert await auth.lock_holder(TIDY_LEASE) is None  # released on the way out
+    assert await storage.lock_holder("auth/token-tidy") is None
     await clock.advance(100)  # t=210: the other server takes over at once
     await _until(lambda: other.removed_total == 1)
     assert other.leader
@@ -59,10 +62,11 @@ async def test_only_the_lease_holder_tidies_until_its_lease_lapses(
     storage = SqliteStorage(tmp_path / "tidy.db", clock=clock)
     await storage.open()
     try:
-        tokens = TokenStore(storage, clock=clock)
+        auth = view(storage, "tokens")
+        tokens = TokenStore(auth, clock=clock)
         await tokens.create(parent=None, policies=["a"], ttl=5)
-        a = TokenTidier(tokens, storage, clock=clock, interval=60, holder="a")
-        b = TokenTidier(tokens, storage, clock=clock, interval=60, holder="b")
+        a = TokenTidier(tokens, auth, clock=clock, interval=60, holder="a")
+        b = TokenTidier(tokens, auth, clock=clock, interval=60, holder="b")
         await clock.advance(10)
         assert await a.tick() == 1
         await tokens.create(parent=None, policies=["a"], ttl=5)

@@ -17,8 +17,8 @@ from vaultside.errors import (
     PermissionDeniedError,
 )
 from vaultside.storage.base import StorageBackend
-
-from .conftest import MemoryStorage
+from vaultside.storage.memory import MemoryStorage
+from vaultside.wiring.keyspace import view
 
 
 def test_memory_storage_is_a_backend() -> None:
@@ -298,7 +298,7 @@ async def test_cache_is_bounded(clock: FakeClock) -> None:
 async def test_tidy_reclaims_expired_tokens_only(
     any_storage: StorageBackend, clock: FakeClock
 ) -> None:
-    store = TokenStore(any_storage, clock=clock)
+    store = TokenStore(view(any_storage, "tokens"), clock=clock)  # as wiring builds it
     root_tok, _ = await store.create_root()
     short = [await store.create(parent=None, policies=["a"], ttl=10) for _ in range(7)]
     long_tok, _ = await store.create(parent=None, policies=["a"], ttl=1000)

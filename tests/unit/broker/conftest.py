@@ -1,88 +1,22 @@
-"""Broker unit-test fakes: a dict storage backend and a fake Vault lease engine (no network)."""
+"""Broker unit-test fakes: a fake Vault lease engine (no network) over the in-memory storage."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import secrets
-from collections.abc import Sequence
 
 import pytest
 
 from vaultside.broker.vault import UpstreamSecret
 from vaultside.clock import FakeClock
-from vaultside.errors import ConflictError, NotFoundError, UpstreamError, UpstreamUnavailableError
-from vaultside.storage.base import Delete, Op, Put, Record
+from vaultside.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
+from vaultside.storage.base import Record
+from vaultside.storage.memory import MemoryStorage
 
 
-class DictStorage:
-    """A small, real in-memory StorageBackend (revision checks, expiring locks on ``clock``)."""
-
-    def __init__(self, clock: FakeClock | None = None) -> None:
-        self.data: dict[str, Record] = {}
-        self.locks: dict[str, tuple[str, float]] = {}  # name -> (holder, expires)
-        self.clock = clock or FakeClock()
-        self.down = False
-        self._rev = itertools.count(1)
-
-    def leftovers(self) -> dict[str, Record]:
-        """Every record but who-leads records (``cluster/leaders/``, kept by design)."""
-        return {k: v for k, v in self.data.items() if not k.startswith("cluster/leaders/")}
-
-    def _check(self, key: str, expect_revision: int | None) -> None:
-        if self.down:
-            raise UpstreamUnavailableError("storage is unreachable")
-        if expect_revision is None:
-            return
-        current = self.data.get(key)
-        if (current.revision if current else 0) != expect_revision:
-            raise ConflictError("revision mismatch")
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def get(self, key: str) -> Record | None:
-        self._check(key, None)
-        return self.data.get(key)
-
-    async def put(self, key: str, value: bytes, *, expect_revision: int | None = None) -> int:
-        self._check(key, expect_revision)
-        rev = next(self._rev)
-        self.data[key] = Record(value, rev)
-        return rev
-
-    async def delete(self, key: str, *, expect_revision: int | None = None) -> bool:
-        self._check(key, expect_revision)
-        return self.data.pop(key, None) is not None
-
-    async def list(self, prefix: str, *, after: str = "", limit: int | None = None) -> list[str]:
-        self._check(prefix, None)
-        return sorted(k for k in self.data if k.startswith(prefix) and k > after)[:limit]
-
-    async def write_batch(self, ops: Sequence[Op]) -> None:
-        for op in ops:
-            self._check(op.key, op.expect_revision)
-        for op in ops:
-            if isinstance(op, Put):
-                await self.put(op.key, op.value)
-            elif isinstance(op, Delete):
-                await self.delete(op.key)
-
-    async def try_lock(self, name: str, holder: str, ttl: float) -> bool:
-        self._check(name, None)
-        now = self.clock.now()
-        current = self.locks.get(name)
-        if current is None or current[0] == holder or current[1] <= now:
-            self.locks[name] = (holder, now + ttl)
-        return self.locks[name][0] == holder
-
-    async def unlock(self, name: str, holder: str) -> None:
-        self._check(name, None)
-        if self.locks.get(name, ("", 0.0))[0] == holder:
-            del self.locks[name]
+def leftovers(storage: MemoryStorage) -> dict[str, Record]:
+    """Every record but who-leads records (``cluster/leaders/``, kept by design)."""
+    return {k: v for k, v in storage.data.items() if not k.startswith("cluster/leaders/")}
 
 
 class FakeLeaseEngine:
@@ -147,5 +81,5 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def storage(clock: FakeClock) -> DictStorage:
-    return DictStorage(clock)
+def storage(clock: FakeClock) -> MemoryStorage:
+    return MemoryStorage(clock=clock, interleave=False)  # each fake-clock step finishes a pass

@@ -12,8 +12,9 @@ from vaultside.broker.leases import Lease, LeaseManager
 from vaultside.clock import FakeClock
 from vaultside.errors import UpstreamUnavailableError
 from vaultside.storage.base import Op, Record
+from vaultside.storage.memory import MemoryStorage
 
-from .conftest import DictStorage, FakeLeaseEngine
+from .conftest import FakeLeaseEngine
 
 KEY = "database/creds/app"
 
@@ -21,7 +22,7 @@ KEY = "database/creds/app"
 class Link:
     """One server's connection to the shared storage; ``cut`` partitions it."""
 
-    def __init__(self, shared: DictStorage) -> None:
+    def __init__(self, shared: MemoryStorage) -> None:
         self.shared = shared
         self.cut = False
 
@@ -65,7 +66,7 @@ class Link:
 
 
 def server(
-    name: str, engine: FakeLeaseEngine, storage: DictStorage, clock: FakeClock
+    name: str, engine: FakeLeaseEngine, storage: MemoryStorage, clock: FakeClock
 ) -> tuple[LeaseManager, Link]:
     link = Link(storage)
     return LeaseManager("b", engine, link, clock, lock_ttl=15, holder=name), link
@@ -73,7 +74,7 @@ def server(
 
 @contextlib.asynccontextmanager
 async def two_servers(
-    engine: FakeLeaseEngine, storage: DictStorage, clock: FakeClock
+    engine: FakeLeaseEngine, storage: MemoryStorage, clock: FakeClock
 ) -> AsyncIterator[tuple[LeaseManager, Link, LeaseManager]]:
     """Servers ``a`` (with its storage link, to cut) and ``b``, both closed afterwards."""
     a, link_a = server("a", engine, storage, clock)
@@ -90,7 +91,7 @@ async def ignore(_: Lease) -> None:
 
 
 async def test_only_the_leader_renews_and_followers_serve_its_lease(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     async with two_servers(engine, storage, clock) as (a, _, b):
@@ -109,7 +110,7 @@ async def test_only_the_leader_renews_and_followers_serve_its_lease(
 
 
 async def test_simultaneous_first_reads_install_one_lease(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     async with two_servers(engine, storage, clock) as (a, _, b):
@@ -122,7 +123,7 @@ async def test_simultaneous_first_reads_install_one_lease(
 
 
 async def test_partitioned_leader_loses_the_role_and_another_takes_over(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=10_000)
     async with two_servers(engine, storage, clock) as (a, link_a, b):
@@ -144,7 +145,7 @@ async def test_partitioned_leader_loses_the_role_and_another_takes_over(
 
 
 async def test_dead_leader_is_replaced_within_the_lock_ttl(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=10_000)
     async with two_servers(engine, storage, clock) as (a, link_a, b):
@@ -152,7 +153,8 @@ async def test_dead_leader_is_replaced_within_the_lock_ttl(
         await b.load()
         link_a.cut = True
         await a.close()  # killed: nothing released
-        assert storage.locks["broker/b/lease-renewal"][0] == "a" and not b.leader
+        held = await storage.lock_holder("b/lease-renewal")  # of the brokers' view (broker/)
+        assert held is not None and held[0] == "a" and not b.leader
         await clock.advance(20)  # lock TTL 15 s plus one retry interval (5 s)
         assert b.leader
         await clock.advance(200)
@@ -160,7 +162,7 @@ async def test_dead_leader_is_replaced_within_the_lock_ttl(
 
 
 async def test_unsubscribe_on_one_server_keeps_the_lease_for_the_other(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     async with two_servers(engine, storage, clock) as (a, _, b):
@@ -181,7 +183,7 @@ async def test_unsubscribe_on_one_server_keeps_the_lease_for_the_other(
 
 
 async def test_follower_subscriber_gets_the_leaders_replacement_in_time(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=150)
     async with two_servers(engine, storage, clock) as (a, _, b):
@@ -204,7 +206,7 @@ async def test_follower_subscriber_gets_the_leaders_replacement_in_time(
 
 
 async def test_lease_revoked_on_one_server_is_forgotten_not_reissued_by_the_leader(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     async with two_servers(engine, storage, clock) as (a, _, b):
@@ -218,7 +220,7 @@ async def test_lease_revoked_on_one_server_is_forgotten_not_reissued_by_the_lead
 
 
 async def test_follower_subscriber_gets_new_credentials_after_a_revocation_elsewhere(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     async with two_servers(engine, storage, clock) as (a, _, b):
@@ -244,7 +246,7 @@ async def test_follower_subscriber_gets_new_credentials_after_a_revocation_elsew
 
 
 async def test_lease_that_lapsed_during_a_takeover_is_reissued_to_subscribers_too(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     # Found under load (tests/integration/test_broker_replicas.py): the leader dies, the lease
     # lapses before the follower takes over, and a read on the follower issues new

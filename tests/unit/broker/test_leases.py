@@ -9,17 +9,20 @@ import json
 
 from vaultside.broker.leases import Lease, LeaseManager
 from vaultside.clock import FakeClock
+from vaultside.storage.memory import MemoryStorage
 
-from .conftest import DictStorage, FakeLeaseEngine
+from .conftest import FakeLeaseEngine, leftovers
 
 KEY = "database/creds/app"
 
 
-def manager(engine: FakeLeaseEngine, storage: DictStorage, clock: FakeClock) -> LeaseManager:
+def manager(engine: FakeLeaseEngine, storage: MemoryStorage, clock: FakeClock) -> LeaseManager:
     return LeaseManager("b", engine, storage, clock, retry_interval=2)
 
 
-async def test_acquire_is_single_flight_and_shared(clock: FakeClock, storage: DictStorage) -> None:
+async def test_acquire_is_single_flight_and_shared(
+    clock: FakeClock, storage: MemoryStorage
+) -> None:
     engine = FakeLeaseEngine(clock)
     leases = manager(engine, storage, clock)
     got = await asyncio.gather(*(leases.acquire(KEY) for _ in range(50)))
@@ -28,7 +31,7 @@ async def test_acquire_is_single_flight_and_shared(clock: FakeClock, storage: Di
     await leases.close()
 
 
-async def test_renews_at_two_thirds_of_ttl(clock: FakeClock, storage: DictStorage) -> None:
+async def test_renews_at_two_thirds_of_ttl(clock: FakeClock, storage: MemoryStorage) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     leases = manager(engine, storage, clock)
     lease = await leases.acquire(KEY)
@@ -46,7 +49,7 @@ async def test_renews_at_two_thirds_of_ttl(clock: FakeClock, storage: DictStorag
 
 
 async def test_leases_issued_together_are_not_renewed_in_lockstep(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     leases = manager(engine, storage, clock)
@@ -61,7 +64,7 @@ async def test_leases_issued_together_are_not_renewed_in_lockstep(
 
 
 async def test_replaced_before_max_ttl_and_subscribers_told(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=150)
     leases = manager(engine, storage, clock)
@@ -84,7 +87,7 @@ async def test_replaced_before_max_ttl_and_subscribers_told(
 
 
 async def test_unsubscribed_lease_is_dropped_not_replaced(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=100)
     leases = manager(engine, storage, clock)
@@ -92,12 +95,12 @@ async def test_unsubscribed_lease_is_dropped_not_replaced(
     await clock.advance(200)
     assert engine.issued == 1
     assert leases.current(KEY) is None
-    assert storage.leftovers() == {}
+    assert leftovers(storage) == {}
     await leases.close()
 
 
 async def test_lease_read_again_is_replaced_ahead_of_expiry_for_pollers(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=100)
     leases = manager(engine, storage, clock)
@@ -119,11 +122,11 @@ async def test_lease_read_again_is_replaced_ahead_of_expiry_for_pollers(
     assert engine.issued <= issued + 1  # and that unread replacement lapses, nothing new
     settled = engine.issued
     await clock.advance(300)
-    assert engine.issued == settled and leases.current(KEY) is None and storage.leftovers() == {}
+    assert engine.issued == settled and leases.current(KEY) is None and leftovers(storage) == {}
     await leases.close()
 
 
-async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) -> None:
+async def test_last_unsubscribe_revokes(clock: FakeClock, storage: MemoryStorage) -> None:
     engine = FakeLeaseEngine(clock)
     leases = manager(engine, storage, clock)
     lease = await leases.acquire(KEY)
@@ -136,17 +139,17 @@ async def test_last_unsubscribe_revokes(clock: FakeClock, storage: DictStorage) 
     assert engine.revoked == []
     await leases.unsubscribe(b)
     assert engine.revoked == [lease.lease_id]
-    assert leases.current(KEY) is None and storage.leftovers() == {}
+    assert leases.current(KEY) is None and leftovers(storage) == {}
     await leases.close()
 
 
-async def test_survives_restart_through_storage(clock: FakeClock, storage: DictStorage) -> None:
+async def test_survives_restart_through_storage(clock: FakeClock, storage: MemoryStorage) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     before = manager(engine, storage, clock)
     lease = await before.acquire(KEY)
     await before.close()
-    assert len(storage.leftovers()) == 1
-    record = json.loads(next(iter(storage.leftovers().values())).value)
+    assert len(leftovers(storage)) == 1
+    record = json.loads(next(iter(leftovers(storage).values())).value)
     assert record["lease_id"] == lease.lease_id
 
     after = manager(engine, storage, clock)
@@ -159,7 +162,9 @@ async def test_survives_restart_through_storage(clock: FakeClock, storage: DictS
     await after.close()
 
 
-async def test_expired_persisted_lease_is_discarded(clock: FakeClock, storage: DictStorage) -> None:
+async def test_expired_persisted_lease_is_discarded(
+    clock: FakeClock, storage: MemoryStorage
+) -> None:
     engine = FakeLeaseEngine(clock, ttl=60)
     before = manager(engine, storage, clock)
     await before.acquire(KEY)
@@ -167,12 +172,12 @@ async def test_expired_persisted_lease_is_discarded(clock: FakeClock, storage: D
     clock._now += 120  # time passes while vaultside is down
     after = manager(engine, storage, clock)
     assert await after.load() == 0
-    assert storage.leftovers() == {}
+    assert leftovers(storage) == {}
     await after.close()
 
 
 async def test_outage_retries_renewal_until_upstream_returns(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     leases = manager(engine, storage, clock)
@@ -187,7 +192,7 @@ async def test_outage_retries_renewal_until_upstream_returns(
 
 
 async def test_lost_lease_is_replaced_for_subscribers(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     leases = manager(engine, storage, clock)
@@ -205,7 +210,7 @@ async def test_lost_lease_is_replaced_for_subscribers(
 
 
 async def test_expired_during_outage_is_replaced_for_subscribers_on_recovery(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=1000)
     leases = manager(engine, storage, clock)
@@ -227,7 +232,7 @@ async def test_expired_during_outage_is_replaced_for_subscribers_on_recovery(
 
 
 async def test_late_subscriber_to_a_capped_lease_still_gets_a_replacement(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=100)
     leases = manager(engine, storage, clock)
@@ -247,7 +252,7 @@ async def test_late_subscriber_to_a_capped_lease_still_gets_a_replacement(
 
 
 async def test_revoke_during_outage_does_not_fail_the_consumer(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock)
     leases = manager(engine, storage, clock)
@@ -259,12 +264,12 @@ async def test_revoke_during_outage_does_not_fail_the_consumer(
     sub = await leases.subscribe(KEY, ignore)
     engine.down = True
     await leases.unsubscribe(sub)
-    assert leases.current(KEY) is None and storage.leftovers() == {}
+    assert leases.current(KEY) is None and leftovers(storage) == {}
     await leases.close()
 
 
 async def test_reads_never_get_less_than_min_remaining_and_later_leases_replace_early(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     """Issue 16: no read gets a lease with less than ``min_remaining`` seconds of life; once
     the max TTL is known, leases are replaced a third of it (100 s) ahead of their end. (The
@@ -291,7 +296,7 @@ async def test_reads_never_get_less_than_min_remaining_and_later_leases_replace_
 
 
 async def test_lease_revoked_upstream_is_dropped_and_the_next_read_issues_anew(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
     leases = LeaseManager("b", engine, storage, clock, verify_interval=1.0)
@@ -305,7 +310,7 @@ async def test_lease_revoked_upstream_is_dropped_and_the_next_read_issues_anew(
 
 
 async def test_lease_revoked_upstream_reaches_subscribers_through_the_next_read(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     engine = FakeLeaseEngine(clock, ttl=60, max_ttl=300)
     leases = LeaseManager("b", engine, storage, clock, verify_interval=1.0)
@@ -343,7 +348,7 @@ class SlowFakeLeaseEngine(FakeLeaseEngine):
 
 
 async def test_a_slow_upstream_answer_never_overstates_a_lease_s_life(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     # The lease's life is counted from when the request was sent, not from when the answer
     # came back: under load the answer can be seconds late, and a reader would otherwise be
@@ -361,7 +366,7 @@ async def test_a_slow_upstream_answer_never_overstates_a_lease_s_life(
 
 
 async def test_the_first_lease_keeps_min_remaining_before_its_max_ttl_is_known(
-    clock: FakeClock, storage: DictStorage
+    clock: FakeClock, storage: MemoryStorage
 ) -> None:
     # Until a capped renewal reveals the max TTL, only the current TTL is certain: such a lease
     # is renewed early enough to keep min_remaining, and served only while it has it. (Before,

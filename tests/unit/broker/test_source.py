@@ -9,8 +9,8 @@ from vaultside.clock import FakeClock
 from vaultside.config.settings import BrokerSettings
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import parse_ref
-
-from .conftest import DictStorage
+from vaultside.storage.memory import MemoryStorage
+from vaultside.wiring.brokers import build_brokers
 
 
 def registry(clock: FakeClock) -> BrokerRegistry:
@@ -21,7 +21,7 @@ def registry(clock: FakeClock) -> BrokerRegistry:
         ),
         "edge": BrokerSettings(address="http://127.0.0.1:1"),
     }  # fmt: skip
-    return BrokerRegistry.from_settings(settings, DictStorage(), clock)
+    return build_brokers(settings, MemoryStorage(clock=clock, interleave=False), clock)
 
 
 def test_cache_ttl_longest_prefix_wins(clock: FakeClock) -> None:

@@ -24,6 +24,7 @@ from vaultside.crypto.barrier import LOGICAL, Barrier
 from vaultside.errors import PermissionDeniedError
 from vaultside.storage.notify import ChangeCallback
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import cache_invalidator, view
 
 
 @dataclass
@@ -71,14 +72,14 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Server, Server, ManualFeed,
         servers.append(
             Server(
                 barrier,
-                TokenStore(barrier, clock=clock),
-                PolicyStore(barrier, clock=clock),
+                TokenStore(view(barrier, "tokens"), clock=clock),
+                PolicyStore(view(barrier, "policies"), clock=clock),
                 storage,
             )
         )
     feed = ManualFeed()
     b = servers[1]
-    invalidator = CacheInvalidator(feed, b.tokens, b.policies, b.barrier)
+    invalidator = cache_invalidator(feed, b.barrier, b.tokens, b.policies)
     await invalidator.start()
     yield servers[0], b, feed, clock
     await invalidator.close()
@@ -146,3 +147,28 @@ async def _raw(server: Server, key: str) -> bytes:
     rec = await server.storage.get(LOGICAL + key)  # the ciphertext below the barrier
     assert rec is not None
     return rec.value
+
+
+def test_routes_go_to_the_owner_of_the_longest_prefix() -> None:
+    feed = ManualFeed()
+    invalidator = CacheInvalidator(feed)
+    got: list[tuple[str, str | None]] = []
+    invalidator.route("logical/auth/", lambda k: got.append(("auth", k)))
+    invalidator.route("logical/auth/policy/", lambda k: got.append(("policy", k)))
+    invalidator.route("core/keyring", lambda k: got.append(("keyring", k)))
+    with pytest.raises(ValueError, match="owner"):
+        invalidator.route("logical/auth/", lambda k: None)
+    feed.deliver("logical/auth/policy/team")
+    feed.deliver("logical/auth/token/abc")
+    feed.deliver("logical/auth/jwt/role/r")  # nobody registered auth/jwt/: auth/ owns it
+    feed.deliver("logical/kv/meta/x")  # no owner: nothing
+    feed.deliver("core/keyring")
+    assert got == [
+        ("policy", "team"),
+        ("auth", "token/abc"),
+        ("auth", "jwt/role/r"),
+        ("keyring", ""),
+    ]
+    got.clear()
+    feed.deliver(None)
+    assert sorted(got, key=str) == [("auth", None), ("keyring", None), ("policy", None)]

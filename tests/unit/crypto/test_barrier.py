@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.storage_conformance import each_check
 from tests.stores import new_key_file, open_barrier
 from vaultside.clock import FakeClock
 from vaultside.crypto import aead
@@ -15,25 +16,25 @@ from vaultside.crypto.barrier import LOGICAL, Barrier
 from vaultside.crypto.seal import FileSeal, PassphraseSeal, init_passphrase_salt
 from vaultside.errors import IntegrityError, SealedError, UpstreamUnavailableError
 from vaultside.storage.base import Delete, Op, Put, Record, StorageBackend
-from vaultside.storage.conformance import StorageConformance
+from vaultside.storage.conformance import Check, run_check
 from vaultside.storage.sqlite import SqliteStorage
 
 
-class TestBarrierConformance(StorageConformance):
-    @pytest.fixture
-    async def backend(
-        self, tmp_path: Path, clock: FakeClock, key_file: Path
-    ) -> AsyncIterator[Barrier]:
-        barrier = await open_barrier(SqliteStorage(tmp_path / "vs.db", clock=clock), key_file)
-        yield barrier
-        await barrier.close()
+async def _reopen(backend: StorageBackend) -> StorageBackend:
+    assert isinstance(backend, Barrier)
+    inner = backend._backend
+    assert isinstance(inner, SqliteStorage)
+    await backend.close()
+    return await open_barrier(SqliteStorage(inner.path), inner.path.parent / "root.key")
 
-    async def reopen(self, backend: StorageBackend) -> StorageBackend:
-        assert isinstance(backend, Barrier)
-        inner = backend._backend
-        assert isinstance(inner, SqliteStorage)
-        await backend.close()
-        return await open_barrier(SqliteStorage(inner.path), inner.path.parent / "root.key")
+
+@each_check
+async def test_conformance(check: Check, tmp_path: Path) -> None:
+    async def make(clock: FakeClock) -> StorageBackend:
+        key = new_key_file(tmp_path / "root.key")
+        return await open_barrier(SqliteStorage(tmp_path / "vs.db", clock=clock), key)
+
+    await run_check(check, make, _reopen)
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from vaultside.broker.base import ResolvedSecret
-from vaultside.client import NotModified, SecretData, VersionInfo
+from vaultside.client import NotModified, SecretData
 from vaultside.errors import NotFoundError, PermissionDeniedError
 from vaultside.inject import tmpfs
 from vaultside.inject.admission import ContainerFacts
+from vaultside.kv.models import VersionMeta
 from vaultside.refs import SecretRef
 
 
@@ -48,7 +49,7 @@ class MemorySecrets:
         tag = f'"{self.versions[path]}"'
         if etag == tag:
             return NotModified(tag)
-        meta = VersionInfo(self.versions[path], "", None, False)
+        meta = VersionMeta(self.versions[path], 0.0, None, False)
         return SecretData(path, dict(self.data[path]), meta, tag)
 
 

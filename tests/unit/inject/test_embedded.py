@@ -1,17 +1,15 @@
-"""The volume plugin as a ``serve`` component: address derivation, refusals, lifecycle."""
+"""The volume plugin as a ``serve`` component: its lifecycle (wiring: tests/unit/wiring)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.stores import with_key
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
-from vaultside.errors import InvalidRequestError
-from vaultside.inject.embedded import EmbeddedPlugin, server_api_env
+from vaultside.inject.embedded import EmbeddedPlugin
 from vaultside.wiring import build_services
 
 
@@ -29,42 +27,6 @@ def _settings(tmp_path: Path, **inject: object) -> Settings:
             **inject,
         },
     )
-
-
-@pytest.mark.parametrize(
-    ("server", "inject", "addr"),
-    [
-        ({"listen": "127.0.0.1:8300"}, {}, "http://127.0.0.1:8300"),
-        ({"listen": "0.0.0.0:8200"}, {}, "http://127.0.0.1:8200"),
-        ({"listen": "[::]:8200"}, {}, "http://[::1]:8200"),
-        ({"listen": ":8200", "tls_cert_file": "c.pem"}, {}, "https://127.0.0.1:8200"),
-        ({"listen": "10.0.0.5:8200"}, {"server_addr": "https://vs.internal:8200"},
-         "https://vs.internal:8200"),
-    ],
-)  # fmt: skip
-def test_api_address_reaches_this_server(
-    tmp_path: Path, server: dict[str, object], inject: dict[str, object], addr: str
-) -> None:
-    settings = Settings(data_dir=tmp_path, server=server, inject=inject)
-    env = server_api_env(settings, {"VAULTSIDE_ADDR": "http://elsewhere", "VAULTSIDE_SOCKET": "x"})
-    assert env["VAULTSIDE_ADDR"] == addr and "VAULTSIDE_SOCKET" not in env
-
-
-def test_unix_socket_and_refusals(tmp_path: Path) -> None:
-    sock = Settings(data_dir=tmp_path, server={"unix_socket": "api.sock"})
-    env = server_api_env(sock, {})
-    assert env["VAULTSIDE_SOCKET"] == str(tmp_path / "api.sock")
-    with pytest.raises(InvalidRequestError, match="fixed server listen port"):
-        server_api_env(Settings(data_dir=tmp_path, server={"listen": "127.0.0.1:0"}), {})
-    with pytest.raises(InvalidRequestError, match="workers = 1"):
-        EmbeddedPlugin(
-            _settings(tmp_path).model_copy(update={"server": Settings().server.model_copy(
-                update={"workers": 2})}),
-            clock=FakeClock(),
-        )  # fmt: skip
-    with pytest.raises(InvalidRequestError, match="roles_file"):
-        EmbeddedPlugin(Settings(data_dir=tmp_path, inject={"plugin_in_server": True}),
-                       clock=FakeClock())  # fmt: skip
 
 
 async def test_component_serves_the_plugin_socket_until_closed(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ import pytest
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.kv.store import KVStore
+from vaultside.wiring.keyspace import view
 
 
 @pytest.fixture
 def kv(barrier: Barrier, clock: FakeClock) -> KVStore:
-    return KVStore(barrier, clock=clock, max_value_bytes=1024, default_max_versions=0)
+    return KVStore(view(barrier, "kv"), clock=clock, max_value_bytes=1024, default_max_versions=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from vaultside.crypto.barrier import Barrier
 from vaultside.kv.record import data_key
 from vaultside.kv.store import KVStore
+from vaultside.wiring.keyspace import view
 
 
 async def test_no_plaintext_in_database_files(
@@ -43,7 +44,7 @@ async def test_destroyed_ciphertext_is_gone_from_the_file(
 ) -> None:
     for _ in range(3):
         await kv.put("shred/me", {"v": secrets.token_hex(200)})
-    raw = await barrier._backend.get("logical/" + data_key("shred/me", 2))
+    raw = await barrier._backend.get(view(barrier, "kv").stored_key(data_key("shred/me", 2)))
     assert raw is not None
     probe = raw.value[40:104]  # 64 bytes from the middle of the ciphertext
     await kv.destroy("shred/me", [2])
@@ -54,6 +55,6 @@ async def test_destroyed_ciphertext_is_gone_from_the_file(
         conn.close()
     for path in tmp_path.glob("vs.db*"):
         assert probe not in path.read_bytes(), path.name
-    other = await barrier._backend.get("logical/" + data_key("shred/me", 3))
+    other = await barrier._backend.get(view(barrier, "kv").stored_key(data_key("shred/me", 3)))
     assert other is not None
     assert any(other.value[40:104] in p.read_bytes() for p in tmp_path.glob("vs.db*"))

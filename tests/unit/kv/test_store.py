@@ -21,6 +21,7 @@ from vaultside.errors import (
 from vaultside.kv.record import data_key
 from vaultside.kv.store import KVStore
 from vaultside.storage.sqlite import SqliteStorage
+from vaultside.wiring.keyspace import view
 
 
 async def test_put_get_versions(kv: KVStore, clock: FakeClock) -> None:
@@ -153,9 +154,9 @@ async def test_soft_delete_and_undelete(kv: KVStore, clock: FakeClock) -> None:
 async def test_destroy_removes_ciphertext(kv: KVStore, barrier: Barrier) -> None:
     await kv.put("x", {"v": "one"})
     await kv.put("x", {"v": "two"})
-    assert await barrier.get(data_key("x", 1)) is not None
+    assert await view(barrier, "kv").get(data_key("x", 1)) is not None
     await kv.destroy("x", [1])
-    assert await barrier.get(data_key("x", 1)) is None
+    assert await view(barrier, "kv").get(data_key("x", 1)) is None
     with pytest.raises(NotFoundError, match="destroyed"):
         await kv.get("x", 1)
     await kv.undelete("x", [1])
@@ -173,13 +174,13 @@ async def test_retention(barrier: Barrier, clock: FakeClock) -> None:
     meta = await kv.read_metadata("ret")
     assert sorted(meta.versions) == [3, 4, 5]
     assert meta.oldest_version == 3 and meta.current_version == 5
-    assert await barrier.get(data_key("ret", 1)) is None
-    assert await barrier.get(data_key("ret", 2)) is None
+    assert await view(barrier, "kv").get(data_key("ret", 1)) is None
+    assert await view(barrier, "kv").get(data_key("ret", 2)) is None
     with pytest.raises(NotFoundError):
         await kv.get("ret", 2)
     meta = await kv.write_metadata("ret", max_versions=2)
     assert sorted(meta.versions) == [4, 5] and meta.max_versions == 2
-    assert await barrier.get(data_key("ret", 3)) is None
+    assert await view(barrier, "kv").get(data_key("ret", 3)) is None
     await kv.put("ret", {"v": "6"})
     assert sorted((await kv.read_metadata("ret")).versions) == [5, 6]
     with pytest.raises(InvalidRequestError):

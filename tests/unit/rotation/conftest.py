@@ -15,7 +15,8 @@ from vaultside.crypto.barrier import Barrier
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 # 2023-11-14 22:13:20 UTC
 START = 1_700_000_000.0
@@ -28,12 +29,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def kv(barrier: Barrier, clock: FakeClock) -> KVStore:
-    return KVStore(barrier, clock=clock, default_max_versions=0)
+    return KVStore(view(barrier, "kv"), clock=clock, default_max_versions=0)
 
 
 @pytest.fixture
 def policies(barrier: Barrier, clock: FakeClock) -> PolicyStore:
-    return PolicyStore(barrier, clock=clock, staleness=0.0)
+    return PolicyStore(view(barrier, "policies"), clock=clock, staleness=0.0)
 
 
 @pytest.fixture
@@ -47,7 +48,12 @@ def service(
     kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> RotationService:
     svc = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     svc.engine._jitter = lambda: 0.5
     return svc

@@ -10,6 +10,7 @@ from vaultside.auth.policy import Policy, PolicyStore
 from vaultside.auth.records import TokenInfo
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
+from vaultside.crypto.barrier import Barrier
 from vaultside.errors import PermissionDeniedError
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import needs
@@ -93,10 +94,10 @@ async def test_runs_fail_closed_once_the_authority_is_gone(
 
 
 async def test_policies_stored_by_an_older_version_are_refused_not_run(
-    service: RotationService, root: TokenInfo, kv: KVStore, clock: FakeClock
+    service: RotationService, root: TokenInfo, kv: KVStore, clock: FakeClock, barrier: Barrier
 ) -> None:
     """An API-set argv (old format) and a policy without a grant never run; others still do."""
-    storage = service.engine.storage
+    storage = barrier  # written as an older version did: full keys, straight to the barrier
     argv = _doc({"kind": "command", "argv": ["/bin/sh", "-c", "exit 0"]})
     await storage.put("rotation/policy/old/argv", json.dumps(argv).encode())
     await storage.put("rotation/policy/old/nogrant", json.dumps(_doc({"kind": "kv"})).encode())

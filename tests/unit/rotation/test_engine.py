@@ -12,6 +12,7 @@ import pytest
 
 from vaultside.auth.records import TokenInfo
 from vaultside.clock import FakeClock
+from vaultside.crypto.barrier import Barrier
 from vaultside.errors import ConflictError, NotFoundError
 from vaultside.kv.store import KVStore
 from vaultside.rotation.catalog import CommandEntry, TargetCatalog
@@ -153,10 +154,10 @@ async def test_concurrent_rotations_of_one_secret_conflict(
 
 
 async def test_lease_held_by_another_process_conflicts(
-    service: RotationService, kv: KVStore, root: TokenInfo
+    service: RotationService, kv: KVStore, root: TokenInfo, barrier: Barrier
 ) -> None:
     await service.set_policy("app/db", kv_policy(), by=root)
-    assert await service.engine.storage.try_lock("rotation/lock/app/db", "other-process", 60)
+    assert await barrier.try_lock("rotation/lock/app/db", "other-process", 60)  # the full name
     with pytest.raises(ConflictError, match="another process"):
         await service.rotate_now("app/db")
 

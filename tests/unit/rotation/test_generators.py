@@ -9,7 +9,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from vaultside.rotation.generators import build_generator
 from vaultside.rotation.policy import (
     CLASSES,
     BytesSpec,
@@ -17,6 +16,7 @@ from vaultside.rotation.policy import (
     PasswordSpec,
     TokenSpec,
 )
+from vaultside.wiring.rotation import build_generator
 
 
 def test_password_constraints() -> None:

@@ -12,7 +12,8 @@ from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.propagate import Consumer
 from vaultside.rotation.service import RotationService
 from vaultside.rotation.state import RotationState
-from vaultside.rotation.targets import TargetFactory
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 from .conftest import START
 
@@ -35,7 +36,12 @@ def new_service(
     kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> RotationService:
     svc = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     svc.engine._jitter = lambda: 0.0
     return svc
@@ -155,8 +161,8 @@ async def test_a_silent_consumer_is_shown_gone_then_forgotten_after_the_ttl(
 ) -> None:
     svc = RotationService(
         kv,
-        barrier,
-        TargetFactory(clock),
+        view(barrier, "rotation"),
+        target_factory(clock),
         authority=authority,
         clock=clock,
         schedule=False,

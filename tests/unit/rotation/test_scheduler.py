@@ -11,7 +11,8 @@ from vaultside.crypto.barrier import Barrier
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 from .conftest import START
 
@@ -101,14 +102,24 @@ async def test_catch_up_runs_missed_rotations_once(
     kv: KVStore, barrier: Barrier, clock: FakeClock, root: TokenInfo, authority: RotationAuthority
 ) -> None:
     first = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     await first.set_policy("m", policy(every="1h"), by=root)
     await first.set_policy("n", policy(every="1h"), by=root)
     # vaultside is down for 10 hours, then a new process starts.
     await clock.advance(10 * 3600)
     second = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     await second.scheduler.tick()
     assert await version(kv, "m") == 1 and await version(kv, "n") == 1
@@ -121,10 +132,20 @@ async def test_only_one_scheduler_leads(
     kv: KVStore, barrier: Barrier, clock: FakeClock, root: TokenInfo, authority: RotationAuthority
 ) -> None:
     a = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     b = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     await a.set_policy("x", policy(every="1h"), by=root)
     await a.scheduler.tick()

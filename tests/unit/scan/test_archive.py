@@ -251,3 +251,25 @@ def test_parallel_scan_of_a_truncated_archive_still_fails_clearly(
 ) -> None:
     with pytest.raises(ArchiveError, match="corrupt or truncated"):
         Scanner().scan([ImageArchiveSource(_truncated(tmp_path, planted))], jobs=2)
+
+
+def test_split_hands_out_slices_before_the_archive_is_indexed(tmp_path: Path) -> None:
+    """Workers start on the first slices while later layers' headers are still unread."""
+    rng = random.Random(5)
+    layers = [
+        (
+            f"COPY l{i} /",
+            {f"l{i}/f{j}.txt": (rnd(rng, AN, 2000) + "\n").encode() for j in range(800)},
+        )
+        for i in range(3)
+    ]
+    path = tmp_path / "image.tar"
+    docker_save(ImageSpec(layers=layers), path)
+    src = ImageArchiveSource(path)
+    slices = src.split(8)
+    first = next(iter(slices))
+    assert first.items and len(src._split_layers) < 3  # the last layers are not indexed yet
+    rest = list(slices)
+    assert len(src._split_layers) == 3
+    files = [item for part in (first, *rest) for item in part.items]
+    assert len(files) == 3 * 800 and len(rest) >= 2

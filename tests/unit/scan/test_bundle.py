@@ -122,3 +122,24 @@ def test_a_multiline_window_from_one_file_does_not_cut_off_the_next(tmp_path: Pa
     docker_save(ImageSpec([("COPY . /", files)]), archive)
     found = Scanner(rules=[*default_rules(), rule]).scan([ImageArchiveSource(archive)]).findings
     assert [f.location.path for f in found if f.rule_id == "acme-block"] == ["a/key.txt"]
+
+
+def test_detect_marked_marks_every_multiline_keyword_of_one_pass() -> None:
+    """The bundle's multiline-keyword marks come from the detection pass itself."""
+    from vaultside.scan.detectors.rules import RuleDetector, default_rules
+
+    det = RuleDetector(default_rules())
+    head = b"-----BEGIN RSA PRIVATE KEY-----"
+    data = b"x = 1\n" + head + b"\nnot a key\n" + b"machine example.org\n" + head.lower()
+    cands, marks = det.detect_marked(data)
+    multi = [kw for r in det.rules if r.multiline for kw in r.keywords]
+    expected = sorted(
+        {
+            i + len(kw) - 1
+            for kw in multi
+            for i in range(len(data))
+            if data.lower().startswith(kw, i)
+        }
+    )
+    assert sorted(set(marks)) == expected and expected
+    assert [c.start for c in cands] == [c.start for c in det.detect(data)]

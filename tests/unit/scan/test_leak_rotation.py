@@ -23,12 +23,13 @@ from vaultside.crypto.barrier import Barrier
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.rotation.targets import TargetFactory
 from vaultside.scan.base import Finding
 from vaultside.scan.leaks import Requester, leaked_current, rotate_leaks
 from vaultside.scan.scanner import Scanner
 from vaultside.scan.service import ScanService, version_status
 from vaultside.scan.sources.path import PathSource
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "target": {"kind": "kv"}}
 
@@ -37,10 +38,17 @@ POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "targe
 def stack(
     barrier: Barrier, clock: FakeClock, tokens: TokenStore
 ) -> tuple[KVStore, RotationService, FakeClock]:
-    kv = KVStore(barrier, clock=clock, default_max_versions=0)
-    authority = RotationAuthority(tokens, Authorizer(PolicyStore(barrier, clock=clock)))
+    kv = KVStore(view(barrier, "kv"), clock=clock, default_max_versions=0)
+    authority = RotationAuthority(
+        tokens, Authorizer(PolicyStore(view(barrier, "policies"), clock=clock))
+    )
     rotation = RotationService(
-        kv, barrier, TargetFactory(clock), authority=authority, clock=clock, schedule=False
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
     )
     return kv, rotation, clock
 

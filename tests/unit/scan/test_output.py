@@ -122,6 +122,6 @@ def test_default_jobs_follow_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(scan_cmd.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(scan_cmd.os, "getloadavg", lambda: (0.3, 0.2, 0.1))
-    assert scan_cmd.default_jobs() == 3
+    assert scan_cmd.default_jobs() == 2
     monkeypatch.setattr(scan_cmd.os, "getloadavg", lambda: (2.0, 0.2, 0.1))
     assert scan_cmd.default_jobs() == 1

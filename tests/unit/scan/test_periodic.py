@@ -20,22 +20,31 @@ from vaultside.scan.periodic import PeriodicScanner
 from vaultside.scan.results import ScanMetrics, ScanRecord, ScanResults
 from vaultside.scan.service import ScanService
 from vaultside.scan.sources.container import docker_client
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.scan import SERVER_SCAN_SOURCES
 
 
 def _scanner(
     barrier: Barrier, clock: FakeClock, tmp_path: Path, holder: str, keep: int = 50
 ) -> PeriodicScanner:
-    results = ScanResults(barrier, keep=keep)
+    results = ScanResults(view(barrier, "scan"), keep=keep)  # as wiring builds it
     metrics = ScanMetrics()
     scans = ScanService(
         values=None,
         docker_factory=lambda: docker_client(f"unix://{tmp_path}/no-engine.sock"),
         clock=clock,
+        sources=SERVER_SCAN_SOURCES,
         results=results,
         metrics=metrics,
     )
     return PeriodicScanner(
-        scans, barrier, results, clock=clock, interval=60.0, metrics=metrics, holder=holder
+        scans,
+        view(barrier, "scan"),
+        results,
+        clock=clock,
+        interval=60.0,
+        metrics=metrics,
+        holder=holder,
     )
 
 

@@ -9,27 +9,30 @@ from pathlib import Path
 
 import pytest
 
+from tests.storage_conformance import each_check
 from vaultside.clock import FakeClock
 from vaultside.errors import UpstreamUnavailableError
 from vaultside.storage.base import StorageBackend
-from vaultside.storage.conformance import StorageConformance
+from vaultside.storage.conformance import Check, run_check
 from vaultside.storage.sqlite import SqliteStorage, prefix_end
 
 
-class TestSqliteConformance(StorageConformance):
-    @pytest.fixture
-    async def backend(self, tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStorage]:
+async def _reopen(backend: StorageBackend) -> StorageBackend:
+    assert isinstance(backend, SqliteStorage)
+    await backend.close()
+    again = SqliteStorage(backend.path)
+    await again.open()
+    return again
+
+
+@each_check
+async def test_conformance(check: Check, tmp_path: Path) -> None:
+    async def make(clock: FakeClock) -> StorageBackend:
         storage = SqliteStorage(tmp_path / "vs.db", clock=clock)
         await storage.open()
-        yield storage
-        await storage.close()
+        return storage
 
-    async def reopen(self, backend: StorageBackend) -> StorageBackend:
-        assert isinstance(backend, SqliteStorage)
-        await backend.close()
-        again = SqliteStorage(backend.path)
-        await again.open()
-        return again
+    await run_check(check, make, _reopen)
 
 
 @pytest.fixture

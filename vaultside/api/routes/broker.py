@@ -11,9 +11,13 @@ version: ``metadata.version`` is omitted for them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from vaultside.api.body import json_response, query_int
+from vaultside.api.responses import Response
+from vaultside.api.spec import Operation, add_operations, path_param, query_param
 from vaultside.api.state import SERVICES, authorize
 from vaultside.broker.source import BrokerRegistry
 from vaultside.clock import rfc3339
@@ -21,6 +25,30 @@ from vaultside.errors import InvalidRequestError
 from vaultside.refs import MAX_VERSION, vault_ref
 
 _METADATA = ":metadata"
+
+
+class Lease(Response):
+    """A dynamic secret's lease; ``remaining_life`` in whole seconds, rounded down."""
+
+    lease_id: str
+    lease_duration: int | float | None
+    expires_time: str | None
+    renewable: bool
+    remaining_life: int | None
+
+
+class BrokeredSecret(Response):
+    """A brokered read: every field, ``metadata`` (version when known, kind, stale), lease."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    lease: Lease | None
+
+
+class BrokeredMetadata(Response):
+    """``...:metadata``: the upstream's KV v2 metadata (no values)."""
+
+    metadata: dict[str, Any]
 
 
 def _registry(request: web.Request) -> BrokerRegistry:
@@ -51,21 +79,20 @@ async def read_brokered(request: web.Request) -> web.Response:
     broker = _registry(request).get(ref.broker or "")
     mount = ref.mount or ""
     if metadata:
-        return json_response({"metadata": await broker.read_metadata(mount, ref.path)})
+        return json_response(BrokeredMetadata(metadata=await broker.read_metadata(mount, ref.path)))
     read = await broker.read(mount, ref.path, version)
     lease = None
     if read.lease_id is not None:
-        lease = {
-            "lease_id": read.lease_id,
-            "lease_duration": read.lease_duration,
-            "expires_time": rfc3339(read.expires_at) if read.expires_at else None,
-            "renewable": read.renewable,
-            "remaining_life": _whole(read.remaining_life),
-        }
+        lease = Lease(
+            lease_id=read.lease_id,
+            lease_duration=read.lease_duration,
+            expires_time=rfc3339(read.expires_at) if read.expires_at else None,
+            renewable=read.renewable,
+            remaining_life=_whole(read.remaining_life),
+        )
     meta: dict[str, object] = {"version": read.version} if read.version else {}
     meta |= {"kind": read.kind, "stale": read.stale}
-    body = {"data": read.data, "metadata": meta, "lease": lease}
-    response = json_response(body)
+    response = json_response(BrokeredSecret(data=read.data, metadata=meta, lease=lease))
     if lease is not None and read.remaining_life is not None:
         response.headers["X-Vaultside-Lease-Remaining"] = str(_whole(read.remaining_life))
     if read.stale:
@@ -79,6 +106,16 @@ def _whole(seconds: float | None) -> int | None:
     return None if seconds is None else max(0, int(seconds))
 
 
+OPERATIONS = (
+    Operation("GET", "/v1/broker/{broker}/{mount}/{path}", "Read a Vault/OpenBao secret "
+              "through a named broker (path may end with :metadata); X-Vaultside-Stale when "
+              "served from cache.", "read on broker/{broker}/{mount}/{path}", read_brokered,
+              response=BrokeredSecret | BrokeredMetadata, errors=(400, 403, 404, 502, 503),
+              params=(path_param("broker"), path_param("mount"), path_param("path"),
+                      query_param("version", {"type": "integer"})), head=True),
+)  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
     """Register ``/v1/broker/...``."""
-    app.router.add_get("/v1/broker/{broker}/{mount}/{path:.+}", read_brokered)
+    add_operations(app, OPERATIONS, {"path": ".+"})

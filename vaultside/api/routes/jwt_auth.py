@@ -17,9 +17,9 @@ from pydantic import Field, ValidationError
 from vaultside.api.body import json_response, no_content, read_json, read_model, validation_error
 from vaultside.api.middleware import client_of
 from vaultside.api.models import StrictModel
-from vaultside.api.openapi import TOKEN_AUTH, Operation
-from vaultside.api.routes.tokens import _auth_body as auth_body
-from vaultside.api.state import SERVICES, TOKEN, authorize
+from vaultside.api.responses import Response, TokenAuth, token_auth
+from vaultside.api.spec import Operation, add_operations, path_param
+from vaultside.api.state import SERVICES, TOKEN, authorize, configured
 from vaultside.auth.jwt_auth import JwtAuth, JwtRole, validate_role_name
 from vaultside.errors import InvalidRequestError, PermissionDeniedError
 
@@ -33,11 +33,21 @@ class JwtLogin(StrictModel):
     jwt: Annotated[str, Field(min_length=1, max_length=16 * 1024)]
 
 
+class JwtRoleList(Response):
+    """Every JWT role name."""
+
+    roles: list[str]
+
+
+class JwtRoleRead(JwtRole):
+    """A JWT role and its name."""
+
+    name: str
+
+
 def _jwt(request: web.Request) -> JwtAuth:
-    method = request.app[SERVICES].jwt
-    if method is None:
-        raise InvalidRequestError("the JWT auth method is not configured (auth.jwt.issuer)")
-    return method
+    missing = InvalidRequestError("the JWT auth method is not configured (auth.jwt.issuer)")
+    return configured(request.app[SERVICES].jwt, missing)
 
 
 def _role_name(request: web.Request) -> str:
@@ -56,13 +66,13 @@ async def login(request: web.Request) -> web.Response:
         # held for the client's slot, 429 beyond the budget).
         await services.throttle.failed(client_of(request).key, exc)
     request[TOKEN] = info  # the audit record names the new token's accessor and policies
-    return json_response(auth_body(token, info))
+    return json_response(token_auth(token, info))
 
 
 async def list_roles(request: web.Request) -> web.Response:
     """``GET /v1/auth/jwt/roles`` (sudo on ``auth/jwt/roles``)."""
     await authorize(request, "auth/jwt/roles", "sudo")
-    return json_response({"roles": await _jwt(request).roles.list()})
+    return json_response(JwtRoleList(roles=await _jwt(request).roles.list()))
 
 
 async def read_role(request: web.Request) -> web.Response:
@@ -70,7 +80,7 @@ async def read_role(request: web.Request) -> web.Response:
     name = _role_name(request)
     await authorize(request, f"auth/jwt/roles/{name}", "sudo")
     role = await _jwt(request).roles.get(name)
-    return json_response({"name": name, **role.model_dump()})
+    return json_response(JwtRoleRead(name=name, **role.model_dump()))
 
 
 async def write_role(request: web.Request) -> web.Response:
@@ -96,34 +106,26 @@ async def delete_role(request: web.Request) -> web.Response:
     return no_content()
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the JWT auth routes."""
-    r = app.router
-    r.add_post("/v1/auth/jwt/login", login)
-    r.add_get(_ROLES, list_roles, allow_head=False)
-    r.add_get(_ROLES + "/{name}", read_role, allow_head=False)
-    r.add_put(_ROLES + "/{name}", write_role)
-    r.add_delete(_ROLES + "/{name}", delete_role)
-
-
-_NAME: dict[str, object] = {"name": "name", "in": "path", "required": True,
-                            "schema": {"type": "string"}}  # fmt: skip
-_ROLE_SCHEMA = JwtRole.model_json_schema()
-
+_NAME = (path_param("name"),)
 OPERATIONS = (
     Operation("POST", "/v1/auth/jwt/login", "Log in with a signed JWT (a Kubernetes "
               "ServiceAccount token): issuer, audience, expiry, not-before, signature and the "
-              "role's bindings are checked; failures are throttled and audited.", None,
-              body=JwtLogin, response=TOKEN_AUTH, errors=(400, 403, 429, 503)),
-    Operation("GET", _ROLES, "List JWT roles.", "sudo on auth/jwt/roles",
-              response={"type": "object", "properties": {"roles": {"type": "array",
-                        "items": {"type": "string"}}}}, errors=(400, 403)),
+              "role's bindings are checked; failures are throttled and audited.", None, login,
+              body=JwtLogin, response=TokenAuth, errors=(400, 403, 429, 503)),
+    Operation("GET", _ROLES, "List JWT roles.", "sudo on auth/jwt/roles", list_roles,
+              response=JwtRoleList, errors=(400, 403)),
     Operation("GET", _ROLES + "/{name}", "Read a JWT role.", "sudo on auth/jwt/roles/{name}",
-              response=_ROLE_SCHEMA, errors=(400, 403, 404), params=(_NAME,)),
+              read_role, response=JwtRoleRead, errors=(400, 403, 404), params=_NAME),
     Operation("PUT", _ROLES + "/{name}", "Create or replace a JWT role: policies, ttl, bound "
               "service account names/namespaces, audiences and claims.",
-              "sudo on auth/jwt/roles/{name}", body=_ROLE_SCHEMA, status=204,
-              errors=(400, 403), params=(_NAME,)),
+              "sudo on auth/jwt/roles/{name}", write_role, body=JwtRole, status=204,
+              errors=(400, 403), params=_NAME),
     Operation("DELETE", _ROLES + "/{name}", "Delete a JWT role.",
-              "sudo on auth/jwt/roles/{name}", status=204, errors=(400, 403), params=(_NAME,)),
+              "sudo on auth/jwt/roles/{name}", delete_role, status=204, errors=(400, 403),
+              params=_NAME),
 )  # fmt: skip
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the JWT auth routes."""
+    add_operations(app, OPERATIONS)

@@ -18,17 +18,18 @@ index for client-side scans.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import Field
 
 from vaultside.api.body import json_response, read_model
 from vaultside.api.models import StrictModel
+from vaultside.api.responses import Response
+from vaultside.api.spec import Json, Operation, add_operations, path_param
 from vaultside.api.state import METRICS, SERVICES, authorize
 from vaultside.scan.leaks import Requester
 from vaultside.scan.service import ScanService
-from vaultside.scan.sources.container import docker_client
 
 SCAN_SERVICE = web.AppKey("scan_service", ScanService)
 
@@ -42,6 +43,12 @@ class ScanBody(StrictModel):
     ] = []
     all: bool = False
     rotate_leaked: bool = False
+
+
+class ScanList(Response):
+    """Every known scan, newest first, without findings (``finding_count`` instead)."""
+
+    scans: list[dict[str, Any]]
 
 
 async def start_scan(request: web.Request) -> web.Response:
@@ -71,7 +78,7 @@ async def get_scan(request: web.Request) -> web.Response:
 async def list_scans(request: web.Request) -> web.Response:
     """Every known scan (this process's and stored periodic ones), newest first, no findings."""
     await authorize(request, "scans", "scan")
-    return json_response({"scans": await request.app[SCAN_SERVICE].summaries()})
+    return json_response(ScanList(scans=await request.app[SCAN_SERVICE].summaries()))
 
 
 async def known_index(request: web.Request) -> web.Response:
@@ -88,23 +95,33 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[SCAN_SERVICE].close()
 
 
+_OBJECT: Json = {"type": "object"}
+OPERATIONS = (
+    Operation("POST", "/v1/scans", "Start a leak scan in the server (known values included); "
+              "rotate_leaked rotates each leaked current managed secret the token may rotate "
+              "(rotate on rotation/<path>, checked per secret) that has a rotation policy; "
+              "policies with on_leak: rotate are rotated by any scan.", "scan on scans",
+              start_scan, body=ScanBody, response=_OBJECT, status=202, errors=(400, 403)),
+    Operation("GET", "/v1/scans", "Every known scan, newest first, without findings "
+              "(finding_count instead): this process's and stored periodic container scans.",
+              "scan on scans", list_scans, response=ScanList, errors=(403,)),
+    Operation("GET", "/v1/scans/known-index", "Keyed fingerprints of managed values (no "
+              "plaintext) for client-side scans.", "scan on scans/known-index", known_index,
+              response=_OBJECT, errors=(403,)),
+    Operation("GET", "/v1/scans/{id}", "A scan's state, redacted findings and leak rotations "
+              "(periodic scans: from storage, on any server).", "scan on scans", get_scan,
+              response=_OBJECT, errors=(403, 404), params=(path_param("id"),)),
+)  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
-    """Register the scan routes and the scan service (docker reached through ``DOCKER_HOST``)."""
-    services = app[SERVICES]
-    service = services.scans or ScanService(
-        values=services.kv,
-        docker_factory=docker_client,
-        clock=services.clock,
-        rotator=services.rotation,
-        audit=services.audit,
-    )
+    """Register the scan routes over the scan service wiring built (``Services.scans``)."""
+    service = app[SERVICES].scans
+    if service is None:
+        raise RuntimeError("Services.scans is unset: build Services with vaultside.wiring")
     app[SCAN_SERVICE] = service
     if service.metrics is not None:
         for collector in service.metrics.collectors():
             app[METRICS].registry.register(collector)
     app.cleanup_ctx.append(_service_ctx)
-    r = app.router
-    r.add_post("/v1/scans", start_scan)
-    r.add_get("/v1/scans", list_scans, allow_head=False)
-    r.add_get("/v1/scans/known-index", known_index, allow_head=False)
-    r.add_get("/v1/scans/{id}", get_scan, allow_head=False)
+    add_operations(app, OPERATIONS)

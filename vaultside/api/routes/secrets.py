@@ -6,22 +6,51 @@ about whether a path exists (403 before 404).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
-from vaultside.api.body import json_response, no_content, query_int, read_model
+from vaultside.api.body import json_response, no_content, query_int, read_model, secret_path
 from vaultside.api.models import MetadataWrite, SecretWrite, VersionsBody
+from vaultside.api.responses import KeyList, Response
+from vaultside.api.spec import (
+    Handler,
+    Json,
+    Operation,
+    Schema,
+    add_operations,
+    path_param,
+    query_param,
+)
 from vaultside.api.state import SERVICES, authorize, token_of
 from vaultside.errors import InvalidRequestError, PermissionDeniedError
-from vaultside.kv.models import VersionMeta
-from vaultside.kv.paths import validate_path, validate_prefix
+from vaultside.kv.models import SecretMeta, VersionMeta
+from vaultside.kv.paths import validate_prefix
+from vaultside.kv.store import KVStore
 from vaultside.refs import MAX_VERSION
 
-_PATH = "{path:[^:]+}"
+# A path never holds ':' so "{path}" never matches a ":action" route.
+_PATTERNS = {"path": "[^:]+"}
 _GET_PARAMS = frozenset({"version", "list"})
 
 
-def _path(request: web.Request) -> str:
-    return validate_path(request.match_info["path"])
+class SecretRead(Response):
+    """One version's data and metadata."""
+
+    data: dict[str, str]
+    metadata: VersionMeta
+
+
+class SecretWritten(Response):
+    """The version a write created."""
+
+    metadata: VersionMeta
+
+
+class VersionList(Response):
+    """Every version's metadata, oldest first."""
+
+    versions: list[VersionMeta]
 
 
 def _policy_path(path: str) -> str:
@@ -76,7 +105,7 @@ async def _list(request: web.Request, prefix: str) -> web.Response:
     # Lists are governed by ``list`` on the directory path with a trailing slash.
     await authorize(request, f"secrets/{prefix}/" if prefix else "secrets/", "list")
     keys = await request.app[SERVICES].kv.list(prefix)
-    return json_response({"keys": keys})
+    return json_response(KeyList(keys=keys))
 
 
 async def list_root(request: web.Request) -> web.Response:
@@ -92,7 +121,7 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
     _check_params(request, _GET_PARAMS)
     if _is_list(request):
         return await _list(request, request.match_info["path"])
-    path = _path(request)
+    path = secret_path(request)
     version = _version(request)
     await authorize(request, _policy_path(path), "read")
     kv = request.app[SERVICES].kv
@@ -106,7 +135,7 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
             if _etag_matches(condition, etag):
                 return web.Response(status=304, headers={"ETag": etag})
     secret = await kv.get(path, version)
-    response = json_response({"data": secret.data, "metadata": secret.meta.to_json()})
+    response = json_response(SecretRead(data=secret.data, metadata=secret.meta))
     # The ETag comes from the very version served, so it can never vouch for other data.
     response.headers["ETag"] = version_etag(secret.meta)
     response.headers["Cache-Control"] = "no-store"
@@ -116,7 +145,7 @@ async def read_secret(request: web.Request) -> web.StreamResponse:
 async def write_secret(request: web.Request) -> web.Response:
     """``PUT``/``POST /v1/secrets/{path}``: a new version (``create`` if new, else ``update``)."""
     _check_params(request, frozenset())
-    path = _path(request)
+    path = secret_path(request)
     services = request.app[SERVICES]
     info = token_of(request)
     policy_path = _policy_path(path)
@@ -127,57 +156,49 @@ async def write_secret(request: web.Request) -> web.Response:
     needed = "update" if await services.kv.exists(path) else "create"
     await services.authorizer.check(info, policy_path, needed)
     meta = await services.kv.put(path, body.data, cas=body.cas, secret_type=body.type)
-    return json_response({"metadata": meta.to_json()})
+    return json_response(SecretWritten(metadata=meta))
 
 
 async def delete_latest(request: web.Request) -> web.Response:
     """``DELETE /v1/secrets/{path}``: soft-delete the latest version."""
     _check_params(request, frozenset())
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "delete")
     await request.app[SERVICES].kv.delete_versions(path, None)
     return no_content()
 
 
-async def delete_versions(request: web.Request) -> web.Response:
-    """``POST /v1/secrets/{path}:delete``: soft-delete the given versions."""
-    path = _path(request)
-    await authorize(request, _policy_path(path), "delete")
-    body = await read_model(request, VersionsBody)
-    await request.app[SERVICES].kv.delete_versions(path, list(body.versions))
-    return no_content()
+def _versions_action(
+    capability: str, act: Callable[[KVStore, str, list[int]], Awaitable[object]]
+) -> Handler:
+    """A ``POST /v1/secrets/{path}:<action>`` handler over a ``{"versions": [...]}`` body."""
+
+    async def handler(request: web.Request) -> web.Response:
+        path = secret_path(request)
+        await authorize(request, _policy_path(path), capability)
+        body = await read_model(request, VersionsBody)
+        await act(request.app[SERVICES].kv, path, list(body.versions))
+        return no_content()
+
+    return handler
 
 
-async def undelete_versions(request: web.Request) -> web.Response:
-    """``POST /v1/secrets/{path}:undelete``: restore soft-deleted versions."""
-    path = _path(request)
-    await authorize(request, _policy_path(path), "update")
-    body = await read_model(request, VersionsBody)
-    await request.app[SERVICES].kv.undelete(path, list(body.versions))
-    return no_content()
-
-
-async def destroy_versions(request: web.Request) -> web.Response:
-    """``POST /v1/secrets/{path}:destroy``: crypto-shred the given versions."""
-    path = _path(request)
-    await authorize(request, _policy_path(path), "delete")
-    body = await read_model(request, VersionsBody)
-    await request.app[SERVICES].kv.destroy(path, list(body.versions))
-    return no_content()
+delete_versions = _versions_action("delete", KVStore.delete_versions)
+undelete_versions = _versions_action("update", KVStore.undelete)
+destroy_versions = _versions_action("delete", KVStore.destroy)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     """``GET /v1/secrets/{path}:versions``: every version's metadata, oldest first."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "read")
     meta = await request.app[SERVICES].kv.read_metadata(path)
-    versions = [meta.versions[n].to_json() for n in sorted(meta.versions)]
-    return json_response({"versions": versions})
+    return json_response(VersionList(versions=list(meta.versions.values())))
 
 
 async def read_metadata(request: web.Request) -> web.Response:
     """``GET /v1/secrets/{path}:metadata``."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "read")
     meta = await request.app[SERVICES].kv.read_metadata(path)
     return json_response(meta.to_json())
@@ -185,7 +206,7 @@ async def read_metadata(request: web.Request) -> web.Response:
 
 async def write_metadata(request: web.Request) -> web.Response:
     """``PUT /v1/secrets/{path}:metadata``: limits, type and custom metadata."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "update")
     body = await read_model(request, MetadataWrite)
     meta = await request.app[SERVICES].kv.write_metadata(
@@ -200,26 +221,74 @@ async def write_metadata(request: web.Request) -> web.Response:
 
 async def delete_metadata(request: web.Request) -> web.Response:
     """``DELETE /v1/secrets/{path}:metadata``: every version and the metadata."""
-    path = _path(request)
+    path = secret_path(request)
     await authorize(request, _policy_path(path), "delete")
     await request.app[SERVICES].kv.delete_all(path)
     return no_content()
 
 
+_SECRET = "/v1/secrets/{path}"
+_PATH_PARAM = path_param("path")
+_LIST = query_param("list", {"type": "boolean"})
+_VERSION = query_param("version", {"type": "integer"})
+_WRITE = "create (new path) or update (existing) on secrets/{path}"
+
+
+def _op(
+    method: str,
+    suffix: str,
+    summary: str,
+    capability: str,
+    handler: Handler,
+    *,
+    body: Schema | None = None,
+    response: Schema | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (400, 403, 404),
+    params: tuple[Json, ...] = (_PATH_PARAM,),
+) -> Operation:
+    """An operation on one secret (``{path}`` parameter, 404 when it does not exist)."""
+    return Operation(
+        method, _SECRET + suffix, summary, capability, handler, body=body, response=response,
+        status=status, errors=errors, params=params,
+    )  # fmt: skip
+
+
+# Plain paths first: the router tries resources in order, so the hot read path resolves on
+# its first regex.
+OPERATIONS = (
+    Operation("GET", "/v1/secrets", "List top-level keys (needs ?list=true).",
+              "list on secrets/", list_root, response=KeyList, params=(_LIST,)),
+    _op("GET", "", "Read the latest or ?version=N; ETag / If-None-Match → 304. "
+        "With ?list=true, list the keys under the prefix.",
+        "read on secrets/{path} (list on secrets/{path}/ with ?list=true)",
+        read_secret, response=SecretRead | KeyList, errors=(304, 400, 403, 404),
+        params=(_PATH_PARAM, _VERSION, _LIST)),
+    _op("PUT", "", "Write a new version (cas: expected current version, 0 = new).", _WRITE,
+        write_secret, body=SecretWrite, response=SecretWritten,
+        errors=(400, 403, 409, 413)),
+    _op("POST", "", "Same as PUT.", _WRITE, write_secret, body=SecretWrite,
+        response=SecretWritten, errors=(400, 403, 409, 413)),
+    _op("DELETE", "", "Soft-delete the latest version.", "delete on secrets/{path}",
+        delete_latest, status=204),
+    _op("GET", ":versions", "Every version's metadata, oldest first.", "read on secrets/{path}",
+        list_versions, response=VersionList),
+    _op("GET", ":metadata", "The secret's metadata.", "read on secrets/{path}",
+        read_metadata, response=SecretMeta),
+    _op("PUT", ":metadata", "Set max_versions, custom_metadata, type, cas_required.",
+        "update on secrets/{path}", write_metadata, body=MetadataWrite,
+        response=SecretMeta),
+    _op("DELETE", ":metadata", "Delete every version and the metadata.",
+        "delete on secrets/{path}", delete_metadata, status=204),
+    _op("POST", ":delete", "Soft-delete the given versions.", "delete on secrets/{path}",
+        delete_versions, body=VersionsBody, status=204),
+    _op("POST", ":undelete", "Restore soft-deleted versions.", "update on secrets/{path}",
+        undelete_versions, body=VersionsBody, status=204),
+    _op("POST", ":destroy", "Destroy versions (crypto-shred).", "delete on secrets/{path}",
+        destroy_versions, body=VersionsBody, status=204),
+)  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
     """Register the secrets routes (each ``:action`` is its own route, so OpenAPI sees it)."""
-    r = app.router
-    r.add_get("/v1/secrets", list_root, allow_head=False)
-    # Plain paths first: "{path}" never matches a ":action" (no ':' in paths), and the router
-    # tries resources in order, so the hot read path resolves on its first regex.
-    r.add_get(f"/v1/secrets/{_PATH}", read_secret, allow_head=False)
-    r.add_put(f"/v1/secrets/{_PATH}", write_secret)
-    r.add_post(f"/v1/secrets/{_PATH}", write_secret)
-    r.add_delete(f"/v1/secrets/{_PATH}", delete_latest)
-    r.add_get(f"/v1/secrets/{_PATH}:versions", list_versions, allow_head=False)
-    r.add_get(f"/v1/secrets/{_PATH}:metadata", read_metadata, allow_head=False)
-    r.add_put(f"/v1/secrets/{_PATH}:metadata", write_metadata)
-    r.add_delete(f"/v1/secrets/{_PATH}:metadata", delete_metadata)
-    r.add_post(f"/v1/secrets/{_PATH}:delete", delete_versions)
-    r.add_post(f"/v1/secrets/{_PATH}:undelete", undelete_versions)
-    r.add_post(f"/v1/secrets/{_PATH}:destroy", destroy_versions)
+    add_operations(app, OPERATIONS, _PATTERNS)

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from vaultside import __version__
 from vaultside.api.body import json_response
+from vaultside.api.responses import Response
+from vaultside.api.spec import Json, Operation, add_operations, query_param
 from vaultside.api.state import (
     BACKGROUND,
     METRICS,
@@ -23,7 +25,6 @@ from vaultside.cluster import leaders
 from vaultside.cluster.leaders import LeaderJobRef, leader_status
 from vaultside.errors import InvalidRequestError, NotFoundError
 from vaultside.services import Services
-from vaultside.wiring import seal_material
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,79 @@ REWRAP_JOB = "rewrap"
 _LOCK_TTL = 60.0
 
 
+class Health(Response):
+    """``/v1/sys/health`` (Vault's shape)."""
+
+    initialized: bool
+    sealed: bool
+    standby: bool
+    server_time_utc: int
+    version: str
+
+
+class SealStatus(Response):
+    """Sealed or not, and why (no paths of the key material)."""
+
+    sealed: bool
+    initialized: bool
+    seal_type: str
+    reason: str | None
+    unseal_attempts: int
+    version: str
+
+
+class RotateKey(Response):
+    """The new key term; the rewrap runs in the background."""
+
+    term: int
+    rewrap: str
+
+
+class KeyTerm(Response):
+    """One key term (epoch seconds; never key material)."""
+
+    term: int
+    created_time: int | float
+
+
+class RewrapProgress(Response):
+    """Where the rewrap to ``target_term`` got to."""
+
+    target_term: int
+    after: str
+    rewritten: int
+    done: bool
+
+
+class KeyStatus(Response):
+    """Key terms, the active one and rewrap progress."""
+
+    sealed: bool
+    seal: str
+    active_term: int
+    terms: list[KeyTerm]
+    rewrap: RewrapProgress | None
+
+
+class Leader(Response):
+    """A leader-only job: its storage lease, holder, since and until when."""
+
+    job: str
+    lease: str
+    enabled: bool
+    holder: str | None
+    since: str | None
+    until: str | None
+
+
+class Leaders(Response):
+    """Each leader-only job."""
+
+    leaders: list[Leader]
+
+
 def _initialized(services: Services) -> bool:
-    return all(p.exists() for p in seal_material(services.settings))
+    return all(p.exists() for p in services.seal_material)
 
 
 # Vault's ``/v1/sys/health`` query overrides and their defaults. Every vaultside server is
@@ -83,13 +155,13 @@ async def health(request: web.Request) -> web.Response:
         status = codes["sealedcode"]
     else:
         status = codes["activecode"]
-    body = {
-        "initialized": initialized,
-        "sealed": sealed,
-        "standby": False,
-        "server_time_utc": int(services.clock.now()),
-        "version": __version__,
-    }
+    body = Health(
+        initialized=initialized,
+        sealed=sealed,
+        standby=False,
+        server_time_utc=int(services.clock.now()),
+        version=__version__,
+    )
     return json_response(body, status=status)
 
 
@@ -97,15 +169,15 @@ async def seal_status(request: web.Request) -> web.Response:
     """``GET /v1/sys/seal-status``: always 200, with why the server is sealed."""
     services = request.app[SERVICES]
     state = request.app[SEAL_STATE]
-    body = {
-        "sealed": state.sealed,
-        "initialized": _initialized(services),
-        "seal_type": services.seal.kind,
+    body = SealStatus(
+        sealed=state.sealed,
+        initialized=_initialized(services),
+        seal_type=services.seal.kind,
         # SECURITY: unauthenticated: no absolute paths of the key material.
-        "reason": state.public_reason if state.sealed else None,
-        "unseal_attempts": state.attempts,
-        "version": __version__,
-    }
+        reason=state.public_reason if state.sealed else None,
+        unseal_attempts=state.attempts,
+        version=__version__,
+    )
     return json_response(body)
 
 
@@ -117,7 +189,7 @@ async def run_rewrap(services: Services, batch_size: int = 500) -> int:
     if not await storage.try_lock(REWRAP_LOCK, holder, _LOCK_TTL):
         log.info("rewrap already running elsewhere")
         return 0
-    await leaders.report(services.barrier, services.clock, REWRAP_JOB, holder, True)
+    await leaders.report(services.leaders, services.clock, REWRAP_JOB, holder, True)
     try:
         while True:
             done = await services.barrier.rewrap(batch_size)
@@ -150,13 +222,14 @@ async def rotate_key(request: web.Request) -> web.Response:
     term = await services.barrier.rotate_key()
     log.info("root keyring rotated", extra={"term": term})
     request.app[BACKGROUND].spawn(rewrap_quietly(services), "rewrap")
-    return json_response({"term": term, "rewrap": "started"})
+    return json_response(RotateKey(term=term, rewrap="started"))
 
 
 async def key_status(request: web.Request) -> web.Response:
     """``GET /v1/sys/key-status``: key terms and rewrap progress (no key material)."""
     await authorize(request, "sys/key-status", "read")
-    return json_response(await request.app[SERVICES].barrier.key_status())
+    status = await request.app[SERVICES].barrier.key_status()
+    return json_response(KeyStatus.model_validate(status))
 
 
 async def leaders_view(request: web.Request) -> web.Response:
@@ -164,12 +237,12 @@ async def leaders_view(request: web.Request) -> web.Response:
     await authorize(request, "sys/leaders", "read")
     services = request.app[SERVICES]
     jobs = [*services.leader_jobs, LeaderJobRef(REWRAP_JOB, REWRAP_LOCK)]
-    found = await leader_status(services.barrier, jobs)
+    found = await leader_status(services.barrier, services.leaders, jobs)
     for item in found:
         for name in ("since", "until"):
             value = item[name]
             item[name] = rfc3339(value) if isinstance(value, float) else None
-    return json_response({"leaders": found})
+    return json_response(Leaders.model_validate({"leaders": found}))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -194,13 +267,35 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_BODY], content_type="application/json")
 
 
+_CODE: Json = {"type": "integer", "minimum": 200, "maximum": 599}
+_HEALTH_PARAMS = (
+    *(query_param(name, _CODE) for name in ("activecode", "standbycode", "sealedcode")),
+    query_param("uninitcode", _CODE),
+    query_param("standbyok", {"type": "boolean"}),
+)
+OPERATIONS = (
+    Operation("GET", "/v1/sys/health", "200 when unsealed, 503 when sealed, 501 when not "
+              "initialized; HEAD too. Vault's query overrides activecode, sealedcode, "
+              "uninitcode, standbycode (200-599) and standbyok pick other codes.", None, health,
+              response=Health, errors=(400, 501, 503), params=_HEALTH_PARAMS, head=True),
+    Operation("GET", "/v1/sys/seal-status", "Sealed or not, and why.", None, seal_status,
+              response=SealStatus, errors=()),
+    Operation("POST", "/v1/sys/rotate-key", "New active barrier key; rewrap in background.",
+              "sudo on sys/rotate-key", rotate_key, response=RotateKey, errors=(403,)),
+    Operation("GET", "/v1/sys/key-status", "Key terms and rewrap progress.",
+              "read on sys/key-status", key_status, response=KeyStatus, errors=(403,)),
+    Operation("GET", "/v1/sys/leaders", "Each leader-only job (rotation scheduler, rewrap, "
+              "token tidy, periodic scans, broker lease renewal): its storage lease, holder, "
+              "since and until when (null when nobody holds it).", "read on sys/leaders",
+              leaders_view, response=Leaders, errors=(403,)),
+    Operation("GET", "/metrics", "Prometheus metrics (no secret data); OpenMetrics when "
+              "Accept asks for application/openmetrics-text. 403 without a token that may "
+              "read sys/metrics (metrics.require_token); 404 on the API port when "
+              "metrics.listen serves them.", None, metrics, errors=(403, 404)),
+    Operation("GET", "/v1/openapi.json", "This document.", None, openapi, errors=()),
+)  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
     """Register the system routes."""
-    r = app.router
-    r.add_get("/v1/sys/health", health)  # HEAD too, as Vault's
-    r.add_get("/v1/sys/seal-status", seal_status, allow_head=False)
-    r.add_post("/v1/sys/rotate-key", rotate_key)
-    r.add_get("/v1/sys/key-status", key_status, allow_head=False)
-    r.add_get("/v1/sys/leaders", leaders_view, allow_head=False)
-    r.add_get("/metrics", metrics, allow_head=False)
-    r.add_get("/v1/openapi.json", openapi, allow_head=False)
+    add_operations(app, OPERATIONS)

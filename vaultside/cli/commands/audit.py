@@ -132,6 +132,7 @@ async def _chain_material(data_dir: Path, chain_id: str | None) -> tuple[bytes |
     from vaultside.config.settings import Settings
     from vaultside.crypto.barrier import Barrier
     from vaultside.wiring import audit_chain_id, build_seal, build_storage
+    from vaultside.wiring.keyspace import view
 
     settings = Settings(data_dir=data_dir)
     chain_id = chain_id or audit_chain_id(settings)
@@ -139,7 +140,8 @@ async def _chain_material(data_dir: Path, chain_id: str | None) -> tuple[bytes |
     await barrier.open()
     try:
         await barrier.unseal()
-        return await load_chain_key(barrier), await load_anchor(barrier, chain_id)
+        audit = view(barrier, "audit")
+        return await load_chain_key(audit), await load_anchor(audit, chain_id)
     finally:
         await barrier.close()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from vaultside.cli.render import (
@@ -17,19 +15,19 @@ from vaultside.cli.render import (
     render,
     run_client,
 )
-from vaultside.client import VaultsideClient
 from vaultside.errors import InvalidRequestError
 from vaultside.refs import vault_ref
 
 
-def _target(target: str) -> str:
+def _target(target: str) -> tuple[str, str, str]:
+    """(broker, mount, path) of a ``BROKER/MOUNT/PATH`` argument; exits 2 if malformed."""
     broker, _, rest = target.partition("/")
     mount, _, path = rest.partition("/")
     try:
         ref = vault_ref(broker, mount, path)
     except InvalidRequestError as exc:
         fail(f"{target!r} is not BROKER/MOUNT/PATH ({exc.message})", EXIT_INVALID)
-    return f"broker/{ref.broker}/{ref.mount}/{ref.path}"
+    return ref.broker or "", ref.mount or "", ref.path
 
 
 @click.group("broker")
@@ -49,15 +47,9 @@ def read(target: str, version: int | None, field: str | None, as_json: bool) -> 
     Example:
       vaultside broker read corp/secret/app/db --field password
     """
-    api_path = _target(target)
-    params = {"version": str(version)} if version is not None else None
-
-    async def call(c: VaultsideClient) -> tuple[dict[str, Any], bool]:
-        _, body, headers = await c.request("GET", api_path, params=params)
-        return body, headers.get("X-Vaultside-Stale") == "true"
-
-    body, stale = run_client(call)
-    data: dict[str, str] = body.get("data") or {}
+    where = _target(target)
+    secret = run_client(lambda c: c.read_brokered(*where, version=version))
+    data, stale = secret.data, secret.stale
     if stale:
         click.echo("Warning: the upstream is unreachable; this value is stale", err=True)
     if field is not None:
@@ -65,13 +57,13 @@ def read(target: str, version: int | None, field: str | None, as_json: bool) -> 
             fail(f"{target} has no field {field!r}", EXIT_NOT_FOUND)
         print_raw(data[field])
     elif as_json:
-        print_json(body)
+        print_json(secret.to_json())
     else:
-        meta = body.get("metadata") or {}
+        meta = secret.metadata
         version_note = f", version {meta['version']}" if meta.get("version") else ""
         print_mapping(data, title=f"{target} ({meta.get('kind')}{version_note})")
-        if body.get("lease"):
-            print_mapping(body["lease"], title="lease")
+        if secret.lease:
+            print_mapping(secret.lease, title="lease")
 
 
 @cli.command("metadata")
@@ -84,9 +76,5 @@ def metadata(target: str) -> None:
     Example:
       vaultside broker metadata corp/secret/app/db --format json
     """
-    api_path = _target(target) + ":metadata"
-
-    async def call(c: VaultsideClient) -> dict[str, Any]:
-        return (await c.request("GET", api_path))[1]
-
-    render(run_client(call).get("metadata"), title=f"metadata of {target}")
+    where = _target(target)
+    render(run_client(lambda c: c.read_brokered_metadata(*where)), title=f"metadata of {target}")

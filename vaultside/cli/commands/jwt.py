@@ -22,7 +22,6 @@ from vaultside.cli.render import (
     render,
     run_client,
 )
-from vaultside.client import TokenAuth, VaultsideClient
 
 
 def _claims(pairs: tuple[str, ...]) -> dict[str, list[str]]:
@@ -70,11 +69,8 @@ def login(role: str, jwt_file: str, field: str | None, as_json: bool) -> None:
       vaultside jwt login --role web --field token
     """
     token = read_jwt(jwt_file)
-
-    async def call(c: VaultsideClient) -> TokenAuth:
-        return await c.jwt_login(role, token)
-
-    print_auth(run_client(call), field, as_json, title="logged in (the token is shown only once)")
+    auth = run_client(lambda c: c.jwt_login(role, token))
+    print_auth(auth, field, as_json, title="logged in (the token is shown only once)")
 
 
 @cli.group("role")
@@ -118,10 +114,7 @@ def write(
         "bound_claims": _claims(claims),
     }
 
-    async def call(c: VaultsideClient) -> None:
-        await c.write_jwt_role(name, doc)
-
-    run_client(call)
+    run_client(lambda c: c.write_jwt_role(name, doc))
     click.echo(f"wrote JWT role {name}")
 
 
@@ -136,10 +129,7 @@ def read(name: str, as_json: bool) -> None:
       vaultside jwt role read web --format json
     """
 
-    async def call(c: VaultsideClient) -> dict[str, Any]:
-        return await c.read_jwt_role(name)
-
-    doc = run_client(call)
+    doc = run_client(lambda c: c.read_jwt_role(name))
     if as_json:
         print_json(doc)
     else:
@@ -156,10 +146,7 @@ def list_(as_json: bool) -> None:
       vaultside jwt role list
     """
 
-    async def call(c: VaultsideClient) -> list[str]:
-        return await c.list_jwt_roles()
-
-    render(run_client(call))  # JSON, or one name per line
+    render(run_client(lambda c: c.list_jwt_roles()))  # JSON, or one name per line
 
 
 @role.command("delete")
@@ -172,8 +159,5 @@ def delete(name: str) -> None:
       vaultside jwt role delete web
     """
 
-    async def call(c: VaultsideClient) -> None:
-        await c.delete_jwt_role(name)
-
-    run_client(call)
+    run_client(lambda c: c.delete_jwt_role(name))
     click.echo(f"deleted JWT role {name}")

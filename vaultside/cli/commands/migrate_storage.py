@@ -26,21 +26,24 @@ from vaultside.config.settings import Settings
 from vaultside.errors import ConflictError, IntegrityError, VaultsideError
 from vaultside.storage.base import StorageBackend
 from vaultside.storage.migrate import MigrationReport, migrate, verify
-from vaultside.storage.postgres import PostgresStorage
-from vaultside.storage.sqlite import SqliteStorage
-from vaultside.wiring import postgres_dsn
+from vaultside.wiring.storage import STORAGE_KINDS, build_storage
 
-KINDS = ("sqlite", "postgres")
+KINDS = tuple(STORAGE_KINDS)
 
 
 def _backend(
     kind: str, settings: Settings, sqlite_path: Path | None, dsn_file: Path | None
 ) -> StorageBackend:
-    if kind == "sqlite":
-        return SqliteStorage(sqlite_path or settings.resolve(settings.storage.path))
-    # SECURITY: the DSN (it may hold a password) is read from a file or settings, not argv.
-    dsn = dsn_file.read_text().strip() if dsn_file is not None else postgres_dsn(settings)
-    return PostgresStorage(dsn, pool_max=2)
+    """A backend of ``kind`` through the storage registry, with this command's overrides."""
+    # A one-off copy needs two connections at most; paths given here are relative to the cwd.
+    update: dict[str, object] = {"kind": kind, "postgres_pool_min": 1, "postgres_pool_max": 2}
+    if sqlite_path is not None:
+        update["path"] = sqlite_path.absolute()
+    if dsn_file is not None:
+        # SECURITY: the DSN (it may hold a password) is read from a file or settings, not argv.
+        update["postgres_dsn_file"] = dsn_file.absolute()
+    storage = settings.storage.model_copy(update=update)
+    return build_storage(settings.model_copy(update={"storage": storage}))
 
 
 async def _run(

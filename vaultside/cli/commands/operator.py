@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
 
 import click
 
@@ -27,7 +26,6 @@ from vaultside.cli.render import (
     run_client,
 )
 from vaultside.cli.settings import settings_or_exit
-from vaultside.client import VaultsideClient
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file, init_passphrase_salt
 from vaultside.errors import VaultsideError
@@ -78,11 +76,8 @@ def seal_status(as_json: bool) -> None:
     Example:
       vaultside operator seal-status --format json
     """
-
-    async def call(client: VaultsideClient) -> dict[str, Any]:
-        return await client.seal_status()
-
-    status = run_client(call, probe=True)  # the image's HEALTHCHECK: report now, no retry
+    # The image's HEALTHCHECK: report now, no retry.
+    status = run_client(lambda c: c.seal_status(), probe=True)
     if as_json:
         print_json(status)
     else:
@@ -100,12 +95,7 @@ def rotate_key(as_json: bool) -> None:
     Example:
       vaultside operator rotate-key
     """
-
-    async def call(client: VaultsideClient) -> dict[str, Any]:
-        _, body, _ = await client.request("POST", "sys/rotate-key")
-        return body
-
-    result = run_client(call)
+    result = run_client(lambda c: c.rotate_key())
     if as_json:
         print_json(result)
         return
@@ -122,14 +112,9 @@ def leaders(as_json: bool) -> None:
     Example:
       vaultside operator leaders --format json
     """
-
-    async def call(client: VaultsideClient) -> dict[str, Any]:
-        _, body, _ = await client.request("GET", "sys/leaders")
-        return body
-
-    body = run_client(call)
+    leaders = run_client(lambda c: c.leaders())
     if as_json:
-        print_json(body)
+        print_json({"leaders": leaders})
         return
     rows = [
         (
@@ -138,7 +123,7 @@ def leaders(as_json: bool) -> None:
             item["since"] or "-",
             item["until"] or "-",
         )
-        for item in body.get("leaders", [])
+        for item in leaders
     ]
     print_table(("job", "holder", "since", "until"), rows, title="Leaders")
 

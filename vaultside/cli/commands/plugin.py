@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import click
@@ -11,30 +10,23 @@ import click
 from vaultside import errors
 from vaultside.cli.render import exit_code_for, fail
 from vaultside.cli.settings import settings_or_exit
+from vaultside.clock import SystemClock
 from vaultside.config.settings import Settings
-from vaultside.inject.redeliver import MountRefresher
-from vaultside.inject.runtime import plugin_running
+from vaultside.lifecycle import run_until_signal
 from vaultside.logs import setup_logging
+from vaultside.wiring.plugin import plugin_component
 
 
 async def _serve(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with plugin_running(settings) as (server, engine):
-        click.echo(f"vaultside volume plugin listening on {server.socket_path}", err=True)
-        # Rotated secrets reach running containers: re-render changed files, run reload actions.
-        refresher = MountRefresher(
-            server.manager, engine, interval=settings.rotation.redeliver_interval
-        )
-        refresh_task = asyncio.create_task(refresher.run(), name="redeliver")
-        try:
-            await stop.wait()
-        finally:
-            refresh_task.cancel()
-            await asyncio.gather(refresh_task, return_exceptions=True)
-            await refresher.close()
+    plugin = plugin_component(settings, clock=SystemClock(), in_server=False)
+
+    async def announce() -> None:
+        if plugin.server is not None:
+            click.echo(
+                f"vaultside volume plugin listening on {plugin.server.socket_path}", err=True
+            )
+
+    await run_until_signal([plugin], on_ready=announce)
 
 
 @click.command("plugin")

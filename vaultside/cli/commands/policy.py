@@ -6,14 +6,12 @@ A policy file is JSON (``{"rules": [{"path": ..., "capabilities": [...]}]}``) or
 
 from __future__ import annotations
 
-import json
-import sys
-import tomllib
 from typing import Any
 
 import click
 
-from vaultside.cli.commands.secret import read_file_arg
+from vaultside.cli.commands.secret import read_source
+from vaultside.cli.params import parse_document
 from vaultside.cli.render import (
     EXIT_INVALID,
     fail,
@@ -23,19 +21,11 @@ from vaultside.cli.render import (
     render,
     run_client,
 )
-from vaultside.client import VaultsideClient
 
 
 def parse_policy_text(text: str, source: str) -> list[dict[str, Any]]:
     """The ``rules`` of a JSON or TOML policy document (a bare JSON list is accepted too)."""
-    doc: Any
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            fail(f"{source} is neither JSON nor TOML: {exc}", EXIT_INVALID)
+    doc = parse_document(text, source)
     rules = doc if isinstance(doc, list) else doc.get("rules") if isinstance(doc, dict) else None
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         fail(f"{source}: expected a 'rules' list of {{path, capabilities}} objects", EXIT_INVALID)
@@ -57,13 +47,8 @@ def write(name: str, source: str) -> None:
     Example:
       vaultside policy write app-read app-read.toml
     """
-    text = sys.stdin.read() if source == "-" else read_file_arg(source, "policy")
-    rules = parse_policy_text(text, "stdin" if source == "-" else source)
-
-    async def call(c: VaultsideClient) -> None:
-        await c.write_policy(name, rules)
-
-    run_client(call)
+    rules = parse_policy_text(*read_source(source, "policy"))
+    run_client(lambda c: c.write_policy(name, rules))
     click.echo(f"wrote policy {name}")
 
 
@@ -78,10 +63,7 @@ def read(name: str, as_json: bool) -> None:
       vaultside policy read app-read --format json
     """
 
-    async def call(c: VaultsideClient) -> dict[str, Any]:
-        return await c.read_policy(name)
-
-    doc = run_client(call)
+    doc = run_client(lambda c: c.read_policy(name))
     if as_json:
         print_json(doc)
         return
@@ -99,10 +81,7 @@ def list_(as_json: bool) -> None:
       vaultside policy list
     """
 
-    async def call(c: VaultsideClient) -> list[str]:
-        return await c.list_policies()
-
-    render(run_client(call))  # JSON, or one name per line
+    render(run_client(lambda c: c.list_policies()))  # JSON, or one name per line
 
 
 @cli.command("delete")
@@ -115,8 +94,5 @@ def delete(name: str) -> None:
       vaultside policy delete app-read
     """
 
-    async def call(c: VaultsideClient) -> None:
-        await c.delete_policy(name)
-
-    run_client(call)
+    run_client(lambda c: c.delete_policy(name))
     click.echo(f"deleted policy {name}")

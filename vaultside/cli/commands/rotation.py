@@ -5,14 +5,12 @@ A policy file is JSON or TOML (see ``docs/rotation.md``); ``-`` reads it from st
 
 from __future__ import annotations
 
-import json
-import sys
-import tomllib
 from typing import Any
 
 import click
 
-from vaultside.cli.commands.secret import read_file_arg
+from vaultside.cli.commands.secret import read_source
+from vaultside.cli.params import parse_document
 from vaultside.cli.render import (
     EXIT_ERROR,
     EXIT_INVALID,
@@ -24,32 +22,16 @@ from vaultside.cli.render import (
     render,
     run_client,
 )
-from vaultside.client import VaultsideClient
 
 _JSON = output_format()
 
 
 def parse_policy_document(text: str, source: str) -> dict[str, Any]:
     """A policy object from JSON or TOML text."""
-    doc: Any
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            fail(f"{source} is neither JSON nor TOML: {exc}", EXIT_INVALID)
+    doc = parse_document(text, source)
     if not isinstance(doc, dict):
         fail(f"{source}: a rotation policy must be an object", EXIT_INVALID)
     return doc
-
-
-def _call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    async def call(c: VaultsideClient) -> dict[str, Any]:
-        _, obj, _ = await c.request(method, path, body=body)
-        return obj
-
-    return run_client(call)
 
 
 @click.group("rotation")
@@ -68,9 +50,8 @@ def set_(path: str, source: str, as_json: bool) -> None:
     Example:
       vaultside rotation set app/db policy.toml
     """
-    text = sys.stdin.read() if source == "-" else read_file_arg(source, "policy")
-    doc = parse_policy_document(text, "stdin" if source == "-" else source)
-    out = _call("PUT", f"rotation/policies/{path}", doc)
+    doc = parse_policy_document(*read_source(source, "policy"))
+    out = run_client(lambda c: c.write_rotation_policy(path, doc))
     if as_json:
         print_json(out)
     else:
@@ -87,7 +68,8 @@ def show(path: str) -> None:
     Example:
       vaultside rotation show app/db --format json
     """
-    render(_call("GET", f"rotation/policies/{path}")["policy"], title=f"rotation policy of {path}")
+    policy = run_client(lambda c: c.read_rotation_policy(path))
+    render(policy, title=f"rotation policy of {path}")
 
 
 @cli.command("list")
@@ -99,7 +81,7 @@ def list_(as_json: bool) -> None:
     Example:
       vaultside rotation list
     """
-    keys = _call("GET", "rotation/policies").get("keys", [])
+    keys = run_client(lambda c: c.list_rotation_policies())
     if as_json:
         print_json(keys)
     else:
@@ -116,7 +98,7 @@ def delete(path: str) -> None:
     Example:
       vaultside rotation delete app/db
     """
-    _call("DELETE", f"rotation/policies/{path}")
+    run_client(lambda c: c.delete_rotation_policy(path))
     click.echo(f"deleted rotation policy of {path}")
 
 
@@ -130,7 +112,7 @@ def rotate(path: str, as_json: bool) -> None:
     Example:
       vaultside rotation rotate app/db
     """
-    run = _call("POST", f"rotation/rotate/{path}")["run"]
+    run = run_client(lambda c: c.rotate(path))
     if as_json:
         print_json(run)
     elif run.get("result") == "ok":
@@ -151,7 +133,7 @@ def status(path: str, as_json: bool) -> None:
     Example:
       vaultside rotation status app/db
     """
-    doc = _call("GET", f"rotation/status/{path}")
+    doc = run_client(lambda c: c.rotation_status(path))
     if as_json:
         print_json(doc)
         return
@@ -197,12 +179,7 @@ def history(path: str, limit: int, as_json: bool) -> None:
     Example:
       vaultside rotation history app/db --limit 5
     """
-
-    async def call(c: VaultsideClient) -> dict[str, Any]:
-        _, obj, _ = await c.request("GET", f"rotation/history/{path}", params={"limit": str(limit)})
-        return obj
-
-    runs = run_client(call).get("runs", [])
+    runs = run_client(lambda c: c.rotation_history(path, limit=limit))
     if as_json:
         print_json(runs)
         return

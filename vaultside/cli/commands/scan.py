@@ -9,7 +9,6 @@ vaultside server unreachable (registry TLS failures too).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -28,24 +27,34 @@ from vaultside.scan.filters import default_filters
 from vaultside.scan.rulefile import load_rule_file
 from vaultside.scan.scanner import Allowlist, Scanner, load_baseline, write_baseline
 from vaultside.scan.sources.content import Limits
+from vaultside.scan.sources.request import ScanRequest
+from vaultside.wiring.scan import SCAN_REPORTERS, build_reporter, scan_sources
 
 if TYPE_CHECKING:  # the rotation outcome types: imported for --rotate-leaked only
     from vaultside.scan.leaks import RotationOutcome
 
 EXIT_FINDINGS = EXIT_ERROR  # described once in vaultside.cli.render.EXIT_CODES
-# Imported when chosen: rich (the table) alone costs ~70 ms of every scan's start-up.
-_REPORTERS = {
-    "table": "vaultside.scan.reporters.table:TableReporter",
-    "json": "vaultside.scan.reporters.json:JsonReporter",
-    "sarif": "vaultside.scan.reporters.sarif:SarifReporter",
-}
 _SEVERITIES = ["info", "low", "medium", "high", "critical", "none"]
 _NO_POLICY = "leaked, no rotation policy (not changed)"
 
 
+def _stack(
+    f: Callable[..., Any], opts: Sequence[Callable[[Callable[..., Any]], Callable[..., Any]]]
+) -> Callable[..., Any]:
+    """``f`` with the options applied as if stacked as decorators in this order."""
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _existing_file(flag: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option naming a file that must exist."""
+    return click.option(flag, type=click.Path(path_type=Path, exists=True), help=help)
+
+
 def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        output_format(*_REPORTERS, dest="fmt"),
+        output_format(*SCAN_REPORTERS, dest="fmt"),
         click.option(
             "--output", "-o", type=click.Path(path_type=Path), help="write the report here"
         ),
@@ -57,31 +66,27 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="exit 1 if any finding is at least this severe ('none': never)",
         ),
         click.option("--reveal", is_flag=True, help="show whole secret values (triage only)"),
-        click.option(
+        _existing_file(
             "--rules",
-            type=click.Path(path_type=Path, exists=True),
-            help="custom rules TOML: vaultside [[rule]] tables or a gitleaks config ([[rules]]);"
+            "custom rules TOML: vaultside [[rule]] tables or a gitleaks config ([[rules]]);"
             " unknown keys are an error",
         ),
-        click.option(
+        _existing_file(
             "--allowlist",
-            type=click.Path(path_type=Path, exists=True),
-            help="TOML accepting findings by rule id, path glob or fingerprint",
+            "TOML accepting findings by rule id, path glob or fingerprint",
         ),
-        click.option(
+        _existing_file(
             "--baseline",
-            type=click.Path(path_type=Path, exists=True),
-            help="ignore findings whose fingerprints are in this file (from --write-baseline)",
+            "ignore findings whose fingerprints are in this file (from --write-baseline)",
         ),
         click.option(
             "--write-baseline",
             type=click.Path(path_type=Path),
             help="accept every current finding: write their fingerprints here",
         ),
-        click.option(
+        _existing_file(
             "--known-index",
-            type=click.Path(path_type=Path, exists=True),
-            help="known-value index JSON (from GET /v1/scans/known-index)",
+            "known-value index JSON (from GET /v1/scans/known-index)",
         ),
         click.option(
             "--known-from-server",
@@ -106,7 +111,7 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             "-j",
             type=click.IntRange(1, 64),
             default=None,
-            help="worker processes for archives on disk (default: CPU count + 1, at most 8;"
+            help="worker processes for archives on disk (default: the CPU count, at most 8;"
             " 1 while the load average is at or above the CPU count)",
         ),
         click.option(
@@ -115,9 +120,7 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="a progress bar for the whole scan, on stderr (default: when stderr is a tty)",
         ),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def _fail(exc: errors.VaultsideError) -> NoReturn:
@@ -135,20 +138,13 @@ def _known(index_file: Path | None, from_server: bool) -> KnownValueIndex | None
             raise errors.InvalidRequestError(f"{index_file}: not JSON") from exc
     if from_server:
         from vaultside.cli.render import run_client
-        from vaultside.client import VaultsideClient
 
-        async def fetch(client: VaultsideClient) -> dict[str, Any]:
-            _status, body, _h = await client.request("GET", "scans/known-index")
-            return body
-
-        return KnownValueIndex.from_json(run_client(fetch))
+        return KnownValueIndex.from_json(run_client(lambda c: c.known_index()))
     return None
 
 
 def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
     """Rotate-now (on the server) each leaked current managed secret; outcomes, no values."""
-    from urllib.parse import quote
-
     from vaultside.cli.render import run_client
     from vaultside.client import VaultsideClient
     from vaultside.scan.leaks import RotationOutcome, leaked_current
@@ -157,9 +153,7 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
         out: list[RotationOutcome] = []
         for path, leaked in sorted(leaked_current(findings).items()):
             try:
-                _s, body, _h = await client.request(
-                    "POST", f"rotation/rotate/{quote(path, safe='/')}"
-                )
+                run = await client.rotate(path)
             except errors.NotFoundError:
                 out.append(RotationOutcome(path, leaked, "no-policy", note=_NO_POLICY))
                 continue
@@ -171,7 +165,6 @@ def _rotate_leaked(findings: Sequence[Finding]) -> list[RotationOutcome]:
                 note = "a rotation is already running"
                 out.append(RotationOutcome(path, leaked, "conflict", note=note))
                 continue
-            run = body.get("run", {})
             if run.get("result") == "ok":
                 out.append(RotationOutcome(path, leaked, "rotated", version=run.get("version")))
             else:
@@ -232,30 +225,41 @@ def _progress_bar() -> Iterator[Callable[[ScanStats], None]]:
 def default_jobs() -> int:
     """Worker processes when ``--jobs`` is not given.
 
-    One more than cores: a worker waiting on a read or on sending its results leaves a core
-    idle otherwise (220 MB archive, 2 idle cores: 0.60 s -> 0.53 s). But when the machine is
-    already busy (1-minute load average >= cores) no core is idle and the split pass and the
-    forks are pure overhead: one process (12k small files, load ~10 on 2 cores: paired
-    ratio to betterleaks 2.4x with 3 workers, 3.4x with 1).
+    As many as cores, this process included (``Workers``: it indexes the archive while the
+    forked ones scan the first slices, then scans too); one more only added CPU (12k small
+    files: 0.49 s of CPU with 3 workers, 0.45 s with 2, 0.39 s with one process). But when
+    the machine is already busy (1-minute load average >= cores) no core is idle and the
+    split pass and the forks are pure overhead: one process (12k small files, load ~10 on 2
+    cores: paired ratio to betterleaks 2.4x with 3 workers, 3.4x with 1).
     """
     cores = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0] >= cores
     except OSError:  # no load average on this platform
         busy = False
-    return 1 if busy else min(8, cores + 1)
+    return 1 if busy else min(8, cores)
+
+
+def _cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/vaultside`` (else ``~/.cache/vaultside``): the compiled keyword
+    database is kept there between runs; None when there is no home to put it in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base and os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        return Path(base) / "vaultside"
+    try:
+        return Path.home() / ".cache" / "vaultside"
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
 
 
 def _reporter(fmt: str, output: Path | None) -> Reporter:
     """The reporter; a table for a terminal gets colours and the terminal's width."""
-    module, _, name = _REPORTERS[fmt].partition(":")
-    cls: Callable[..., Reporter] = getattr(importlib.import_module(module), name)
-    if fmt == "table" and output is None and sys.stdout.isatty():
-        return cls(width=None, color=True)
-    return cls()
+    return build_reporter(fmt, tty=output is None and sys.stdout.isatty())
 
 
-def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
+def _run(sources: Sequence[Source], opts: dict[str, Any], *, cache: bool = True) -> None:
+    """``cache``: keep the compiled keyword database in ``_cache_dir`` (registry scans write
+    nothing to disk, so they do without it)."""
     try:
         from_server = opts["known_from_server"] or (
             opts["rotate_leaked"] and opts["known_index"] is None
@@ -267,6 +271,7 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
             known=_known(opts["known_index"], from_server),
             allowlist=Allowlist.load(opts["allowlist"]) if opts["allowlist"] else None,
             baseline=load_baseline(opts["baseline"]) if opts["baseline"] else frozenset(),
+            cache_dir=_cache_dir() if cache else None,
         )
         jobs = opts["jobs"] or default_jobs()
         show = opts["progress"] if opts["progress"] is not None else sys.stderr.isatty()
@@ -300,6 +305,9 @@ def _run(sources: Sequence[Source], opts: dict[str, Any]) -> None:
         f" {len(result.findings)} finding(s), {result.suppressed} suppressed",
         err=True,
     )
+    from vaultside.cli.main import skip_teardown  # here: main imports this module lazily
+
+    skip_teardown()  # everything is written: no module teardown (~15 ms) before the exit
     if opts["fail_on"] != "none" and opts["write_baseline"] is None:
         floor = Severity.parse(opts["fail_on"])
         if any(f.severity >= floor for f in result.findings):
@@ -338,29 +346,23 @@ def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="plain http instead of https (loopback registries only)",
         ),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
+
+
+def _sources(kind: str, targets: Sequence[object], opts: dict[str, Any], **kw: Any) -> list[Source]:
+    """The sources of ``kind`` through the scan registry (``vaultside.wiring.scan``)."""
+    request = ScanRequest(
+        [str(t) for t in targets], limits=Limits(max_depth=opts["max_depth"]), **kw
+    )
+    try:
+        return scan_sources(kind, request)
+    except errors.VaultsideError as exc:
+        _fail(exc)
 
 
 def _registry_sources(refs: Sequence[str], opts: dict[str, Any]) -> list[Source]:
-    from vaultside.scan.sources.registry import RegistrySource
-
-    limits = Limits(max_depth=opts["max_depth"])
-    platform, ca_file, plain_http = (
-        opts.pop("platform"),
-        opts.pop("ca_file"),
-        opts.pop("plain_http"),
-    )
-    try:
-        return [
-            RegistrySource(
-                r, platform=platform, ca_file=ca_file, plain_http=plain_http, limits=limits
-            )
-            for r in refs
-        ]
-    except errors.VaultsideError as exc:
-        _fail(exc)
+    names = ("platform", "ca_file", "plain_http")
+    return _sources("registry", refs, opts, options={n: opts.pop(n) for n in names})
 
 
 @cli.command("image")
@@ -383,15 +385,12 @@ def image_cmd(names: tuple[str, ...], docker_host: str | None, remote: bool, **o
       vaultside scan image app:latest --format json
     """
     if remote:
-        _run(_registry_sources(names, opts), opts)
+        _run(_registry_sources(names, opts), opts, cache=False)
         return
     if opts["platform"] or opts["ca_file"] or opts["plain_http"]:
         raise click.UsageError("--platform, --ca-file and --plain-http need --remote")
-    from vaultside.scan.sources.image import ImageSource
-
     client = _docker(docker_host)
-    limits = Limits(max_depth=opts["max_depth"])
-    _run([ImageSource(client, n, limits=limits) for n in names], opts)
+    _run(_sources("image", names, opts, docker=lambda: client), opts)
 
 
 @cli.command("registry")
@@ -413,7 +412,7 @@ def registry_cmd(refs: tuple[str, ...], **opts: Any) -> None:
     Example:
       vaultside scan registry registry.example:5000/app:1.0 --platform linux/amd64
     """
-    _run(_registry_sources(refs, opts), opts)
+    _run(_registry_sources(refs, opts), opts, cache=False)
 
 
 @cli.command("containers")
@@ -427,9 +426,10 @@ def containers_cmd(all_containers: bool, docker_host: str | None, **opts: Any) -
     Example:
       vaultside scan containers --all --fail-on high
     """
-    from vaultside.scan.sources.container import ContainerSource
-
-    _run([ContainerSource(_docker(docker_host), all_containers=all_containers)], opts)
+    client = _docker(docker_host)
+    _run(
+        _sources("containers", (), opts, docker=lambda: client, all_containers=all_containers), opts
+    )
 
 
 @cli.command("archive")
@@ -442,10 +442,7 @@ def archive_cmd(files: tuple[Path, ...], **opts: Any) -> None:
     Example:
       vaultside scan archive app.tar --format sarif -o scan.sarif
     """
-    from vaultside.scan.sources.archive import ImageArchiveSource
-
-    limits = Limits(max_depth=opts["max_depth"])
-    _run([ImageArchiveSource(f, limits=limits) for f in files], opts)
+    _run(_sources("archive", files, opts), opts)
 
 
 @cli.command("path")
@@ -458,7 +455,4 @@ def path_cmd(dirs: tuple[Path, ...], **opts: Any) -> None:
     Example:
       vaultside scan path ./deploy --baseline .vaultside-baseline.json
     """
-    from vaultside.scan.sources.path import PathSource
-
-    limits = Limits(max_depth=opts["max_depth"])
-    _run([PathSource(d, limits=limits) for d in dirs], opts)
+    _run(_sources("path", dirs, opts), opts)

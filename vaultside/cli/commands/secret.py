@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -25,13 +25,9 @@ from vaultside.cli.render import (
     print_table,
     run_client,
 )
-from vaultside.client import (
-    NotModified,
-    SecretData,
-    SecretMetadata,
-    VaultsideClient,
-    VersionInfo,
-)
+from vaultside.client import NotModified, VaultsideClient
+from vaultside.clock import rfc3339
+from vaultside.kv.models import SecretMeta, VersionMeta
 
 
 def parse_assignments(pairs: tuple[str, ...], stdin: TextIO) -> dict[str, str]:
@@ -71,6 +67,13 @@ def read_file_arg(path: str, what: str) -> str:
         fail(f"{what}: {path} is not UTF-8 text", EXIT_INVALID)
 
 
+def read_source(source: str, what: str) -> tuple[str, str]:
+    """(text, name) of a FILE argument, or of stdin for ``-``."""
+    if source == "-":
+        return sys.stdin.read(), "stdin"
+    return read_file_arg(source, what), source
+
+
 def parse_stdin_object(stdin: TextIO) -> dict[str, str]:
     """A JSON object of string fields from stdin."""
     try:
@@ -95,13 +98,22 @@ def parse_versions(text: str | None) -> list[int] | None:
     return versions
 
 
-def _version_row(v: VersionInfo) -> tuple[object, ...]:
-    state = "destroyed" if v.destroyed else ("deleted" if v.deletion_time else "live")
-    return (v.version, v.created_time, v.deletion_time or "-", state)
+def _version_row(v: VersionMeta) -> tuple[object, ...]:
+    state = "destroyed" if v.destroyed else ("deleted" if v.deletion_time is not None else "live")
+    deleted = "-" if v.deletion_time is None else rfc3339(v.deletion_time)
+    return (v.version, rfc3339(v.created_time), deleted, state)
 
 
-def _print_metadata(meta: SecretMetadata, as_json: bool) -> None:
-    obj = asdict(meta)
+def _meta_json(meta: SecretMeta) -> dict[str, object]:
+    """The metadata as this command prints it: the API's shape, with ``secret_type`` for
+    ``type`` and the versions keyed by number."""
+    obj = {"secret_type" if k == "type" else k: v for k, v in meta.to_json().items()}
+    obj["versions"] = {n: v.to_json() for n, v in sorted(meta.versions.items())}
+    return obj
+
+
+def _print_metadata(meta: SecretMeta, as_json: bool) -> None:
+    obj = _meta_json(meta)
     if as_json:
         print_json(obj)
         return
@@ -109,6 +121,18 @@ def _print_metadata(meta: SecretMetadata, as_json: bool) -> None:
     print_mapping(obj, title=f"metadata of {meta.path}")
     rows = [_version_row(v) for _, v in sorted(meta.versions.items())]
     print_table(("Version", "Created", "Deleted", "State"), rows)
+
+
+def _change_versions(
+    path: str,
+    versions: str,
+    change: Callable[[VaultsideClient], Callable[[str, list[int]], Awaitable[None]]],
+    done: str,
+) -> None:
+    """Undelete or destroy ``--versions`` of ``path`` and say so."""
+    wanted = parse_versions(versions) or []
+    run_client(lambda c: change(c)(path, wanted))
+    click.echo(f"{done} {path} versions {versions}")
 
 
 json_option = output_format()
@@ -141,12 +165,9 @@ def put(
     if not data:
         fail("no fields to write", EXIT_INVALID)
 
-    async def call(c: VaultsideClient) -> VersionInfo:
-        return await c.write_secret(path, data, cas=cas, secret_type=secret_type)
-
-    meta = run_client(call)
+    meta = run_client(lambda c: c.write_secret(path, data, cas=cas, secret_type=secret_type))
     if as_json:
-        print_json(asdict(meta))
+        print_json(meta.to_json())
     else:
         click.echo(f"wrote {path} version {meta.version}")
 
@@ -164,10 +185,7 @@ def get(path: str, version: int | None, field: str | None, as_json: bool) -> Non
       vaultside secret get app/db --field password
     """
 
-    async def call(c: VaultsideClient) -> SecretData | NotModified:
-        return await c.read_secret(path, version=version)
-
-    secret = run_client(call)
+    secret = run_client(lambda c: c.read_secret(path, version=version))
     if isinstance(secret, NotModified):  # cannot happen: no etag was sent
         fail("unexpected 304 Not Modified")
     if field is not None:
@@ -175,7 +193,7 @@ def get(path: str, version: int | None, field: str | None, as_json: bool) -> Non
             fail(f"secret {path} has no field {field!r}", EXIT_NOT_FOUND)
         print_raw(secret.data[field])
     elif as_json:
-        print_json({"data": secret.data, "metadata": asdict(secret.metadata)})
+        print_json({"data": secret.data, "metadata": secret.metadata.to_json()})
     else:
         print_mapping(secret.data, title=f"{path} (version {secret.metadata.version})")
 
@@ -191,10 +209,7 @@ def list_(prefix: str, as_json: bool) -> None:
       vaultside secret list app/
     """
 
-    async def call(c: VaultsideClient) -> list[str]:
-        return await c.list_secrets(prefix)
-
-    keys = run_client(call)
+    keys = run_client(lambda c: c.list_secrets(prefix))
     if as_json:
         print_json(keys)
     else:
@@ -213,11 +228,7 @@ def delete(path: str, versions: str | None) -> None:
       vaultside secret delete app/db --versions 1,2
     """
     wanted = parse_versions(versions)
-
-    async def call(c: VaultsideClient) -> None:
-        await c.delete_secret(path, wanted)
-
-    run_client(call)
+    run_client(lambda c: c.delete_secret(path, wanted))
     click.echo(f"deleted {path}" + (f" versions {versions}" if versions else ""))
 
 
@@ -231,13 +242,7 @@ def undelete(path: str, versions: str) -> None:
     Example:
       vaultside secret undelete app/db --versions 2
     """
-    wanted = parse_versions(versions) or []
-
-    async def call(c: VaultsideClient) -> None:
-        await c.undelete_secret(path, wanted)
-
-    run_client(call)
-    click.echo(f"undeleted {path} versions {versions}")
+    _change_versions(path, versions, lambda c: c.undelete_secret, "undeleted")
 
 
 @cli.command("destroy")
@@ -250,13 +255,7 @@ def destroy(path: str, versions: str) -> None:
     Example:
       vaultside secret destroy app/db --versions 1
     """
-    wanted = parse_versions(versions) or []
-
-    async def call(c: VaultsideClient) -> None:
-        await c.destroy_secret(path, wanted)
-
-    run_client(call)
-    click.echo(f"destroyed {path} versions {versions}")
+    _change_versions(path, versions, lambda c: c.destroy_secret, "destroyed")
 
 
 @cli.command("versions")
@@ -269,13 +268,9 @@ def versions_(path: str, as_json: bool) -> None:
     Example:
       vaultside secret versions app/db
     """
-
-    async def call(c: VaultsideClient) -> list[VersionInfo]:
-        return await c.secret_versions(path)
-
-    infos = run_client(call)
+    infos = run_client(lambda c: c.secret_versions(path))
     if as_json:
-        print_json([asdict(v) for v in infos])
+        print_json([v.to_json() for v in infos])
     else:
         print_table(("Version", "Created", "Deleted", "State"), map(_version_row, infos), path)
 
@@ -315,7 +310,7 @@ def metadata(
     if delete_all and changing:
         fail("--delete-all cannot be combined with other changes", EXIT_INVALID)
 
-    async def call(c: VaultsideClient) -> SecretMetadata | None:
+    async def call(c: VaultsideClient) -> SecretMeta | None:
         if delete_all:
             await c.delete_metadata(path)
             return None

@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 
 from vaultside.api.body import validation_error
-from vaultside.api.server import Bound, run, run_server
+from vaultside.api.server import Bound, check_settings, run, run_server
 from vaultside.cli.render import EXIT_ERROR, EXIT_INVALID, fail
 from vaultside.config.loader import load_settings
 from vaultside.config.settings import Settings
@@ -175,7 +175,7 @@ def _serve(settings: Settings, overrides: dict[str, object], dev: bool) -> None:
         if dev:
             print_dev_banner(await _dev_root_token(services), bound)
 
-    run(run_server(settings, on_ready=on_ready))
+    run(run_server(_build(settings), on_ready=on_ready))
 
 
 def _run_supervised(settings: Settings, overrides: dict[str, object], dev: bool) -> None:
@@ -196,4 +196,10 @@ def _run_worker(overrides: dict[str, object], unix_fd: int | None) -> None:
     settings = build_settings(overrides)
     setup_logging(settings.log_level, settings.log_format)
     sock = socket.socket(fileno=unix_fd) if unix_fd is not None else None
-    run(run_server(settings, reuse_port=True, unix_sock=sock))
+    run(run_server(_build(settings), reuse_port=True, unix_sock=sock))
+
+
+def _build(settings: Settings) -> Services:
+    """The one place a serving process gets its ``Services`` (checked settings first)."""
+    check_settings(settings)
+    return build_services(settings)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
-import signal
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,31 +13,15 @@ import click
 from vaultside import errors
 from vaultside.cli.params import DURATION, config_duration
 from vaultside.cli.render import EXIT_INVALID, exit_code_for, fail
-from vaultside.client import HttpSecretSource, VaultsideClient
-from vaultside.clock import SystemClock
-from vaultside.inject.docker_api import DockerEngine
-from vaultside.inject.readiness import ReadinessServer
 from vaultside.inject.sidecar import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_REFRESH_INTERVAL,
     DEFAULT_TIMEOUT,
-    ConsumerReporter,
-    EtagWatcher,
-    Sidecar,
-    SidecarConfig,
-    default_consumer_id,
 )
-from vaultside.inject.sidecar_auth import DEFAULT_JWT_FILE, JwtSession
-from vaultside.inject.signal import (
-    ReloadAction,
-    RunCommand,
-    SignalContainer,
-    SignalProcess,
-    parse_signal,
-)
-from vaultside.inject.spec import parse_volume_options
+from vaultside.inject.sidecar_auth import DEFAULT_JWT_FILE
+from vaultside.lifecycle import STOP_SIGNALS, run_until_signal
 from vaultside.logs import setup_logging
-from vaultside.retry import NO_RETRY
+from vaultside.wiring.sidecar import SidecarOptions, build_sidecar
 
 CONFIG_KEYS = frozenset(
     {"dir", "addr", "token_file", "interval", "refresh", "ready_file", "ready_http",
@@ -64,27 +46,6 @@ def _options(
     return out
 
 
-def _reload(
-    engine: DockerEngine | None,
-    sig_name: str,
-    pid: int | None,
-    pid_file: Path | None,
-    container: str | None,
-    command: str | None,
-) -> ReloadAction | None:
-    given = [x for x in (pid, pid_file, container, command) if x is not None]
-    if len(given) > 1:
-        fail("give at most one reload target (pid, pid file, container or command)", EXIT_INVALID)
-    sig = parse_signal(sig_name)
-    if pid is not None or pid_file is not None:
-        return SignalProcess(sig, pid=pid, pid_file=pid_file)
-    if container is not None:
-        return SignalContainer(engine or DockerEngine(None), container, sig)
-    if command is not None:
-        return RunCommand(shlex.split(command))
-    return None
-
-
 def _timeout(flag: float | None, config: dict[str, Any]) -> float | None:
     """The first render's deadline in seconds; ``None`` (given as 0) waits forever."""
     if flag is not None:
@@ -97,37 +58,6 @@ def _host_port(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or int(port) > 65535:
         fail(f"--ready-http expects HOST:PORT, got {text[:60]!r}", EXIT_INVALID)
     return host or "127.0.0.1", int(port)
-
-
-async def _run(
-    sidecar: Sidecar,
-    client: VaultsideClient,
-    once: bool,
-    engine: DockerEngine | None,
-    ready_http: tuple[str, int] | None,
-) -> None:
-    probe = ReadinessServer(sidecar.ready, *ready_http) if ready_http and not once else None
-    try:
-        if once:
-            await sidecar.start()
-            return
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        if probe is not None:
-            await probe.start()
-        await sidecar.run(stop)
-    finally:
-        if not once:
-            sidecar.stop_cleanup()
-        if probe is not None:
-            await probe.stop()
-        if sidecar.auth is not None:
-            await sidecar.auth.close()
-        await client.close()
-        if engine is not None:
-            await engine.close()
 
 
 @click.command("sidecar")
@@ -235,18 +165,12 @@ def cli(
     out_dir = output_dir or (Path(config["dir"]) if "dir" in config else None)
     if out_dir is None:
         fail("--dir (or dir in --config) is required", EXIT_INVALID)
-    env = dict(os.environ)
-    if addr or config.get("addr"):
-        env["VAULTSIDE_ADDR"] = str(addr or config.get("addr"))
-    if token_file or config.get("token_file"):
-        env.pop("VAULTSIDE_TOKEN", None)
-        env["VAULTSIDE_TOKEN_FILE"] = str(token_file or config.get("token_file"))
     try:
-        spec = parse_volume_options(_options(config, opts, secrets))
-        engine = DockerEngine(docker_host) if reload_container else None
-        cfg = SidecarConfig(
+        http = ready_http or config.get("ready_http")
+        options = SidecarOptions(
             output_dir=out_dir,
-            spec=spec,
+            options=_options(config, opts, secrets),
+            once=once,
             poll_interval=interval
             or config_duration(config.get("interval", DEFAULT_POLL_INTERVAL), "interval"),
             refresh_interval=refresh
@@ -254,37 +178,31 @@ def cli(
             timeout=_timeout(timeout, config),
             ready_file=ready_file
             or (Path(config["ready_file"]) if "ready_file" in config else None),
+            ready_http=_host_port(str(http)) if http else None,
             allow_non_tmpfs=allow_non_tmpfs or bool(config.get("allow_non_tmpfs", False)),
-            reload=_reload(
-                engine, reload_signal, reload_pid, reload_pid_file, reload_container, reload_command
-            ),
+            reload_signal=reload_signal,
+            reload_pid=reload_pid,
+            reload_pid_file=reload_pid_file,
+            reload_container=reload_container,
+            reload_command=reload_command,
+            docker_host=docker_host,
+            addr=str(addr or config.get("addr")) if addr or config.get("addr") else None,
+            token_file=Path(str(token_file or config.get("token_file")))
+            if token_file or config.get("token_file")
+            else None,
+            auth=auth_method or str(config.get("auth", "token")),
+            jwt_role=jwt_role or (str(config["role"]) if "role" in config else None),
+            jwt_file=jwt_file or (Path(config["jwt_file"]) if "jwt_file" in config else None),
+            consumer=consumer or (str(config["consumer"]) if config.get("consumer") else None),
         )
-        auth = None
-        auth_method = auth_method or str(config.get("auth", "token"))
-        jwt_role = jwt_role or (str(config["role"]) if "role" in config else None)
-        jwt_file = jwt_file or (Path(config["jwt_file"]) if "jwt_file" in config else None)
-        if auth_method not in ("token", "jwt"):
-            fail(f"auth must be token or jwt, got {auth_method[:20]!r}", EXIT_INVALID)
-        if auth_method == "jwt":
-            if not jwt_role:
-                fail("--auth jwt needs --role", EXIT_INVALID)
-            if token_file or config.get("token_file"):
-                fail("--auth jwt and a token file exclude each other", EXIT_INVALID)
-            env.pop("VAULTSIDE_TOKEN", None)
-            env.pop("VAULTSIDE_TOKEN_FILE", None)
-        # The sidecar retries on its own (first render, refresh loop): one attempt per call here.
-        client = VaultsideClient.from_env(env, timeout=10.0, retry=NO_RETRY)
-        if auth_method == "jwt" and jwt_role:
-            auth = JwtSession(client, jwt_role, jwt_file or DEFAULT_JWT_FILE, clock=SystemClock())
-        feed = EtagWatcher(client, EtagWatcher.paths_of(spec))
-        consumer_id = consumer or str(config.get("consumer") or default_consumer_id())
-        reporter = ConsumerReporter(client, consumer_id)
-        sidecar = Sidecar(cfg, HttpSecretSource(client), feed=feed, reporter=reporter, auth=auth)
-        http = ready_http or config.get("ready_http")
-        asyncio.run(_run(sidecar, client, once, engine, _host_port(str(http)) if http else None))
+        process = build_sidecar(options, os.environ)
+        # --once is an init container's job: a signal ends it the default way (not "done").
+        signals = () if once else STOP_SIGNALS
+        asyncio.run(run_until_signal([process], main=process.run, signals=signals))
     except errors.VaultsideError as exc:
         fail("; ".join(exc.public_messages()), exit_code_for(exc))
     except KeyboardInterrupt:
         pass
     if once:
-        click.echo(f"rendered {len(spec.files)} file(s) into {out_dir}", err=True)
+        files = process.sidecar.config.spec.files
+        click.echo(f"rendered {len(files)} file(s) into {out_dir}", err=True)

@@ -16,11 +16,12 @@ import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
 from vaultside.errors import InvalidRequestError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
 from vaultside.scan.sources.bundle import WINDOW, bundled
 from vaultside.scan.sources.content import (
     ARCHIVE_ERRORS,
@@ -36,17 +37,23 @@ from vaultside.scan.sources.content import (
 from vaultside.scan.sources.layers import (
     Attribution,
     ImageInfo,
-    LayerIndex,
     config_chunks,
     forget_members,
     image_info,
     layer_chunks,
     norm,
 )
+from vaultside.scan.sources.pycache import Deferred
+from vaultside.scan.sources.request import ScanRequest
 from vaultside.scan.sources.tarindex import Entry, Section, TarFormatError, Window, entries
 
 _MAX_JSON = 8 * 1024 * 1024
 _META_NAMES = frozenset({"manifest.json", "index.json", "oci-layout", "repositories"})
+_MIN_SLICE = 1 << 20  # bytes of files per worker slice, at least
+
+
+def _pread(fd: int, offset: int, n: int) -> bytes:
+    return os.pread(fd, n, offset)
 
 
 class ArchiveError(InvalidRequestError):
@@ -216,10 +223,13 @@ class ImageArchiveSource:
         window = Window(fd, WINDOW)
 
         def files() -> Iterator[tuple[Location, int, int]]:
+            pyc = Deferred()
             for entry in entries(fd, layer_entry.offset, end, window):
                 path = norm(entry.name)
-                if layer.note(path, entry.is_file):
+                if layer.note(path, entry.is_file) and not pyc.hold(path, entry.offset, entry.size):
                     yield Location(kind, target, path, None, key), entry.offset, entry.size
+            for path, offset, size in pyc.release(window.read):
+                yield Location(kind, target, path, None, key), offset, size
 
         yield from bundled(window, files(), stats, self.limits)
 
@@ -235,23 +245,32 @@ class ImageArchiveSource:
         except OSError:
             return None
 
-    def split(self, parts: int) -> list[LayerFiles]:
-        """The plain layers' files cut into ``parts`` slices for parallel workers.
+    def split(self, parts: int) -> Iterator[LayerFiles]:
+        """The plain layers' files, cut into slices of about 1/``parts`` of the archive.
 
-        Indexes those layers (files, whiteouts) here, so ``chunks`` then skips them; returns
-        [] (and changes nothing) unless this is an uncompressed tar on disk.
+        A generator: slices come while the layers' headers are still being read, so workers
+        scan the first slices while this process indexes the rest. Each layer it has indexed
+        completely (files, whiteouts) is skipped by ``chunks`` afterwards; yields nothing (and
+        changes nothing) unless this is an uncompressed tar on disk. A layer whose headers are
+        corrupt is left to ``chunks``, which reports it.
         """
         path = self._opener
         if parts < 2 or not isinstance(path, Path) or not path.is_file():
-            return []
-        items: list[tuple[str, str, int, int]] = []
-        layers: dict[str, LayerIndex] = {}
+            return
         try:
-            with path.open("rb") as f:
-                fd = f.fileno()
+            f = path.open("rb")
+        except OSError:
+            return  # the sequential path reports the problem
+        with f:
+            fd = f.fileno()
+            size = os.fstat(fd).st_size
+            target = max(_MIN_SLICE, size // parts)  # contiguous slices: reads stay sequential
+            items: list[tuple[str, str, int, int]] = []
+            used = 0
+            try:
                 if not is_tar(os.pread(fd, 512, 0)):
-                    return []
-                for outer in entries(fd, 0, os.fstat(fd).st_size):
+                    return
+                for outer in entries(fd, 0, size):
                     name = norm(outer.name)
                     if not outer.is_file or not (
                         name.endswith("/layer.tar") or name.startswith("blobs/")
@@ -259,24 +278,34 @@ class ImageArchiveSource:
                         continue
                     if outer.size <= 512 or not is_tar(os.pread(fd, 512, outer.offset)):
                         continue
-                    layer = layers.setdefault(name, LayerIndex())
-                    for entry in entries(fd, outer.offset, outer.offset + outer.size):
+                    layer = self._seen.layer(name)
+                    pyc = Deferred()
+                    # headers only, one exact ``pread`` each: a window would copy every
+                    # file's data as well (this process never reads the data)
+                    headers = Window(fd, 0)
+                    for entry in entries(fd, outer.offset, outer.offset + outer.size, headers):
                         p = norm(entry.name)
-                        if layer.note(p, entry.is_file):
+                        if layer.note(p, entry.is_file) and not pyc.hold(
+                            p, entry.offset, entry.size
+                        ):
                             items.append((name, p, entry.offset, entry.size))
-        except (OSError, TarFormatError):
-            return []  # the sequential path reports the problem
-        self._seen.layers.update(layers)
-        self._split_layers = set(layers)
-        total = sum(i[3] for i in items) or 1
-        slices: list[list[tuple[str, str, int, int]]] = [[] for _ in range(parts)]
-        done = 0
-        for item in items:  # contiguous slices of about equal bytes: reads stay sequential
-            slices[min(parts - 1, done * parts // total)].append(item)
-            done += item[3]
-        return [
-            LayerFiles(path, self.kind, self.target, self.limits, tuple(sl)) for sl in slices if sl
-        ]
+                            used += entry.size
+                            # near the end, slices shrink (1/8 of what is left): every
+                            # process then finishes at about the same time
+                            if used >= min(target, max(_MIN_SLICE, (size - entry.offset) >> 3)):
+                                yield self._slice(path, items)
+                                items, used = [], 0
+                    for p, offset, length in pyc.release(partial(_pread, fd)):
+                        items.append((name, p, offset, length))
+                        used += length
+                    self._split_layers.add(name)
+            except (OSError, TarFormatError):
+                pass  # not split: ``chunks`` reads (and reports) it
+            if items:
+                yield self._slice(path, items)
+
+    def _slice(self, path: Path, items: list[tuple[str, str, int, int]]) -> LayerFiles:
+        return LayerFiles(path, self.kind, self.target, self.limits, tuple(items))
 
     def _directory(self, root: Path, stats: ScanStats) -> Iterator[Chunk]:
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
@@ -357,3 +386,8 @@ class ImageArchiveSource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Attribute layer findings to digest and ``created_by``; mark deleted/overwritten."""
         return self._seen.finalize(findings, retarget=self.kind == "archive")
+
+
+def archive_sources(request: ScanRequest) -> list[Source]:
+    """One source per image archive (docker save tarball, OCI layout) in ``request.targets``."""
+    return [ImageArchiveSource(Path(t), limits=request.limits) for t in request.targets]

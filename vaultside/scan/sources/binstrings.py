@@ -21,7 +21,6 @@ larger than ``MAX_STRINGS_FILE`` stay skipped: the step is bounded and cheap.
 from __future__ import annotations
 
 import re
-import sqlite3
 import struct
 from collections.abc import Iterator
 
@@ -71,6 +70,8 @@ def extract(kind: str, data: bytes) -> bytes:
         except (struct.error, IndexError, ValueError):
             pass
     elif kind == "sqlite":
+        import sqlite3  # here: ~2 ms of every scan's start-up, for the few SQLite files
+
         try:
             return _sqlite_rows(data)
         except (sqlite3.Error, OverflowError, ValueError, MemoryError):
@@ -153,6 +154,8 @@ def _modified_utf8(raw: bytes) -> bytes:
 
 def _sqlite_rows(data: bytes) -> bytes:
     """Every ordinary table's text values as ``column = 'value'`` lines."""
+    import sqlite3
+
     con = sqlite3.connect(":memory:")
     con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_STRINGS_FILE)  # no value bigger than the file
     try:

@@ -13,8 +13,9 @@ import docker
 import docker.errors
 
 from vaultside.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
 from vaultside.scan.posture import check_container
+from vaultside.scan.sources.request import ScanRequest
 
 
 def docker_client(base_url: str | None = None) -> Any:
@@ -104,3 +105,14 @@ class ContainerSource:
         for attrs in self._attrs:
             out.extend(check_container(attrs))
         return out
+
+
+def container_sources(request: ScanRequest) -> list[Source]:
+    """The containers of the engine: only those named in ``request.targets`` when given."""
+    # Only the named containers when targets are given: a scan (and its rotate_leaked)
+    # does what it was asked, nothing more.
+    return [
+        ContainerSource(
+            request.docker(), all_containers=request.all_containers, targets=request.targets
+        )
+    ]

@@ -11,10 +11,16 @@ from typing import Any
 
 import docker.errors
 
-from vaultside.errors import NotFoundError, UpstreamError, UpstreamUnavailableError
-from vaultside.scan.base import Chunk, Finding, ScanStats
+from vaultside.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
+from vaultside.scan.base import Chunk, Finding, ScanStats, Source
 from vaultside.scan.sources.archive import ImageArchiveSource
 from vaultside.scan.sources.content import Limits
+from vaultside.scan.sources.request import ScanRequest
 
 
 class _IterStream(io.RawIOBase):
@@ -85,3 +91,11 @@ class ImageSource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Layer attribution, as for an archive."""
         return self._archive.finalize(findings) if self._archive else findings
+
+
+def image_sources(request: ScanRequest) -> list[Source]:
+    """One source per local image named in ``request.targets`` (read through the engine)."""
+    if not request.targets:
+        raise InvalidRequestError("an image scan needs at least one target")
+    client = request.docker()
+    return [ImageSource(client, t, limits=request.limits) for t in request.targets]

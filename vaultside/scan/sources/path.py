@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vaultside.errors import InvalidRequestError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
 from vaultside.scan.sources.content import (
     ARCHIVE_ERRORS,
     BLOCK,
@@ -15,6 +15,7 @@ from vaultside.scan.sources.content import (
     bytes_chunks,
     file_chunks,
 )
+from vaultside.scan.sources.request import ScanRequest
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 
@@ -67,3 +68,8 @@ class PathSource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Nothing to fix up for plain files."""
         return findings
+
+
+def path_sources(request: ScanRequest) -> list[Source]:
+    """One source per directory (or file) named in ``request.targets``."""
+    return [PathSource(Path(t), limits=request.limits) for t in request.targets]

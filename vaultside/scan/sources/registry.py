@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vaultside.errors import InvalidRequestError
-from vaultside.scan.base import Chunk, Finding, Location, ScanStats
+from vaultside.scan.base import Chunk, Finding, Location, ScanStats, Source
 from vaultside.scan.sources.archive import ArchiveError, Counting
 from vaultside.scan.sources.content import ARCHIVE_ERRORS, BLOCK, Limits
 from vaultside.scan.sources.distribution import RegistryClient
 from vaultside.scan.sources.imageref import Credentials, Reference, credentials_for
 from vaultside.scan.sources.layers import Attribution, config_chunks, image_info, layer_chunks
+from vaultside.scan.sources.request import ScanRequest
 
 
 class RegistrySource:
@@ -89,3 +90,19 @@ class RegistrySource:
     def finalize(self, findings: list[Finding]) -> list[Finding]:
         """Layer digest, ``created_by`` and deleted/overwritten status for layer findings."""
         return self._seen.finalize(findings)
+
+
+def registry_sources(request: ScanRequest) -> list[Source]:
+    """One source per registry reference in ``request.targets``; ``request.options`` may hold
+    ``platform``, ``ca_file`` and ``plain_http``."""
+    opts = request.options
+    return [
+        RegistrySource(
+            t,
+            platform=opts.get("platform"),
+            ca_file=opts.get("ca_file"),
+            plain_http=bool(opts.get("plain_http", False)),
+            limits=request.limits,
+        )
+        for t in request.targets
+    ]

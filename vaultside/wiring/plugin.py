@@ -1,4 +1,11 @@
-"""Builds the volume plugin from ``Settings`` (used by ``vaultside plugin`` and ``serve``)."""
+"""The volume plugin, wired from ``Settings``: the one place that builds it.
+
+``plugin_component`` is what ``vaultside plugin`` runs and what ``serve`` adds as a component
+with ``inject.plugin_in_server``: an ``EmbeddedPlugin`` (plugin socket + re-delivery loop)
+over ``plugin_running`` (``build_plugin`` with one HTTP client per role, ``RoleClients``).
+The two differ only in which server the roles resolve through: ``VAULTSIDE_ADDR`` from the
+environment for ``vaultside plugin``, this server's own API (``server_api_env``) in ``serve``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import docker
@@ -18,12 +26,14 @@ from vaultside.errors import InvalidRequestError
 from vaultside.inject.admission import AdmissionPolicy, ImageFindingsCheck
 from vaultside.inject.audit import InjectAuditLog
 from vaultside.inject.docker_api import DockerEngine
+from vaultside.inject.embedded import EmbeddedPlugin
 from vaultside.inject.plugin import PluginServer
 from vaultside.inject.roles import Role, RoleBook, load_roles
 from vaultside.inject.state import PluginState
 from vaultside.inject.volumes import VolumeManager
 from vaultside.retry import NO_RETRY
 from vaultside.scan.service import ScanService
+from vaultside.scan.sources.image import image_sources
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +93,9 @@ def scanner_findings_check(docker_host: str | None, clock: Clock) -> ImageFindin
     def client() -> object:
         return docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
 
-    return ScanService(values=None, docker_factory=client, clock=clock)
+    return ScanService(
+        values=None, docker_factory=client, clock=clock, sources={"image": image_sources}
+    )
 
 
 def build_plugin(
@@ -151,8 +163,8 @@ def build_plugin(
 async def plugin_running(
     settings: Settings, *, addr: str | None = None, env: Mapping[str, str] | None = None
 ) -> AsyncIterator[tuple[PluginServer, DockerEngine]]:
-    """Run the plugin for the duration of the block (``vaultside plugin``; ``serve`` can run
-    it next to the API with ``addr`` = its own URL)."""
+    """Run the plugin for the duration of the block; its roles resolve through the server
+    named by ``env`` (``VAULTSIDE_ADDR``, or ``addr`` when given)."""
     client_env = dict(os.environ if env is None else env)
     if addr is not None:
         client_env["VAULTSIDE_ADDR"] = addr
@@ -165,3 +177,71 @@ async def plugin_running(
         await server.stop()
         await clients.close()
         await engine.close()
+
+
+def server_api_env(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """Client environment (``VAULTSIDE_ADDR``/``VAULTSIDE_SOCKET``) that reaches this server."""
+    out = dict(env)
+    out.pop("VAULTSIDE_SOCKET", None)
+    cfg = settings.server
+    if settings.inject.server_addr:
+        out["VAULTSIDE_ADDR"] = settings.inject.server_addr
+        return out
+    scheme = "https" if cfg.tls_cert_file is not None else "http"
+    if cfg.unix_socket is not None:
+        out["VAULTSIDE_SOCKET"] = str(settings.resolve(cfg.unix_socket))
+        out["VAULTSIDE_ADDR"] = f"{scheme}://localhost"
+        return out
+    host, sep, port = cfg.listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or int(port) == 0:
+        raise InvalidRequestError(
+            "inject.plugin_in_server needs a fixed server listen port (server.listen)"
+            " or inject.server_addr"
+        )
+    if host in ("", "0.0.0.0"):  # noqa: S104 - a wildcard bind is reached on loopback
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    out["VAULTSIDE_ADDR"] = f"{scheme}://{shown}:{port}"
+    return out
+
+
+def plugin_component(
+    settings: Settings,
+    *,
+    clock: Clock,
+    in_server: bool,
+    env: Mapping[str, str] | None = None,
+) -> EmbeddedPlugin:
+    """The plugin and its re-delivery loop as one component.
+
+    ``in_server``: run inside ``serve`` (one worker only; roles resolve through this server's
+    API). Otherwise (``vaultside plugin``) roles resolve through ``VAULTSIDE_ADDR`` in ``env``.
+    """
+    base = os.environ if env is None else env
+    if in_server:
+        if settings.server.workers > 1:
+            raise InvalidRequestError(
+                "inject.plugin_in_server needs server.workers = 1 (or run `vaultside plugin`)"
+            )
+        if settings.inject.roles_file is None:
+            raise InvalidRequestError(
+                "inject.plugin_in_server needs inject.roles_file (which containers get what)"
+            )
+        client_env = server_api_env(settings, base)
+    else:
+        client_env = dict(base)
+
+    def open_plugin(
+        env: Mapping[str, str],
+    ) -> AbstractAsyncContextManager[tuple[PluginServer, DockerEngine]]:
+        return plugin_running(settings, env=env)
+
+    return EmbeddedPlugin(
+        open_plugin,
+        env=client_env,
+        clock=clock,
+        interval=settings.rotation.redeliver_interval,
+    )

@@ -13,12 +13,18 @@ Fixtures (a conftest below may override one, e.g. ``rotation`` starts its clock 
 - ``tokens``: a ``TokenStore`` over ``barrier``'s ``tokens`` view on ``clock``; ``root``: a
   root token's ``TokenInfo`` from it (holds every capability).
 
+The suite's ``XDG_CACHE_HOME`` is a temporary directory (``pytest_configure``): the scanner's
+keyword-database cache of a test run never lands in the user's ``~/.cache``.
+
 Plain helpers (key files for ``Settings``, a barrier over a given storage) are in
 ``tests/stores.py``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,6 +44,21 @@ _MARKER_FOR_FIXTURE = {
     "openbao": "openbao",
     "postgres": "postgres",
 }
+
+
+_CACHE_DIR: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point ``XDG_CACHE_HOME`` (inherited by every process the tests start) at a temp dir."""
+    _CACHE_DIR.append(tempfile.mkdtemp(prefix="vs-test-cache-"))
+    os.environ["XDG_CACHE_HOME"] = _CACHE_DIR[-1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the suite's cache directory."""
+    for path in _CACHE_DIR:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vaultside.clock import FakeClock
 from vaultside.storage.base import StorageBackend
 from vaultside.storage.memory import MemoryStorage
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

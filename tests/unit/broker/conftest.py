@@ -76,10 +76,5 @@ class FakeLeaseEngine:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def storage(clock: FakeClock) -> MemoryStorage:
     return MemoryStorage(clock=clock, interleave=False)  # each fake-clock step finishes a pass

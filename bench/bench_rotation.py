@@ -44,7 +44,7 @@ from tests.integration.stack import (  # noqa: E402
     serving,
     write_roles,
 )
-from tests.stores import new_key_file, open_barrier  # noqa: E402
+from tests.stores import new_key_file, open_barrier, rotation_service  # noqa: E402
 
 # Smaller than the stack's SAFE limits: 50 of these run at once.
 SAFE = ["--user", "1000:1000", "--read-only", "--memory", "32m", "--pids-limit", "16"]
@@ -141,11 +141,9 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
     from vaultside.kv.store import KVStore
     from vaultside.rotation.authority import Grant, RotationAuthority
     from vaultside.rotation.policy import parse_policy
-    from vaultside.rotation.service import RotationService
     from vaultside.rotation.state import RotationState
     from vaultside.storage.sqlite import SqliteStorage
     from vaultside.wiring.keyspace import view
-    from vaultside.wiring.rotation import target_factory
 
     root = short_tempdir("bench-sched")
     clock = SystemClock()
@@ -159,14 +157,7 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
         )
         _, root_info = await tokens.create_root()
         grant = Grant(root_info.accessor, root_info.policies, "bench", clock.now())
-        seed = RotationService(
-            kv,
-            view(barrier, "rotation"),
-            target_factory(clock),
-            authority=authority,
-            clock=clock,
-            schedule=False,
-        )
+        seed = rotation_service(kv, barrier, clock, authority)
         doc = {"every": "1d", "jitter": "1h", "generator": {"kind": "password"},
                "target": {"kind": "kv"}}  # fmt: skip
         policy = parse_policy(doc)
@@ -183,14 +174,7 @@ async def bench_scheduler(policies: int, idle: float) -> dict[str, float]:
 
         await asyncio.gather(*(one(i) for i in range(policies)))
         write_s = time.perf_counter() - t
-        svc = RotationService(
-            kv,
-            view(barrier, "rotation"),
-            target_factory(clock),
-            authority=authority,
-            clock=clock,
-            schedule=False,
-        )
+        svc = rotation_service(kv, barrier, clock, authority)
         cpu0, t0 = time.process_time(), time.perf_counter()
         await svc.scheduler.tick()  # takes the lease, recovers, loads all policies
         load_s, load_cpu = time.perf_counter() - t0, time.process_time() - cpu0

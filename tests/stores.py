@@ -15,7 +15,12 @@ from vaultside.clock import Clock
 from vaultside.config.settings import Settings
 from vaultside.crypto.barrier import Barrier
 from vaultside.crypto.seal import FileSeal, init_key_file
+from vaultside.kv.store import KVStore
+from vaultside.rotation.authority import RotationAuthority
+from vaultside.rotation.service import RotationService
 from vaultside.storage.base import StorageBackend
+from vaultside.wiring.keyspace import view
+from vaultside.wiring.rotation import target_factory
 
 # The SQLite file name the ``barrier`` fixture stores under ``tmp_path``.
 BARRIER_DB = "vs.db"
@@ -56,3 +61,18 @@ async def open_barrier(
         await barrier.open()
     await barrier.unseal()
     return barrier
+
+
+def rotation_service(
+    kv: KVStore, barrier: Barrier, clock: Clock, authority: RotationAuthority
+) -> RotationService:
+    """A ``RotationService`` as wiring builds it (its view of the barrier, the registered
+    target kinds), with the scheduler off: tests and benches drive ``scheduler.tick``."""
+    return RotationService(
+        kv,
+        view(barrier, "rotation"),
+        target_factory(clock),
+        authority=authority,
+        clock=clock,
+        schedule=False,
+    )

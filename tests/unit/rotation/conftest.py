@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.stores import rotation_service
 from vaultside.auth.policy import Authorizer, PolicyStore
 from vaultside.auth.tokens import TokenStore
 from vaultside.clock import FakeClock
@@ -16,7 +17,6 @@ from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
 from vaultside.wiring.keyspace import view
-from vaultside.wiring.rotation import target_factory
 
 # 2023-11-14 22:13:20 UTC
 START = 1_700_000_000.0
@@ -47,13 +47,6 @@ def authority(tokens: TokenStore, policies: PolicyStore) -> RotationAuthority:
 def service(
     kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> RotationService:
-    svc = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
+    svc = rotation_service(kv, barrier, clock, authority)
     svc.engine._jitter = lambda: 0.5
     return svc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.stores import rotation_service
 from vaultside.auth.tokens import TokenInfo
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
@@ -35,14 +36,7 @@ async def deleted(kv: KVStore, path: str) -> set[int]:
 def new_service(
     kv: KVStore, barrier: Barrier, clock: FakeClock, authority: RotationAuthority
 ) -> RotationService:
-    svc = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
+    svc = rotation_service(kv, barrier, clock, authority)
     svc.engine._jitter = lambda: 0.0
     return svc
 

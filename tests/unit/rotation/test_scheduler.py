@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.stores import rotation_service
 from vaultside.auth.records import TokenInfo
 from vaultside.clock import FakeClock
 from vaultside.crypto.barrier import Barrier
 from vaultside.kv.store import KVStore
 from vaultside.rotation.authority import RotationAuthority
 from vaultside.rotation.service import RotationService
-from vaultside.wiring.keyspace import view
-from vaultside.wiring.rotation import target_factory
 
 from .conftest import START
 
@@ -101,26 +100,12 @@ async def test_window_postpones_to_the_next_opening(
 async def test_catch_up_runs_missed_rotations_once(
     kv: KVStore, barrier: Barrier, clock: FakeClock, root: TokenInfo, authority: RotationAuthority
 ) -> None:
-    first = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
+    first = rotation_service(kv, barrier, clock, authority)
     await first.set_policy("m", policy(every="1h"), by=root)
     await first.set_policy("n", policy(every="1h"), by=root)
     # vaultside is down for 10 hours, then a new process starts.
     await clock.advance(10 * 3600)
-    second = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
+    second = rotation_service(kv, barrier, clock, authority)
     await second.scheduler.tick()
     assert await version(kv, "m") == 1 and await version(kv, "n") == 1
     assert second.scheduler.planned("m") == clock.now() + 3600
@@ -131,22 +116,8 @@ async def test_catch_up_runs_missed_rotations_once(
 async def test_only_one_scheduler_leads(
     kv: KVStore, barrier: Barrier, clock: FakeClock, root: TokenInfo, authority: RotationAuthority
 ) -> None:
-    a = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
-    b = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
+    a = rotation_service(kv, barrier, clock, authority)
+    b = rotation_service(kv, barrier, clock, authority)
     await a.set_policy("x", policy(every="1h"), by=root)
     await a.scheduler.tick()
     await b.scheduler.tick()

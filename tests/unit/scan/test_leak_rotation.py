@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import rotation_service
 from vaultside.audit.hmac import AuditHasher
 from vaultside.audit.sinks import AuditBroker, StdoutSink
 from vaultside.auth.policy import Authorizer, PolicyStore
@@ -29,7 +30,6 @@ from vaultside.scan.scanner import Scanner
 from vaultside.scan.service import ScanService, version_status
 from vaultside.scan.sources.path import PathSource
 from vaultside.wiring.keyspace import view
-from vaultside.wiring.rotation import target_factory
 
 POLICY = {"every": "1d", "generator": {"kind": "password", "length": 24}, "target": {"kind": "kv"}}
 
@@ -42,14 +42,7 @@ def stack(
     authority = RotationAuthority(
         tokens, Authorizer(PolicyStore(view(barrier, "policies"), clock=clock))
     )
-    rotation = RotationService(
-        kv,
-        view(barrier, "rotation"),
-        target_factory(clock),
-        authority=authority,
-        clock=clock,
-        schedule=False,
-    )
+    rotation = rotation_service(kv, barrier, clock, authority)
     return kv, rotation, clock
 
 

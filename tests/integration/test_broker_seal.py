@@ -31,7 +31,7 @@ from vaultside.crypto.unseal import unseal_until_ready
 from vaultside.errors import SealedError
 from vaultside.services import Services
 from vaultside.storage.sqlite import SqliteStorage
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 from .services.openbao import find_bao
 from .services.process import (

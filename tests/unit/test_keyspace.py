@@ -13,8 +13,8 @@ from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file
 from vaultside.services import Services
-from vaultside.wiring import build_services
 from vaultside.wiring.keyspace import PREFIXES, lease, view
+from vaultside.wiring.server import build_services
 
 # Pinned: these strings are part of every existing data dir (the stored key and its AEAD
 # AAD). Changing one orphans the records below it.

@@ -13,7 +13,10 @@ from vaultside.audit.sinks import FileSink, StdoutSink
 from vaultside.auth.tidy import TokenTidier
 from vaultside.config.settings import Settings
 from vaultside.errors import InvalidRequestError
-from vaultside.wiring import build_audit_sinks, build_seal, build_services, postgres_dsn
+from vaultside.wiring.audit import build_audit_sinks
+from vaultside.wiring.seal import build_seal
+from vaultside.wiring.server import build_services
+from vaultside.wiring.storage import postgres_dsn
 
 
 def test_audit_sinks(tmp_path: Path) -> None:

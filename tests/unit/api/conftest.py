@@ -15,7 +15,7 @@ from vaultside.api.app import create_app
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
 from vaultside.services import Services
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 
 @dataclass

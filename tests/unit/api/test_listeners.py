@@ -19,7 +19,7 @@ from vaultside.api.server import Bound, parse_listen, run_server, tls_context
 from vaultside.config.settings import ServerSettings
 from vaultside.errors import InvalidRequestError
 from vaultside.services import Services
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 from .pki import Pki, make_pki
 

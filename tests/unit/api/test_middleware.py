@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.stores import keyed_settings, new_key_file
 from vaultside.api.app import create_app
 from vaultside.api.state import BACKGROUND, SEAL_STATE, SERVICES
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 from .conftest import Api
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from vaultside.cli.main import cli
 from vaultside.config.settings import Settings
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 
 @pytest.fixture

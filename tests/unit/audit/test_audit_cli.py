@@ -14,7 +14,7 @@ from vaultside.audit.hmac import AuditHasher, load_or_create_key
 from vaultside.audit.sinks import AuditBroker, FileSink
 from vaultside.cli.main import cli
 from vaultside.config.settings import Settings
-from vaultside.wiring import audit_key_file
+from vaultside.wiring.audit import audit_key_file
 from vaultside.wiring.keyspace import view
 
 from .conftest import make_event
@@ -85,7 +85,9 @@ async def test_verify_ok_and_broken(tmp_path: Path, planted: str) -> None:
 async def test_verify_with_data_dir_checks_macs_and_anchor(tmp_path: Path) -> None:
     from vaultside.audit.anchor import ChainAnchor
     from vaultside.crypto.barrier import Barrier
-    from vaultside.wiring import audit_chain_id, build_seal, build_storage
+    from vaultside.wiring.audit import audit_chain_id
+    from vaultside.wiring.seal import build_seal
+    from vaultside.wiring.storage import build_storage
 
     data = tmp_path / "data"
     data.mkdir()

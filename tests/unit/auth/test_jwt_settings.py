@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from vaultside.config.settings import Settings
 from vaultside.errors import InvalidRequestError
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 

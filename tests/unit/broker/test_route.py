@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.stores import keyed_settings
 from vaultside.api.app import create_app
 from vaultside.services import Services
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 
 def closed_port() -> int:

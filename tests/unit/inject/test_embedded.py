@@ -10,7 +10,7 @@ from tests.stores import with_key
 from vaultside.clock import FakeClock
 from vaultside.config.settings import Settings
 from vaultside.inject.embedded import EmbeddedPlugin
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 
 def _settings(tmp_path: Path, **inject: object) -> Settings:

@@ -141,7 +141,7 @@ def test_wiring_adds_the_periodic_scanner_only_when_configured(
     tmp_path: Path, interval: float
 ) -> None:
     from vaultside.config.settings import Settings
-    from vaultside.wiring import build_services
+    from vaultside.wiring.server import build_services
 
     settings = Settings(
         data_dir=tmp_path,

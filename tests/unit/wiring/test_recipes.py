@@ -32,9 +32,9 @@ from vaultside.scan.sources.request import ScanRequest
 from vaultside.services import Services
 from vaultside.storage.base import Op, StorageBackend
 from vaultside.storage.sqlite import SqliteStorage
-from vaultside.wiring import build_services
 from vaultside.wiring.rotation import TARGET_KINDS
 from vaultside.wiring.scan import SERVER_SCAN_SOURCES
+from vaultside.wiring.server import build_services
 from vaultside.wiring.sources import SOURCE_KINDS
 from vaultside.wiring.storage import STORAGE_KINDS
 

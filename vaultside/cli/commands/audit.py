@@ -131,8 +131,10 @@ async def _chain_material(data_dir: Path, chain_id: str | None) -> tuple[bytes |
     from vaultside.audit.anchor import load_key as load_chain_key
     from vaultside.config.settings import Settings
     from vaultside.crypto.barrier import Barrier
-    from vaultside.wiring import audit_chain_id, build_seal, build_storage
+    from vaultside.wiring.audit import audit_chain_id
     from vaultside.wiring.keyspace import view
+    from vaultside.wiring.seal import build_seal
+    from vaultside.wiring.storage import build_storage
 
     settings = Settings(data_dir=data_dir)
     chain_id = chain_id or audit_chain_id(settings)
@@ -177,7 +179,7 @@ def hash_value(key_file: Path | None, value: str | None) -> None:
 def _default_key_file() -> Path:
     # Imported here so `vaultside audit` stays usable even with a broken server config file.
     from vaultside.config.loader import ConfigError, load_settings
-    from vaultside.wiring import audit_key_file
+    from vaultside.wiring.audit import audit_key_file
 
     try:
         settings = load_settings()

@@ -29,7 +29,8 @@ from vaultside.cli.settings import settings_or_exit
 from vaultside.config.settings import Settings
 from vaultside.crypto.seal import init_key_file, init_passphrase_salt
 from vaultside.errors import VaultsideError
-from vaultside.wiring import build_services, salt_file
+from vaultside.wiring.seal import salt_file
+from vaultside.wiring.server import build_services
 
 
 def _settings() -> Settings:

@@ -21,7 +21,7 @@ from vaultside.crypto.seal import init_key_file
 from vaultside.errors import VaultsideError
 from vaultside.logs import setup_logging
 from vaultside.services import Services
-from vaultside.wiring import build_services
+from vaultside.wiring.server import build_services
 
 DEV_DATA_DIR = Path(".data")
 

@@ -89,7 +89,7 @@ class AuditSettings(Section):
     """Where audit records go; the HMAC key keeps values out of them."""
 
     file: Path | None = Path("audit.log")
-    # None means ``<data_dir>/audit-hmac.key`` (see ``wiring.audit_key_file``).
+    # None means ``<data_dir>/audit-hmac.key`` (see ``wiring.audit.audit_key_file``).
     hmac_key_file: Path | None = None
     stdout: bool = False
     # fsync the audit file after each batch (durable across power loss; slower).
@@ -101,7 +101,7 @@ class AuditSettings(Section):
     summary_interval: Duration = Field(default=10.0, ge=0, le=3600)
     summary_max_clients: int = Field(default=1000, ge=1, le=1_000_000)
     # Names this server's audit chain (its anchor in storage) among servers sharing storage;
-    # None means "<hostname>:<audit file path>" (see ``wiring.audit_chain_id``).
+    # None means "<hostname>:<audit file path>" (see ``wiring.audit.audit_chain_id``).
     chain_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 

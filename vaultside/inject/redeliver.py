@@ -242,14 +242,13 @@ class MountRefresher:
             if not isinstance(source, HttpSecretSource) or not tracked.holdings:
                 continue
             for facts in tracked.containers:
-                body = {
-                    "consumer": f"plugin-{facts.id[:12]}",
-                    "kind": "plugin",
-                    "container": facts.name or facts.id[:12],
-                    "holdings": tracked.holdings,
-                }
                 try:
-                    await source.client.request("POST", "consumers", body=body)
+                    await source.client.report_consumer(
+                        f"plugin-{facts.id[:12]}",
+                        "plugin",
+                        tracked.holdings,
+                        container=facts.name or facts.id[:12],
+                    )
                 except VaultsideError as exc:
                     log.warning("consumer report refused", extra={"error": exc.message})
 

@@ -104,6 +104,8 @@ class RotationEngine:
         self._locks: dict[str, asyncio.Lock] = {}
         # A crashed holder's per-secret lease expires after this; live holders renew it.
         self.lock_ttl = lock_ttl
+        # Journaled paths whose lock another process held at the last ``recover``.
+        self.unrecovered: set[str] = set()
         self._jitter = jitter or (lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
 
     def jitter_fraction(self) -> float:
@@ -311,19 +313,31 @@ class RotationEngine:
     # -- recovery ------------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Resume or roll back every journaled rotation; returns how many were handled."""
+        """Resume or roll back every journaled rotation; returns how many were handled.
+
+        A path whose lock another process holds is left alone: that process is rotating it,
+        or it crashed and its lock lives until the lock's TTL ends. Such paths are kept in
+        ``unrecovered`` and the scheduler calls ``recover`` again on its next ticks until
+        none is left, so a crashed rotation is never left half done until its next run.
+        """
         count = 0
+        self.unrecovered.clear()
         for path in await self.journal.paths():
-            lease = f"lock/{path}"
-            if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
-                continue  # another process is working on it
-            try:
-                count += await self._recover_one(path)
-            except Exception as exc:
-                # The entry stays; the next rotation of this path (or start) tries again.
-                log.error("recovery failed", extra={"path": path, "error": describe(exc)})
-            finally:
-                await self.storage.unlock(lease, self.holder)
+            lock = self._locks.setdefault(path, asyncio.Lock())
+            if lock.locked():
+                continue  # this process is rotating it (``rotate`` recovers first)
+            async with lock:
+                lease = f"lock/{path}"
+                if not await self.storage.try_lock(lease, self.holder, self.lock_ttl):
+                    self.unrecovered.add(path)  # another process's, live or not yet expired
+                    continue
+                try:
+                    count += await self._recover_one(path)
+                except Exception as exc:
+                    # The entry stays; the next rotation of this path (or start) tries again.
+                    log.error("recovery failed", extra={"path": path, "error": describe(exc)})
+                finally:
+                    await self.storage.unlock(lease, self.holder)
         return count
 
     async def _recover_one(self, path: str) -> int:

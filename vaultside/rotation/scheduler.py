@@ -142,6 +142,11 @@ class RotationScheduler:
             self._generation = None
             self.engine.metrics.leader.set(1)
             log.info("rotation scheduler is leader", extra={"recovered": recovered})
+        elif self.engine.unrecovered:
+            # A crashed process's path lock outlived its scheduler lease: try again now.
+            recovered = await self.engine.recover()
+            if recovered:
+                log.info("rotation recovery caught up", extra={"recovered": recovered})
         await leaders.report(self.leaders, self.clock, LEADER_JOB, self.engine.holder, True)
         self._wake.clear()
         generation = await self.engine.store.generation()

@@ -236,3 +236,28 @@ async def test_failed_rollback_keeps_the_journal_and_blocks_new_rotations(
 async def test_unknown_policy_is_not_found(service: RotationService) -> None:
     with pytest.raises(NotFoundError):
         await service.rotate_now("nope")
+
+
+async def test_a_crashed_holders_lock_delays_recovery_but_the_leader_retries(
+    service: RotationService,
+    kv: KVStore,
+    program: Path,
+    root: TokenInfo,
+    barrier: Barrier,
+) -> None:
+    """A restarted server can take the scheduler lease while the dead process's path lock
+    still lives (both leases were renewed at different moments): recovery of that path is put
+    off, and the leader tries it again on its next ticks instead of leaving the rotation
+    half done until the path's next scheduled run."""
+    await journal_crash(service, kv, "set", program, root)
+    # SQLite's leases run on real time: the dead process's lock has 0.3 s left.
+    assert await barrier.try_lock("rotation/lock/svc/api", "dead-process", 0.3)
+    await service.scheduler.tick()  # leader now; the path's lock is still the dead one's
+    assert service.scheduler.leader
+    assert await service.engine.journal.paths() == ["svc/api"]
+    assert steps(program) == []
+    await asyncio.sleep(0.4)  # the dead process's lock expires
+    await service.scheduler.tick()
+    assert steps(program) == ["rollback"]
+    assert await service.engine.journal.paths() == []
+    assert (await kv.get("svc/api")).data == {"password": "old"}
